@@ -1,0 +1,209 @@
+"""Argument normalising and the one output-size formula.
+
+Every op in convpool takes PyTorch-style arguments (an int or a per-dimension
+tuple) and turns them into per-dimension tuples here, so the engine below only
+ever sees tuples of the right length.  Error messages name the argument, the
+value and what was expected.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+IntOrTuple = int | Sequence[int]
+# Padding as the engine sees it: one (lo, hi) pair per spatial dimension.
+Pairs = tuple[tuple[int, int], ...]
+
+PADDING_MODES = ("zeros", "constant", "reflect", "replicate", "circular")
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+
+
+def ntuple(value: Any, n: int, name: str, *, minimum: int = 1) -> tuple[int, ...]:
+    """``value`` as an ``n``-tuple of ints, each ``>= minimum``.
+
+    >>> ntuple(3, 2, "kernel_size")
+    (3, 3)
+    """
+    if _is_int(value):
+        out = (int(value),) * n
+    elif isinstance(value, (tuple, list)) and all(_is_int(v) for v in value):
+        if len(value) == 1 and n > 1:
+            out = (int(value[0]),) * n
+        elif len(value) != n:
+            raise ValueError(
+                f"{name} must be an int or a tuple of {n} ints for a {n}-d op, "
+                f"got {value!r} ({len(value)} values)"
+            )
+        else:
+            out = tuple(int(v) for v in value)
+    else:
+        raise TypeError(f"{name} must be an int or a tuple of {n} ints, got {value!r}")
+    bad = [v for v in out if v < minimum]
+    if bad:
+        what = "positive" if minimum == 1 else f">= {minimum}"
+        raise ValueError(f"{name} must be {what}, got {value!r}")
+    return out
+
+
+def check_array(x: Any, name: str = "input") -> np.ndarray:
+    """``x`` as a floating-point ndarray (float16/32/64), or a clear TypeError."""
+    if not isinstance(x, np.ndarray):
+        try:
+            x = np.asarray(x)
+        except Exception as exc:  # pragma: no cover - numpy's own message is kept
+            raise TypeError(f"{name} must be a NumPy array, got {type(x).__name__}") from exc
+    if not np.issubdtype(x.dtype, np.floating):
+        raise TypeError(
+            f"{name} must be a floating-point array (float32 or float64), got dtype {x.dtype}"
+        )
+    return x
+
+
+def check_rank(x: np.ndarray, nd: int, name: str = "input") -> bool:
+    """Check ``x`` is ``(N, C, *spatial)`` or unbatched ``(C, *spatial)``.
+
+    Returns True when the input was unbatched (the caller adds and removes
+    the batch axis).
+    """
+    if x.ndim == nd + 2:
+        return False
+    if x.ndim == nd + 1:
+        return True
+    raise ValueError(
+        f"{name} of a {nd}-d op must have {nd + 2} dims (N, C, {_spatial_names(nd)}) "
+        f"or {nd + 1} dims unbatched, got shape {x.shape}"
+    )
+
+
+def _spatial_names(nd: int) -> str:
+    return ", ".join(("D", "H", "W")[3 - nd :]) if nd <= 3 else f"{nd} spatial dims"
+
+
+def padding_pairs(padding: Any, nd: int, name: str = "padding") -> Pairs:
+    """An int, a per-dimension tuple or explicit ``(lo, hi)`` pairs, as pairs."""
+    if _is_int(padding) or (
+        isinstance(padding, (tuple, list)) and all(_is_int(p) for p in padding)
+    ):
+        p = ntuple(padding, nd, name, minimum=0)
+        return tuple((v, v) for v in p)
+    if isinstance(padding, (tuple, list)) and len(padding) == nd:
+        pairs = []
+        for pair in padding:
+            if not (isinstance(pair, (tuple, list)) and len(pair) == 2):
+                break
+            lo, hi = ntuple(tuple(pair), 2, name, minimum=0)
+            pairs.append((lo, hi))
+        else:
+            return tuple(pairs)
+    raise TypeError(
+        f"{name} must be an int, a tuple of {nd} ints, {nd} (lo, hi) pairs, "
+        f"'valid' or 'same', got {padding!r}"
+    )
+
+
+def same_padding(
+    in_size: Sequence[int], kernel: Sequence[int], stride: Sequence[int], dilation: Sequence[int]
+) -> Pairs:
+    """'same' padding: output = ceil(in / stride), the odd pixel padded at the end.
+
+    For stride 1 this is PyTorch's rule (output size == input size, total
+    padding ``dilation*(kernel-1)`` split with the extra one on the high side).
+    PyTorch refuses 'same' with stride > 1; convpool uses TensorFlow's rule,
+    which reduces to PyTorch's at stride 1.
+    """
+    pairs = []
+    for n, k, s, d in zip(in_size, kernel, stride, dilation, strict=True):
+        out = -(-n // s)
+        total = max((out - 1) * s + d * (k - 1) + 1 - n, 0)
+        pairs.append((total // 2, total - total // 2))
+    return tuple(pairs)
+
+
+def resolve_padding(
+    padding: Any,
+    nd: int,
+    in_size: Sequence[int],
+    kernel: Sequence[int],
+    stride: Sequence[int],
+    dilation: Sequence[int],
+) -> Pairs:
+    if isinstance(padding, str):
+        if padding == "valid":
+            return ((0, 0),) * nd
+        if padding == "same":
+            return same_padding(in_size, kernel, stride, dilation)
+        raise ValueError(f"padding must be 'valid', 'same' or ints, got {padding!r}")
+    return padding_pairs(padding, nd)
+
+
+def output_size(
+    in_size: Sequence[int],
+    kernel: Sequence[int],
+    stride: Sequence[int],
+    padding: Pairs,
+    dilation: Sequence[int],
+    ceil_mode: bool = False,
+    what: str = "input",
+) -> tuple[int, ...]:
+    """The sliding-window output size, per dimension::
+
+        out = floor_or_ceil((in + lo + hi - dilation*(kernel-1) - 1) / stride) + 1
+
+    With ``ceil_mode`` a last window that would start inside the high padding
+    is dropped (PyTorch's rule), so every window touches the input or the low
+    padding.  A window that does not fit raises ValueError showing the formula
+    with the caller's numbers.
+    """
+    out = []
+    for i, (n, k, s, (lo, hi), d) in enumerate(
+        zip(in_size, kernel, stride, padding, dilation, strict=True)
+    ):
+        span = d * (k - 1) + 1
+        room = n + lo + hi - span
+        if room < 0:
+            raise ValueError(
+                f"the window does not fit the padded {what} in spatial dim {i}: "
+                f"out = floor((in + pad_lo + pad_hi - dilation*(kernel-1) - 1) / stride) + 1 "
+                f"= floor(({n} + {lo} + {hi} - {d}*({k}-1) - 1) / {s}) + 1 < 1; "
+                f"use a smaller kernel/dilation or more padding"
+            )
+        o = (-(-room // s) if ceil_mode else room // s) + 1
+        if ceil_mode and (o - 1) * s >= n + lo:
+            o -= 1
+        out.append(o)
+    return tuple(out)
+
+
+def check_pool_padding(
+    padding: Pairs, kernel: Sequence[int], dilation: Sequence[int], name: str = "padding"
+) -> None:
+    """Pools need every window to touch the input: pad <= effective kernel / 2.
+
+    This is PyTorch's rule for max and average pooling; without it a window
+    could lie entirely in the padding and produce -inf or a 0/0.
+    """
+    for (lo, hi), k, d in zip(padding, kernel, dilation, strict=True):
+        half = (d * (k - 1) + 1) // 2
+        if max(lo, hi) > half:
+            raise ValueError(
+                f"{name} must be at most half the effective kernel size "
+                f"(dilation*(kernel-1)+1)//2 = {half} for kernel {tuple(kernel)}, "
+                f"got {tuple(padding)}"
+            )
+
+
+def check_padding_mode(mode: str, name: str = "padding_mode") -> str:
+    if mode not in PADDING_MODES:
+        raise ValueError(f"{name} must be one of {PADDING_MODES}, got {mode!r}")
+    return "constant" if mode == "zeros" else mode
+
+
+def prod(values: Sequence[int]) -> int:
+    return math.prod(values)

@@ -1,0 +1,93 @@
+"""Shared plumbing for the functional ops: input checks and window geometry."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .. import _args
+from .._args import Pairs
+from ..windows import valid_counts
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """Where the windows of one op lie, per spatial dimension.
+
+    ``pads`` is the user's padding as (lo, hi) pairs; ``extra`` is the
+    additional high-side room that ``ceil_mode`` may need for a last, partial
+    window (filled with the reduction's identity, never counted).
+    """
+
+    in_size: tuple[int, ...]
+    kernel: tuple[int, ...]
+    stride: tuple[int, ...]
+    dilation: tuple[int, ...]
+    pads: Pairs
+    out: tuple[int, ...]
+    extra: tuple[int, ...]
+
+    @property
+    def nd(self) -> int:
+        return len(self.kernel)
+
+    @property
+    def padded(self) -> tuple[int, ...]:
+        """Spatial size after padding (including the ceil_mode room)."""
+        return tuple(
+            n + lo + hi + e for n, (lo, hi), e in zip(self.in_size, self.pads, self.extra, strict=True)
+        )
+
+    def counts(self, *, include_pad: bool) -> np.ndarray:
+        """Per output position, the window elements on the input (or the padded input)."""
+        if include_pad:
+            lo = [0] * self.nd
+            hi = [n + a + b for n, (a, b) in zip(self.in_size, self.pads, strict=True)]
+        else:
+            lo = [a for a, _ in self.pads]
+            hi = [n + a for n, (a, _) in zip(self.in_size, self.pads, strict=True)]
+        return valid_counts(self.kernel, self.stride, self.dilation, self.out, lo, hi)
+
+
+def make_geometry(
+    in_size: tuple[int, ...],
+    nd: int,
+    kernel_size: Any,
+    stride: Any,
+    padding: Any,
+    dilation: Any,
+    ceil_mode: bool = False,
+    *,
+    pool: bool = False,
+) -> Geometry:
+    kernel = _args.ntuple(kernel_size, nd, "kernel_size")
+    # A pool's stride defaults to its kernel size (PyTorch's None).
+    strides = kernel if (pool and stride is None) else _args.ntuple(stride, nd, "stride")
+    dil = _args.ntuple(dilation, nd, "dilation")
+    if not isinstance(ceil_mode, (bool, np.bool_)):
+        raise TypeError(f"ceil_mode must be a bool, got {ceil_mode!r}")
+    pads = _args.resolve_padding(padding, nd, in_size, kernel, strides, dil)
+    if pool:
+        _args.check_pool_padding(pads, kernel, dil)
+    out = _args.output_size(in_size, kernel, strides, pads, dil, bool(ceil_mode))
+    extra = tuple(
+        max(0, (o - 1) * s + d * (k - 1) + 1 - (n + lo + hi))
+        for n, k, s, d, o, (lo, hi) in zip(in_size, kernel, strides, dil, out, pads, strict=True)
+    )
+    return Geometry(in_size, kernel, strides, dil, pads, out, extra)
+
+
+def batched(x: Any, nd: int, name: str = "input") -> tuple[np.ndarray, bool]:
+    """``x`` checked and as ``(N, C, *spatial)``; True if a batch axis was added."""
+    x = _args.check_array(x, name)
+    unbatched = _args.check_rank(x, nd, name)
+    return (x[None] if unbatched else x), unbatched
+
+
+def check_grad(dy: Any, expected: tuple[int, ...], dtype: np.dtype, name: str = "grad_output") -> np.ndarray:
+    dy = _args.check_array(dy, name)
+    if dy.shape != tuple(expected):
+        raise ValueError(f"{name} must have the output's shape {tuple(expected)}, got {dy.shape}")
+    return dy.astype(dtype, copy=False)

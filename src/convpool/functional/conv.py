@@ -1,0 +1,161 @@
+"""Convolution: multiply every window by learned weights and sum.
+
+One N-d implementation on the window engine ("im2col"):
+
+1. pad the input (zeros or a border mode),
+2. take the read-only window view ``(N, C, *out, *kernel)``,
+3. lay each group's windows out as columns ``(N, groups, C_in/groups * K, P)``
+   (``K`` kernel elements, ``P`` output positions) - the one copy,
+4. one batched matrix product with the weights ``(groups, C_out/groups, C_in/groups * K)``
+   gives the output directly in ``(N, C_out, *out)`` layout.
+
+The backward pass is the same in reverse: ``grad_weight = grad_out @ cols^T``,
+``grad_cols = W^T @ grad_out``, then the window view's adjoint
+(:func:`convpool.windows.scatter_add`) and the padding's adjoint.
+
+As in deep-learning libraries this is cross-correlation (the kernel is not
+flipped).  Shape: input ``(N, C_in, *in)`` or ``(C_in, *in)``, weight
+``(C_out, C_in/groups, *kernel)``, output ``(N, C_out, *out)`` with per dim
+``out = floor((in + pad_lo + pad_hi - dilation*(kernel-1) - 1) / stride) + 1``.
+
+``padding`` may be an int, a tuple, explicit ``(lo, hi)`` pairs, 'valid' or
+'same'.  'same' with stride 1 is PyTorch's; with stride > 1 (which PyTorch
+refuses) convpool uses TensorFlow's rule: ``out = ceil(in / stride)`` and the
+odd padding pixel goes to the end.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .. import _args
+from ..windows import pad, pad_backward, scatter_add, window_view
+from ._common import Geometry, batched, check_grad, make_geometry
+
+
+@dataclass
+class ConvCtx:
+    geom: Geometry
+    groups: int
+    mode: str
+    cols: np.ndarray  # (N, g, Cg*K, P)
+    w: np.ndarray  # (g, Cout/g, Cg*K), in the input's dtype
+    x_shape: tuple[int, ...]
+    w_shape: tuple[int, ...]
+    w_dtype: np.dtype
+    has_bias: bool
+    unbatched: bool
+    y_shape: tuple[int, ...]
+
+
+def _check_weight(x: np.ndarray, weight: Any, bias: Any, nd: int, groups: Any) -> tuple[np.ndarray, np.ndarray | None]:
+    weight = _args.check_array(weight, "weight")
+    if weight.ndim != nd + 2:
+        raise ValueError(
+            f"weight of a {nd}-d conv must have {nd + 2} dims (C_out, C_in/groups, *kernel), "
+            f"got shape {weight.shape}"
+        )
+    if not _args._is_int(groups) or groups < 1:
+        raise ValueError(f"groups must be a positive int, got {groups!r}")
+    c_in, c_out = x.shape[1], weight.shape[0]
+    if c_in % groups or c_out % groups:
+        raise ValueError(
+            f"groups={groups} must divide both in_channels={c_in} and out_channels={c_out}"
+        )
+    if weight.shape[1] * groups != c_in:
+        raise ValueError(
+            f"input has {c_in} channels but weight of shape {weight.shape} with groups={groups} "
+            f"expects {weight.shape[1] * groups} (weight.shape[1] * groups)"
+        )
+    if bias is not None:
+        bias = _args.check_array(bias, "bias")
+        if bias.shape != (c_out,):
+            raise ValueError(f"bias must have shape ({c_out},) (out_channels), got {bias.shape}")
+    return weight, bias
+
+
+def conv_forward(
+    x: Any,
+    weight: Any,
+    bias: Any = None,
+    stride: Any = 1,
+    padding: Any = 0,
+    dilation: Any = 1,
+    groups: int = 1,
+    padding_mode: str = "zeros",
+    *,
+    nd: int | None = None,
+) -> tuple[np.ndarray, ConvCtx]:
+    """N-d convolution forward; returns ``(y, ctx)`` for :func:`conv_backward`."""
+    if nd is None:
+        nd = np.ndim(weight) - 2
+    xb, unbatched = batched(x, nd)
+    weight, bias = _check_weight(xb, weight, bias, nd, groups)
+    mode = _args.check_padding_mode(padding_mode)
+    g = make_geometry(xb.shape[2:], nd, weight.shape[2:], stride, padding, dilation)
+    xp = pad(xb, g.pads, mode)
+    n, c = xb.shape[:2]
+    c_out = weight.shape[0]
+    cg, k, p = c // groups, _args.prod(g.kernel), _args.prod(g.out)
+    view = window_view(xp, g.kernel, g.stride, g.dilation, g.out)  # (N, C, *out, *k)
+    view = view.reshape((n, groups, cg) + g.out + g.kernel)
+    axes = (0, 1, 2, *range(3 + nd, 3 + 2 * nd), *range(3, 3 + nd))
+    cols = np.ascontiguousarray(view.transpose(axes)).reshape(n, groups, cg * k, p)
+    w = weight.astype(xb.dtype, copy=False).reshape(groups, c_out // groups, cg * k)
+    y = np.matmul(w, cols).reshape((n, c_out) + g.out)
+    if bias is not None:
+        y += bias.astype(xb.dtype, copy=False).reshape((c_out,) + (1,) * nd)
+    ctx = ConvCtx(g, groups, mode, cols, w, xb.shape, weight.shape, weight.dtype, bias is not None, unbatched, y.shape)
+    return (y[0] if unbatched else y), ctx
+
+
+def conv_backward(dy: Any, ctx: ConvCtx) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Gradients ``(grad_input, grad_weight, grad_bias)`` (``grad_bias`` None without bias)."""
+    g, groups = ctx.geom, ctx.groups
+    nd = g.nd
+    dy = check_grad(dy, ctx.y_shape[1:] if ctx.unbatched else ctx.y_shape, ctx.cols.dtype)
+    if ctx.unbatched:
+        dy = dy[None]
+    n, c = ctx.x_shape[:2]
+    c_out = ctx.w_shape[0]
+    dyg = dy.reshape(n, groups, c_out // groups, -1)  # (N, g, Cout/g, P)
+    db = dy.sum(axis=(0, *range(2, 2 + nd))).astype(ctx.w_dtype) if ctx.has_bias else None
+    dw = np.matmul(dyg, ctx.cols.transpose(0, 1, 3, 2)).sum(axis=0)
+    dw = dw.reshape(ctx.w_shape).astype(ctx.w_dtype, copy=False)
+    dcols = np.matmul(ctx.w.transpose(0, 2, 1), dyg)  # (N, g, Cg*K, P)
+    dcols = dcols.reshape((n, c) + g.kernel + g.out)
+    axes = (0, 1, *range(2 + nd, 2 + 2 * nd), *range(2, 2 + nd))
+    gp = scatter_add(dcols.transpose(axes), (n, c) + g.padded, g.stride, g.dilation)
+    dx = pad_backward(gp, g.pads, ctx.mode)
+    return (dx[0] if ctx.unbatched else dx), dw, db
+
+
+def _conv(nd: int):  # type: ignore[no-untyped-def]
+    def conv(
+        input: Any,
+        weight: Any,
+        bias: Any = None,
+        stride: Any = 1,
+        padding: Any = 0,
+        dilation: Any = 1,
+        groups: int = 1,
+        *,
+        padding_mode: str = "zeros",
+    ) -> np.ndarray:
+        return conv_forward(input, weight, bias, stride, padding, dilation, groups, padding_mode, nd=nd)[0]
+
+    conv.__name__ = conv.__qualname__ = f"conv{nd}d"
+    conv.__doc__ = (
+        f"{nd}-d convolution (cross-correlation), PyTorch's ``conv{nd}d``; beyond it, "
+        "``padding_mode`` ('zeros', 'reflect', 'replicate', 'circular'), explicit (lo, hi) "
+        "padding pairs and 'same' with stride > 1.  See the module doc."
+    )
+    return conv
+
+
+conv1d = _conv(1)
+conv2d = _conv(2)
+conv3d = _conv(3)

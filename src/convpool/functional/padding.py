@@ -1,0 +1,44 @@
+"""``pad`` with PyTorch's argument convention (last dimension first)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .. import _args
+from .. import windows
+
+
+def _pairs(x: np.ndarray, pad_arg: Any) -> _args.Pairs:
+    if not isinstance(pad_arg, (tuple, list)) or not all(_args._is_int(p) for p in pad_arg):
+        raise TypeError(f"pad must be a tuple of ints (last dim first), got {pad_arg!r}")
+    if len(pad_arg) % 2 or len(pad_arg) // 2 > x.ndim:
+        raise ValueError(
+            f"pad must have an even length of at most 2*input.ndim = {2 * x.ndim}, "
+            f"got {len(pad_arg)} values {tuple(pad_arg)}"
+        )
+    if any(p < 0 for p in pad_arg):
+        raise ValueError(f"pad must be non-negative (cropping is not supported), got {tuple(pad_arg)}")
+    pairs = [(int(pad_arg[i]), int(pad_arg[i + 1])) for i in range(0, len(pad_arg), 2)]
+    return tuple(reversed(pairs))
+
+
+def pad(input: Any, pad: Any, mode: str = "constant", value: float | None = None) -> np.ndarray:
+    """Pad ``input``; ``pad = (left, right, top, bottom, ...)`` pads the last dim
+    first, as ``torch.nn.functional.pad``.  ``mode``: 'constant' (with ``value``,
+    default 0), 'reflect', 'replicate' or 'circular'.
+    """
+    x = _args.check_array(input)
+    pairs = _pairs(x, pad)
+    if mode not in ("constant", "reflect", "replicate", "circular"):
+        raise ValueError(f"mode must be 'constant', 'reflect', 'replicate' or 'circular', got {mode!r}")
+    if value is not None and mode != "constant":
+        raise ValueError(f"value is only used with mode='constant', got mode={mode!r} and value={value!r}")
+    return windows.pad(x, pairs, mode, 0.0 if value is None else value)
+
+
+def pad_grad(grad_output: Any, pad: Any, mode: str = "constant") -> np.ndarray:
+    """Gradient of :func:`pad` with respect to its input (the adjoint)."""
+    g = _args.check_array(grad_output, "grad_output")
+    return windows.pad_backward(g, _pairs(g, pad), mode)

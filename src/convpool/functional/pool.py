@@ -1,0 +1,295 @@
+"""Pooling: reduce every window with a fixed function.  No learned parameters.
+
+Every pool here is one call of the generic window reduction
+:func:`reduce_window_forward` (pad, take the window view, reduce each window)
+and its backward (route the gradient to window elements, then scatter-add
+them back, then undo the padding).  1-D, 2-D and 3-D share the code: the
+``*1d/*2d/*3d`` functions only fix the number of spatial dimensions.
+
+Shape: input ``(N, C, *in)`` or ``(C, *in)``; output ``(N, C, *out)`` with, per
+dimension, ``out = floor((in + 2*pad - dilation*(kernel-1) - 1) / stride) + 1``
+(``ceil`` with ``ceil_mode=True``, dropping a last window that would start in
+the right padding).  ``stride`` defaults to ``kernel_size``.
+
+Padding is filled with the reduction's identity by default (-inf for max,
++inf for min, excluded for the median, zeros for the average), so padding
+never wins a max.  Beyond PyTorch, ``padding_mode`` may be 'zeros',
+'reflect', 'replicate' or 'circular': the border is then filled with real
+values that take part in the reduction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .. import _args
+from ..windows import check_border_padding, pad, pad_backward, scatter_add, window_view
+from ._common import Geometry, batched, check_grad, make_geometry
+from .reductions import Reduction, get_reduction
+
+
+@dataclass
+class PoolCtx:
+    """What the backward pass of a window reduction needs."""
+
+    geom: Geometry
+    reduction: Reduction
+    aux: object
+    mode: str | None
+    unbatched: bool
+    in_shape: tuple[int, ...]
+    dtype: np.dtype
+    y_shape: tuple[int, ...]
+    scale: np.ndarray | None = None  # avg: the divisor; dy is divided by it
+
+
+def _fill_windows(x: np.ndarray, g: Geometry, reduction: Reduction, mode: str | None) -> np.ndarray:
+    """Pad ``x`` for ``g`` (border mode or identity) plus the ceil_mode room."""
+    nd = g.nd
+    if mode is None:
+        pads = tuple((lo, hi + e) for (lo, hi), e in zip(g.pads, g.extra, strict=True))
+        return pad(x, pads, "constant", reduction.pad_value)
+    if mode == "constant":
+        xp = pad(x, g.pads, "constant", 0.0)
+    else:
+        check_border_padding(g.in_size, g.pads, mode)
+        xp = pad(x, g.pads, mode)
+    if any(g.extra):
+        xp = pad(xp, tuple((0, e) for e in g.extra), "constant", reduction.pad_value)
+    assert xp.shape[-nd:] == g.padded
+    return xp
+
+
+def reduce_window_forward(
+    x: Any,
+    reduction: str | Reduction,
+    nd: int,
+    kernel_size: Any,
+    stride: Any = None,
+    padding: Any = 0,
+    dilation: Any = 1,
+    ceil_mode: bool = False,
+    padding_mode: str | None = None,
+) -> tuple[np.ndarray, PoolCtx]:
+    """Generic ``nd``-dimensional window reduction; returns ``(y, ctx)``."""
+    red = get_reduction(reduction)
+    xb, unbatched = batched(x, nd)
+    mode = None if padding_mode is None else _args.check_padding_mode(padding_mode)
+    g = make_geometry(xb.shape[2:], nd, kernel_size, stride, padding, dilation, ceil_mode, pool=True)
+    xp = _fill_windows(xb, g, red, mode)
+    view = window_view(xp, g.kernel, g.stride, g.dilation, g.out)
+    k = _args.prod(g.kernel)
+    w = view.reshape(view.shape[: 2 + nd] + (k,))  # one copy: (N, C, *out, K)
+    valid = g.counts(include_pad=mode is not None)
+    y, aux = red.forward(w, valid)
+    ctx = PoolCtx(g, red, aux, mode, unbatched, xb.shape, xb.dtype, y.shape)
+    return (y[0] if unbatched else y), ctx
+
+
+def reduce_window_backward(dy: Any, ctx: PoolCtx) -> np.ndarray:
+    """Gradient with respect to the input of :func:`reduce_window_forward`."""
+    g = ctx.geom
+    expected = ctx.y_shape[1:] if ctx.unbatched else ctx.y_shape
+    dy = check_grad(dy, expected, ctx.dtype)
+    if ctx.unbatched:
+        dy = dy[None]
+    if ctx.scale is not None:
+        dy = dy / ctx.scale
+    k = _args.prod(g.kernel)
+    gw = ctx.reduction.backward(dy, ctx.aux, k)
+    gw = gw.reshape(dy.shape + g.kernel)
+    gp = scatter_add(gw, ctx.in_shape[:2] + g.padded, g.stride, g.dilation)
+    if any(g.extra):
+        gp = pad_backward(gp, tuple((0, e) for e in g.extra), "constant")
+    gx = pad_backward(gp, g.pads, ctx.mode or "constant")
+    return gx[0] if ctx.unbatched else gx
+
+
+def reduce_window(
+    x: Any,
+    reduction: str | Reduction,
+    kernel_size: Any,
+    stride: Any = None,
+    padding: Any = 0,
+    dilation: Any = 1,
+    ceil_mode: bool = False,
+    padding_mode: str | None = None,
+) -> np.ndarray:
+    """Reduce every window of ``x`` with ``reduction`` ('max', 'min', 'median',
+    'sum' or a :class:`~convpool.functional.reductions.Reduction`).
+
+    The number of spatial dimensions is taken from ``kernel_size`` (a tuple)
+    or, for an int, from ``x`` as batched input ``(N, C, *spatial)``.
+    """
+    nd = len(kernel_size) if isinstance(kernel_size, (tuple, list)) else np.ndim(x) - 2
+    if nd < 1:
+        raise ValueError(f"input must be (N, C, *spatial) with >= 1 spatial dim, got shape {np.shape(x)}")
+    return reduce_window_forward(x, reduction, nd, kernel_size, stride, padding, dilation, ceil_mode, padding_mode)[0]
+
+
+# --- max / min / median -------------------------------------------------------------
+
+
+def _flat_indices(ctx: PoolCtx) -> np.ndarray:
+    """Flat index into the (unpadded) input spatial dims of each selected element."""
+    g = ctx.geom
+    assert isinstance(ctx.aux, np.ndarray)
+    koff = np.unravel_index(ctx.aux[..., 0], g.kernel)
+    coords = []
+    for i in range(g.nd):
+        o = np.arange(g.out[i]).reshape((-1,) + (1,) * (g.nd - 1 - i))
+        coords.append(o * g.stride[i] + koff[i] * g.dilation[i] - g.pads[i][0])
+    if ctx.mode is not None:  # a border element stands for the input element it copies
+        coords = [np.clip(c, 0, n - 1) for c, n in zip(coords, g.in_size, strict=True)]
+    flat = np.ravel_multi_index(tuple(coords), g.in_size, mode="clip").astype(np.int64)
+    return flat[0] if ctx.unbatched else flat
+
+
+def _select_pool(reduction: str, nd: int):  # type: ignore[no-untyped-def]
+    def pool(
+        input: Any,
+        kernel_size: Any,
+        stride: Any = None,
+        padding: Any = 0,
+        dilation: Any = 1,
+        ceil_mode: bool = False,
+        return_indices: bool = False,
+        *,
+        padding_mode: str | None = None,
+    ) -> Any:
+        y, ctx = reduce_window_forward(
+            input, reduction, nd, kernel_size, stride, padding, dilation, ceil_mode, padding_mode
+        )
+        return (y, _flat_indices(ctx)) if return_indices else y
+
+    pool.__name__ = pool.__qualname__ = f"{reduction}_pool{nd}d"
+    pool.__doc__ = (
+        f"{nd}-d {reduction} pooling over windows of ``kernel_size``; see the module doc for "
+        f"shapes and padding.  ``return_indices`` also returns the flat index (into each "
+        f"channel's input) of the selected element, as PyTorch."
+    )
+    return pool
+
+
+max_pool1d = _select_pool("max", 1)
+max_pool2d = _select_pool("max", 2)
+max_pool3d = _select_pool("max", 3)
+min_pool1d = _select_pool("min", 1)
+min_pool2d = _select_pool("min", 2)
+min_pool3d = _select_pool("min", 3)
+median_pool1d = _select_pool("median", 1)
+median_pool2d = _select_pool("median", 2)
+median_pool3d = _select_pool("median", 3)
+
+
+# --- average -------------------------------------------------------------------------
+
+
+def avg_pool_forward(
+    x: Any,
+    nd: int,
+    kernel_size: Any,
+    stride: Any = None,
+    padding: Any = 0,
+    ceil_mode: bool = False,
+    count_include_pad: bool = True,
+    divisor_override: int | None = None,
+    padding_mode: str | None = None,
+) -> tuple[np.ndarray, PoolCtx]:
+    """Window mean.  The divisor follows PyTorch: the window's elements on the
+    padded input (``count_include_pad=True``) or on the input only; elements a
+    ``ceil_mode`` window hangs past the padding are never counted;
+    ``divisor_override`` replaces the count.  With a border ``padding_mode``
+    the border holds real values and always counts.
+    """
+    if divisor_override is not None and (
+        not _args._is_int(divisor_override) or divisor_override <= 0
+    ):
+        raise ValueError(f"divisor_override must be a positive int or None, got {divisor_override!r}")
+    y, ctx = reduce_window_forward(x, "sum", nd, kernel_size, stride, padding, 1, ceil_mode, padding_mode)
+    if divisor_override is not None:
+        div = np.asarray(float(divisor_override))
+    else:
+        div = ctx.geom.counts(include_pad=bool(count_include_pad) or padding_mode is not None)
+    ctx.scale = div.astype(ctx.dtype)
+    return y / ctx.scale, ctx
+
+
+def _avg_pool(nd: int):  # type: ignore[no-untyped-def]
+    def pool(
+        input: Any,
+        kernel_size: Any,
+        stride: Any = None,
+        padding: Any = 0,
+        ceil_mode: bool = False,
+        count_include_pad: bool = True,
+        divisor_override: int | None = None,
+        *,
+        padding_mode: str | None = None,
+    ) -> np.ndarray:
+        return avg_pool_forward(
+            input, nd, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, padding_mode
+        )[0]
+
+    pool.__name__ = pool.__qualname__ = f"avg_pool{nd}d"
+    pool.__doc__ = f"{nd}-d average pooling.\n\n" + (avg_pool_forward.__doc__ or "")
+    return pool
+
+
+avg_pool1d = _avg_pool(1)
+avg_pool2d = _avg_pool(2)
+avg_pool3d = _avg_pool(3)
+
+
+# --- Lp ------------------------------------------------------------------------------
+
+
+@dataclass
+class LpCtx:
+    sum_ctx: PoolCtx
+    x: np.ndarray
+    s: np.ndarray
+    p: float
+
+
+def lp_pool_forward(
+    x: Any, norm_type: float, nd: int, kernel_size: Any, stride: Any = None, ceil_mode: bool = False
+) -> tuple[np.ndarray, LpCtx]:
+    """``(sum over the window of x**p) ** (1/p)`` (PyTorch's formula, without abs:
+    use non-negative inputs or an even ``p``).  ``p=1`` is sum pooling, large
+    ``p`` tends to max pooling.  Unlike PyTorch, a partial ``ceil_mode``
+    window sums its real elements and is not rescaled to the full window.
+    """
+    if isinstance(norm_type, bool) or not isinstance(norm_type, (int, float, np.number)) or not norm_type > 0:
+        raise ValueError(f"norm_type must be a positive number, got {norm_type!r}")
+    xa = _args.check_array(x)
+    p = float(norm_type)
+    s, ctx = reduce_window_forward(xa**p, "sum", nd, kernel_size, stride, 0, 1, ceil_mode)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        y = s ** (1.0 / p)
+    return y, LpCtx(ctx, xa, s, p)
+
+
+def lp_pool_backward(dy: Any, ctx: LpCtx) -> np.ndarray:
+    dy = check_grad(dy, ctx.s.shape, ctx.x.dtype)
+    p = ctx.p
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ds = dy * ctx.s ** (1.0 / p - 1.0) / p
+        return reduce_window_backward(ds, ctx.sum_ctx) * p * ctx.x ** (p - 1.0)
+
+
+def _lp_pool(nd: int):  # type: ignore[no-untyped-def]
+    def pool(input: Any, norm_type: float, kernel_size: Any, stride: Any = None, ceil_mode: bool = False) -> np.ndarray:
+        return lp_pool_forward(input, norm_type, nd, kernel_size, stride, ceil_mode)[0]
+
+    pool.__name__ = pool.__qualname__ = f"lp_pool{nd}d"
+    pool.__doc__ = f"{nd}-d power-average pooling.\n\n" + (lp_pool_forward.__doc__ or "")
+    return pool
+
+
+lp_pool1d = _lp_pool(1)
+lp_pool2d = _lp_pool(2)
+lp_pool3d = _lp_pool(3)
