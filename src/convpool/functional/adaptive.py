@@ -107,7 +107,7 @@ def adaptive_max_pool_forward(x: Any, nd: int, output_size: Any) -> tuple[np.nda
         shape[d], shape[nd + d] = ix.shape
         mesh.append(ix.reshape(shape))
     w = xb[(slice(None), slice(None), *mesh)]  # (N, C, *out, *kmax)
-    w = w.reshape(w.shape[: 2 + nd] + (-1,))
+    w = w.reshape(w.shape[: 2 + nd] + (_args.prod(kernel),))
     k = np.argmax(w, axis=-1)
     y = np.take_along_axis(w, k[..., None], axis=-1)[..., 0]
     koff = np.unravel_index(k, kernel)

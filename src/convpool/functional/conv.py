@@ -121,7 +121,7 @@ def conv_backward(dy: Any, ctx: ConvCtx) -> tuple[np.ndarray, np.ndarray, np.nda
         dy = dy[None]
     n, c = ctx.x_shape[:2]
     c_out = ctx.w_shape[0]
-    dyg = dy.reshape(n, groups, c_out // groups, -1)  # (N, g, Cout/g, P)
+    dyg = dy.reshape(n, groups, c_out // groups, ctx.cols.shape[-1])  # (N, g, Cout/g, P)
     db = dy.sum(axis=(0, *range(2, 2 + nd))).astype(ctx.w_dtype) if ctx.has_bias else None
     dw = np.matmul(dyg, ctx.cols.transpose(0, 1, 3, 2)).sum(axis=0)
     dw = dw.reshape(ctx.w_shape).astype(ctx.w_dtype, copy=False)

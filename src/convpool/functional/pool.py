@@ -84,9 +84,25 @@ def reduce_window_forward(
     k = _args.prod(g.kernel)
     w = view.reshape(view.shape[: 2 + nd] + (k,))  # one copy: (N, C, *out, K)
     valid = g.counts(include_pad=mode is not None)
+    if mode is None and red.pad_value != 0:
+        _check_windows_touch_input(valid, g)
     y, aux = red.forward(w, valid)
     ctx = PoolCtx(g, red, aux, mode, unbatched, xb.shape, xb.dtype, y.shape)
     return (y[0] if unbatched else y), ctx
+
+
+def _check_windows_touch_input(valid: np.ndarray, g: Geometry) -> None:
+    """A window lying entirely in the padding has nothing to reduce.
+
+    PyTorch returns -inf (max) there; convpool refuses, naming the window.
+    """
+    if valid.size and not valid.all():
+        where = tuple(int(i) for i in np.argwhere(valid == 0)[0])
+        raise ValueError(
+            f"the pooling window at output position {where} lies entirely in the padding "
+            f"(input size {g.in_size}, kernel {g.kernel}, stride {g.stride}, padding {g.pads}, "
+            f"dilation {g.dilation}): use less padding or a larger input"
+        )
 
 
 def reduce_window_backward(dy: Any, ctx: PoolCtx) -> np.ndarray:
@@ -214,6 +230,7 @@ def avg_pool_forward(
         div = np.asarray(float(divisor_override))
     else:
         div = ctx.geom.counts(include_pad=bool(count_include_pad) or padding_mode is not None)
+        _check_windows_touch_input(div, ctx.geom)
     ctx.scale = div.astype(ctx.dtype)
     return y / ctx.scale, ctx
 

@@ -1,0 +1,121 @@
+"""Convolution layers: ``Conv1d``, ``Conv2d``, ``Conv3d`` (one implementation)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from .. import _args
+from .. import functional as F
+from .._random import generator
+from .module import Module, Parameter
+
+
+class _ConvNd(Module):
+    """N-d convolution with learned weights ``(C_out, C_in/groups, *kernel)`` and bias.
+
+    Arguments and defaults are PyTorch's.  Initialisation is PyTorch's default
+    (Kaiming-uniform with a=sqrt(5)): weight and bias uniform in
+    ``+-1/sqrt(fan_in)``, ``fan_in = C_in/groups * prod(kernel)``.
+
+    Shape: ``(N, C_in, *in) -> (N, C_out, *out)`` with
+    ``out = floor((in + 2*padding - dilation*(kernel-1) - 1) / stride) + 1``.
+    Parameters: ``C_out * C_in/groups * prod(kernel) (+ C_out bias)``.
+    """
+
+    nd = 0
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: Any,
+        stride: Any = 1,
+        padding: Any = 0,
+        dilation: Any = 1,
+        groups: int = 1,
+        bias: bool = True,
+        padding_mode: str = "zeros",
+        dtype: Any = np.float32,
+    ):
+        super().__init__()
+        nd = self.nd
+        for name, v in (("in_channels", in_channels), ("out_channels", out_channels), ("groups", groups)):
+            if not _args._is_int(v) or v < 1:
+                raise ValueError(f"{name} must be a positive int, got {v!r}")
+        if in_channels % groups or out_channels % groups:
+            raise ValueError(
+                f"groups={groups} must divide both in_channels={in_channels} and out_channels={out_channels}"
+            )
+        self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
+        self.kernel_size = _args.ntuple(kernel_size, nd, "kernel_size")
+        self.stride = _args.ntuple(stride, nd, "stride")
+        self.dilation = _args.ntuple(dilation, nd, "dilation")
+        if isinstance(padding, str):
+            if padding not in ("same", "valid"):
+                raise ValueError(f"padding must be 'valid', 'same' or ints, got {padding!r}")
+            self.padding: Any = padding
+        else:
+            self.padding = _args.padding_pairs(padding, nd)
+        _args.check_padding_mode(padding_mode)
+        self.padding_mode = padding_mode
+        dtype = np.dtype(dtype)
+        if not np.issubdtype(dtype, np.floating):
+            raise TypeError(f"dtype must be a floating-point type, got {dtype}")
+        fan_in = in_channels // groups * _args.prod(self.kernel_size)
+        bound = 1.0 / math.sqrt(fan_in)
+        rng = generator()
+        shape = (out_channels, in_channels // groups, *self.kernel_size)
+        self.weight = Parameter(rng.uniform(-bound, bound, shape).astype(dtype))
+        self.bias = Parameter(rng.uniform(-bound, bound, out_channels).astype(dtype)) if bias else None
+        self._ctx: F.conv.ConvCtx | None = None
+
+    def forward(self, x: Any) -> np.ndarray:
+        bias = None if self.bias is None else self.bias.data
+        y, self._ctx = F.conv_forward(
+            x, self.weight.data, bias, self.stride, self.padding, self.dilation, self.groups,
+            self.padding_mode, nd=self.nd,
+        )
+        return y
+
+    def backward(self, grad_output: Any) -> np.ndarray:
+        dx, dw, db = F.conv_backward(grad_output, self._need_ctx(self._ctx))
+        self.weight.accumulate(dw)
+        if self.bias is not None and db is not None:
+            self.bias.accumulate(db)
+        return dx
+
+    def extra_repr(self) -> str:
+        s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
+        if self.padding != ((0, 0),) * self.nd:
+            pad = self.padding
+            if not isinstance(pad, str) and all(lo == hi for lo, hi in pad):
+                pad = tuple(lo for lo, _ in pad)
+            s += f", padding={pad}"
+        if self.dilation != (1,) * self.nd:
+            s += f", dilation={self.dilation}"
+        if self.groups != 1:
+            s += f", groups={self.groups}"
+        if self.bias is None:
+            s += ", bias=False"
+        if self.padding_mode != "zeros":
+            s += f", padding_mode={self.padding_mode!r}"
+        return s
+
+
+class Conv1d(_ConvNd):
+    nd = 1
+
+
+class Conv2d(_ConvNd):
+    nd = 2
+
+
+class Conv3d(_ConvNd):
+    nd = 3
+
+
+for _cls in (Conv1d, Conv2d, Conv3d):
+    _cls.__doc__ = f"{_cls.nd}-d convolution layer.\n\n" + (_ConvNd.__doc__ or "")

@@ -1,0 +1,205 @@
+"""``Module`` and ``Parameter``: the contract every layer follows.
+
+* ``y = m(x)`` runs ``forward`` and remembers what the backward pass needs.
+* ``gx = m.backward(gy)`` returns the gradient with respect to the last input
+  and *accumulates* parameter gradients into ``p.grad`` (call ``zero_grad``
+  between steps, as in PyTorch).
+* ``state_dict()`` / ``load_state_dict()`` use PyTorch's key names
+  (``"0.weight"``, ``"features.3.bias"``, ``"bn.running_mean"``...).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import numpy as np
+
+
+class Parameter:
+    """A learnable array: ``.data`` (ndarray) and ``.grad`` (ndarray or None)."""
+
+    def __init__(self, data: Any):
+        self.data = np.array(data, copy=True)
+        if not np.issubdtype(self.data.dtype, np.floating):
+            raise TypeError(f"Parameter data must be floating-point, got dtype {self.data.dtype}")
+        self.grad: np.ndarray | None = None
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.data.shape
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.data.dtype
+
+    @property
+    def size(self) -> int:
+        return int(self.data.size)
+
+    def accumulate(self, g: np.ndarray) -> None:
+        """Add ``g`` to ``.grad`` (creating it on first use)."""
+        g = np.asarray(g, dtype=self.data.dtype)
+        if g.shape != self.data.shape:
+            raise ValueError(f"gradient of shape {g.shape} does not match parameter shape {self.shape}")
+        if self.grad is None:
+            self.grad = g.copy()
+        else:
+            self.grad += g
+
+    def __repr__(self) -> str:
+        return f"Parameter(shape={self.shape}, dtype={self.dtype})"
+
+
+class Module:
+    """Base class of all layers (and of whole models)."""
+
+    training: bool
+
+    def __init__(self) -> None:
+        object.__setattr__(self, "_parameters", OrderedDict())
+        object.__setattr__(self, "_buffers", OrderedDict())
+        object.__setattr__(self, "_modules", OrderedDict())
+        object.__setattr__(self, "training", True)
+
+    # -- registration ----------------------------------------------------------------
+    def __setattr__(self, name: str, value: Any) -> None:
+        if "_parameters" not in self.__dict__:
+            raise AttributeError(f"call Module.__init__() in {type(self).__name__}.__init__ first")
+        for table in (self._parameters, self._modules, self._buffers):
+            table.pop(name, None)
+        if isinstance(value, Parameter):
+            self._parameters[name] = value
+        elif isinstance(value, Module):
+            self._modules[name] = value
+        object.__setattr__(self, name, value)
+
+    def register_buffer(self, name: str, value: np.ndarray) -> None:
+        """A non-learned array saved in the state dict (e.g. running statistics)."""
+        self.__setattr__(name, value)
+        self._buffers[name] = value
+
+    def _set_buffer(self, name: str, value: np.ndarray) -> None:
+        object.__setattr__(self, name, value)
+        self._buffers[name] = value
+
+    # -- calling ---------------------------------------------------------------------
+    def __call__(self, x: Any) -> Any:
+        return self.forward(x)
+
+    def forward(self, x: Any) -> Any:
+        raise NotImplementedError(f"{type(self).__name__} does not define forward")
+
+    def backward(self, grad_output: Any) -> Any:
+        raise NotImplementedError(f"{type(self).__name__} does not define backward")
+
+    def _need_ctx(self, ctx: Any) -> Any:
+        if ctx is None:
+            raise ValueError(
+                f"backward called before forward on {type(self).__name__}: call the module on an input first"
+            )
+        return ctx
+
+    # -- traversal -------------------------------------------------------------------
+    def named_children(self) -> Iterator[tuple[str, Module]]:
+        yield from self._modules.items()
+
+    def children(self) -> Iterator[Module]:
+        for _, m in self.named_children():
+            yield m
+
+    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:
+        yield prefix, self
+        for name, m in self._modules.items():
+            yield from m.named_modules(f"{prefix}.{name}" if prefix else name)
+
+    def modules(self) -> Iterator[Module]:
+        for _, m in self.named_modules():
+            yield m
+
+    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
+        for mod_name, m in self.named_modules(prefix):
+            for name, p in m._parameters.items():
+                yield (f"{mod_name}.{name}" if mod_name else name), p
+
+    def parameters(self) -> list[Parameter]:
+        return [p for _, p in self.named_parameters()]
+
+    def named_buffers(self, prefix: str = "") -> Iterator[tuple[str, np.ndarray]]:
+        for mod_name, m in self.named_modules(prefix):
+            for name, b in m._buffers.items():
+                yield (f"{mod_name}.{name}" if mod_name else name), b
+
+    def num_parameters(self) -> int:
+        return sum(p.size for p in self.parameters())
+
+    # -- state -----------------------------------------------------------------------
+    def zero_grad(self) -> None:
+        for p in self.parameters():
+            p.grad = None
+
+    def train(self, mode: bool = True) -> Module:
+        for m in self.modules():
+            object.__setattr__(m, "training", bool(mode))
+        return self
+
+    def eval(self) -> Module:
+        return self.train(False)
+
+    def state_dict(self) -> OrderedDict[str, np.ndarray]:
+        """Copies of every parameter and buffer, keyed as PyTorch would key them."""
+        sd: OrderedDict[str, np.ndarray] = OrderedDict()
+        for mod_name, m in self.named_modules():
+            for name, p in m._parameters.items():
+                sd[f"{mod_name}.{name}" if mod_name else name] = p.data.copy()
+            for name, b in m._buffers.items():
+                sd[f"{mod_name}.{name}" if mod_name else name] = np.array(b, copy=True)
+        return sd
+
+    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True) -> None:
+        """Copy arrays into parameters and buffers; shapes must match.
+
+        With ``strict`` (the default) a missing or unexpected key is an error.
+        Nothing is changed unless every entry is valid.
+        """
+        own: dict[str, tuple[Module, str, bool]] = {}
+        for mod_name, m in self.named_modules():
+            for name in m._parameters:
+                own[f"{mod_name}.{name}" if mod_name else name] = (m, name, True)
+            for name in m._buffers:
+                own[f"{mod_name}.{name}" if mod_name else name] = (m, name, False)
+        missing = [k for k in own if k not in state_dict]
+        unexpected = [k for k in state_dict if k not in own]
+        if strict and (missing or unexpected):
+            raise ValueError(
+                f"load_state_dict for {type(self).__name__}: missing keys {missing}, "
+                f"unexpected keys {unexpected}"
+            )
+        staged = []
+        for key, (m, name, is_param) in own.items():
+            if key not in state_dict:
+                continue
+            value = np.asarray(state_dict[key])
+            current = m._parameters[name].data if is_param else m._buffers[name]
+            if value.shape != current.shape:
+                raise ValueError(
+                    f"load_state_dict: {key!r} has shape {value.shape}, the model expects {current.shape}"
+                )
+            staged.append((m, name, is_param, value.astype(current.dtype, copy=True)))
+        for m, name, is_param, value in staged:
+            if is_param:
+                m._parameters[name].data = value
+            else:
+                m._set_buffer(name, value)
+
+    # -- printing --------------------------------------------------------------------
+    def extra_repr(self) -> str:
+        return ""
+
+    def __repr__(self) -> str:
+        lines = [f"({name}): " + repr(m).replace("\n", "\n  ") for name, m in self._modules.items()]
+        head = f"{type(self).__name__}({self.extra_repr()}"
+        if not lines:
+            return head + ")"
+        return head + "\n  " + "\n  ".join(lines) + "\n)"
