@@ -29,7 +29,9 @@ def conv_case(draw):  # type: ignore[no-untyped-def]
     if padding == "same":
         stride = (1,) * nd
     pads = (
-        (draw(st.integers(0, 2)),) * nd if padding == "int" else tuple(draw(st.integers(0, 2)) for _ in range(nd))
+        (draw(st.integers(0, 2)),) * nd
+        if padding == "int"
+        else tuple(draw(st.integers(0, 2)) for _ in range(nd))
     )
     size = []
     for i in range(nd):

@@ -86,7 +86,11 @@ def test_avg_pool_matches_torch(case, count_include_pad, divisor, seed):  # type
     # PyTorch's avg_pool3d refuses an unpadded input smaller than the kernel
     assume(nd != 3 or all(s >= k for s, k in zip(shape[2:], kernel)))
     x = np.random.default_rng(seed).standard_normal(shape)
-    if not count_include_pad and divisor is None and all_padding_window(shape, kernel, stride, pads, (1,) * nd, ceil):
+    if (
+        not count_include_pad
+        and divisor is None
+        and all_padding_window(shape, kernel, stride, pads, (1,) * nd, ceil)
+    ):
         with pytest.raises(ValueError, match="lies entirely in the padding"):
             F.avg_pool_forward(x, nd, kernel, stride, pads, ceil, count_include_pad)
         return

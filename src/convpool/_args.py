@@ -60,9 +60,7 @@ def check_array(x: Any, name: str = "input") -> np.ndarray:
         except Exception as exc:  # pragma: no cover - numpy's own message is kept
             raise TypeError(f"{name} must be a NumPy array, got {type(x).__name__}") from exc
     if not np.issubdtype(x.dtype, np.floating):
-        raise TypeError(
-            f"{name} must be a floating-point array (float32 or float64), got dtype {x.dtype}"
-        )
+        raise TypeError(f"{name} must be a floating-point array (float32 or float64), got dtype {x.dtype}")
     return x
 
 
@@ -88,9 +86,7 @@ def _spatial_names(nd: int) -> str:
 
 def padding_pairs(padding: Any, nd: int, name: str = "padding") -> Pairs:
     """An int, a per-dimension tuple or explicit ``(lo, hi)`` pairs, as pairs."""
-    if _is_int(padding) or (
-        isinstance(padding, (tuple, list)) and all(_is_int(p) for p in padding)
-    ):
+    if _is_int(padding) or (isinstance(padding, (tuple, list)) and all(_is_int(p) for p in padding)):
         p = ntuple(padding, nd, name, minimum=0)
         return tuple((v, v) for v in p)
     if isinstance(padding, (tuple, list)) and len(padding) == nd:
@@ -162,9 +158,7 @@ def output_size(
     with the caller's numbers.
     """
     out = []
-    for i, (n, k, s, (lo, hi), d) in enumerate(
-        zip(in_size, kernel, stride, padding, dilation, strict=True)
-    ):
+    for i, (n, k, s, (lo, hi), d) in enumerate(zip(in_size, kernel, stride, padding, dilation, strict=True)):
         span = d * (k - 1) + 1
         room = n + lo + hi - span
         if room < 0:

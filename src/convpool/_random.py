@@ -23,7 +23,7 @@ def generator() -> np.random.Generator:
 
 def get_state() -> dict:
     """The generator's state, for checkpoints (a JSON-able dict)."""
-    return _rng.bit_generator.state
+    return dict(_rng.bit_generator.state)
 
 
 def set_state(state: dict) -> None:

@@ -14,8 +14,13 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-_NP_MODES = {"zeros": "constant", "constant": "constant", "reflect": "reflect",
-             "replicate": "edge", "circular": "wrap"}
+_NP_MODES = {
+    "zeros": "constant",
+    "constant": "constant",
+    "reflect": "reflect",
+    "replicate": "edge",
+    "circular": "wrap",
+}
 
 
 def _positions(out: Sequence[int]) -> itertools.product:
@@ -36,9 +41,7 @@ def conv(
     nd = w.ndim - 2
     xp = np.pad(x, [(0, 0), (0, 0), *pads], mode=_NP_MODES[padding_mode])  # type: ignore[call-overload]
     kernel = w.shape[2:]
-    out = [
-        (xp.shape[2 + i] - dilation[i] * (kernel[i] - 1) - 1) // stride[i] + 1 for i in range(nd)
-    ]
+    out = [(xp.shape[2 + i] - dilation[i] * (kernel[i] - 1) - 1) // stride[i] + 1 for i in range(nd)]
     n, c_out = x.shape[0], w.shape[0]
     cg, og = x.shape[1] // groups, c_out // groups
     y = np.zeros((n, c_out, *out), dtype=np.float64)

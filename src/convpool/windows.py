@@ -68,9 +68,7 @@ def pad(x: np.ndarray, pads: Pairs, mode: str = "constant", value: float = 0.0) 
         return x
     lead = x.ndim - nd
     if mode == "constant":
-        shape = x.shape[:lead] + tuple(
-            n + lo + hi for n, (lo, hi) in zip(x.shape[lead:], pads, strict=True)
-        )
+        shape = x.shape[:lead] + tuple(n + lo + hi for n, (lo, hi) in zip(x.shape[lead:], pads, strict=True))
         out = np.full(shape, value, dtype=x.dtype)
         inner = (Ellipsis,) + tuple(
             slice(lo, lo + n) for n, (lo, _) in zip(x.shape[lead:], pads, strict=True)

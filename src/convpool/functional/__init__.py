@@ -44,6 +44,11 @@ from .pool import (
 from .reductions import Max, Median, Min, Reduction, Sum, get_reduction
 
 __all__ = [
+    "Max",
+    "Median",
+    "Min",
+    "Reduction",
+    "Sum",
     "adaptive_avg_pool1d",
     "adaptive_avg_pool2d",
     "adaptive_avg_pool3d",
@@ -69,15 +74,12 @@ __all__ = [
     "lp_pool3d",
     "lp_pool_backward",
     "lp_pool_forward",
-    "Max",
     "max_pool1d",
     "max_pool2d",
     "max_pool3d",
-    "Median",
     "median_pool1d",
     "median_pool2d",
     "median_pool3d",
-    "Min",
     "min_pool1d",
     "min_pool2d",
     "min_pool3d",
@@ -86,6 +88,4 @@ __all__ = [
     "reduce_window",
     "reduce_window_backward",
     "reduce_window_forward",
-    "Reduction",
-    "Sum",
 ]

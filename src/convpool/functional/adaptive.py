@@ -14,6 +14,7 @@ case ``output_size = 1``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,7 +37,9 @@ def _output_size(output_size: Any, in_size: tuple[int, ...]) -> tuple[int, ...]:
         if s is None:
             out.append(n)
         elif not _args._is_int(s) or s < 1:
-            raise ValueError(f"output_size must be positive ints (or None to keep a size), got {output_size!r}")
+            raise ValueError(
+                f"output_size must be positive ints (or None to keep a size), got {output_size!r}"
+            )
         else:
             out.append(int(s))
     return tuple(out)
@@ -90,7 +93,9 @@ def adaptive_avg_pool_backward(dy: Any, ctx: AdaptiveCtx) -> np.ndarray:
     return g[0] if ctx.unbatched else g
 
 
-def adaptive_max_pool_forward(x: Any, nd: int, output_size: Any) -> tuple[np.ndarray, np.ndarray, AdaptiveCtx]:
+def adaptive_max_pool_forward(
+    x: Any, nd: int, output_size: Any
+) -> tuple[np.ndarray, np.ndarray, AdaptiveCtx]:
     """Returns ``(y, indices, ctx)``; indices are flat per-channel input indices."""
     xb, unbatched = batched(x, nd)
     in_size = xb.shape[2:]
@@ -113,8 +118,8 @@ def adaptive_max_pool_forward(x: Any, nd: int, output_size: Any) -> tuple[np.nda
     koff = np.unravel_index(k, kernel)
     coords = []
     for d, ix in enumerate(index):
-        o = np.arange(out[d]).reshape((-1,) + (1,) * (nd - 1 - d))
-        coords.append(ix[o, koff[d]])
+        cell = np.arange(out[d]).reshape((-1,) + (1,) * (nd - 1 - d))
+        coords.append(ix[cell, koff[d]])
     flat = np.ravel_multi_index(tuple(coords), in_size).astype(np.int64)
     ctx = AdaptiveCtx(xb.shape, y.shape, unbatched, xb.dtype, flat=flat)
     if unbatched:
@@ -134,7 +139,7 @@ def adaptive_max_pool_backward(dy: Any, ctx: AdaptiveCtx) -> np.ndarray:
     return gx[0] if ctx.unbatched else gx
 
 
-def _adaptive_avg(nd: int):  # type: ignore[no-untyped-def]
+def _adaptive_avg(nd: int) -> Callable[..., Any]:
     def pool(input: Any, output_size: Any) -> np.ndarray:
         return adaptive_avg_pool_forward(input, nd, output_size)[0]
 
@@ -143,7 +148,7 @@ def _adaptive_avg(nd: int):  # type: ignore[no-untyped-def]
     return pool
 
 
-def _adaptive_max(nd: int):  # type: ignore[no-untyped-def]
+def _adaptive_max(nd: int) -> Callable[..., Any]:
     def pool(input: Any, output_size: Any, return_indices: bool = False) -> Any:
         y, idx, _ = adaptive_max_pool_forward(input, nd, output_size)
         return (y, idx) if return_indices else y

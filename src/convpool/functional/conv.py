@@ -26,6 +26,7 @@ odd padding pixel goes to the end.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,7 +52,9 @@ class ConvCtx:
     y_shape: tuple[int, ...]
 
 
-def _check_weight(x: np.ndarray, weight: Any, bias: Any, nd: int, groups: Any) -> tuple[np.ndarray, np.ndarray | None]:
+def _check_weight(
+    x: np.ndarray, weight: Any, bias: Any, nd: int, groups: Any
+) -> tuple[np.ndarray, np.ndarray | None]:
     weight = _args.check_array(weight, "weight")
     if weight.ndim != nd + 2:
         raise ValueError(
@@ -62,9 +65,7 @@ def _check_weight(x: np.ndarray, weight: Any, bias: Any, nd: int, groups: Any) -
         raise ValueError(f"groups must be a positive int, got {groups!r}")
     c_in, c_out = x.shape[1], weight.shape[0]
     if c_in % groups or c_out % groups:
-        raise ValueError(
-            f"groups={groups} must divide both in_channels={c_in} and out_channels={c_out}"
-        )
+        raise ValueError(f"groups={groups} must divide both in_channels={c_in} and out_channels={c_out}")
     if weight.shape[1] * groups != c_in:
         raise ValueError(
             f"input has {c_in} channels but weight of shape {weight.shape} with groups={groups} "
@@ -108,7 +109,9 @@ def conv_forward(
     y = np.matmul(w, cols).reshape((n, c_out) + g.out)
     if bias is not None:
         y += bias.astype(xb.dtype, copy=False).reshape((c_out,) + (1,) * nd)
-    ctx = ConvCtx(g, groups, mode, cols, w, xb.shape, weight.shape, weight.dtype, bias is not None, unbatched, y.shape)
+    ctx = ConvCtx(
+        g, groups, mode, cols, w, xb.shape, weight.shape, weight.dtype, bias is not None, unbatched, y.shape
+    )
     return (y[0] if unbatched else y), ctx
 
 
@@ -133,7 +136,7 @@ def conv_backward(dy: Any, ctx: ConvCtx) -> tuple[np.ndarray, np.ndarray, np.nda
     return (dx[0] if ctx.unbatched else dx), dw, db
 
 
-def _conv(nd: int):  # type: ignore[no-untyped-def]
+def _conv(nd: int) -> Callable[..., Any]:
     def conv(
         input: Any,
         weight: Any,

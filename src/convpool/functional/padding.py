@@ -6,8 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import _args
-from .. import windows
+from .. import _args, windows
 
 
 def _pairs(x: np.ndarray, pad_arg: Any) -> _args.Pairs:

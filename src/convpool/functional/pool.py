@@ -20,6 +20,7 @@ values that take part in the reduction.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -143,7 +144,9 @@ def reduce_window(
     nd = len(kernel_size) if isinstance(kernel_size, (tuple, list)) else np.ndim(x) - 2
     if nd < 1:
         raise ValueError(f"input must be (N, C, *spatial) with >= 1 spatial dim, got shape {np.shape(x)}")
-    return reduce_window_forward(x, reduction, nd, kernel_size, stride, padding, dilation, ceil_mode, padding_mode)[0]
+    return reduce_window_forward(
+        x, reduction, nd, kernel_size, stride, padding, dilation, ceil_mode, padding_mode
+    )[0]
 
 
 # --- max / min / median -------------------------------------------------------------
@@ -164,7 +167,7 @@ def _flat_indices(ctx: PoolCtx) -> np.ndarray:
     return flat[0] if ctx.unbatched else flat
 
 
-def _select_pool(reduction: str, nd: int):  # type: ignore[no-untyped-def]
+def _select_pool(reduction: str, nd: int) -> Callable[..., Any]:
     def pool(
         input: Any,
         kernel_size: Any,
@@ -221,9 +224,7 @@ def avg_pool_forward(
     ``divisor_override`` replaces the count.  With a border ``padding_mode``
     the border holds real values and always counts.
     """
-    if divisor_override is not None and (
-        not _args._is_int(divisor_override) or divisor_override <= 0
-    ):
+    if divisor_override is not None and (not _args._is_int(divisor_override) or divisor_override <= 0):
         raise ValueError(f"divisor_override must be a positive int or None, got {divisor_override!r}")
     y, ctx = reduce_window_forward(x, "sum", nd, kernel_size, stride, padding, 1, ceil_mode, padding_mode)
     if divisor_override is not None:
@@ -235,7 +236,7 @@ def avg_pool_forward(
     return y / ctx.scale, ctx
 
 
-def _avg_pool(nd: int):  # type: ignore[no-untyped-def]
+def _avg_pool(nd: int) -> Callable[..., Any]:
     def pool(
         input: Any,
         kernel_size: Any,
@@ -248,7 +249,15 @@ def _avg_pool(nd: int):  # type: ignore[no-untyped-def]
         padding_mode: str | None = None,
     ) -> np.ndarray:
         return avg_pool_forward(
-            input, nd, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, padding_mode
+            input,
+            nd,
+            kernel_size,
+            stride,
+            padding,
+            ceil_mode,
+            count_include_pad,
+            divisor_override,
+            padding_mode,
         )[0]
 
     pool.__name__ = pool.__qualname__ = f"avg_pool{nd}d"
@@ -298,8 +307,10 @@ def lp_pool_backward(dy: Any, ctx: LpCtx) -> np.ndarray:
         return reduce_window_backward(ds, ctx.sum_ctx) * p * ctx.x ** (p - 1.0)
 
 
-def _lp_pool(nd: int):  # type: ignore[no-untyped-def]
-    def pool(input: Any, norm_type: float, kernel_size: Any, stride: Any = None, ceil_mode: bool = False) -> np.ndarray:
+def _lp_pool(nd: int) -> Callable[..., Any]:
+    def pool(
+        input: Any, norm_type: float, kernel_size: Any, stride: Any = None, ceil_mode: bool = False
+    ) -> np.ndarray:
         return lp_pool_forward(input, norm_type, nd, kernel_size, stride, ceil_mode)[0]
 
     pool.__name__ = pool.__qualname__ = f"lp_pool{nd}d"

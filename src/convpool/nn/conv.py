@@ -75,8 +75,15 @@ class _ConvNd(Module):
     def forward(self, x: Any) -> np.ndarray:
         bias = None if self.bias is None else self.bias.data
         y, self._ctx = F.conv_forward(
-            x, self.weight.data, bias, self.stride, self.padding, self.dilation, self.groups,
-            self.padding_mode, nd=self.nd,
+            x,
+            self.weight.data,
+            bias,
+            self.stride,
+            self.padding,
+            self.dilation,
+            self.groups,
+            self.padding_mode,
+            nd=self.nd,
         )
         return y
 

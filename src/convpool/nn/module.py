@@ -56,6 +56,9 @@ class Module:
     """Base class of all layers (and of whole models)."""
 
     training: bool
+    _parameters: OrderedDict[str, Parameter]
+    _buffers: OrderedDict[str, np.ndarray]
+    _modules: OrderedDict[str, Module]
 
     def __init__(self) -> None:
         object.__setattr__(self, "_parameters", OrderedDict())

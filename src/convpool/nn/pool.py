@@ -69,8 +69,15 @@ class _SelectPoolNd(Module):
 
     def forward(self, x: Any) -> Any:
         y, self._ctx = reduce_window_forward(
-            x, self.reduction, self.nd, self.kernel_size, self.stride, self.padding,
-            self.dilation, self.ceil_mode, self.padding_mode,
+            x,
+            self.reduction,
+            self.nd,
+            self.kernel_size,
+            self.stride,
+            self.padding,
+            self.dilation,
+            self.ceil_mode,
+            self.padding_mode,
         )
         if self.return_indices:
             return y, F.pool._flat_indices(self._ctx)
@@ -126,8 +133,15 @@ class _AvgPoolNd(Module):
 
     def forward(self, x: Any) -> np.ndarray:
         y, self._ctx = F.avg_pool_forward(
-            x, self.nd, self.kernel_size, self.stride, self.padding, self.ceil_mode,
-            self.count_include_pad, self.divisor_override, self.padding_mode,
+            x,
+            self.nd,
+            self.kernel_size,
+            self.stride,
+            self.padding,
+            self.ceil_mode,
+            self.count_include_pad,
+            self.divisor_override,
+            self.padding_mode,
         )
         return y
 
@@ -153,7 +167,9 @@ class _LPPoolNd(Module):
         self._ctx: Any = None
 
     def forward(self, x: Any) -> np.ndarray:
-        y, self._ctx = F.lp_pool_forward(x, self.norm_type, self.nd, self.kernel_size, self.stride, self.ceil_mode)
+        y, self._ctx = F.lp_pool_forward(
+            x, self.norm_type, self.nd, self.kernel_size, self.stride, self.ceil_mode
+        )
         return y
 
     def backward(self, grad_output: Any) -> np.ndarray:
