@@ -1,6 +1,20 @@
 """Layers with PyTorch's names: ``y = m(x)``, ``gx = m.backward(gy)``."""
 
+from ..losses import CrossEntropyLoss, MSELoss
 from .conv import Conv1d, Conv2d, Conv3d
+from .layers import (
+    BatchNorm1d,
+    BatchNorm2d,
+    Dropout,
+    Flatten,
+    Identity,
+    LeakyReLU,
+    Linear,
+    ReLU,
+    Sequential,
+    Sigmoid,
+    Tanh,
+)
 from .module import Module, Parameter
 from .pool import (
     AdaptiveAvgPool1d,
@@ -36,12 +50,21 @@ __all__ = [
     "AvgPool1d",
     "AvgPool2d",
     "AvgPool3d",
+    "BatchNorm1d",
+    "BatchNorm2d",
     "Conv1d",
     "Conv2d",
     "Conv3d",
+    "CrossEntropyLoss",
+    "Dropout",
+    "Flatten",
+    "Identity",
     "LPPool1d",
     "LPPool2d",
     "LPPool3d",
+    "LeakyReLU",
+    "Linear",
+    "MSELoss",
     "MaxPool1d",
     "MaxPool2d",
     "MaxPool3d",
@@ -53,4 +76,8 @@ __all__ = [
     "MinPool3d",
     "Module",
     "Parameter",
+    "ReLU",
+    "Sequential",
+    "Sigmoid",
+    "Tanh",
 ]

@@ -1,0 +1,367 @@
+"""Training: ``fit`` / ``evaluate`` and safe checkpoints.
+
+Checkpoints are ``.npz`` files loaded with ``allow_pickle=False`` (a checkpoint
+from a stranger cannot run code), written atomically (temp file, fsync,
+rename, fsync of the folder) so a crash or kill never leaves a half-written
+file.  One is written at the end of every epoch with the model, optimiser,
+schedule and random-generator state, so resuming after an interruption gives
+the same weights as an uninterrupted run with the same seed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from . import _random
+from .data import DataLoader, Dataset
+from .losses import CrossEntropyLoss, _Loss
+from .nn.module import Module
+from .optim import Optimizer, _Schedule
+
+FORMAT = "convpool-checkpoint"
+VERSION = 1
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that is missing, corrupt, unsafe or does not fit the model."""
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite."""
+
+
+# --- checkpoints --------------------------------------------------------------------------
+
+
+def save_checkpoint(
+    path: str,
+    model: Module,
+    optimizer: Optimizer | None = None,
+    scheduler: _Schedule | None = None,
+    meta: dict[str, Any] | None = None,
+) -> None:
+    """Write model (+ optimiser, schedule, RNG) state to ``path`` atomically."""
+    arrays: dict[str, np.ndarray] = {f"model/{k}": v for k, v in model.state_dict().items()}
+    info: dict[str, Any] = {"format": FORMAT, "version": VERSION, "rng": _random.get_state(), **(meta or {})}
+    if optimizer is not None:
+        sd = optimizer.state_dict()
+        for i, st in enumerate(sd["state"]):
+            for k, v in st.items():
+                arrays[f"optim/{i}/{k}"] = v
+        info["optimizer"] = {"type": type(optimizer).__name__, "lr": sd["lr"], "steps": sd["steps"]}
+    if scheduler is not None:
+        info["scheduler"] = scheduler.state_dict()
+    arrays["meta"] = np.frombuffer(json.dumps(info).encode(), dtype=np.uint8)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".ckpt-", suffix=".npz", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)  # type: ignore[arg-type]
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        dir_fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def read_checkpoint(path: str) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Arrays and metadata of a checkpoint; CheckpointError if it is not a valid one."""
+    if not os.path.exists(path):
+        raise CheckpointError(f"no checkpoint at {path!r}")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            arrays = {k: f[k] for k in f.files}
+    except ValueError as exc:
+        if "allow_pickle" in str(exc) or "pickle" in str(exc):
+            raise CheckpointError(
+                f"{path!r} contains pickled Python objects; convpool never loads pickles (they can run code)"
+            ) from exc
+        raise CheckpointError(f"{path!r} is not a readable checkpoint: {exc}") from exc
+    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        raise CheckpointError(
+            f"{path!r} is corrupt or truncated ({exc}); delete it or train without --resume"
+        ) from exc
+    if "meta" not in arrays:
+        raise CheckpointError(f"{path!r} has no metadata: not a convpool checkpoint")
+    try:
+        meta = json.loads(arrays.pop("meta").tobytes().decode())
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{path!r} has corrupt metadata") from exc
+    if meta.get("format") != FORMAT:
+        raise CheckpointError(f"{path!r} is not a convpool checkpoint (format {meta.get('format')!r})")
+    return arrays, meta
+
+
+def load_checkpoint(
+    path: str, model: Module, optimizer: Optimizer | None = None, scheduler: _Schedule | None = None
+) -> dict[str, Any]:
+    """Restore what :func:`save_checkpoint` wrote; returns the metadata.
+
+    The model must have the same architecture: a missing or extra key or a
+    shape mismatch is a CheckpointError naming it.  The RNG state is restored.
+    """
+    arrays, meta = read_checkpoint(path)
+    state = {k[len("model/") :]: v for k, v in arrays.items() if k.startswith("model/")}
+    try:
+        model.load_state_dict(state)
+    except ValueError as exc:
+        raise CheckpointError(f"{path!r} does not fit this model: {exc}") from exc
+    if optimizer is not None:
+        if "optimizer" not in meta:
+            raise CheckpointError(f"{path!r} holds no optimizer state")
+        if meta["optimizer"]["type"] != type(optimizer).__name__:
+            raise CheckpointError(
+                f"{path!r} was written with {meta['optimizer']['type']}, not {type(optimizer).__name__}"
+            )
+        per: list[dict[str, np.ndarray]] = [{} for _ in optimizer.params]
+        for k, v in arrays.items():
+            if k.startswith("optim/"):
+                _, i, name = k.split("/", 2)
+                if int(i) >= len(per):
+                    raise CheckpointError(f"{path!r} has optimizer state for more parameters than this model")
+                per[int(i)][name] = v
+        try:
+            optimizer.load_state_dict(
+                {"lr": meta["optimizer"]["lr"], "steps": meta["optimizer"]["steps"], "state": per}
+            )
+        except ValueError as exc:
+            raise CheckpointError(f"{path!r}: {exc}") from exc
+    if scheduler is not None and "scheduler" in meta:
+        scheduler.load_state_dict(meta["scheduler"])
+    _random.set_state(meta["rng"])
+    return meta
+
+
+# --- evaluation and training ------------------------------------------------------------
+
+
+def evaluate(
+    model: Module, data: Dataset, batch_size: int = 512, loss_fn: _Loss | None = None
+) -> tuple[float, float]:
+    """Mean loss and accuracy of ``model`` (in eval mode) on ``data``."""
+    loss_fn = loss_fn or CrossEntropyLoss()
+    was = model.training
+    model.eval()
+    total_loss, correct = 0.0, 0
+    for x, y in DataLoader(data, batch_size):
+        out = model(x)
+        total_loss += loss_fn(out, y) * len(y)
+        correct += int((out.argmax(axis=1) == y).sum())
+    model.train(was)
+    n = max(len(data), 1)
+    return total_loss / n, correct / n
+
+
+def predict(model: Module, x: np.ndarray, batch_size: int = 512) -> np.ndarray:
+    """Class predictions of ``model`` in eval mode."""
+    was = model.training
+    model.eval()
+    out = [model(x[i : i + batch_size]).argmax(axis=1) for i in range(0, len(x), batch_size)]
+    model.train(was)
+    return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
+
+
+@dataclass
+class History:
+    epochs: list[dict[str, float]] = field(default_factory=list)
+    stopped_early: bool = False
+    resumed_from: int = 0
+
+    @property
+    def last(self) -> dict[str, float]:
+        return self.epochs[-1] if self.epochs else {}
+
+
+def _progress(total: int, desc: str, enabled: bool) -> Any:
+    if not enabled:
+        return None
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:  # pragma: no cover - tqdm comes with the lab extra
+        return None
+    return tqdm(total=total, desc=desc, leave=False, unit="batch", dynamic_ncols=True)
+
+
+def fit(
+    model: Module,
+    train: Dataset,
+    *,
+    epochs: int,
+    optimizer: Optimizer,
+    val: Dataset | None = None,
+    loss_fn: _Loss | None = None,
+    batch_size: int = 64,
+    scheduler: _Schedule | None = None,
+    checkpoint: str | None = None,
+    resume: bool = False,
+    patience: int | None = None,
+    progress: bool = True,
+    on_epoch: Callable[[dict[str, float]], None] | None = None,
+) -> History:
+    """Train for ``epochs`` epochs; returns the per-epoch history.
+
+    With ``checkpoint`` a checkpoint is written after every epoch; with
+    ``resume`` training continues from it (if it exists).  ``patience``
+    stops when the validation loss has not improved for that many epochs.
+    A NaN/inf loss raises :class:`TrainingDiverged` and leaves the last good
+    checkpoint untouched.
+    """
+    if not isinstance(epochs, int) or epochs < 1:
+        raise ValueError(f"epochs must be a positive int, got {epochs!r}")
+    loss_fn = loss_fn or CrossEntropyLoss()
+    history = History()
+    start = 0
+    if resume and checkpoint and os.path.exists(checkpoint):
+        meta = load_checkpoint(checkpoint, model, optimizer, scheduler)
+        start = int(meta["epoch"])
+        history.epochs = list(meta.get("history", []))
+        history.resumed_from = start
+    best, since_best = np.inf, 0
+    for e in history.epochs:
+        if "val_loss" in e and e["val_loss"] < best:
+            best, since_best = e["val_loss"], 0
+        else:
+            since_best += 1
+    loader = DataLoader(train, batch_size, shuffle=True)
+    for epoch in range(start + 1, epochs + 1):
+        model.train()
+        t0 = time.perf_counter()
+        bar = _progress(len(loader), f"epoch {epoch}/{epochs}", progress)
+        total, correct, seen = 0.0, 0, 0
+        for b, (x, y) in enumerate(loader):
+            optimizer.zero_grad()
+            out = model(x)
+            loss = loss_fn(out, y)
+            if not np.isfinite(loss):
+                if bar is not None:
+                    bar.close()
+                kept = (
+                    f"the last good checkpoint (epoch {start if epoch == start + 1 else epoch - 1}) is kept at {checkpoint!r}"
+                    if checkpoint
+                    else "no checkpoint was asked for"
+                )
+                raise TrainingDiverged(
+                    f"loss became {loss} at epoch {epoch}, batch {b}; {kept}. Try a lower learning rate."
+                )
+            model.backward(loss_fn.backward())
+            optimizer.step()
+            total += loss * len(y)
+            correct += int((out.argmax(axis=1) == y).sum())
+            seen += len(y)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{total / seen:.4f}", acc=f"{correct / seen:.3f}")
+        if bar is not None:
+            bar.close()
+        record = {
+            "epoch": epoch,
+            "lr": optimizer.lr,
+            "train_loss": total / max(seen, 1),
+            "train_acc": correct / max(seen, 1),
+            "time": time.perf_counter() - t0,
+        }
+        if scheduler is not None:
+            scheduler.step()
+        if val is not None:
+            record["val_loss"], record["val_acc"] = evaluate(model, val, loss_fn=loss_fn)
+        history.epochs.append(record)
+        if on_epoch is not None:
+            on_epoch(record)
+        if checkpoint:
+            save_checkpoint(
+                checkpoint, model, optimizer, scheduler, {"epoch": epoch, "history": history.epochs}
+            )
+        if patience is not None and val is not None:
+            if record["val_loss"] < best:
+                best, since_best = record["val_loss"], 0
+            else:
+                since_best += 1
+                if since_best >= patience:
+                    history.stopped_early = True
+                    break
+    return history
+
+
+# --- the standard recipe ------------------------------------------------------------------
+
+
+def make_optimizer(name: str, params: list, lr: float, weight_decay: float) -> Optimizer:
+    from . import optim
+
+    if name == "adamw":
+        return optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    if name == "adam":
+        return optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    if name == "sgd":
+        return optim.SGD(params, lr=lr, momentum=0.9, nesterov=True, weight_decay=weight_decay)
+    raise ValueError(f"optimizer must be 'adamw', 'adam' or 'sgd', got {name!r}")
+
+
+def train_classifier(
+    model: Module,
+    train: Dataset,
+    test: Dataset,
+    *,
+    epochs: int = 30,
+    lr: float = 3e-3,
+    batch_size: int = 32,
+    optimizer: str = "adamw",
+    weight_decay: float = 1e-2,
+    out_dir: str | None = None,
+    resume: bool = False,
+    patience: int | None = None,
+    progress: bool = True,
+    on_epoch: Callable[[dict[str, float]], None] | None = None,
+) -> tuple[History, dict[str, float]]:
+    """convpool's default recipe: AdamW, cosine schedule, checkpoint per epoch.
+
+    Returns the history and the final test metrics (loss, accuracy, time).
+    """
+    from .optim import CosineAnnealingLR
+
+    opt = make_optimizer(optimizer, model.parameters(), lr, weight_decay)
+    sched = CosineAnnealingLR(opt, epochs)
+    ckpt = os.path.join(out_dir, "checkpoint.npz") if out_dir else None
+    t0 = time.perf_counter()
+    hist = fit(
+        model,
+        train,
+        epochs=epochs,
+        optimizer=opt,
+        val=test,
+        batch_size=batch_size,
+        scheduler=sched,
+        checkpoint=ckpt,
+        resume=resume,
+        patience=patience,
+        progress=progress,
+        on_epoch=on_epoch,
+    )
+    test_loss, test_acc = evaluate(model, test)
+    final = {
+        "test_loss": test_loss,
+        "test_acc": test_acc,
+        "train_time": sum(e["time"] for e in hist.epochs),
+        "wall_time": time.perf_counter() - t0,
+    }
+    if out_dir:
+        with open(os.path.join(out_dir, "history.json"), "w") as f:
+            json.dump({"epochs": hist.epochs, "final": final, "resumed_from": hist.resumed_from}, f, indent=1)
+    return hist, final
