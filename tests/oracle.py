@@ -11,9 +11,7 @@ import torch
 RTOL, ATOL = 1e-9, 1e-10
 
 
-def assert_close(
-    ours: np.ndarray, theirs: np.ndarray, what: str, rtol: float = RTOL, atol: float = ATOL
-) -> None:
+def assert_close(ours: np.ndarray, theirs: np.ndarray, what: str, rtol: float = RTOL, atol: float = ATOL) -> None:
     theirs = np.asarray(theirs)
     assert ours.shape == theirs.shape, f"{what}: shape {ours.shape} != torch {theirs.shape}"
     np.testing.assert_allclose(ours, theirs, rtol=rtol, atol=atol, err_msg=what)
@@ -28,9 +26,7 @@ def check_against_torch(
 ) -> None:
     """``ours_forward(*inputs) -> (y, ctx)``; ``ours_backward(dy, ctx)`` -> gradients
     for each non-None input, in order; ``torch_fn(*tensors) -> y``."""
-    tensors = [
-        None if a is None else torch.tensor(a, dtype=torch.float64, requires_grad=True) for a in inputs
-    ]
+    tensors = [None if a is None else torch.tensor(a, dtype=torch.float64, requires_grad=True) for a in inputs]
     y_t = torch_fn(*tensors)
     y, ctx = ours_forward(*inputs)
     assert y.dtype == np.float64

@@ -28,11 +28,7 @@ def conv_case(draw):  # type: ignore[no-untyped-def]
     stride = tuple(draw(st.integers(1, 3)) for _ in range(nd))
     if padding == "same":
         stride = (1,) * nd
-    pads = (
-        (draw(st.integers(0, 2)),) * nd
-        if padding == "int"
-        else tuple(draw(st.integers(0, 2)) for _ in range(nd))
-    )
+    pads = (draw(st.integers(0, 2)),) * nd if padding == "int" else tuple(draw(st.integers(0, 2)) for _ in range(nd))
     size = []
     for i in range(nd):
         span = dilation[i] * (kernel[i] - 1) + 1

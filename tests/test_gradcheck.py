@@ -61,9 +61,7 @@ def test_avg_pool_border_modes_numerical_gradient(case, include_pad, seed):  # t
 
     y, ctx = F.avg_pool_forward(x, nd, kernel, stride, pads, ceil, include_pad, None, mode)
     dy = rng.standard_normal(y.shape)
-    assert_close(
-        F.reduce_window_backward(dy, ctx), numerical_grad(f, x.copy(), dy), "avg gradient", 1e-6, 1e-7
-    )
+    assert_close(F.reduce_window_backward(dy, ctx), numerical_grad(f, x.copy(), dy), "avg gradient", 1e-6, 1e-7)
     if mode == "zeros":  # explicit zeros count as values: PyTorch's count_include_pad=True
         assert_close(y, F.avg_pool_forward(x, nd, kernel, stride, pads, ceil, True)[0], "zeros mode")
     elif mode is not None:  # border values are real: the reference's window sum / count

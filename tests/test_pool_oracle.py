@@ -28,8 +28,7 @@ def window_case(draw, dilate=True):  # type: ignore[no-untyped-def]
     stride = draw(st.one_of(st.none(), st.tuples(*(st.integers(1, 3) for _ in range(nd)))))
     pads = tuple(draw(st.integers(0, k // 2)) for k in kernel)  # PyTorch's rule: pad <= kernel/2
     size = tuple(
-        draw(st.integers(max(d * (k - 1) + 1 - 2 * p, 1), d * (k - 1) + 6))
-        for k, d, p in zip(kernel, dilation, pads)
+        draw(st.integers(max(d * (k - 1) + 1 - 2 * p, 1), d * (k - 1) + 6)) for k, d, p in zip(kernel, dilation, pads)
     )
     n, c = draw(st.integers(1, 2)), draw(st.integers(1, 3))
     ceil = draw(st.booleans())
@@ -86,11 +85,7 @@ def test_avg_pool_matches_torch(case, count_include_pad, divisor, seed):  # type
     # PyTorch's avg_pool3d refuses an unpadded input smaller than the kernel
     assume(nd != 3 or all(s >= k for s, k in zip(shape[2:], kernel)))
     x = np.random.default_rng(seed).standard_normal(shape)
-    if (
-        not count_include_pad
-        and divisor is None
-        and all_padding_window(shape, kernel, stride, pads, (1,) * nd, ceil)
-    ):
+    if not count_include_pad and divisor is None and all_padding_window(shape, kernel, stride, pads, (1,) * nd, ceil):
         with pytest.raises(ValueError, match="lies entirely in the padding"):
             F.avg_pool_forward(x, nd, kernel, stride, pads, ceil, count_include_pad)
         return

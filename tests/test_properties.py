@@ -92,9 +92,7 @@ def test_1d_equals_2d_with_height_one(k, s, p, d, seed):  # type: ignore[no-unty
     x = rng.standard_normal((2, 3, d * (k - 1) + 1 + int(rng.integers(0, 6))))
     w = rng.standard_normal((4, 3, k))
     x2, w2 = x[:, :, None, :], w[:, :, None, :]
-    assert_close(
-        F.conv1d(x, w, None, s, p, d), F.conv2d(x2, w2, None, (1, s), (0, p), (1, d))[:, :, 0], "conv"
-    )
+    assert_close(F.conv1d(x, w, None, s, p, d), F.conv2d(x2, w2, None, (1, s), (0, p), (1, d))[:, :, 0], "conv")
     for red in ("max", "min", "median"):
         one = F.reduce_window(x, red, (k,), (s,), (p,), (d,))
         two = F.reduce_window(x2, red, (1, k), (1, s), (0, p), (1, d))[:, :, 0]

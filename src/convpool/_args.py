@@ -38,8 +38,7 @@ def ntuple(value: Any, n: int, name: str, *, minimum: int = 1) -> tuple[int, ...
             out = (int(value[0]),) * n
         elif len(value) != n:
             raise ValueError(
-                f"{name} must be an int or a tuple of {n} ints for a {n}-d op, "
-                f"got {value!r} ({len(value)} values)"
+                f"{name} must be an int or a tuple of {n} ints for a {n}-d op, got {value!r} ({len(value)} values)"
             )
         else:
             out = tuple(int(v) for v in value)
@@ -99,8 +98,7 @@ def padding_pairs(padding: Any, nd: int, name: str = "padding") -> Pairs:
         else:
             return tuple(pairs)
     raise TypeError(
-        f"{name} must be an int, a tuple of {nd} ints, {nd} (lo, hi) pairs, "
-        f"'valid' or 'same', got {padding!r}"
+        f"{name} must be an int, a tuple of {nd} ints, {nd} (lo, hi) pairs, 'valid' or 'same', got {padding!r}"
     )
 
 
@@ -175,9 +173,7 @@ def output_size(
     return tuple(out)
 
 
-def check_pool_padding(
-    padding: Pairs, kernel: Sequence[int], dilation: Sequence[int], name: str = "padding"
-) -> None:
+def check_pool_padding(padding: Pairs, kernel: Sequence[int], dilation: Sequence[int], name: str = "padding") -> None:
     """Pools need every window to touch the input: pad <= effective kernel / 2.
 
     This is PyTorch's rule for max and average pooling; without it a window

@@ -95,9 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--optimizer", default="adamw", choices=["adamw", "adam", "sgd"])
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument(
-        "--patience", type=int, default=None, help="stop after this many epochs without improvement"
-    )
+    p.add_argument("--patience", type=int, default=None, help="stop after this many epochs without improvement")
     p.add_argument("--out", default=None, help="folder for checkpoint.npz and history.json")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.npz")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")

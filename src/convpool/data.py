@@ -56,9 +56,7 @@ class Split:
 class DataLoader:
     """Mini-batches of a :class:`Dataset`; shuffling draws from convpool's seeded generator."""
 
-    def __init__(
-        self, dataset: Dataset, batch_size: int = 64, shuffle: bool = False, drop_last: bool = False
-    ):
+    def __init__(self, dataset: Dataset, batch_size: int = 64, shuffle: bool = False, drop_last: bool = False):
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
         self.dataset, self.batch_size = dataset, batch_size
@@ -159,7 +157,7 @@ def load_lines(n_train: int = 3000, n_test: int = 1000, **kw: Any) -> Split:
 
 def read_idx(path: str) -> np.ndarray:
     """Read one IDX file (optionally gzipped): MNIST's format."""
-    dtypes = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+    dtypes: dict[int, Any] = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
     opener = gzip.open if path.endswith(".gz") else open
     with opener(path, "rb") as f:
         data = f.read()
@@ -212,9 +210,7 @@ def load_idx(folder: str) -> Split:
 
 def load_npz(path: str) -> Split:
     if not os.path.exists(path):
-        raise FileNotFoundError(
-            f"npz:{path}: no such file; expected an .npz with x_train, y_train, x_test, y_test"
-        )
+        raise FileNotFoundError(f"npz:{path}: no such file; expected an .npz with x_train, y_train, x_test, y_test")
     with np.load(path, allow_pickle=False) as f:
         missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in f]
         if missing:

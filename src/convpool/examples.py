@@ -72,9 +72,7 @@ def output_maps(x: np.ndarray, kernel: np.ndarray, pool: str = "max") -> dict[st
         conv = F.conv2d(_as4d(x), w, None, s, p, padding_mode=str(mode))[0, 0]
         # pooling pads with its identity (-inf for max) unless a border mode is asked for
         pool_mode = None if mode == "zeros" else str(mode)
-        pooled = F.reduce_window(_as4d(x), pool, (k, k), (int(s),) * 2, (int(p),) * 2, 1, False, pool_mode)[
-            0, 0
-        ]
+        pooled = F.reduce_window(_as4d(x), pool, (k, k), (int(s),) * 2, (int(p),) * 2, 1, False, pool_mode)[0, 0]
         maps[name] = {"conv": conv, pool: pooled}
     return maps
 
@@ -85,9 +83,7 @@ def output_size_line(n: int, k: int, s: int, p: int) -> str:
 
 
 def _grid(a: np.ndarray) -> str:
-    return "\n".join(
-        "  " + " ".join(f"{v:6.2f}" if v != int(v) else f"{int(v):6d}" for v in row) for row in a
-    )
+    return "\n".join("  " + " ".join(f"{v:6.2f}" if v != int(v) else f"{int(v):6d}" for v in row) for row in a)
 
 
 def format_worked_example(kernel_name: str = "vertical-edge", pool: str = "max") -> str:

@@ -68,9 +68,7 @@ def _layer_to_torch(m: nn.Module) -> Any:
             m.num_features, m.eps, m.momentum, m.weight is not None, dtype=_dtype(m.running_mean.dtype)
         )
     if isinstance(m, nn.pool._MaxPoolNd) and m.padding_mode is None:
-        return getattr(tnn, name)(
-            m.kernel_size, m.stride, _pad_arg(m), m.dilation, m.return_indices, m.ceil_mode
-        )
+        return getattr(tnn, name)(m.kernel_size, m.stride, _pad_arg(m), m.dilation, m.return_indices, m.ceil_mode)
     if isinstance(m, nn.pool._AvgPoolNd) and m.padding_mode is None:
         return getattr(tnn, name)(
             m.kernel_size,
@@ -81,9 +79,7 @@ def _layer_to_torch(m: nn.Module) -> Any:
             *(() if m.nd == 1 else (m.divisor_override,)),
         )
     if isinstance(m, nn.pool._LPPoolNd):
-        return getattr(tnn, name)(
-            m.norm_type, m.kernel_size[0] if m.nd == 1 else m.kernel_size, m.stride, m.ceil_mode
-        )
+        return getattr(tnn, name)(m.norm_type, m.kernel_size[0] if m.nd == 1 else m.kernel_size, m.stride, m.ceil_mode)
     if isinstance(m, nn.pool._AdaptiveAvgPoolNd):
         return getattr(tnn, name)(m.output_size)
     if isinstance(m, nn.pool._AdaptiveMaxPoolNd):
@@ -93,9 +89,7 @@ def _layer_to_torch(m: nn.Module) -> Any:
 
 def _dtype(dt: np.dtype) -> Any:
     torch = _torch()
-    return {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}.get(
-        np.dtype(dt), torch.float32
-    )
+    return {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}.get(np.dtype(dt), torch.float32)
 
 
 def to_torch(model: nn.Module) -> Any:
@@ -145,9 +139,7 @@ def _layer_from_torch(t: Any) -> nn.Module:
         bn_dtype = {torch.float64: np.float64}.get(t.running_mean.dtype, np.float32)
         return getattr(nn, name)(t.num_features, t.eps, t.momentum, t.affine, dtype=bn_dtype)
     if isinstance(t, (tnn.MaxPool1d, tnn.MaxPool2d, tnn.MaxPool3d)):
-        return getattr(nn, name)(
-            t.kernel_size, t.stride, t.padding, t.dilation, t.return_indices, t.ceil_mode
-        )
+        return getattr(nn, name)(t.kernel_size, t.stride, t.padding, t.dilation, t.return_indices, t.ceil_mode)
     if isinstance(t, (tnn.AvgPool1d, tnn.AvgPool2d, tnn.AvgPool3d)):
         return getattr(nn, name)(
             t.kernel_size,

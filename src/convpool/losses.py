@@ -52,13 +52,9 @@ class CrossEntropyLoss(_Loss):
             raise ValueError(f"pred must be logits of shape (N, C), got shape {logits.shape}")
         n, c = logits.shape
         if target.shape != (n,) or not np.issubdtype(target.dtype, np.integer):
-            raise ValueError(
-                f"target must be {n} integer class indices, got shape {target.shape} dtype {target.dtype}"
-            )
+            raise ValueError(f"target must be {n} integer class indices, got shape {target.shape} dtype {target.dtype}")
         if n and (target.min() < 0 or target.max() >= c):
-            raise ValueError(
-                f"target class indices must be in [0, {c}), got range [{target.min()}, {target.max()}]"
-            )
+            raise ValueError(f"target class indices must be in [0, {c}), got range [{target.min()}, {target.max()}]")
         shifted = logits - logits.max(axis=1, keepdims=True)
         logp = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
         q = np.zeros_like(logp)

@@ -34,9 +34,7 @@ def lenet(in_channels: int = 1, num_classes: int = 10, image_size: int = 8, widt
     )
 
 
-def allconv(
-    in_channels: int = 1, num_classes: int = 10, image_size: int = 8, width: int = 32
-) -> nn.Sequential:
+def allconv(in_channels: int = 1, num_classes: int = 10, image_size: int = 8, width: int = 32) -> nn.Sequential:
     """All-convolutional variant: strided 3x3 convs downsample instead of pooling."""
     s = image_size
     for _ in range(2):  # two stride-2, padding-1, 3x3 convs
@@ -135,9 +133,7 @@ def summary_rows(model: nn.Sequential, input_shape: tuple[int, ...]) -> list[Lay
 def summary(model: nn.Sequential, input_shape: tuple[int, ...]) -> str:
     """A Keras-style table (plus the receptive field) as text."""
     rows = summary_rows(model, input_shape)
-    lines = [
-        f"{'layer':<6}{'type':<16}{'output shape':<18}{'params':>10}{'mult-adds':>12}{'recept. field':>15}"
-    ]
+    lines = [f"{'layer':<6}{'type':<16}{'output shape':<18}{'params':>10}{'mult-adds':>12}{'recept. field':>15}"]
     lines.append("-" * len(lines[0]))
     for r in rows:
         rf = "whole input" if r.receptive_field is None else f"{r.receptive_field}x{r.receptive_field}"

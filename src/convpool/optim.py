@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -17,7 +17,7 @@ from .nn.module import Parameter
 
 
 class Optimizer:
-    defaults: dict[str, Any] = {}
+    defaults: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, params: Iterable[Parameter], lr: float, **hyper: Any):
         self.params = list(params)
@@ -64,9 +64,7 @@ class Optimizer:
         for p, st in zip(self.params, sd["state"], strict=True):
             for k, v in st.items():
                 if np.shape(v) != p.shape and k != "step":
-                    raise ValueError(
-                        f"optimizer state {k!r} has shape {np.shape(v)}, parameter has {p.shape}"
-                    )
+                    raise ValueError(f"optimizer state {k!r} has shape {np.shape(v)}, parameter has {p.shape}")
         self.lr = float(sd["lr"])
         self.steps = int(sd["steps"])
         self.state = [{k: np.array(v, copy=True) for k, v in st.items()} for st in sd["state"]]
@@ -76,7 +74,7 @@ class SGD(Optimizer):
     """``v = momentum*v + (1-dampening)*g`` (v = g at first); ``p -= lr * (g + momentum*v if nesterov else v)``;
     ``g`` includes ``weight_decay * p``."""
 
-    defaults = {"momentum": 0.0, "dampening": 0.0, "nesterov": False, "weight_decay": 0.0}
+    defaults: ClassVar[dict[str, Any]] = {"momentum": 0.0, "dampening": 0.0, "nesterov": False, "weight_decay": 0.0}
 
     def __init__(self, params: Iterable[Parameter], lr: float = 1e-3, **hyper: Any):
         super().__init__(params, lr, **hyper)
@@ -103,7 +101,7 @@ class Adam(Optimizer):
     """Adam (Kingma & Ba) with bias correction, PyTorch's arithmetic; ``weight_decay``
     is L2 added to the gradient (use :class:`AdamW` for decoupled decay)."""
 
-    defaults = {"betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.0}
+    defaults: ClassVar[dict[str, Any]] = {"betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.0}
     decoupled = False
 
     def __init__(self, params: Iterable[Parameter], lr: float = 1e-3, **hyper: Any):
@@ -135,7 +133,7 @@ class Adam(Optimizer):
 class AdamW(Adam):
     """Adam with decoupled weight decay (``p *= 1 - lr*weight_decay`` before the step)."""
 
-    defaults = {"betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 1e-2}
+    defaults: ClassVar[dict[str, Any]] = {"betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 1e-2}
     decoupled = True
 
 

@@ -95,9 +95,7 @@ def read_checkpoint(path: str) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
             ) from exc
         raise CheckpointError(f"{path!r} is not a readable checkpoint: {exc}") from exc
     except (zipfile.BadZipFile, OSError, EOFError) as exc:
-        raise CheckpointError(
-            f"{path!r} is corrupt or truncated ({exc}); delete it or train without --resume"
-        ) from exc
+        raise CheckpointError(f"{path!r} is corrupt or truncated ({exc}); delete it or train without --resume") from exc
     if "meta" not in arrays:
         raise CheckpointError(f"{path!r} has no metadata: not a convpool checkpoint")
     try:
@@ -152,9 +150,7 @@ def load_checkpoint(
 # --- evaluation and training ------------------------------------------------------------
 
 
-def evaluate(
-    model: Module, data: Dataset, batch_size: int = 512, loss_fn: _Loss | None = None
-) -> tuple[float, float]:
+def evaluate(model: Module, data: Dataset, batch_size: int = 512, loss_fn: _Loss | None = None) -> tuple[float, float]:
     """Mean loss and accuracy of ``model`` (in eval mode) on ``data``."""
     loss_fn = loss_fn or CrossEntropyLoss()
     was = model.training
@@ -252,11 +248,10 @@ def fit(
             if not np.isfinite(loss):
                 if bar is not None:
                     bar.close()
-                kept = (
-                    f"the last good checkpoint (epoch {start if epoch == start + 1 else epoch - 1}) is kept at {checkpoint!r}"
-                    if checkpoint
-                    else "no checkpoint was asked for"
-                )
+                if checkpoint and epoch > 1:
+                    kept = f"the last good checkpoint (epoch {epoch - 1}) is kept at {checkpoint!r}"
+                else:
+                    kept = "no checkpoint was written"
                 raise TrainingDiverged(
                     f"loss became {loss} at epoch {epoch}, batch {b}; {kept}. Try a lower learning rate."
                 )
@@ -285,9 +280,7 @@ def fit(
         if on_epoch is not None:
             on_epoch(record)
         if checkpoint:
-            save_checkpoint(
-                checkpoint, model, optimizer, scheduler, {"epoch": epoch, "history": history.epochs}
-            )
+            save_checkpoint(checkpoint, model, optimizer, scheduler, {"epoch": epoch, "history": history.epochs})
         if patience is not None and val is not None:
             if record["val_loss"] < best:
                 best, since_best = record["val_loss"], 0

@@ -70,9 +70,7 @@ def pad(x: np.ndarray, pads: Pairs, mode: str = "constant", value: float = 0.0) 
     if mode == "constant":
         shape = x.shape[:lead] + tuple(n + lo + hi for n, (lo, hi) in zip(x.shape[lead:], pads, strict=True))
         out = np.full(shape, value, dtype=x.dtype)
-        inner = (Ellipsis,) + tuple(
-            slice(lo, lo + n) for n, (lo, _) in zip(x.shape[lead:], pads, strict=True)
-        )
+        inner = (Ellipsis,) + tuple(slice(lo, lo + n) for n, (lo, _) in zip(x.shape[lead:], pads, strict=True))
         out[inner] = x
         return out
     check_border_padding(x.shape[lead:], pads, mode)
@@ -91,9 +89,7 @@ def pad_backward(g: np.ndarray, pads: Pairs, mode: str = "constant") -> np.ndarr
     nd = len(pads)
     lead = g.ndim - nd
     if mode == "constant":
-        inner = (Ellipsis,) + tuple(
-            slice(lo, n - hi) for n, (lo, hi) in zip(g.shape[lead:], pads, strict=True)
-        )
+        inner = (Ellipsis,) + tuple(slice(lo, n - hi) for n, (lo, hi) in zip(g.shape[lead:], pads, strict=True))
         return g[inner]
     # Undo one axis at a time, in reverse order of padding.
     for axis, (lo, hi) in reversed(list(zip(range(lead, g.ndim), pads, strict=True))):
@@ -153,8 +149,7 @@ def scatter_add(
     g = np.zeros(padded_shape, dtype=gw.dtype)
     for offset in itertools.product(*(range(k) for k in kernel)):
         target = (Ellipsis,) + tuple(
-            slice(k * d, k * d + s * (o - 1) + 1, s)
-            for k, d, s, o in zip(offset, dilation, stride, out, strict=True)
+            slice(k * d, k * d + s * (o - 1) + 1, s) for k, d, s, o in zip(offset, dilation, stride, out, strict=True)
         )
         g[target] += gw[(Ellipsis,) + offset]
     return g

@@ -36,9 +36,7 @@ class Geometry:
     @property
     def padded(self) -> tuple[int, ...]:
         """Spatial size after padding (including the ceil_mode room)."""
-        return tuple(
-            n + lo + hi + e for n, (lo, hi), e in zip(self.in_size, self.pads, self.extra, strict=True)
-        )
+        return tuple(n + lo + hi + e for n, (lo, hi), e in zip(self.in_size, self.pads, self.extra, strict=True))
 
     def counts(self, *, include_pad: bool) -> np.ndarray:
         """Per output position, the window elements on the input (or the padded input)."""

@@ -37,9 +37,7 @@ def _output_size(output_size: Any, in_size: tuple[int, ...]) -> tuple[int, ...]:
         if s is None:
             out.append(n)
         elif not _args._is_int(s) or s < 1:
-            raise ValueError(
-                f"output_size must be positive ints (or None to keep a size), got {output_size!r}"
-            )
+            raise ValueError(f"output_size must be positive ints (or None to keep a size), got {output_size!r}")
         else:
             out.append(int(s))
     return tuple(out)
@@ -93,9 +91,7 @@ def adaptive_avg_pool_backward(dy: Any, ctx: AdaptiveCtx) -> np.ndarray:
     return g[0] if ctx.unbatched else g
 
 
-def adaptive_max_pool_forward(
-    x: Any, nd: int, output_size: Any
-) -> tuple[np.ndarray, np.ndarray, AdaptiveCtx]:
+def adaptive_max_pool_forward(x: Any, nd: int, output_size: Any) -> tuple[np.ndarray, np.ndarray, AdaptiveCtx]:
     """Returns ``(y, indices, ctx)``; indices are flat per-channel input indices."""
     xb, unbatched = batched(x, nd)
     in_size = xb.shape[2:]

@@ -52,14 +52,11 @@ class ConvCtx:
     y_shape: tuple[int, ...]
 
 
-def _check_weight(
-    x: np.ndarray, weight: Any, bias: Any, nd: int, groups: Any
-) -> tuple[np.ndarray, np.ndarray | None]:
+def _check_weight(x: np.ndarray, weight: Any, bias: Any, nd: int, groups: Any) -> tuple[np.ndarray, np.ndarray | None]:
     weight = _args.check_array(weight, "weight")
     if weight.ndim != nd + 2:
         raise ValueError(
-            f"weight of a {nd}-d conv must have {nd + 2} dims (C_out, C_in/groups, *kernel), "
-            f"got shape {weight.shape}"
+            f"weight of a {nd}-d conv must have {nd + 2} dims (C_out, C_in/groups, *kernel), got shape {weight.shape}"
         )
     if not _args._is_int(groups) or groups < 1:
         raise ValueError(f"groups must be a positive int, got {groups!r}")
@@ -109,9 +106,7 @@ def conv_forward(
     y = np.matmul(w, cols).reshape((n, c_out) + g.out)
     if bias is not None:
         y += bias.astype(xb.dtype, copy=False).reshape((c_out,) + (1,) * nd)
-    ctx = ConvCtx(
-        g, groups, mode, cols, w, xb.shape, weight.shape, weight.dtype, bias is not None, unbatched, y.shape
-    )
+    ctx = ConvCtx(g, groups, mode, cols, w, xb.shape, weight.shape, weight.dtype, bias is not None, unbatched, y.shape)
     return (y[0] if unbatched else y), ctx
 
 

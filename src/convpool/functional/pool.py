@@ -144,9 +144,7 @@ def reduce_window(
     nd = len(kernel_size) if isinstance(kernel_size, (tuple, list)) else np.ndim(x) - 2
     if nd < 1:
         raise ValueError(f"input must be (N, C, *spatial) with >= 1 spatial dim, got shape {np.shape(x)}")
-    return reduce_window_forward(
-        x, reduction, nd, kernel_size, stride, padding, dilation, ceil_mode, padding_mode
-    )[0]
+    return reduce_window_forward(x, reduction, nd, kernel_size, stride, padding, dilation, ceil_mode, padding_mode)[0]
 
 
 # --- max / min / median -------------------------------------------------------------
@@ -308,9 +306,7 @@ def lp_pool_backward(dy: Any, ctx: LpCtx) -> np.ndarray:
 
 
 def _lp_pool(nd: int) -> Callable[..., Any]:
-    def pool(
-        input: Any, norm_type: float, kernel_size: Any, stride: Any = None, ceil_mode: bool = False
-    ) -> np.ndarray:
+    def pool(input: Any, norm_type: float, kernel_size: Any, stride: Any = None, ceil_mode: bool = False) -> np.ndarray:
         return lp_pool_forward(input, norm_type, nd, kernel_size, stride, ceil_mode)[0]
 
     pool.__name__ = pool.__qualname__ = f"lp_pool{nd}d"

@@ -125,6 +125,4 @@ def get_reduction(reduction: str | Reduction) -> Reduction:
         return reduction
     if isinstance(reduction, str) and reduction in REDUCTIONS:
         return REDUCTIONS[reduction]
-    raise ValueError(
-        f"reduction must be one of {sorted(REDUCTIONS)} or a Reduction instance, got {reduction!r}"
-    )
+    raise ValueError(f"reduction must be one of {sorted(REDUCTIONS)} or a Reduction instance, got {reduction!r}")

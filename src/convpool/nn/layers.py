@@ -6,6 +6,7 @@ Each keeps only what its backward pass needs from the last forward call.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -54,9 +55,7 @@ class Linear(Module):
         return g @ self.weight.data.astype(x.dtype, copy=False)
 
     def extra_repr(self) -> str:
-        return (
-            f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
-        )
+        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
 
 
 def _grad(g: Any, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
@@ -185,6 +184,9 @@ class _BatchNorm(Module):
     """
 
     ranks: tuple[int, ...] = ()
+    running_mean: np.ndarray
+    running_var: np.ndarray
+    num_batches_tracked: np.ndarray
 
     def __init__(
         self,
@@ -219,19 +221,13 @@ class _BatchNorm(Module):
         if self.training:
             count = x.size // self.num_features
             if count < 2:
-                raise ValueError(
-                    f"BatchNorm in training needs more than 1 value per channel, got shape {x.shape}"
-                )
+                raise ValueError(f"BatchNorm in training needs more than 1 value per channel, got shape {x.shape}")
             mean = x.mean(axis=axes)
             var = x.var(axis=axes)
             m = self.momentum
-            self._set_buffer(
-                "running_mean", ((1 - m) * self.running_mean + m * mean).astype(self.running_mean.dtype)
-            )
+            self._set_buffer("running_mean", ((1 - m) * self.running_mean + m * mean).astype(self.running_mean.dtype))
             unbiased = var * count / (count - 1)
-            self._set_buffer(
-                "running_var", ((1 - m) * self.running_var + m * unbiased).astype(self.running_var.dtype)
-            )
+            self._set_buffer("running_var", ((1 - m) * self.running_var + m * unbiased).astype(self.running_var.dtype))
             self._set_buffer("num_batches_tracked", self.num_batches_tracked + 1)
         else:
             mean, var = self.running_mean.astype(x.dtype), self.running_var.astype(x.dtype)
@@ -240,9 +236,7 @@ class _BatchNorm(Module):
         self._ctx = (xhat, inv, axes)
         if self.weight is None:
             return xhat
-        return xhat * self.weight.data.astype(x.dtype).reshape(shape) + self.bias.data.astype(
-            x.dtype
-        ).reshape(shape)
+        return xhat * self.weight.data.astype(x.dtype).reshape(shape) + self.bias.data.astype(x.dtype).reshape(shape)
 
     def backward(self, grad_output: Any) -> np.ndarray:
         xhat, inv, axes = self._need_ctx(self._ctx)
@@ -286,7 +280,7 @@ class Sequential(Module):
     def __len__(self) -> int:
         return len(self._modules)
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[Module]:
         return iter(self._modules.values())
 
     def append(self, layer: Module) -> Sequential:

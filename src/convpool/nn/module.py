@@ -176,8 +176,7 @@ class Module:
         unexpected = [k for k in state_dict if k not in own]
         if strict and (missing or unexpected):
             raise ValueError(
-                f"load_state_dict for {type(self).__name__}: missing keys {missing}, "
-                f"unexpected keys {unexpected}"
+                f"load_state_dict for {type(self).__name__}: missing keys {missing}, unexpected keys {unexpected}"
             )
         staged = []
         for key, (m, name, is_param) in own.items():
@@ -186,9 +185,7 @@ class Module:
             value = np.asarray(state_dict[key])
             current = m._parameters[name].data if is_param else m._buffers[name]
             if value.shape != current.shape:
-                raise ValueError(
-                    f"load_state_dict: {key!r} has shape {value.shape}, the model expects {current.shape}"
-                )
+                raise ValueError(f"load_state_dict: {key!r} has shape {value.shape}, the model expects {current.shape}")
             staged.append((m, name, is_param, value.astype(current.dtype, copy=True)))
         for m, name, is_param, value in staged:
             if is_param:

@@ -121,9 +121,7 @@ class _AvgPoolNd(Module):
         padding_mode: str | None = None,
     ):
         super().__init__()
-        self.kernel_size, self.stride, self.padding, _ = _validate_window(
-            self.nd, kernel_size, stride, padding, 1
-        )
+        self.kernel_size, self.stride, self.padding, _ = _validate_window(self.nd, kernel_size, stride, padding, 1)
         self.ceil_mode, self.count_include_pad = bool(ceil_mode), bool(count_include_pad)
         self.divisor_override = divisor_override
         if padding_mode is not None:
@@ -167,9 +165,7 @@ class _LPPoolNd(Module):
         self._ctx: Any = None
 
     def forward(self, x: Any) -> np.ndarray:
-        y, self._ctx = F.lp_pool_forward(
-            x, self.norm_type, self.nd, self.kernel_size, self.stride, self.ceil_mode
-        )
+        y, self._ctx = F.lp_pool_forward(x, self.norm_type, self.nd, self.kernel_size, self.stride, self.ceil_mode)
         return y
 
     def backward(self, grad_output: Any) -> np.ndarray:
