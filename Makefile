@@ -24,7 +24,8 @@ check: $(STAMP)
 	$(VENV)/bin/mypy
 
 test: check
-	$(PY) -m pytest -q -n 2 -p no:cacheprovider
+	# one BLAS thread per worker: two workers on two cores, no oversubscription
+	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m pytest -q -n 2 -p no:cacheprovider
 
 format: $(STAMP)
 	$(VENV)/bin/ruff format src tests

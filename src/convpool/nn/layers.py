@@ -88,8 +88,7 @@ class _Elementwise(Module):
 
 class ReLU(_Elementwise):
     def _fn(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        pos = x > 0
-        return np.where(pos, x, 0).astype(x.dtype), pos.astype(x.dtype)
+        return np.maximum(x, 0), (x > 0).astype(x.dtype)  # NaN stays NaN, as in PyTorch
 
 
 class LeakyReLU(_Elementwise):
