@@ -43,7 +43,7 @@ class Optimizer:
     def step(self) -> None:
         self.steps += 1
         for p, st in zip(self.params, self.state, strict=True):
-            if p.grad is not None:
+            if p.grad is not None and p.requires_grad:
                 self._update(p, p.grad.astype(p.dtype, copy=False), st)
 
     def _update(self, p: Parameter, g: np.ndarray, st: dict[str, np.ndarray]) -> None:

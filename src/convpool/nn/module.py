@@ -18,10 +18,15 @@ import numpy as np
 
 
 class Parameter:
-    """A learnable array: ``.data`` (ndarray) and ``.grad`` (ndarray or None)."""
+    """A learnable array: ``.data`` (ndarray) and ``.grad`` (ndarray or None).
 
-    def __init__(self, data: Any):
+    ``requires_grad=False`` freezes it: gradients are not accumulated and
+    optimisers leave it alone (e.g. a conv layer with fixed, hand-made filters).
+    """
+
+    def __init__(self, data: Any, requires_grad: bool = True):
         self.data = np.array(data, copy=True)
+        self.requires_grad = bool(requires_grad)
         if not np.issubdtype(self.data.dtype, np.floating):
             raise TypeError(f"Parameter data must be floating-point, got dtype {self.data.dtype}")
         self.grad: np.ndarray | None = None
@@ -39,7 +44,9 @@ class Parameter:
         return int(self.data.size)
 
     def accumulate(self, g: np.ndarray) -> None:
-        """Add ``g`` to ``.grad`` (creating it on first use)."""
+        """Add ``g`` to ``.grad`` (creating it on first use); nothing if frozen."""
+        if not self.requires_grad:
+            return
         g = np.asarray(g, dtype=self.data.dtype)
         if g.shape != self.data.shape:
             raise ValueError(f"gradient of shape {g.shape} does not match parameter shape {self.shape}")

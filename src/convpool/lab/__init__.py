@@ -1,0 +1,1 @@
+"""The lab: explain, filters, ablate, invariance, report (matplotlib and rich imported lazily)."""
