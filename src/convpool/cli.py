@@ -8,18 +8,72 @@ from collections.abc import Sequence
 
 
 def _explain(args: argparse.Namespace) -> int:
-    from .examples import KERNELS, format_worked_example
+    from .lab import explain
 
-    if args.kernel not in KERNELS:
-        raise SystemExit(f"convpool explain: --kernel must be one of {sorted(KERNELS)}, got {args.kernel!r}")
-    print(format_worked_example(args.kernel, args.pool))
+    explain.main(args.kernel, args.pool, args.padding, args.stride, out=args.out)
+    return 0
+
+
+def _filters(args: argparse.Namespace) -> int:
+    from .lab import filters
+
+    learn = tuple(d for d in args.learn.split(",") if d) if args.learn else ()
+    filters.main(args.image, out=args.out, learn=learn, epochs=args.epochs)
+    return 0
+
+
+def _invariance(args: argparse.Namespace) -> int:
+    from .lab import invariance
+
+    invariance.main(args.max_shift, out=args.out, seed=args.seed)
+    return 0
+
+
+def _datasets(spec: str) -> tuple[str, ...]:
+    return tuple(d.strip() for d in spec.split(",") if d.strip())
+
+
+def _ablate(args: argparse.Namespace) -> int:
+    from .lab import ablate
+
+    ablate.main(
+        out=args.out,
+        datasets=_datasets(args.data),
+        seeds=args.seeds,
+        epochs=args.epochs,
+        max_shift=args.max_shift,
+        workers=args.workers,
+        quick=args.quick,
+    )
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from .lab import report
+
+    report.main(
+        out=args.out,
+        quick=args.quick,
+        seeds=args.seeds,
+        epochs=args.epochs,
+        datasets=_datasets(args.data),
+        skip_ablation=args.no_ablation,
+        workers=args.workers,
+        command="convpool " + " ".join(sys.argv[1:]),
+    )
     return 0
 
 
 def _demo(args: argparse.Namespace) -> int:
-    print("convpool demo: the worked example (conv = products and sum, max pool = the maximum)\n")
-    args.kernel, args.pool = "vertical-edge", "max"
-    return _explain(args)
+    from .lab import report
+
+    print(
+        "convpool demo: the whole lab - worked example, filters on a real image, shift invariance, and the "
+        "ablation (shortened) - written to convpool-report/index.html\n",
+        flush=True,
+    )
+    report.main(out=args.out, quick=True, seeds=3, epochs=10, command="convpool demo")
+    return 0
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -83,10 +137,46 @@ def build_parser() -> argparse.ArgumentParser:
         description="Convolution versus pooling: a library and a lab that explains and measures them.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("explain", help="the 5x5 / 3x3 worked example with real numbers")
-    p.add_argument("--kernel", default="vertical-edge", help="conv kernel preset")
-    p.add_argument("--pool", default="max", choices=["max", "min", "median"], help="pooling reduction")
+    p = sub.add_parser("explain", help="the 5x5 / 3x3 worked example and the four answers, with numbers")
+    p.add_argument(
+        "--kernel",
+        default="vertical-edge",
+        help="preset (vertical-edge, horizontal-edge, blur, sharpen, identity) or numbers '1,0,-1;1,0,-1;1,0,-1'",
+    )
+    p.add_argument("--pool", default="max", choices=["max", "avg", "median", "min"])
+    p.add_argument("--padding", type=int, default=1)
+    p.add_argument("--stride", type=int, default=2)
+    p.add_argument("--out", default=None, help="folder for explain.png and explain.json")
     p.set_defaults(func=_explain)
+    p = sub.add_parser("filters", help="filters and pools on a real photograph; learned first-layer filters")
+    p.add_argument("--image", default=None, help="an image path (default: matplotlib's grace_hopper.jpg)")
+    p.add_argument("--learn", default="digits,lines", help="datasets to learn filters on ('' for none)")
+    p.add_argument("--epochs", type=int, default=8)
+    p.add_argument("--out", default=None)
+    p.set_defaults(func=_filters)
+    p = sub.add_parser("invariance", help="shift equivariance and invariance, layer by layer")
+    p.add_argument("--max-shift", type=int, default=4)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=None)
+    p.set_defaults(func=_invariance)
+    p = sub.add_parser("ablate", help="train variants without each layer; accuracy, cost, robustness")
+    p.add_argument("--data", default="digits,lines", help="comma list of digits, lines, idx:FOLDER, npz:FILE")
+    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--epochs", type=int, default=15)
+    p.add_argument("--max-shift", type=int, default=2)
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--quick", action="store_true", help="smaller generated datasets")
+    p.add_argument("--out", default="convpool-ablation")
+    p.set_defaults(func=_ablate)
+    p = sub.add_parser("report", help="everything above in DIR/index.html")
+    p.add_argument("--out", default="convpool-report")
+    p.add_argument("--data", default="digits,lines")
+    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--no-ablation", action="store_true")
+    p.set_defaults(func=_report)
     p = sub.add_parser("train", help="train a model from the zoo on a dataset")
     p.add_argument("--model", default="lenet", choices=["lenet", "allconv", "mlp"])
     p.add_argument("--data", default="digits", help="digits, lines, idx:FOLDER or npz:FILE")
@@ -100,14 +190,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.npz")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_train)
-    p = sub.add_parser("demo", help="the main job (what `make demo` runs)")
+    p = sub.add_parser("demo", help="the main job (what `make demo` runs): the report, shortened")
+    p.add_argument("--out", default="convpool-report")
     p.set_defaults(func=_demo)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return int(args.func(args))
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except (ValueError, FileNotFoundError, TypeError) as exc:
+        parser.exit(2, f"convpool {args.command}: error: {exc}\n")
 
 
 if __name__ == "__main__":

@@ -54,9 +54,12 @@ def save_figure(fig: Any, path: str) -> str:
 
 
 def console() -> Any:
+    """A rich console; wide enough for the tables when output goes to a file or pipe."""
+    import sys
+
     from rich.console import Console
 
-    return Console(highlight=False)
+    return Console(highlight=False, width=None if sys.stdout.isatty() else 132)
 
 
 def grid_table(a: np.ndarray, title: str = "", mark: set[tuple[int, int]] | None = None, fmt: str = "{:g}") -> Any:

@@ -33,7 +33,9 @@ def parse_kernel(spec: str) -> tuple[str, np.ndarray]:
         rows = [[float(v) for v in row.replace(",", " ").split()] for row in spec.split(";") if row.strip()]
         k = np.array(rows, dtype=np.float64)
     except ValueError as exc:
-        raise ValueError(f"kernel must be one of {sorted(KERNELS)} or numbers like '1,0,-1;1,0,-1;1,0,-1', got {spec!r}") from exc
+        raise ValueError(
+            f"kernel must be one of {sorted(KERNELS)} or numbers like '1,0,-1;1,0,-1;1,0,-1', got {spec!r}"
+        ) from exc
     if k.ndim != 2 or k.shape[0] != k.shape[1] or k.shape[0] % 2 == 0 or k.shape[0] > 5:
         raise ValueError(f"kernel must be a square 1x1, 3x3 or 5x5 grid, got shape {k.shape} from {spec!r}")
     return "custom", k
@@ -61,6 +63,7 @@ def _gradient_flow(x: np.ndarray, kernel: np.ndarray, k: int) -> dict[str, Any]:
     flows: dict[str, Any] = {}
     centre = x.shape[0] // 2 - k // 2
     for name in ("max", "avg", "median", "conv"):
+        ctx: Any
         if name == "conv":
             y, ctx = F.conv_forward(x4, kernel[None, None], None, 1, 0)
         elif name == "avg":
@@ -153,8 +156,16 @@ def run(kernel: str = "vertical-edge", pool: str = "max", padding: int = 1, stri
     # 2. max pooling is not linear: max(a + b) != max(a) + max(b)
     a, b = np.array([3.0, -1.0, 0.0, 1.0]), np.array([-3.0, 2.0, 0.0, 0.0])
     mp = lambda v: float(F.max_pool1d(v[None, None], 4)[0, 0, 0])  # noqa: E731
-    facts["max_not_linear"] = {"a": a, "b": b, "max(a+b)": mp(a + b), "max(a)+max(b)": mp(a) + mp(b),
-                               "max(2a)": mp(2 * a), "2max(a)": 2 * mp(a), "max(-a)": mp(-a), "-max(a)": -mp(a)}
+    facts["max_not_linear"] = {
+        "a": a,
+        "b": b,
+        "max(a+b)": mp(a + b),
+        "max(a)+max(b)": mp(a) + mp(b),
+        "max(2a)": mp(2 * a),
+        "2max(a)": 2 * mp(a),
+        "max(-a)": mp(-a),
+        "-max(a)": -mp(a),
+    }
     # avg pooling *is* linear (checked on the same numbers)
     ap = lambda v: float(F.avg_pool1d(v[None, None], 4)[0, 0, 0])  # noqa: E731
     facts["avg_linear"] = {"avg(a+b)": ap(a + b), "avg(a)+avg(b)": ap(a) + ap(b)}
@@ -162,8 +173,13 @@ def run(kernel: str = "vertical-edge", pool: str = "max", padding: int = 1, stri
     c_in, c_out = 3, 16
     layer = nn.Conv2d(c_in, c_out, k)
     facts["parameters"] = {
-        "conv": {"c_in": c_in, "c_out": c_out, "k": k, "count": layer.num_parameters(),
-                 "formula": f"{c_out}*{c_in}*{k}*{k} + {c_out} = {c_out * c_in * k * k + c_out}"},
+        "conv": {
+            "c_in": c_in,
+            "c_out": c_out,
+            "k": k,
+            "count": layer.num_parameters(),
+            "formula": f"{c_out}*{c_in}*{k}*{k} + {c_out} = {c_out * c_in * k * k + c_out}",
+        },
         "pool": nn.MaxPool2d(k).num_parameters(),
         "training_step": _training_step(),
     }
@@ -189,40 +205,63 @@ def render(facts: dict[str, Any]) -> None:
     con.print(f"conv kernel '{facts['kernel_name']}' (in a real network these coefficients are learned):")
     con.print(grid_table(facts["kernel"], fmt="{:.3g}"))
     terms = " + ".join(f"({w:g})({v:.3g})" for w, v in zip(cen["window"].ravel(), facts["kernel"].ravel(), strict=True))
-    con.print(Panel(f"[bold]convolution[/] = sum of element-wise products\n  = {terms}\n  = [bold]{cen['conv']:.4g}[/]",
-                    expand=False))
+    con.print(
+        Panel(
+            f"[bold]convolution[/] = sum of element-wise products\n  = {terms}\n  = [bold]{cen['conv']:.4g}[/]",
+            expand=False,
+        )
+    )
     pool = facts["pool"]
-    how = {"max": "the largest element", "min": "the smallest element", "median": "the middle element (sorted)",
-           "avg": "the mean of the elements"}[pool]
+    how = {
+        "max": "the largest element",
+        "min": "the smallest element",
+        "median": "the middle element (sorted)",
+        "avg": "the mean of the elements",
+    }[pool]
     where = f" at (row {cen['selected'][0]}, col {cen['selected'][1]})" if cen["selected"] else ""
-    con.print(Panel(f"[bold]{pool} pooling[/] = {how} = [bold]{cen['pool_value']:.4g}[/]{where}\n"
-                    "  no coefficients: nothing to learn", expand=False))
+    con.print(
+        Panel(
+            f"[bold]{pool} pooling[/] = {how} = [bold]{cen['pool_value']:.4g}[/]{where}\n"
+            "  no coefficients: nothing to learn",
+            expand=False,
+        )
+    )
     con.rule("[bold]Borders and stride: the full output maps")
     for title, m in facts["maps"].items():
         con.print(f"[bold]{title}[/]: out = {m['size']['formula']}")
         from rich.columns import Columns
 
-        con.print(Columns([grid_table(m["conv"], "conv", fmt="{:.3g}"), grid_table(m["pool"], f"{pool} pool", fmt="{:.3g}")]))
+        con.print(
+            Columns([grid_table(m["conv"], "conv", fmt="{:.3g}"), grid_table(m["pool"], f"{pool} pool", fmt="{:.3g}")])
+        )
     con.rule("[bold]The questions, answered with numbers")
     ai = facts["avg_is_conv"]
-    con.print(f"1. Average pooling IS a convolution with fixed weights: avg_pool(3x3) vs depthwise conv with every "
-              f"weight 1/9 on a random {tuple(ai['shape'])} input: max |difference| = {ai['max_abs_diff']:.2e}")
+    con.print(
+        f"1. Average pooling IS a convolution with fixed weights: avg_pool(3x3) vs depthwise conv with every "
+        f"weight 1/9 on a random {tuple(ai['shape'])} input: max |difference| = {ai['max_abs_diff']:.2e}"
+    )
     ml = facts["max_not_linear"]
-    con.print(f"2. Max pooling is NOT a convolution (not linear): a={ml['a'].tolist()}, b={ml['b'].tolist()}: "
-              f"max(a+b) = {ml['max(a+b)']:g} but max(a)+max(b) = {ml['max(a)+max(b)']:g}; "
-              f"max(-a) = {ml['max(-a)']:g} but -max(a) = {ml['-max(a)']:g}. "
-              f"(avg: {facts['avg_linear']['avg(a+b)']:g} = {facts['avg_linear']['avg(a)+avg(b)']:g}.) "
-              "It is 'max instead of sum, and no coefficients'.")
+    con.print(
+        f"2. Max pooling is NOT a convolution (not linear): a={ml['a'].tolist()}, b={ml['b'].tolist()}: "
+        f"max(a+b) = {ml['max(a+b)']:g} but max(a)+max(b) = {ml['max(a)+max(b)']:g}; "
+        f"max(-a) = {ml['max(-a)']:g} but -max(a) = {ml['-max(a)']:g}. "
+        f"(avg: {facts['avg_linear']['avg(a+b)']:g} = {facts['avg_linear']['avg(a)+avg(b)']:g}.) "
+        "It is 'max instead of sum, and no coefficients'."
+    )
     p = facts["parameters"]
     ts = p["training_step"]
-    con.print(f"3. Parameters: Conv2d({p['conv']['c_in']}, {p['conv']['c_out']}, {p['conv']['k']}) has "
-              f"{p['conv']['formula']}; MaxPool2d has {p['pool']}. One SGD step of conv -> max pool moved the conv "
-              f"weights by up to {ts['conv_weight_change']:.3g}; the pool had {ts['pool_parameters']} to move.")
+    con.print(
+        f"3. Parameters: Conv2d({p['conv']['c_in']}, {p['conv']['c_out']}, {p['conv']['k']}) has "
+        f"{p['conv']['formula']}; MaxPool2d has {p['pool']}. One SGD step of conv -> max pool moved the conv "
+        f"weights by up to {ts['conv_weight_change']:.3g}; the pool had {ts['pool_parameters']} to move."
+    )
     gf = facts["gradient_flow"]
-    con.print("4. Gradient flow (gradient 1 on the centre output only) - input positions that receive gradient: "
-              + ", ".join(f"{n}: {v['positions']}" for n, v in gf.items())
-              + ". Max and median route it to one chosen input; average spreads it evenly; conv weights it by the kernel "
-              "(a zero coefficient passes nothing).")
+    con.print(
+        "4. Gradient flow (gradient 1 on the centre output only) - input positions that receive gradient: "
+        + ", ".join(f"{n}: {v['positions']}" for n, v in gf.items())
+        + ". Max and median route it to one chosen input; average spreads it evenly; conv weights it by the kernel "
+        "(a zero coefficient passes nothing)."
+    )
 
 
 def figure(facts: dict[str, Any], path: str) -> str:
@@ -232,17 +271,30 @@ def figure(facts: dict[str, Any], path: str) -> str:
     first = next(iter(facts["maps"].values()))
     gf = facts["gradient_flow"]
     panels = [
-        ("input 5x5", x), (f"kernel ({facts['kernel_name']})", K), ("products (centre window)", facts["centre"]["products"]),
-        ("conv output (valid)", first["conv"]), (f"{facts['pool']} pool output (valid)", first["pool"]),
-        ("grad via max pool", gf["max"]["grad"]), ("grad via avg pool", gf["avg"]["grad"]),
-        ("grad via median pool", gf["median"]["grad"]), ("grad via conv", gf["conv"]["grad"]),
+        ("input 5x5", x),
+        (f"kernel ({facts['kernel_name']})", K),
+        ("products (centre window)", facts["centre"]["products"]),
+        ("conv output (valid)", first["conv"]),
+        (f"{facts['pool']} pool output (valid)", first["pool"]),
+        ("grad via max pool", gf["max"]["grad"]),
+        ("grad via avg pool", gf["avg"]["grad"]),
+        ("grad via median pool", gf["median"]["grad"]),
+        ("grad via conv", gf["conv"]["grad"]),
     ]
     fig, axes = plt.subplots(2, 5, figsize=(15, 6.2))
     for ax, (title, a) in zip(axes.ravel(), panels, strict=False):
         ax.imshow(a, cmap="coolwarm" if a.min() < 0 else "viridis")
         for (i, j), v in np.ndenumerate(a):
-            ax.text(j, i, f"{v:.2g}", ha="center", va="center", fontsize=8, color="black",
-                    bbox=dict(boxstyle="round,pad=0.1", fc="white", alpha=0.6, lw=0))
+            ax.text(
+                j,
+                i,
+                f"{v:.2g}",
+                ha="center",
+                va="center",
+                fontsize=8,
+                color="black",
+                bbox=dict(boxstyle="round,pad=0.1", fc="white", alpha=0.6, lw=0),
+            )
         ax.set_title(title, fontsize=9)
         ax.set_xticks([])
         ax.set_yticks([])
@@ -251,8 +303,14 @@ def figure(facts: dict[str, Any], path: str) -> str:
     return save_figure(fig, path)
 
 
-def main(kernel: str = "vertical-edge", pool: str = "max", padding: int = 1, stride: int = 2,
-         out: str | None = None, quiet: bool = False) -> dict[str, Any]:
+def main(
+    kernel: str = "vertical-edge",
+    pool: str = "max",
+    padding: int = 1,
+    stride: int = 2,
+    out: str | None = None,
+    quiet: bool = False,
+) -> dict[str, Any]:
     import os
 
     facts = run(kernel, pool, padding, stride)

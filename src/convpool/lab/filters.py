@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from .. import functional as F
+from .. import nn
 from ..examples import KERNELS
 from ._common import pyplot, save_figure, write_json
 
@@ -33,10 +34,10 @@ def load_image(path: str | None = None, max_side: int = 256) -> tuple[np.ndarray
     import matplotlib.image as mpimg
 
     if path is None:
-        import matplotlib.cbook as cbook
+        import matplotlib
 
-        with cbook.get_sample_data("grace_hopper.jpg") as f:
-            img = mpimg.imread(f, format="jpg")
+        sample = os.path.join(matplotlib.get_data_path(), "sample_data", "grace_hopper.jpg")
+        img = mpimg.imread(sample)
         name = "grace_hopper.jpg (matplotlib sample data)"
     else:
         if not os.path.exists(path):
@@ -97,7 +98,9 @@ def learned_filters(dataset: str, epochs: int = 6, seed: int = 0) -> tuple[np.nd
     c, s = split.train.x.shape[1], split.train.x.shape[2]
     model = models.build("lenet", c, split.train.num_classes, s)
     _, final = train.train_classifier(model, split.train, split.test, epochs=epochs, progress=False)
-    return model[0].weight.data[:, 0].copy(), final["test_acc"]
+    first = model[0]
+    assert isinstance(first, nn.Conv2d)
+    return first.weight.data[:, 0].copy(), final["test_acc"]
 
 
 def figure_image(img: np.ndarray, bank: dict[str, Any], pools: dict[str, Any], path: str) -> str:
@@ -107,9 +110,12 @@ def figure_image(img: np.ndarray, bank: dict[str, Any], pools: dict[str, Any], p
     axes[0, 0].imshow(img, cmap="gray")
     axes[0, 0].set_title(f"input {img.shape[0]}x{img.shape[1]}", fontsize=9)
     for ax, (name, m) in zip(axes[0, 1:], maps.items(), strict=False):
-        ax.imshow(m, cmap="gray" if "blur" in name or "sharpen" in name else "RdBu_r",
-                  vmin=None if "blur" in name or "sharpen" in name else -np.abs(m).max(),
-                  vmax=None if "blur" in name or "sharpen" in name else np.abs(m).max())
+        ax.imshow(
+            m,
+            cmap="gray" if "blur" in name or "sharpen" in name else "RdBu_r",
+            vmin=None if "blur" in name or "sharpen" in name else -np.abs(m).max(),
+            vmax=None if "blur" in name or "sharpen" in name else np.abs(m).max(),
+        )
         ax.set_title(f"conv: {name}", fontsize=9)
     vert = next(iter(maps))
     axes[1, 0].imshow(np.maximum(maps[vert], 0), cmap="magma")
@@ -120,7 +126,9 @@ def figure_image(img: np.ndarray, bank: dict[str, Any], pools: dict[str, Any], p
     for ax in axes.ravel():
         ax.set_xticks([])
         ax.set_yticks([])
-    fig.suptitle("Convolution extracts patterns (learned in a CNN, hand-made here); pooling shrinks and summarises them")
+    fig.suptitle(
+        "Convolution extracts patterns (learned in a CNN, hand-made here); pooling shrinks and summarises them"
+    )
     return save_figure(fig, path)
 
 
@@ -146,8 +154,13 @@ def figure_learned(filters: dict[str, tuple[np.ndarray, float]], path: str) -> s
     return save_figure(fig, path)
 
 
-def main(image: str | None = None, out: str | None = None, learn: tuple[str, ...] = ("digits", "lines"),
-         epochs: int = 6, quiet: bool = False) -> dict[str, Any]:
+def main(
+    image: str | None = None,
+    out: str | None = None,
+    learn: tuple[str, ...] = ("digits", "lines"),
+    epochs: int = 6,
+    quiet: bool = False,
+) -> dict[str, Any]:
     img, name = load_image(image)
     bank = apply_bank(img)
     vert = next(iter(bank["maps"]))
@@ -155,9 +168,14 @@ def main(image: str | None = None, out: str | None = None, learn: tuple[str, ...
     facts: dict[str, Any] = {
         "image": name,
         "image_shape": img.shape,
-        "conv": {"kernels": {k: v for k, v in BANK.items()}, "output_shape": bank["maps"][vert].shape,
-                 "mult_adds": bank["mult_adds"], "parameters": bank["parameters"], "seconds": bank["seconds"],
-                 "response_std": {k: float(m.std()) for k, m in bank["maps"].items()}},
+        "conv": {
+            "kernels": {k: v for k, v in BANK.items()},
+            "output_shape": bank["maps"][vert].shape,
+            "mult_adds": bank["mult_adds"],
+            "parameters": bank["parameters"],
+            "seconds": bank["seconds"],
+            "response_std": {k: float(m.std()) for k, m in bank["maps"].items()},
+        },
         "pool": {k: {kk: vv for kk, vv in v.items() if kk != "map"} for k, v in pools.items()},
     }
     learned = {d: learned_filters(d, epochs) for d in learn}
@@ -169,13 +187,21 @@ def main(image: str | None = None, out: str | None = None, learn: tuple[str, ...
 
         con = console()
         con.rule(f"[bold]Filters and pools on {name}, {img.shape[0]}x{img.shape[1]}")
-        con.print(f"conv: {len(BANK)} 3x3 kernels in one Conv2d -> {len(BANK)} maps of "
-                  f"{bank['maps'][vert].shape[0]}x{bank['maps'][vert].shape[1]}; {bank['mult_adds']:,} multiply-adds, "
-                  f"{bank['parameters']} coefficients (a CNN learns them), {bank['seconds'] * 1e3:.1f} ms")
+        con.print(
+            f"conv: {len(BANK)} 3x3 kernels in one Conv2d -> {len(BANK)} maps of "
+            f"{bank['maps'][vert].shape[0]}x{bank['maps'][vert].shape[1]}; {bank['mult_adds']:,} multiply-adds, "
+            f"{bank['parameters']} coefficients (a CNN learns them), {bank['seconds'] * 1e3:.1f} ms"
+        )
         t = Table("pool", "output", "kept", "window ops", "parameters", "ms")
         for k, p in pools.items():
-            t.add_row(k, f"{p['shape'][0]}x{p['shape'][1]}", f"{p['kept_fraction']:.1%}", f"{p['window_ops']:,}", "0",
-                      f"{p['seconds'] * 1e3:.1f}")
+            t.add_row(
+                k,
+                f"{p['shape'][0]}x{p['shape'][1]}",
+                f"{p['kept_fraction']:.1%}",
+                f"{p['window_ops']:,}",
+                "0",
+                f"{p['seconds'] * 1e3:.1f}",
+            )
         con.print(t)
         for d, (_, acc) in learned.items():
             con.print(f"learned first-layer filters on {d}: {len(learned[d][0])} kernels (test accuracy {acc:.3f})")

@@ -105,10 +105,15 @@ def counterexample() -> dict[str, Any]:
     b = blur(x[None, None, None, :].repeat(2, axis=2))[0, 0, 0]
     bs = blur(xs[None, None, None, :].repeat(2, axis=2))[0, 0, 0]
     return {
-        "x": x, "x_shifted": xs, "max_pool": y, "max_pool_shifted": ys,
-        "changed_outputs": int((y != ys).sum()), "outputs": int(y.size),
+        "x": x,
+        "x_shifted": xs,
+        "max_pool": y,
+        "max_pool_shifted": ys,
+        "changed_outputs": int((y != ys).sum()),
+        "outputs": int(y.size),
         "relative_change": float(np.linalg.norm(ys - y) / np.linalg.norm(y)),
-        "blurpool": b, "blurpool_shifted": bs,
+        "blurpool": b,
+        "blurpool_shifted": bs,
         "blurpool_relative_change": float(np.linalg.norm(bs - b) / np.linalg.norm(b)),
     }
 
@@ -130,7 +135,7 @@ def figure(res: dict[str, Any], path: str) -> str:
 
 def main(max_shift: int = 4, out: str | None = None, seed: int = 0, n: int = 16, quiet: bool = False) -> dict[str, Any]:
     res = measure(max_shift, seed, n)
-    facts = {"max_shift": max_shift, "results": res, "counterexample": counterexample()}
+    facts: dict[str, Any] = {"max_shift": max_shift, "results": res, "counterexample": counterexample()}
     if not quiet:
         from rich.table import Table
 
@@ -149,14 +154,18 @@ def main(max_shift: int = 4, out: str | None = None, seed: int = 0, n: int = 16,
                 t.add_row(name, *(f"{c:.3f}" for c in r["relative_change"][1:]), f"{max(errs):.1e}")
             con.print(t)
         ce = facts["counterexample"]
-        con.print(f"1-D counterexample: x = {ce['x'].astype(int).tolist()} -> max_pool(2, stride 2) = "
-                  f"{ce['max_pool'].astype(int).tolist()}; shifted one pixel {ce['x_shifted'].astype(int).tolist()} -> "
-                  f"{ce['max_pool_shifted'].astype(int).tolist()}: {ce['changed_outputs']} of {ce['outputs']} outputs "
-                  f"change (relative change {ce['relative_change']:.2f}); blur-pooled: "
-                  f"{ce['blurpool_relative_change']:.2f}")
-        con.print("conv: the output moves with the input (equivariance error ~1e-16) but changes as a whole; "
-                  "stride-2 pools are equivariant only for shifts that are multiples of 2 (the error column) "
-                  "and change less than the conv at small shifts; blurring before subsampling changes least.")
+        con.print(
+            f"1-D counterexample: x = {ce['x'].astype(int).tolist()} -> max_pool(2, stride 2) = "
+            f"{ce['max_pool'].astype(int).tolist()}; shifted one pixel {ce['x_shifted'].astype(int).tolist()} -> "
+            f"{ce['max_pool_shifted'].astype(int).tolist()}: {ce['changed_outputs']} of {ce['outputs']} outputs "
+            f"change (relative change {ce['relative_change']:.2f}); blur-pooled: "
+            f"{ce['blurpool_relative_change']:.2f}"
+        )
+        con.print(
+            "conv: the output moves with the input (equivariance error ~1e-16) but changes as a whole; "
+            "stride-2 pools are equivariant only for shifts that are multiples of 2 (the error column) "
+            "and change less than the conv at small shifts; blurring before subsampling changes least."
+        )
     if out:
         facts["figure"] = figure(res, os.path.join(out, "invariance.png"))
         write_json(os.path.join(out, "invariance.json"), facts)
