@@ -72,7 +72,7 @@ def _demo(args: argparse.Namespace) -> int:
         "ablation (shortened) - written to convpool-report/index.html\n",
         flush=True,
     )
-    report.main(out=args.out, quick=True, seeds=3, epochs=10, command="convpool demo")
+    report.main(out=args.out, quick=False, seeds=3, epochs=15, command="convpool demo")
     return 0
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import html
 import os
 import platform
+import sys
 import time
 from typing import Any
 
@@ -328,7 +329,9 @@ def main(
     steps = 4 if not skip_ablation else 3
 
     def step(i: int, name: str) -> float:
+        sys.stdout.flush()
         con.rule(f"[bold cyan][{i}/{steps}] {name}")
+        sys.stdout.flush()
         return time.perf_counter()
 
     t = step(1, "explain: the worked example")
