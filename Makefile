@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+ONE_THREAD := OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 NUMBA_NUM_THREADS=1
 
 .PHONY: install demo test check format bench clean
 
@@ -24,8 +25,11 @@ check: $(STAMP)
 	$(VENV)/bin/mypy
 
 test: check
-	# one BLAS thread per worker: two workers on two cores, no oversubscription
-	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m pytest -q -n 2 -p no:cacheprovider
+	# one BLAS/numba thread per worker: two workers on two cores, no oversubscription
+	$(ONE_THREAD) $(PY) -m pytest -q -n 2 -p no:cacheprovider
+	# the pure-NumPy reference path (no compiled kernels) against the same oracles
+	CONVPOOL_PURE_NUMPY=1 $(ONE_THREAD) $(PY) -m pytest -q -n 2 -p no:cacheprovider \
+		tests/test_conv_oracle.py tests/test_pool_oracle.py tests/test_gradcheck.py tests/test_modules.py
 
 format: $(STAMP)
 	$(VENV)/bin/ruff format src tests

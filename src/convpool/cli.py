@@ -131,6 +131,13 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench(args: argparse.Namespace) -> int:
+    from . import bench
+
+    bench.main(quick=args.quick, only=args.only, out=args.out)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="convpool",
@@ -190,6 +197,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.npz")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_train)
+    p = sub.add_parser("bench", help="time convpool against PyTorch (same process, ratios)")
+    p.add_argument("--quick", action="store_true", help="smaller batches")
+    p.add_argument("--only", default=None, help="run the cases whose name contains this")
+    p.add_argument("--out", default="bench-results.json")
+    p.set_defaults(func=_bench)
     p = sub.add_parser("demo", help="the main job (what `make demo` runs): the report, shortened")
     p.add_argument("--out", default="convpool-report")
     p.set_defaults(func=_demo)

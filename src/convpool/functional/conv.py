@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import _args
+from .. import _args, _kernels
 from ..windows import pad, pad_backward, scatter_add, window_view
 from ._common import Geometry, batched, check_grad, make_geometry
 
@@ -42,7 +42,7 @@ class ConvCtx:
     geom: Geometry
     groups: int
     mode: str
-    cols: np.ndarray  # (N, g, Cg*K, P)
+    cols: np.ndarray | None  # (N, g, Cg*K, P); None on the compiled path (recomputed from xp)
     w: np.ndarray  # (g, Cout/g, Cg*K), in the input's dtype
     x_shape: tuple[int, ...]
     w_shape: tuple[int, ...]
@@ -50,6 +50,8 @@ class ConvCtx:
     has_bias: bool
     unbatched: bool
     y_shape: tuple[int, ...]
+    xp: np.ndarray | None = None  # compiled path: the (border-)padded input, zero padding implicit
+    lo: tuple[int, ...] = ()  # compiled path: zero padding the kernels still apply
 
 
 def _check_weight(x: np.ndarray, weight: Any, bias: Any, nd: int, groups: Any) -> tuple[np.ndarray, np.ndarray | None]:
@@ -94,6 +96,8 @@ def conv_forward(
     weight, bias = _check_weight(xb, weight, bias, nd, groups)
     mode = _args.check_padding_mode(padding_mode)
     g = make_geometry(xb.shape[2:], nd, weight.shape[2:], stride, padding, dilation)
+    if _kernels.enabled() and xb.dtype in (np.float32, np.float64) and xb.size > 0:
+        return _fast_forward(xb, weight, bias, g, groups, mode, unbatched)
     xp = pad(xb, g.pads, mode)
     n, c = xb.shape[:2]
     c_out = weight.shape[0]
@@ -114,9 +118,12 @@ def conv_backward(dy: Any, ctx: ConvCtx) -> tuple[np.ndarray, np.ndarray, np.nda
     """Gradients ``(grad_input, grad_weight, grad_bias)`` (``grad_bias`` None without bias)."""
     g, groups = ctx.geom, ctx.groups
     nd = g.nd
-    dy = check_grad(dy, ctx.y_shape[1:] if ctx.unbatched else ctx.y_shape, ctx.cols.dtype)
+    dy = check_grad(dy, ctx.y_shape[1:] if ctx.unbatched else ctx.y_shape, ctx.w.dtype)
     if ctx.unbatched:
         dy = dy[None]
+    if ctx.cols is None:
+        dx, dw, db = _fast_backward(dy, ctx)
+        return (dx[0] if ctx.unbatched else dx), dw, db
     n, c = ctx.x_shape[:2]
     c_out = ctx.w_shape[0]
     dyg = dy.reshape(n, groups, c_out // groups, ctx.cols.shape[-1])  # (N, g, Cout/g, P)
@@ -129,6 +136,111 @@ def conv_backward(dy: Any, ctx: ConvCtx) -> tuple[np.ndarray, np.ndarray, np.nda
     gp = scatter_add(dcols.transpose(axes), (n, c) + g.padded, g.stride, g.dilation)
     dx = pad_backward(gp, g.pads, ctx.mode)
     return (dx[0] if ctx.unbatched else dx), dw, db
+
+
+# --- compiled path -------------------------------------------------------------------
+
+COLS_BUDGET = 32 * 2**20  # bytes of im2col columns per chunk: memory stays bounded
+
+
+def _k3(v: tuple[int, ...], fill: int) -> np.ndarray:
+    return np.array((fill,) * (3 - len(v)) + tuple(v), dtype=np.int64)
+
+
+def _as5(a: np.ndarray, nd: int) -> np.ndarray:
+    return a.reshape(a.shape[:2] + (1,) * (3 - nd) + a.shape[2:])
+
+
+def _is_pointwise(g: Geometry, lo: tuple[int, ...]) -> bool:
+    return all(k == 1 for k in g.kernel) and all(s == 1 for s in g.stride) and not any(lo)
+
+
+def _chunks(n: int, per_item: int) -> list[slice]:
+    step = max(1, COLS_BUDGET // max(per_item, 1))
+    return [slice(i, min(i + step, n)) for i in range(0, n, step)]
+
+
+def _fast_forward(
+    xb: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geometry, groups: int, mode: str, unbatched: bool
+) -> tuple[np.ndarray, ConvCtx]:
+    """im2col in one compiled pass (zero padding applied on the fly), chunked over the
+    batch so the columns never take more than ``COLS_BUDGET`` bytes; or, when every
+    output channel reads one input channel (depthwise), a direct compiled loop."""
+    nd = g.nd
+    if mode == "constant":
+        xp, lo = xb, tuple(a for a, _ in g.pads)
+    else:
+        xp, lo = pad(xb, g.pads, mode), (0,) * nd
+    xp = np.ascontiguousarray(xp)
+    n, c = xb.shape[:2]
+    c_out, cg = weight.shape[0], c // groups
+    k, p = _args.prod(g.kernel), _args.prod(g.out)
+    w = weight.astype(xb.dtype, copy=False).reshape(groups, c_out // groups, cg * k)
+    geo = (_k3(g.kernel, 1), _k3(g.stride, 1), _k3(g.dilation, 1), _k3(lo, 0), _k3(g.out, 1))
+    if cg == 1:
+        y = _kernels.depthwise_forward(_as5(xp, nd), np.ascontiguousarray(w.reshape(c_out, k)), *geo, c_out // groups)
+        y = y.reshape((n, c_out) + g.out)
+    elif _is_pointwise(g, lo):
+        y = np.matmul(w, xp.reshape(n, groups, cg, p)).reshape((n, c_out) + g.out)
+    else:
+        y = np.empty((n, c_out) + g.out, dtype=xb.dtype)
+        for sl in _chunks(n, cg * k * p * groups * xb.itemsize):
+            cols = _kernels.im2col(_as5(xp[sl], nd), *geo, groups)
+            y[sl] = np.matmul(w, cols).reshape((-1, c_out) + g.out)
+    if bias is not None:
+        y += bias.astype(xb.dtype, copy=False).reshape((c_out,) + (1,) * nd)
+    ctx = ConvCtx(
+        g,
+        groups,
+        mode,
+        None,
+        w,
+        xb.shape,
+        weight.shape,
+        weight.dtype,
+        bias is not None,
+        unbatched,
+        y.shape,
+        xp=xp,
+        lo=lo,
+    )
+    return (y[0] if unbatched else y), ctx
+
+
+def _fast_backward(dy: np.ndarray, ctx: ConvCtx) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    g, groups, xp = ctx.geom, ctx.groups, ctx.xp
+    assert xp is not None
+    nd = g.nd
+    n, c = ctx.x_shape[:2]
+    c_out = ctx.w_shape[0]
+    cg, k, p = c // groups, _args.prod(g.kernel), _args.prod(g.out)
+    geo = (_k3(g.kernel, 1), _k3(g.stride, 1), _k3(g.dilation, 1), _k3(ctx.lo, 0))
+    db = dy.sum(axis=(0, *range(2, 2 + nd))).astype(ctx.w_dtype) if ctx.has_bias else None
+    dy = np.ascontiguousarray(dy)
+    if cg == 1:
+        gxp, dw = _kernels.depthwise_backward(
+            _as5(dy, nd), _as5(xp, nd), np.ascontiguousarray(ctx.w.reshape(c_out, k)), *geo, c_out // groups
+        )
+        gxp = gxp.reshape(xp.shape)
+    else:
+        dyg = dy.reshape(n, groups, c_out // groups, p)
+        wt = ctx.w.transpose(0, 2, 1)
+        dw = np.zeros(ctx.w.shape, dtype=np.float64 if ctx.w.dtype == np.float64 else np.float32)
+        if _is_pointwise(g, ctx.lo):
+            dw += np.matmul(dyg, xp.reshape(n, groups, cg, p).transpose(0, 1, 3, 2)).sum(axis=0)
+            gxp = np.matmul(wt, dyg).reshape(xp.shape)
+        else:
+            gxp = np.empty(xp.shape, dtype=xp.dtype)
+            for sl in _chunks(n, cg * k * p * groups * xp.itemsize):
+                cols = _kernels.im2col(_as5(xp[sl], nd), *geo, _k3(g.out, 1), groups)
+                dw += np.matmul(dyg[sl], cols.transpose(0, 1, 3, 2)).sum(axis=0)
+                dcols = np.matmul(wt, dyg[sl])
+                gxp[sl] = _kernels.col2im(dcols, *geo, _k3(g.out, 1), _k3(xp.shape[2:], 1), groups).reshape(
+                    xp[sl].shape
+                )
+    dw = dw.reshape(ctx.w_shape).astype(ctx.w_dtype, copy=False)
+    dx = gxp if ctx.mode == "constant" else pad_backward(gxp, g.pads, ctx.mode)
+    return dx, dw, db
 
 
 def _conv(nd: int) -> Callable[..., Any]:

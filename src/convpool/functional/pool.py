@@ -26,10 +26,10 @@ from typing import Any
 
 import numpy as np
 
-from .. import _args
+from .. import _args, _kernels
 from ..windows import check_border_padding, pad, pad_backward, scatter_add, window_view
 from ._common import Geometry, batched, check_grad, make_geometry
-from .reductions import Reduction, get_reduction
+from .reductions import Max, Median, Min, Reduction, Sum, get_reduction
 
 
 @dataclass
@@ -45,6 +45,7 @@ class PoolCtx:
     dtype: np.dtype
     y_shape: tuple[int, ...]
     scale: np.ndarray | None = None  # avg: the divisor; dy is divided by it
+    fast: bool = False  # computed by the compiled kernels (aux: chosen input indices)
 
 
 def _fill_windows(x: np.ndarray, g: Geometry, reduction: Reduction, mode: str | None) -> np.ndarray:
@@ -80,6 +81,8 @@ def reduce_window_forward(
     xb, unbatched = batched(x, nd)
     mode = None if padding_mode is None else _args.check_padding_mode(padding_mode)
     g = make_geometry(xb.shape[2:], nd, kernel_size, stride, padding, dilation, ceil_mode, pool=True)
+    if _fast_ok(red, xb):
+        return _fast_forward(xb, red, g, mode, unbatched)
     xp = _fill_windows(xb, g, red, mode)
     view = window_view(xp, g.kernel, g.stride, g.dilation, g.out)
     k = _args.prod(g.kernel)
@@ -90,6 +93,67 @@ def reduce_window_forward(
     y, aux = red.forward(w, valid)
     ctx = PoolCtx(g, red, aux, mode, unbatched, xb.shape, xb.dtype, y.shape)
     return (y[0] if unbatched else y), ctx
+
+
+def _fast_ok(red: Reduction, x: np.ndarray) -> bool:
+    """The compiled kernels cover the built-in reductions on float32/float64."""
+    return (
+        _kernels.enabled()
+        and type(red) in (Max, Min, Median, Sum)
+        and x.dtype in (np.float32, np.float64)
+        and x.size > 0
+    )
+
+
+def _as3(values: tuple[int, ...], fill: int) -> np.ndarray:
+    return np.array((fill,) * (3 - len(values)) + tuple(values), dtype=np.int64)
+
+
+def _fast_forward(
+    xb: np.ndarray, red: Reduction, g: Geometry, mode: str | None, unbatched: bool
+) -> tuple[np.ndarray, PoolCtx]:
+    """The same reduction in one compiled pass (no padded copy, no window copy)."""
+    if mode is None and red.pad_value != 0:
+        _check_windows_touch_input(g.counts(include_pad=False), g)
+    elif mode is not None:
+        check_border_padding(g.in_size, g.pads, mode)
+    n, c = xb.shape[:2]
+    x4 = np.ascontiguousarray(xb).reshape((n * c,) + tuple(_as3(g.in_size, 1)))
+    y, idx = _kernels.pool_forward(
+        x4,
+        _kernels.REDUCTION_CODES[red.name],
+        _as3(g.kernel, 1),
+        _as3(g.stride, 1),
+        _as3(g.dilation, 1),
+        _as3(tuple(lo for lo, _ in g.pads), 0),
+        _as3(tuple(hi for _, hi in g.pads), 0),
+        _kernels.MODES[mode],
+        _as3(g.out, 1),
+    )
+    y = y.reshape((n, c) + g.out)
+    ctx = PoolCtx(g, red, idx.reshape((n, c) + g.out), mode, unbatched, xb.shape, xb.dtype, y.shape, fast=True)
+    return (y[0] if unbatched else y), ctx
+
+
+def _fast_backward(dy: np.ndarray, ctx: PoolCtx) -> np.ndarray:
+    g = ctx.geom
+    n, c = ctx.in_shape[:2]
+    dy4 = np.ascontiguousarray(dy).reshape((n * c,) + tuple(_as3(g.out, 1)))
+    if ctx.reduction.name == "sum":
+        gx = _kernels.sum_backward(
+            dy4,
+            _as3(g.kernel, 1),
+            _as3(g.stride, 1),
+            _as3(g.dilation, 1),
+            _as3(tuple(lo for lo, _ in g.pads), 0),
+            _as3(tuple(hi for _, hi in g.pads), 0),
+            _kernels.MODES[ctx.mode],
+            _as3(g.in_size, 1),
+        )
+    else:
+        assert isinstance(ctx.aux, np.ndarray)
+        gx = _kernels.select_backward(dy4, ctx.aux.reshape(dy4.shape), _args.prod(g.in_size))
+    return gx.reshape(ctx.in_shape)
 
 
 def _check_windows_touch_input(valid: np.ndarray, g: Geometry) -> None:
@@ -115,6 +179,9 @@ def reduce_window_backward(dy: Any, ctx: PoolCtx) -> np.ndarray:
         dy = dy[None]
     if ctx.scale is not None:
         dy = dy / ctx.scale
+    if ctx.fast:
+        gx = _fast_backward(dy, ctx)
+        return gx[0] if ctx.unbatched else gx
     k = _args.prod(g.kernel)
     gw = ctx.reduction.backward(dy, ctx.aux, k)
     gw = gw.reshape(dy.shape + g.kernel)
@@ -154,6 +221,8 @@ def _flat_indices(ctx: PoolCtx) -> np.ndarray:
     """Flat index into the (unpadded) input spatial dims of each selected element."""
     g = ctx.geom
     assert isinstance(ctx.aux, np.ndarray)
+    if ctx.fast:  # the kernels record the chosen input element directly
+        return ctx.aux[0] if ctx.unbatched else ctx.aux
     koff = np.unravel_index(ctx.aux[..., 0], g.kernel)
     coords = []
     for i in range(g.nd):

@@ -1,0 +1,95 @@
+"""The compiled kernels and the NumPy reference path compute the same thing."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import convpool.functional as F
+from convpool import _kernels
+
+pytestmark = pytest.mark.skipif(not _kernels.enabled(), reason="numba not installed or disabled")
+
+
+def both(fn, monkeypatch):  # type: ignore[no-untyped-def]
+    fast = fn()
+    with monkeypatch.context() as m:
+        m.setattr(_kernels, "enabled", lambda: False)
+        slow = fn()
+    return fast, slow
+
+
+@st.composite
+def case(draw):  # type: ignore[no-untyped-def]
+    nd = draw(st.integers(1, 3))
+    kernel = tuple(draw(st.integers(1, 3)) for _ in range(nd))
+    dil = tuple(draw(st.integers(1, 2)) for _ in range(nd))
+    stride = tuple(draw(st.integers(1, 2)) for _ in range(nd))
+    pads = tuple(draw(st.integers(0, (d * (k - 1) + 1) // 2)) for k, d in zip(kernel, dil))
+    size = tuple(draw(st.integers(max(d * (k - 1) + 1, p + 1), d * (k - 1) + 4)) for k, d, p in zip(kernel, dil, pads))
+    dtype = draw(st.sampled_from([np.float32, np.float64]))
+    return nd, size, kernel, stride, pads, dil, dtype, draw(st.booleans())
+
+
+@given(
+    case(),
+    st.sampled_from(["max", "min", "median", "sum"]),
+    st.sampled_from([None, "zeros", "reflect", "replicate", "circular"]),
+    st.integers(0, 2**16),
+)
+def test_pool_fast_equals_reference(c, red, mode, seed):  # type: ignore[no-untyped-def]
+    nd, size, kernel, stride, pads, dil, dtype, ceil = c
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((2, 3, *size)).astype(dtype)
+    mp = pytest.MonkeyPatch()
+
+    def run():  # type: ignore[no-untyped-def]
+        y, ctx = F.reduce_window_forward(x, red, nd, kernel, stride, pads, dil, ceil, mode)
+        dy = np.random.default_rng(1).standard_normal(y.shape).astype(dtype)
+        return y, F.reduce_window_backward(dy, ctx)
+
+    (yf, gf), (ys, gs) = both(run, mp)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(yf, ys, rtol=tol, atol=tol)
+    np.testing.assert_allclose(gf, gs, rtol=tol, atol=tol)
+    assert yf.dtype == ys.dtype == gf.dtype == dtype
+
+
+@given(case(), st.sampled_from([1, 2, 3]), st.sampled_from(["zeros", "reflect", "circular"]), st.integers(0, 2**16))
+def test_conv_fast_equals_reference(c, groups, mode, seed):  # type: ignore[no-untyped-def]
+    nd, size, kernel, stride, pads, dil, dtype, _ = c
+    rng = np.random.default_rng(seed)
+    cin, cout = groups * int(rng.integers(1, 3)), groups * int(rng.integers(1, 3))
+    x = rng.standard_normal((2, cin, *size)).astype(dtype)
+    w = rng.standard_normal((cout, cin // groups, *kernel)).astype(dtype)
+    b = rng.standard_normal(cout).astype(dtype)
+    mp = pytest.MonkeyPatch()
+
+    def run():  # type: ignore[no-untyped-def]
+        y, ctx = F.conv_forward(x, w, b, stride, pads, dil, groups, mode, nd=nd)
+        dy = np.random.default_rng(1).standard_normal(y.shape).astype(dtype)
+        return (y, *F.conv_backward(dy, ctx))
+
+    fast, slow = both(run, mp)
+    tol = 1e-4 if dtype == np.float32 else 1e-11
+    for a, b_ in zip(fast, slow):
+        np.testing.assert_allclose(a, b_, rtol=tol, atol=tol)
+        assert a.dtype == b_.dtype
+
+
+def test_large_conv_is_chunked_and_equal(monkeypatch):  # type: ignore[no-untyped-def]
+    from convpool.functional import conv
+
+    monkeypatch.setattr(conv, "COLS_BUDGET", 4096)  # force many chunks
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((5, 4, 9, 9)).astype(np.float32)
+    w = rng.standard_normal((6, 4, 3, 3)).astype(np.float32)
+    (yf, ctxf) = F.conv_forward(x, w, None, 1, 1)
+    monkeypatch.setattr(_kernels, "enabled", lambda: False)
+    (ys, ctxs) = F.conv_forward(x, w, None, 1, 1)
+    np.testing.assert_allclose(yf, ys, rtol=1e-5, atol=1e-5)
+    dy = rng.standard_normal(yf.shape).astype(np.float32)
+    for a, b in zip(F.conv_backward(dy, ctxf)[:2], F.conv_backward(dy, ctxs)[:2]):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
