@@ -8,73 +8,199 @@ copies or window copies.  They are used when numba is installed and
 results.
 
 Every kernel sees 3 spatial dimensions: 1-D and 2-D inputs get leading
-size-1 dimensions.  Padding is resolved per element by :func:`_src`:
-
-* mode 0 (identity): a padded position has no value and is skipped;
-* mode 1 (zeros): it holds 0 (a real value, no gradient);
-* modes 2, 3, 4 (reflect, replicate, circular): it reads an input element.
-
-Positions beyond the padding (the room a ``ceil_mode`` window may need) are
-always skipped.
+size-1 dimensions.  Pooling kernels read through one small index table per
+dimension (:func:`index_table`), which resolves padding once per call:
+identity padding (skipped), zeros (a value 0 with no gradient) or a border
+mode (reflect, replicate, circular: an input element).
 """
 
 from __future__ import annotations
 
 import os
+import threading
 
 import numpy as np
 
 try:  # numba is optional: without it everything runs on the NumPy reference path
     if os.environ.get("CONVPOOL_PURE_NUMPY"):
         raise ImportError
+    import numba
     from numba import njit, prange
 
+    if "NUMBA_THREADING_LAYER" not in os.environ:
+        # numba's own work queue does not spin after a parallel region (OpenMP does),
+        # so it leaves the cores to OpenBLAS between im2col and the matrix product.
+        numba.config.THREADING_LAYER = "workqueue"
     AVAILABLE = True
 except ImportError:  # pragma: no cover - exercised by the pure-NumPy CI leg
     AVAILABLE = False
-
-MODES = {None: 0, "constant": 1, "zeros": 1, "reflect": 2, "replicate": 3, "circular": 4}
-MAX, MIN, SUM, MEDIAN = 0, 1, 2, 3
-REDUCTION_CODES = {"max": MAX, "min": MIN, "sum": SUM, "median": MEDIAN}
 
 
 def enabled() -> bool:
     return AVAILABLE and not os.environ.get("CONVPOOL_PURE_NUMPY")
 
 
+# Outputs are allocated by NumPy and passed in: NumPy asks the kernel for huge pages on
+# large arrays, and first-touch page faults on fresh memory otherwise cost more than
+# the kernels themselves (measured here: 4 GB/s writing fresh memory, 28 GB/s reused).
+_workspace = threading.local()
+
+
+def workspace(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """A scratch array reused across calls (per thread, per dtype); contents undefined."""
+    size = int(np.prod(shape))
+    key = np.dtype(dtype).str
+    buf = getattr(_workspace, key, None)
+    if buf is None or buf.size < size:
+        buf = np.empty(size, dtype=dtype)
+        setattr(_workspace, key, buf)
+    return buf[:size].reshape(shape)
+
+
+def index_table(n: int, k: int, s: int, d: int, lo: int, hi: int, out: int, mode: str | None) -> np.ndarray:
+    """For output ``o`` and window element ``t`` along one dimension, the input index read:
+    ``>= 0`` an input element, -1 a zero value (zero padding), -2 nothing (identity padding
+    or the room beyond the padding).  Built once per call with NumPy; the kernels only look up."""
+    from .windows import _border_index
+
+    c = np.arange(out)[:, None] * s + np.arange(k)[None, :] * d  # padded coordinate
+    i = c - lo
+    table = np.full(c.shape, -2, dtype=np.int64)
+    inside = (i >= 0) & (i < n)
+    table[inside] = i[inside]
+    border = ~inside & (i >= -lo) & (i < n + hi)
+    if mode in ("constant", "zeros"):
+        table[border] = -1
+    elif mode is not None:
+        table[border] = _border_index(n, lo, hi, mode)[c[border]]
+    return table
+
+
 if AVAILABLE:
 
-    @njit(cache=True, inline="always")
-    def _src(c: int, lo: int, n: int, hi: int, mode: int) -> int:
-        """Input index read by padded coordinate ``c``; -1: zero value; -2: no value."""
-        i = c - lo
-        if 0 <= i < n:
-            return i
-        if i < -lo or i >= n + hi:
-            return -2
-        if mode == 0:
-            return -2
-        if mode == 1:
-            return -1
-        if mode == 3:
-            return 0 if i < 0 else n - 1
-        if mode == 4:
-            return i % n
-        period = 2 * (n - 1)  # reflect
-        if period == 0:
-            return 0
-        i = abs(i) % period
-        return period - i if i >= n else i
+    def _make_select(sign: float):
+        @njit(parallel=True, cache=True)
+        def select(x, t0, t1, t2, y):
+            """Max (sign 1) or min (sign -1) of every window; NaN wins.  Values only: the
+            chosen element is found afterwards by :func:`find_selected`, when a gradient
+            or the indices are asked for.  x: (P, D, H, W); t0, t1, t2: index tables."""
+            p_count = x.shape[0]
+            o0, k0 = t0.shape
+            o1, k1 = t1.shape
+            o2, k2 = t2.shape
+            zero_v = x.dtype.type(0.0)
+            start = x.dtype.type(-np.inf * sign)
+            for p in prange(p_count):
+                for a in range(o0):
+                    for b in range(o1):
+                        for c in range(o2):
+                            best = start
+                            total = zero_v  # NaN iff a NaN (or inf - inf) was seen
+                            for i in range(k0):
+                                si = t0[a, i]
+                                if si == -2:
+                                    continue
+                                for j in range(k1):
+                                    sj = t1[b, j]
+                                    if sj == -2:
+                                        continue
+                                    zero = si < 0 or sj < 0
+                                    for m in range(k2):
+                                        sm = t2[c, m]
+                                        if sm == -2:
+                                            continue
+                                        v = zero_v if (zero or sm < 0) else x[p, si, sj, sm]
+                                        total += v
+                                        if v > best if sign > 0 else v < best:
+                                            best = v
+                            if total != total:  # rare: propagate a NaN if there really is one
+                                for i in range(k0):
+                                    for j in range(k1):
+                                        for m in range(k2):
+                                            si, sj, sm = t0[a, i], t1[b, j], t2[c, m]
+                                            if si >= 0 and sj >= 0 and sm >= 0 and x[p, si, sj, sm] != x[p, si, sj, sm]:
+                                                best = x[p, si, sj, sm]
+                            y[p, a, b, c] = best
+
+        return select
+
+    select_max = _make_select(1.0)
+    select_min = _make_select(-1.0)
 
     @njit(parallel=True, cache=True)
-    def pool_forward(x, red, k, s, d, lo, hi, mode, out_shape):  # type: ignore[no-untyped-def]
-        """x: (P, D, H, W) contiguous.  Returns y (P, oD, oH, oW) and, for select
-        reductions, the flat input index of the chosen element (-1: padding)."""
+    def find_selected(x, t0, t1, t2, y, idx):
+        """For every window, the flat input index of the first element in scan order equal
+        to the selected value ``y`` (-1: a zero from padding); for NaN, the first NaN."""
         p_count, n0, n1, n2 = x.shape
-        o0, o1, o2 = out_shape
-        y = np.empty((p_count, o0, o1, o2), dtype=x.dtype)
-        idx = np.full((p_count, o0, o1, o2), -1, dtype=np.int64)
-        kk = k[0] * k[1] * k[2]
+        o0, k0 = t0.shape
+        o1, k1 = t1.shape
+        o2, k2 = t2.shape
+        for p in prange(p_count):
+            for a in range(o0):
+                for b in range(o1):
+                    for c in range(o2):
+                        target = y[p, a, b, c]
+                        is_nan = target != target
+                        where = -1
+                        found = False
+                        for i in range(k0):
+                            si = t0[a, i]
+                            if si == -2 or found:
+                                continue
+                            for j in range(k1):
+                                sj = t1[b, j]
+                                if sj == -2 or found:
+                                    continue
+                                for m in range(k2):
+                                    sm = t2[c, m]
+                                    if sm == -2 or found:
+                                        continue
+                                    if si < 0 or sj < 0 or sm < 0:
+                                        v = x.dtype.type(0.0)
+                                        f = -1
+                                    else:
+                                        v = x[p, si, sj, sm]
+                                        f = (si * n1 + sj) * n2 + sm
+                                    if v == target or (is_nan and v != v):
+                                        where = f
+                                        found = True
+                        idx[p, a, b, c] = where
+
+    @njit(parallel=True, cache=True)
+    def sum_forward(x, t0, t1, t2, y):
+        """Sum of every window (padding contributes nothing)."""
+        p_count = x.shape[0]
+        o0, k0 = t0.shape
+        o1, k1 = t1.shape
+        o2, k2 = t2.shape
+        for p in prange(p_count):
+            for a in range(o0):
+                for b in range(o1):
+                    for c in range(o2):
+                        acc = x.dtype.type(0.0)
+                        for i in range(k0):
+                            si = t0[a, i]
+                            if si < 0:
+                                continue
+                            for j in range(k1):
+                                sj = t1[b, j]
+                                if sj < 0:
+                                    continue
+                                for m in range(k2):
+                                    sm = t2[c, m]
+                                    if sm >= 0:
+                                        acc += x[p, si, sj, sm]
+                        y[p, a, b, c] = acc
+
+    @njit(parallel=True, cache=True)
+    def median_forward(x, t0, t1, t2, y, idx):
+        """Lower median of every window's values (a stable insertion sort, so ties keep
+        scan order) and its flat input index; NaN anywhere gives the first NaN."""
+        p_count, n0, n1, n2 = x.shape
+        o0, k0 = t0.shape
+        o1, k1 = t1.shape
+        o2, k2 = t2.shape
+        kk = k0 * k1 * k2
         for p in prange(p_count):
             vals = np.empty(kk, dtype=x.dtype)
             where = np.empty(kk, dtype=np.int64)
@@ -82,65 +208,49 @@ if AVAILABLE:
                 for b in range(o1):
                     for c in range(o2):
                         cnt = 0
-                        for i in range(k[0]):
-                            si = _src(a * s[0] + i * d[0], lo[0], n0, hi[0], mode)
+                        nan_at = -1
+                        for i in range(k0):
+                            si = t0[a, i]
                             if si == -2:
                                 continue
-                            for j in range(k[1]):
-                                sj = _src(b * s[1] + j * d[1], lo[1], n1, hi[1], mode)
+                            for j in range(k1):
+                                sj = t1[b, j]
                                 if sj == -2:
                                     continue
-                                for m in range(k[2]):
-                                    sm = _src(c * s[2] + m * d[2], lo[2], n2, hi[2], mode)
+                                for m in range(k2):
+                                    sm = t2[c, m]
                                     if sm == -2:
                                         continue
-                                    if si == -1 or sj == -1 or sm == -1:
-                                        vals[cnt] = 0.0
-                                        where[cnt] = -1
+                                    if si < 0 or sj < 0 or sm < 0:
+                                        v = x.dtype.type(0.0)
+                                        f = -1
                                     else:
-                                        vals[cnt] = x[p, si, sj, sm]
-                                        where[cnt] = (si * n1 + sj) * n2 + sm
+                                        v = x[p, si, sj, sm]
+                                        f = (si * n1 + sj) * n2 + sm
+                                    if v != v and nan_at < 0:
+                                        nan_at = cnt
+                                    q = cnt  # insert, keeping equal values in scan order
+                                    while q > 0 and vals[q - 1] > v:
+                                        vals[q] = vals[q - 1]
+                                        where[q] = where[q - 1]
+                                        q -= 1
+                                    vals[q] = v
+                                    where[q] = f
                                     cnt += 1
-                        if red == 2:  # sum
-                            acc = 0.0
-                            for t in range(cnt):
-                                acc += vals[t]
-                            y[p, a, b, c] = acc
-                            continue
-                        best = 0
-                        nan_at = -1
-                        for t in range(cnt):
-                            if np.isnan(vals[t]):
-                                nan_at = t
-                                break
                         if nan_at >= 0:
-                            best = nan_at
-                        elif red == 0:
-                            for t in range(1, cnt):
-                                if vals[t] > vals[best]:
-                                    best = t
-                        elif red == 1:
-                            for t in range(1, cnt):
-                                if vals[t] < vals[best]:
-                                    best = t
-                        else:  # lower median: stable insertion sort of positions
-                            order = np.empty(cnt, dtype=np.int64)
-                            for t in range(cnt):
-                                q = t
-                                while q > 0 and vals[order[q - 1]] > vals[t]:
-                                    order[q] = order[q - 1]
-                                    q -= 1
-                                order[q] = t
-                            best = order[(cnt - 1) // 2]
-                        y[p, a, b, c] = vals[best]
-                        idx[p, a, b, c] = where[best]
-        return y, idx
+                            for q in range(cnt):
+                                if vals[q] != vals[q]:
+                                    y[p, a, b, c] = vals[q]
+                                    idx[p, a, b, c] = where[q]
+                                    break
+                        else:
+                            y[p, a, b, c] = vals[(cnt - 1) // 2]
+                            idx[p, a, b, c] = where[(cnt - 1) // 2]
 
     @njit(parallel=True, cache=True)
-    def select_backward(dy, idx, in_size):  # type: ignore[no-untyped-def]
-        """Add each output's gradient to its chosen input element."""
+    def select_backward(dy, idx, g):
+        """Add each output's gradient to its chosen input element (g: (P, in), zeroed)."""
         p_count = dy.shape[0]
-        g = np.zeros((p_count, in_size), dtype=dy.dtype)
         flat_dy = dy.reshape(p_count, -1)
         flat_idx = idx.reshape(p_count, -1)
         for p in prange(p_count):
@@ -148,106 +258,118 @@ if AVAILABLE:
                 i = flat_idx[p, t]
                 if i >= 0:
                     g[p, i] += flat_dy[p, t]
-        return g
 
     @njit(parallel=True, cache=True)
-    def sum_backward(dy, k, s, d, lo, hi, mode, in_shape):  # type: ignore[no-untyped-def]
-        """Adjoint of the window sum: every input element a window read gets that window's gradient."""
-        p_count, o0, o1, o2 = dy.shape
-        n0, n1, n2 = in_shape
-        g = np.zeros((p_count, n0, n1, n2), dtype=dy.dtype)
+    def sum_backward(dy, t0, t1, t2, g):
+        """Adjoint of :func:`sum_forward` (g: (P, D, H, W), zeroed)."""
+        p_count = dy.shape[0]
+        o0, k0 = t0.shape
+        o1, k1 = t1.shape
+        o2, k2 = t2.shape
         for p in prange(p_count):
             for a in range(o0):
                 for b in range(o1):
                     for c in range(o2):
                         v = dy[p, a, b, c]
-                        for i in range(k[0]):
-                            si = _src(a * s[0] + i * d[0], lo[0], n0, hi[0], mode)
+                        for i in range(k0):
+                            si = t0[a, i]
                             if si < 0:
                                 continue
-                            for j in range(k[1]):
-                                sj = _src(b * s[1] + j * d[1], lo[1], n1, hi[1], mode)
+                            for j in range(k1):
+                                sj = t1[b, j]
                                 if sj < 0:
                                     continue
-                                for m in range(k[2]):
-                                    sm = _src(c * s[2] + m * d[2], lo[2], n2, hi[2], mode)
+                                for m in range(k2):
+                                    sm = t2[c, m]
                                     if sm >= 0:
                                         g[p, si, sj, sm] += v
-        return g
+
+    @njit(cache=True, inline="always")
+    def _span(o2, s2, w0, n2):
+        """Output columns ``cc`` with ``0 <= cc*s2 + w0 < n2``: [start, end)."""
+        start = max(0, (-w0 + s2 - 1) // s2)
+        end = min(o2, (n2 - 1 - w0) // s2 + 1)
+        return start, max(start, end)
 
     @njit(parallel=True, cache=True)
-    def im2col(x, k, s, d, lo, out_shape, groups):  # type: ignore[no-untyped-def]
-        """Columns (N, groups, Cg*K, P) of a zero-padded conv, without a padded copy."""
+    def im2col(x, k, s, d, lo, out_shape, groups, cols):
+        """Columns (N, groups, Cg*K, P) of a zero-padded conv, without a padded copy.
+        Flat indexing throughout; the innermost loop is a strided copy over the
+        output columns whose input lies inside the image."""
         n, c, n0, n1, n2 = x.shape
-        o0, o1, o2 = out_shape
+        o0, o1, o2 = out_shape[0], out_shape[1], out_shape[2]
         cg = c // groups
         kk = k[0] * k[1] * k[2]
-        pp = o0 * o1 * o2
-        cols = np.empty((n, groups, cg * kk, pp), dtype=x.dtype)
+        xf = x.reshape(n * c, n0 * n1 * n2)  # cols: (N * groups, Cg*K, P), allocated by the caller
         for job in prange(n * c):
             b = job // c
             ch = job % c
-            g = ch // cg
+            plane = b * groups + ch // cg
             r0 = (ch % cg) * kk
             for i in range(k[0]):
                 for j in range(k[1]):
                     for m in range(k[2]):
-                        row = r0 + (i * k[1] + j) * k[2] + m
-                        q = 0
+                        r = r0 + (i * k[1] + j) * k[2] + m
+                        w0 = m * d[2] - lo[2]
+                        start, end = _span(o2, s[2], w0, n2)
                         for a in range(o0):
                             u = a * s[0] + i * d[0] - lo[0]
                             for bb in range(o1):
                                 v = bb * s[1] + j * d[1] - lo[1]
-                                inside = 0 <= u < n0 and 0 <= v < n1
-                                for cc in range(o2):
-                                    w = cc * s[2] + m * d[2] - lo[2]
-                                    if inside and 0 <= w < n2:
-                                        cols[b, g, row, q] = x[b, ch, u, v, w]
-                                    else:
-                                        cols[b, g, row, q] = 0.0
-                                    q += 1
-        return cols
+                                base = (a * o1 + bb) * o2
+                                if u < 0 or u >= n0 or v < 0 or v >= n1:
+                                    for cc in range(o2):
+                                        cols[plane, r, base + cc] = 0.0
+                                    continue
+                                for cc in range(start):
+                                    cols[plane, r, base + cc] = 0.0
+                                src = (u * n1 + v) * n2 + w0
+                                for cc in range(start, end):
+                                    cols[plane, r, base + cc] = xf[job, src + cc * s[2]]
+                                for cc in range(end, o2):
+                                    cols[plane, r, base + cc] = 0.0
 
     @njit(parallel=True, cache=True)
-    def col2im(dcols, k, s, d, lo, out_shape, in_shape, groups):  # type: ignore[no-untyped-def]
-        """Adjoint of :func:`im2col`: (N, groups, Cg*K, P) -> (N, C, *in)."""
+    def col2im(dcols, k, s, d, lo, out_shape, in_shape, groups, gx):
+        """Adjoint of :func:`im2col`: (N, groups, Cg*K, P) -> gx (N*C, D*H*W), zeroed by the caller."""
         n = dcols.shape[0]
-        cg = dcols.shape[2] // (k[0] * k[1] * k[2])
-        c = cg * groups
-        n0, n1, n2 = in_shape
-        o0, o1, o2 = out_shape
         kk = k[0] * k[1] * k[2]
-        gx = np.zeros((n, c, n0, n1, n2), dtype=dcols.dtype)
+        cg = dcols.shape[2] // kk
+        c = cg * groups
+        n0, n1, n2 = in_shape[0], in_shape[1], in_shape[2]
+        o0, o1, o2 = out_shape[0], out_shape[1], out_shape[2]
+        df = dcols.reshape(n * groups, cg * kk, o0 * o1 * o2)
         for job in prange(n * c):
             b = job // c
             ch = job % c
-            g = ch // cg
+            plane = b * groups + ch // cg
             r0 = (ch % cg) * kk
             for i in range(k[0]):
                 for j in range(k[1]):
                     for m in range(k[2]):
-                        row = r0 + (i * k[1] + j) * k[2] + m
-                        q = 0
+                        r = r0 + (i * k[1] + j) * k[2] + m
+                        w0 = m * d[2] - lo[2]
+                        start, end = _span(o2, s[2], w0, n2)
                         for a in range(o0):
                             u = a * s[0] + i * d[0] - lo[0]
+                            if u < 0 or u >= n0:
+                                continue
                             for bb in range(o1):
                                 v = bb * s[1] + j * d[1] - lo[1]
-                                inside = 0 <= u < n0 and 0 <= v < n1
-                                for cc in range(o2):
-                                    w = cc * s[2] + m * d[2] - lo[2]
-                                    if inside and 0 <= w < n2:
-                                        gx[b, ch, u, v, w] += dcols[b, g, row, q]
-                                    q += 1
-        return gx
+                                if v < 0 or v >= n1:
+                                    continue
+                                base = (a * o1 + bb) * o2
+                                dst = (u * n1 + v) * n2 + w0
+                                for cc in range(start, end):
+                                    gx[job, dst + cc * s[2]] += df[plane, r, base + cc]
 
     @njit(parallel=True, cache=True)
-    def depthwise_forward(x, w, k, s, d, lo, out_shape, mult):  # type: ignore[no-untyped-def]
+    def depthwise_forward(x, w, k, s, d, lo, out_shape, mult, y):
         """Conv with one input channel per output channel (C_in/groups == 1), zero padding.
         w: (C_out, K).  Output channel o reads input channel o // mult."""
         n, c, n0, n1, n2 = x.shape
         o0, o1, o2 = out_shape
-        c_out = w.shape[0]
-        y = np.zeros((n, c_out, o0, o1, o2), dtype=x.dtype)
+        c_out = w.shape[0]  # y: (N, C_out, *out), zeroed by the caller
         for job in prange(n * c_out):
             b = job // c_out
             o = job % c_out
@@ -268,16 +390,12 @@ if AVAILABLE:
                                     ww = cc * s[2] + m * d[2] - lo[2]
                                     if 0 <= ww < n2:
                                         y[b, o, a, bb, cc] += wv * x[b, ch, u, v, ww]
-        return y
 
     @njit(parallel=True, cache=True)
-    def depthwise_backward(dy, x, w, k, s, d, lo, mult):  # type: ignore[no-untyped-def]
-        """Gradients (dx, dw (C_out, K)) of :func:`depthwise_forward`."""
+    def depthwise_backward(dy, x, w, k, s, d, lo, mult, dx, dw):
+        """Gradients dx (like x) and dw (C_out, K) of :func:`depthwise_forward`, both zeroed by the caller."""
         n, c, n0, n1, n2 = x.shape
         _, c_out, o0, o1, o2 = dy.shape
-        kk = k[0] * k[1] * k[2]
-        dx = np.zeros(x.shape, dtype=x.dtype)
-        dw = np.zeros((c_out, kk), dtype=np.float64)
         for ch in prange(c):  # one input channel and its output channels per job: no races
             for o in range(ch * mult, (ch + 1) * mult):
                 for b in range(n):
@@ -302,4 +420,3 @@ if AVAILABLE:
                                                 acc += g * x[b, ch, u, v, ww]
                                                 dx[b, ch, u, v, ww] += g * wv
                                 dw[o, t] += acc
-        return dx, dw

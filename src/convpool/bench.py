@@ -84,6 +84,8 @@ def _pool_case(name: str, op: str, x_shape: tuple, **kw: Any) -> Case:
     rng = np.random.default_rng(0)
     x = rng.standard_normal(x_shape, dtype=np.float32)
     nd = len(x_shape) - 2
+    fwd: Callable[[], Any]
+    bwd_of: Callable[..., Any]
     if op == "max":
         fwd = lambda: F.reduce_window_forward(x, "max", nd, **kw)  # noqa: E731
         tmax = {1: tf.max_pool1d, 2: tf.max_pool2d}[nd]
@@ -117,6 +119,7 @@ def _pool_case(name: str, op: str, x_shape: tuple, **kw: Any) -> Case:
     else:
         raise ValueError(op)
     y, ctx = fwd()[0], fwd()[-1]
+    ctx_any: Any = ctx
     dy = rng.standard_normal(y.shape, dtype=np.float32)
     xt = torch.tensor(x, requires_grad=True)
     yt = tfwd(xt)
@@ -125,7 +128,7 @@ def _pool_case(name: str, op: str, x_shape: tuple, **kw: Any) -> Case:
         name,
         "pool",
         fwd,
-        lambda: bwd_of(dy, ctx),
+        lambda: bwd_of(dy, ctx_any),
         lambda: tfwd(xt),
         lambda: torch.autograd.grad(yt, (xt,), dyt, retain_graph=True),
         bytes=4.0 * (x.size + y.size),

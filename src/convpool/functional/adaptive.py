@@ -76,8 +76,14 @@ def adaptive_avg_pool_forward(x: Any, nd: int, output_size: Any) -> tuple[np.nda
     out = _output_size(output_size, xb.shape[2:])
     mats = [_avg_matrix(n, o, xb.dtype) for n, o in zip(xb.shape[2:], out, strict=True)]
     y = xb
+    if all(o == 1 for o in out):  # global average pooling: one mean over the flattened plane
+        y = xb.reshape(xb.shape[:2] + (-1,)).mean(axis=-1, dtype=xb.dtype).reshape(xb.shape[:2] + (1,) * nd)
+        mats = [_avg_matrix(n, 1, xb.dtype) for n in xb.shape[2:]]
+        ctx = AdaptiveCtx(xb.shape, y.shape, unbatched, xb.dtype, mats=mats)
+        return (y[0] if unbatched else y), ctx
     for i, m in enumerate(mats):
-        y = _along(y, 2 + i, m)
+        # an output size of 1 is the plain mean (global pooling): no matrix product
+        y = y.mean(axis=2 + i, keepdims=True, dtype=y.dtype) if m.shape[1] == 1 else _along(y, 2 + i, m)
     ctx = AdaptiveCtx(xb.shape, y.shape, unbatched, xb.dtype, mats=mats)
     return (y[0] if unbatched else y), ctx
 
@@ -87,7 +93,13 @@ def adaptive_avg_pool_backward(dy: Any, ctx: AdaptiveCtx) -> np.ndarray:
     g = dy[None] if ctx.unbatched else dy
     assert ctx.mats is not None
     for i, m in enumerate(ctx.mats):
-        g = _along(g, 2 + i, m.T)
+        if m.shape[1] == 1:
+            shape = list(g.shape)
+            shape[2 + i] = m.shape[0]
+            g = np.broadcast_to(g * m[0, 0], shape)
+        else:
+            g = _along(g, 2 + i, m.T)
+    g = np.ascontiguousarray(g)
     return g[0] if ctx.unbatched else g
 
 

@@ -178,15 +178,19 @@ def _fast_forward(
     w = weight.astype(xb.dtype, copy=False).reshape(groups, c_out // groups, cg * k)
     geo = (_k3(g.kernel, 1), _k3(g.stride, 1), _k3(g.dilation, 1), _k3(lo, 0), _k3(g.out, 1))
     if cg == 1:
-        y = _kernels.depthwise_forward(_as5(xp, nd), np.ascontiguousarray(w.reshape(c_out, k)), *geo, c_out // groups)
-        y = y.reshape((n, c_out) + g.out)
+        y = np.zeros((n, c_out) + g.out, dtype=xb.dtype)
+        _kernels.depthwise_forward(
+            _as5(xp, nd), np.ascontiguousarray(w.reshape(c_out, k)), *geo, c_out // groups, _as5(y, nd)
+        )
     elif _is_pointwise(g, lo):
         y = np.matmul(w, xp.reshape(n, groups, cg, p)).reshape((n, c_out) + g.out)
     else:
         y = np.empty((n, c_out) + g.out, dtype=xb.dtype)
         for sl in _chunks(n, cg * k * p * groups * xb.itemsize):
-            cols = _kernels.im2col(_as5(xp[sl], nd), *geo, groups)
-            y[sl] = np.matmul(w, cols).reshape((-1, c_out) + g.out)
+            m = sl.stop - sl.start
+            cols = _kernels.workspace((m * groups, cg * k, p), xb.dtype)
+            _kernels.im2col(_as5(xp[sl], nd), *geo, groups, cols)
+            np.matmul(w, cols.reshape(m, groups, cg * k, p), out=y[sl].reshape(m, groups, c_out // groups, p))
     if bias is not None:
         y += bias.astype(xb.dtype, copy=False).reshape((c_out,) + (1,) * nd)
     ctx = ConvCtx(
@@ -218,26 +222,35 @@ def _fast_backward(dy: np.ndarray, ctx: ConvCtx) -> tuple[np.ndarray, np.ndarray
     db = dy.sum(axis=(0, *range(2, 2 + nd))).astype(ctx.w_dtype) if ctx.has_bias else None
     dy = np.ascontiguousarray(dy)
     if cg == 1:
-        gxp, dw = _kernels.depthwise_backward(
-            _as5(dy, nd), _as5(xp, nd), np.ascontiguousarray(ctx.w.reshape(c_out, k)), *geo, c_out // groups
+        gxp = np.zeros(xp.shape, dtype=xp.dtype)
+        dw = np.zeros((c_out, k), dtype=np.float64)
+        _kernels.depthwise_backward(
+            _as5(dy, nd),
+            _as5(xp, nd),
+            np.ascontiguousarray(ctx.w.reshape(c_out, k)),
+            *geo,
+            c_out // groups,
+            _as5(gxp, nd),
+            dw,
         )
-        gxp = gxp.reshape(xp.shape)
     else:
         dyg = dy.reshape(n, groups, c_out // groups, p)
         wt = ctx.w.transpose(0, 2, 1)
-        dw = np.zeros(ctx.w.shape, dtype=np.float64 if ctx.w.dtype == np.float64 else np.float32)
+        dw = np.zeros(ctx.w.shape, dtype=ctx.w.dtype)
         if _is_pointwise(g, ctx.lo):
             dw += np.matmul(dyg, xp.reshape(n, groups, cg, p).transpose(0, 1, 3, 2)).sum(axis=0)
             gxp = np.matmul(wt, dyg).reshape(xp.shape)
         else:
-            gxp = np.empty(xp.shape, dtype=xp.dtype)
+            gxp = np.zeros(xp.shape, dtype=xp.dtype)
+            in3 = _k3(xp.shape[2:], 1)
             for sl in _chunks(n, cg * k * p * groups * xp.itemsize):
-                cols = _kernels.im2col(_as5(xp[sl], nd), *geo, _k3(g.out, 1), groups)
-                dw += np.matmul(dyg[sl], cols.transpose(0, 1, 3, 2)).sum(axis=0)
-                dcols = np.matmul(wt, dyg[sl])
-                gxp[sl] = _kernels.col2im(dcols, *geo, _k3(g.out, 1), _k3(xp.shape[2:], 1), groups).reshape(
-                    xp[sl].shape
-                )
+                m = sl.stop - sl.start
+                cols = _kernels.workspace((m * groups, cg * k, p), xp.dtype)
+                _kernels.im2col(_as5(xp[sl], nd), *geo, _k3(g.out, 1), groups, cols)
+                cols4 = cols.reshape(m, groups, cg * k, p)
+                dw += np.matmul(dyg[sl], cols4.transpose(0, 1, 3, 2)).sum(axis=0)
+                np.matmul(wt, dyg[sl], out=cols4)  # the columns' gradient, in the same workspace
+                _kernels.col2im(cols4, *geo, _k3(g.out, 1), in3, groups, gxp[sl].reshape(m * c, -1))
     dw = dw.reshape(ctx.w_shape).astype(ctx.w_dtype, copy=False)
     dx = gxp if ctx.mode == "constant" else pad_backward(gxp, g.pads, ctx.mode)
     return dx, dw, db

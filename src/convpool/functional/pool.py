@@ -105,8 +105,13 @@ def _fast_ok(red: Reduction, x: np.ndarray) -> bool:
     )
 
 
-def _as3(values: tuple[int, ...], fill: int) -> np.ndarray:
-    return np.array((fill,) * (3 - len(values)) + tuple(values), dtype=np.int64)
+def _tables(g: Geometry, mode: str | None) -> list[np.ndarray]:
+    """Index tables for the 3 spatial dims the kernels see (1-D/2-D get size-1 dims)."""
+    lead = [np.zeros((1, 1), dtype=np.int64)] * (3 - g.nd)
+    return lead + [
+        _kernels.index_table(n, k, s, d, lo, hi, o, mode)
+        for n, k, s, d, (lo, hi), o in zip(g.in_size, g.kernel, g.stride, g.dilation, g.pads, g.out, strict=True)
+    ]
 
 
 def _fast_forward(
@@ -118,41 +123,54 @@ def _fast_forward(
     elif mode is not None:
         check_border_padding(g.in_size, g.pads, mode)
     n, c = xb.shape[:2]
-    x4 = np.ascontiguousarray(xb).reshape((n * c,) + tuple(_as3(g.in_size, 1)))
-    y, idx = _kernels.pool_forward(
-        x4,
-        _kernels.REDUCTION_CODES[red.name],
-        _as3(g.kernel, 1),
-        _as3(g.stride, 1),
-        _as3(g.dilation, 1),
-        _as3(tuple(lo for lo, _ in g.pads), 0),
-        _as3(tuple(hi for _, hi in g.pads), 0),
-        _kernels.MODES[mode],
-        _as3(g.out, 1),
-    )
+    x4 = np.ascontiguousarray(xb).reshape((n * c,) + (1,) * (3 - g.nd) + g.in_size)
+    tables = _tables(g, mode)
+    y = np.empty((n * c,) + (1,) * (3 - g.nd) + g.out, dtype=xb.dtype)
+    idx: np.ndarray | _LazyIndex | None = None
+    if red.name == "sum":
+        _kernels.sum_forward(x4, *tables, y)
+    elif red.name == "median":
+        idx = np.empty(y.shape, dtype=np.int64)
+        _kernels.median_forward(x4, *tables, y, idx)
+    else:  # values now; the chosen element is found when a gradient or the indices are asked for
+        (_kernels.select_max if red.name == "max" else _kernels.select_min)(x4, *tables, y)
+        idx = _LazyIndex(x4, tables, y)
+    aux = idx
     y = y.reshape((n, c) + g.out)
-    ctx = PoolCtx(g, red, idx.reshape((n, c) + g.out), mode, unbatched, xb.shape, xb.dtype, y.shape, fast=True)
+    ctx = PoolCtx(g, red, aux, mode, unbatched, xb.shape, xb.dtype, y.shape, fast=True)
     return (y[0] if unbatched else y), ctx
+
+
+class _LazyIndex:
+    """The selected elements of a compiled max/min pool, found on first use."""
+
+    def __init__(self, x4: np.ndarray, tables: list[np.ndarray], y: np.ndarray):
+        self.x4, self.tables, self.y = x4, tables, y
+        self._idx: np.ndarray | None = None
+
+    def get(self) -> np.ndarray:
+        if self._idx is None:
+            self._idx = np.empty(self.y.shape, dtype=np.int64)
+            _kernels.find_selected(self.x4, *self.tables, self.y, self._idx)
+        return self._idx
+
+
+def _chosen(ctx: PoolCtx) -> np.ndarray:
+    """Flat input index of each output's chosen element, shaped like the output."""
+    aux = ctx.aux.get() if isinstance(ctx.aux, _LazyIndex) else ctx.aux
+    assert isinstance(aux, np.ndarray)
+    return aux.reshape(ctx.y_shape)
 
 
 def _fast_backward(dy: np.ndarray, ctx: PoolCtx) -> np.ndarray:
     g = ctx.geom
     n, c = ctx.in_shape[:2]
-    dy4 = np.ascontiguousarray(dy).reshape((n * c,) + tuple(_as3(g.out, 1)))
+    dy4 = np.ascontiguousarray(dy).reshape((n * c,) + (1,) * (3 - g.nd) + g.out)
+    gx = np.zeros((n * c,) + (1,) * (3 - g.nd) + g.in_size, dtype=dy.dtype)
     if ctx.reduction.name == "sum":
-        gx = _kernels.sum_backward(
-            dy4,
-            _as3(g.kernel, 1),
-            _as3(g.stride, 1),
-            _as3(g.dilation, 1),
-            _as3(tuple(lo for lo, _ in g.pads), 0),
-            _as3(tuple(hi for _, hi in g.pads), 0),
-            _kernels.MODES[ctx.mode],
-            _as3(g.in_size, 1),
-        )
+        _kernels.sum_backward(dy4, *_tables(g, ctx.mode), gx)
     else:
-        assert isinstance(ctx.aux, np.ndarray)
-        gx = _kernels.select_backward(dy4, ctx.aux.reshape(dy4.shape), _args.prod(g.in_size))
+        _kernels.select_backward(dy4, _chosen(ctx).reshape(dy4.shape), gx.reshape(n * c, -1))
     return gx.reshape(ctx.in_shape)
 
 
@@ -220,9 +238,10 @@ def reduce_window(
 def _flat_indices(ctx: PoolCtx) -> np.ndarray:
     """Flat index into the (unpadded) input spatial dims of each selected element."""
     g = ctx.geom
-    assert isinstance(ctx.aux, np.ndarray)
     if ctx.fast:  # the kernels record the chosen input element directly
-        return ctx.aux[0] if ctx.unbatched else ctx.aux
+        chosen = _chosen(ctx)
+        return chosen[0] if ctx.unbatched else chosen
+    assert isinstance(ctx.aux, np.ndarray)
     koff = np.unravel_index(ctx.aux[..., 0], g.kernel)
     coords = []
     for i in range(g.nd):
