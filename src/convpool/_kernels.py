@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import threading
+import types
 
 import numpy as np
 
@@ -38,6 +39,27 @@ except ImportError:  # pragma: no cover - exercised by the pure-NumPy CI leg
 
 def enabled() -> bool:
     return AVAILABLE and not os.environ.get("CONVPOOL_PURE_NUMPY")
+
+
+def num_threads() -> int:
+    """Worker threads the compiled kernels use."""
+    return int(numba.get_num_threads()) if AVAILABLE else 1
+
+
+_limiter: object = None
+
+
+def blas_limiter():
+    """A threadpoolctl controller for the BLAS thread count, or None without threadpoolctl."""
+    global _limiter
+    if _limiter is None:
+        try:
+            from threadpoolctl import ThreadpoolController
+
+            _limiter = ThreadpoolController()
+        except ImportError:
+            _limiter = False
+    return _limiter or None
 
 
 # Outputs are allocated by NumPy and passed in: NumPy asks the kernel for huge pages on
@@ -291,8 +313,7 @@ if AVAILABLE:
         end = min(o2, (n2 - 1 - w0) // s2 + 1)
         return start, max(start, end)
 
-    @njit(parallel=True, cache=True)
-    def im2col(x, k, s, d, lo, out_shape, groups, cols):
+    def _im2col(x, k, s, d, lo, out_shape, groups, cols):
         """Columns (N, groups, Cg*K, P) of a zero-padded conv, without a padded copy.
         Flat indexing throughout; the innermost loop is a strided copy over the
         output columns whose input lies inside the image."""
@@ -329,8 +350,7 @@ if AVAILABLE:
                                 for cc in range(end, o2):
                                     cols[plane, r, base + cc] = 0.0
 
-    @njit(parallel=True, cache=True)
-    def col2im(dcols, k, s, d, lo, out_shape, in_shape, groups, gx):
+    def _col2im(dcols, k, s, d, lo, out_shape, in_shape, groups, gx):
         """Adjoint of :func:`im2col`: (N, groups, Cg*K, P) -> gx (N*C, D*H*W), zeroed by the caller."""
         n = dcols.shape[0]
         kk = k[0] * k[1] * k[2]
@@ -362,6 +382,20 @@ if AVAILABLE:
                                 dst = (u * n1 + v) * n2 + w0
                                 for cc in range(start, end):
                                     gx[job, dst + cc * s[2]] += df[plane, r, base + cc]
+
+    # parallel over (image, channel) planes, or serial for one worker thread of many
+    # (nogil: the threads run truly in parallel, each with its own BLAS-free stretch)
+    def _renamed(fn, name):
+        """A copy of ``fn`` under another name: numba caches compiled code by name, and
+        the serial and parallel builds of one function must not share a cache entry."""
+        copy = types.FunctionType(fn.__code__, fn.__globals__, name, fn.__defaults__, fn.__closure__)
+        copy.__qualname__ = name
+        return copy
+
+    im2col = njit(parallel=True, cache=True)(_im2col)
+    col2im = njit(parallel=True, cache=True)(_col2im)
+    im2col_serial = njit(nogil=True, cache=True)(_renamed(_im2col, "im2col_serial"))
+    col2im_serial = njit(nogil=True, cache=True)(_renamed(_col2im, "col2im_serial"))
 
     @njit(parallel=True, cache=True)
     def depthwise_forward(x, w, k, s, d, lo, out_shape, mult, y):

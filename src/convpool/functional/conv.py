@@ -27,6 +27,7 @@ odd padding pixel goes to the end.
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -160,6 +161,37 @@ def _chunks(n: int, per_item: int) -> list[slice]:
     return [slice(i, min(i + step, n)) for i in range(0, n, step)]
 
 
+_pool: ThreadPoolExecutor | None = None
+
+
+def _over_batch(fn: Callable[..., None], n: int, per_item: int, backward: bool = False) -> None:
+    """Run ``fn(batch_slice, *kernels)`` over chunks of the batch.
+
+    With several cores and threadpoolctl available, each core takes its own
+    chunks - im2col (serial, GIL released) then a single-threaded matrix
+    product - so the compiled loops and the BLAS threads never fight over the
+    cores.  Otherwise the chunks run in turn with the parallel kernels and the
+    multi-threaded BLAS.
+    """
+    global _pool
+    threads = _kernels.num_threads()
+    limiter = _kernels.blas_limiter()
+    chunks = _chunks(n, per_item)
+    if threads > 1 and limiter is not None and n >= threads:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(threads, thread_name_prefix="convpool")
+        size = min(-(-n // threads), chunks[0].stop - chunks[0].start)  # bounded workspace per thread
+        parts = [slice(i, min(i + size, n)) for i in range(0, n, size)]
+        serial = (_kernels.im2col_serial, _kernels.col2im_serial)[: 2 if backward else 1]
+        with limiter.limit(limits=1, user_api="blas"):
+            for f in [_pool.submit(fn, sl, *serial) for sl in parts]:
+                f.result()
+        return
+    parallel = (_kernels.im2col, _kernels.col2im)[: 2 if backward else 1]
+    for sl in chunks:
+        fn(sl, *parallel)
+
+
 def _fast_forward(
     xb: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geometry, groups: int, mode: str, unbatched: bool
 ) -> tuple[np.ndarray, ConvCtx]:
@@ -186,11 +218,15 @@ def _fast_forward(
         y = np.matmul(w, xp.reshape(n, groups, cg, p)).reshape((n, c_out) + g.out)
     else:
         y = np.empty((n, c_out) + g.out, dtype=xb.dtype)
-        for sl in _chunks(n, cg * k * p * groups * xb.itemsize):
+        x5 = _as5(xp, nd)
+
+        def forward_chunk(sl: slice, im2col: Any) -> None:
             m = sl.stop - sl.start
             cols = _kernels.workspace((m * groups, cg * k, p), xb.dtype)
-            _kernels.im2col(_as5(xp[sl], nd), *geo, groups, cols)
+            im2col(x5[sl], *geo, groups, cols)
             np.matmul(w, cols.reshape(m, groups, cg * k, p), out=y[sl].reshape(m, groups, c_out // groups, p))
+
+        _over_batch(forward_chunk, n, cg * k * p * groups * xb.itemsize)
     if bias is not None:
         y += bias.astype(xb.dtype, copy=False).reshape((c_out,) + (1,) * nd)
     ctx = ConvCtx(
@@ -242,15 +278,20 @@ def _fast_backward(dy: np.ndarray, ctx: ConvCtx) -> tuple[np.ndarray, np.ndarray
             gxp = np.matmul(wt, dyg).reshape(xp.shape)
         else:
             gxp = np.zeros(xp.shape, dtype=xp.dtype)
-            in3 = _k3(xp.shape[2:], 1)
-            for sl in _chunks(n, cg * k * p * groups * xp.itemsize):
+            in3, out3 = _k3(xp.shape[2:], 1), _k3(g.out, 1)
+            x5, partial = _as5(xp, nd), []
+
+            def backward_chunk(sl: slice, im2col: Any, col2im: Any) -> None:
                 m = sl.stop - sl.start
                 cols = _kernels.workspace((m * groups, cg * k, p), xp.dtype)
-                _kernels.im2col(_as5(xp[sl], nd), *geo, _k3(g.out, 1), groups, cols)
+                im2col(x5[sl], *geo, out3, groups, cols)
                 cols4 = cols.reshape(m, groups, cg * k, p)
-                dw += np.matmul(dyg[sl], cols4.transpose(0, 1, 3, 2)).sum(axis=0)
+                partial.append(np.matmul(dyg[sl], cols4.transpose(0, 1, 3, 2)).sum(axis=0))
                 np.matmul(wt, dyg[sl], out=cols4)  # the columns' gradient, in the same workspace
-                _kernels.col2im(cols4, *geo, _k3(g.out, 1), in3, groups, gxp[sl].reshape(m * c, -1))
+                col2im(cols4, *geo, out3, in3, groups, gxp[sl].reshape(m * c, -1))
+
+            _over_batch(backward_chunk, n, cg * k * p * groups * xp.itemsize, backward=True)
+            dw += np.sum(partial, axis=0)
     dw = dw.reshape(ctx.w_shape).astype(ctx.w_dtype, copy=False)
     dx = gxp if ctx.mode == "constant" else pad_backward(gxp, g.pads, ctx.mode)
     return dx, dw, db
