@@ -133,8 +133,8 @@ if AVAILABLE:
                                             continue
                                         v = zero_v if (zero or sm < 0) else x[p, si, sj, sm]
                                         total += v
-                                        if v > best if sign > 0 else v < best:
-                                            best = v
+                                        # max()/min(), not an if: branch-free, so it vectorises
+                                        best = max(best, v) if sign > 0 else min(best, v)
                             if total != total:  # rare: propagate a NaN if there really is one
                                 for i in range(k0):
                                     for j in range(k1):

@@ -77,7 +77,9 @@ def adaptive_avg_pool_forward(x: Any, nd: int, output_size: Any) -> tuple[np.nda
     mats = [_avg_matrix(n, o, xb.dtype) for n, o in zip(xb.shape[2:], out, strict=True)]
     y = xb
     if all(o == 1 for o in out):  # global average pooling: one mean over the flattened plane
-        y = xb.reshape(xb.shape[:2] + (-1,)).mean(axis=-1, dtype=xb.dtype).reshape(xb.shape[:2] + (1,) * nd)
+        plane = _args.prod(xb.shape[2:])
+        flat = np.ascontiguousarray(xb).reshape(-1, plane)
+        y = (flat @ np.full(plane, 1.0 / plane, dtype=xb.dtype)).reshape(xb.shape[:2] + (1,) * nd)  # BLAS gemv
         mats = [_avg_matrix(n, 1, xb.dtype) for n in xb.shape[2:]]
         ctx = AdaptiveCtx(xb.shape, y.shape, unbatched, xb.dtype, mats=mats)
         return (y[0] if unbatched else y), ctx

@@ -177,7 +177,8 @@ def _over_batch(fn: Callable[..., None], n: int, per_item: int, backward: bool =
     threads = _kernels.num_threads()
     limiter = _kernels.blas_limiter()
     chunks = _chunks(n, per_item)
-    if threads > 1 and limiter is not None and n >= threads:
+    big = n * per_item >= 8 * 2**20  # below ~8 MB of columns, handing work to threads costs more than it saves
+    if threads > 1 and limiter is not None and n >= threads and big:
         if _pool is None:
             _pool = ThreadPoolExecutor(threads, thread_name_prefix="convpool")
         size = min(-(-n // threads), chunks[0].stop - chunks[0].start)  # bounded workspace per thread
