@@ -313,61 +313,62 @@ if AVAILABLE:
         end = min(o2, (n2 - 1 - w0) // s2 + 1)
         return start, max(start, end)
 
-    def _im2col(x, k, s, d, lo, out_shape, groups, cols):
-        """Columns (N, groups, Cg*K, P) of a zero-padded conv, without a padded copy.
-        Flat indexing throughout; the innermost loop is a strided copy over the
-        output columns whose input lies inside the image."""
+    def _im2col(x, k, s, d, lo, out_shape, groups, cols, sb, sg, sr):
+        """Columns of a zero-padded conv, without a padded copy, into the flat array
+        ``cols``: the value for image b, group g, row r (= channel-in-group * K + kernel
+        offset) and output position q goes to ``b*sb + g*sg + r*sr + q``, so the caller
+        picks the layout: (N, groups, Cg*K, P) or (groups, Cg*K, N*P).  The innermost
+        loop is a strided copy over the output columns whose input lies inside the image."""
         n, c, n0, n1, n2 = x.shape
         o0, o1, o2 = out_shape[0], out_shape[1], out_shape[2]
         cg = c // groups
         kk = k[0] * k[1] * k[2]
-        xf = x.reshape(n * c, n0 * n1 * n2)  # cols: (N * groups, Cg*K, P), allocated by the caller
+        xf = x.reshape(n * c, n0 * n1 * n2)
         for job in prange(n * c):
             b = job // c
             ch = job % c
-            plane = b * groups + ch // cg
             r0 = (ch % cg) * kk
+            plane = b * sb + (ch // cg) * sg
             for i in range(k[0]):
                 for j in range(k[1]):
                     for m in range(k[2]):
-                        r = r0 + (i * k[1] + j) * k[2] + m
+                        row = plane + (r0 + (i * k[1] + j) * k[2] + m) * sr
                         w0 = m * d[2] - lo[2]
                         start, end = _span(o2, s[2], w0, n2)
                         for a in range(o0):
                             u = a * s[0] + i * d[0] - lo[0]
                             for bb in range(o1):
                                 v = bb * s[1] + j * d[1] - lo[1]
-                                base = (a * o1 + bb) * o2
+                                o = row + (a * o1 + bb) * o2
                                 if u < 0 or u >= n0 or v < 0 or v >= n1:
                                     for cc in range(o2):
-                                        cols[plane, r, base + cc] = 0.0
+                                        cols[o + cc] = 0.0
                                     continue
                                 for cc in range(start):
-                                    cols[plane, r, base + cc] = 0.0
+                                    cols[o + cc] = 0.0
                                 src = (u * n1 + v) * n2 + w0
                                 for cc in range(start, end):
-                                    cols[plane, r, base + cc] = xf[job, src + cc * s[2]]
+                                    cols[o + cc] = xf[job, src + cc * s[2]]
                                 for cc in range(end, o2):
-                                    cols[plane, r, base + cc] = 0.0
+                                    cols[o + cc] = 0.0
 
-    def _col2im(dcols, k, s, d, lo, out_shape, in_shape, groups, gx):
-        """Adjoint of :func:`im2col`: (N, groups, Cg*K, P) -> gx (N*C, D*H*W), zeroed by the caller."""
-        n = dcols.shape[0]
+    def _col2im(dcols, k, s, d, lo, out_shape, groups, sb, sg, sr, gx):
+        """Adjoint of :func:`im2col`: adds the flat column gradients ``dcols`` (same
+        layout arguments) into ``gx`` (N, C, D, H, W), zeroed by the caller."""
+        n, c, n0, n1, n2 = gx.shape
         kk = k[0] * k[1] * k[2]
-        cg = dcols.shape[2] // kk
-        c = cg * groups
-        n0, n1, n2 = in_shape[0], in_shape[1], in_shape[2]
+        cg = c // groups
         o0, o1, o2 = out_shape[0], out_shape[1], out_shape[2]
-        df = dcols.reshape(n * groups, cg * kk, o0 * o1 * o2)
+        gf = gx.reshape(n * c, n0 * n1 * n2)
         for job in prange(n * c):
             b = job // c
             ch = job % c
-            plane = b * groups + ch // cg
             r0 = (ch % cg) * kk
+            plane = b * sb + (ch // cg) * sg
             for i in range(k[0]):
                 for j in range(k[1]):
                     for m in range(k[2]):
-                        r = r0 + (i * k[1] + j) * k[2] + m
+                        row = plane + (r0 + (i * k[1] + j) * k[2] + m) * sr
                         w0 = m * d[2] - lo[2]
                         start, end = _span(o2, s[2], w0, n2)
                         for a in range(o0):
@@ -378,10 +379,10 @@ if AVAILABLE:
                                 v = bb * s[1] + j * d[1] - lo[1]
                                 if v < 0 or v >= n1:
                                     continue
-                                base = (a * o1 + bb) * o2
+                                o = row + (a * o1 + bb) * o2
                                 dst = (u * n1 + v) * n2 + w0
                                 for cc in range(start, end):
-                                    gx[job, dst + cc * s[2]] += df[plane, r, base + cc]
+                                    gf[job, dst + cc * s[2]] += dcols[o + cc]
 
     # parallel over (image, channel) planes, or serial for one worker thread of many
     # (nogil: the threads run truly in parallel, each with its own BLAS-free stretch)

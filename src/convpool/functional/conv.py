@@ -156,6 +156,12 @@ def _is_pointwise(g: Geometry, lo: tuple[int, ...]) -> bool:
     return all(k == 1 for k in g.kernel) and all(s == 1 for s in g.stride) and not any(lo)
 
 
+def _batch_in_columns(p: int) -> bool:
+    """Small outputs: lay the chunk's images side by side in the columns, so one large
+    matrix product replaces many small ones (BLAS is far from peak on small products)."""
+    return p < 1024
+
+
 def _chunks(n: int, per_item: int) -> list[slice]:
     step = max(1, COLS_BUDGET // max(per_item, 1))
     return [slice(i, min(i + step, n)) for i in range(0, n, step)]
@@ -219,13 +225,18 @@ def _fast_forward(
         y = np.matmul(w, xp.reshape(n, groups, cg, p)).reshape((n, c_out) + g.out)
     else:
         y = np.empty((n, c_out) + g.out, dtype=xb.dtype)
-        x5 = _as5(xp, nd)
+        x5, co = _as5(xp, nd), c_out // groups
 
         def forward_chunk(sl: slice, im2col: Any) -> None:
             m = sl.stop - sl.start
-            cols = _kernels.workspace((m * groups, cg * k, p), xb.dtype)
-            im2col(x5[sl], *geo, groups, cols)
-            np.matmul(w, cols.reshape(m, groups, cg * k, p), out=y[sl].reshape(m, groups, c_out // groups, p))
+            cols = _kernels.workspace((m * groups * cg * k * p,), xb.dtype)
+            if _batch_in_columns(p):  # one (C_out/g x Cg*K) @ (Cg*K x m*P) product per group
+                im2col(x5[sl], *geo, groups, cols, p, cg * k * m * p, m * p)
+                out = np.matmul(w, cols.reshape(groups, cg * k, m * p)).reshape(groups, co, m, p)
+                y[sl].reshape(m, groups, co, p)[...] = out.transpose(2, 0, 1, 3)
+            else:  # one product per image
+                im2col(x5[sl], *geo, groups, cols, groups * cg * k * p, cg * k * p, p)
+                np.matmul(w, cols.reshape(m, groups, cg * k, p), out=y[sl].reshape(m, groups, co, p))
 
         _over_batch(forward_chunk, n, cg * k * p * groups * xb.itemsize)
     if bias is not None:
@@ -279,17 +290,26 @@ def _fast_backward(dy: np.ndarray, ctx: ConvCtx) -> tuple[np.ndarray, np.ndarray
             gxp = np.matmul(wt, dyg).reshape(xp.shape)
         else:
             gxp = np.zeros(xp.shape, dtype=xp.dtype)
-            in3, out3 = _k3(xp.shape[2:], 1), _k3(g.out, 1)
-            x5, partial = _as5(xp, nd), []
+            out3, co = _k3(g.out, 1), c_out // groups
+            x5, gx5, partial = _as5(xp, nd), _as5(gxp, nd), []
 
             def backward_chunk(sl: slice, im2col: Any, col2im: Any) -> None:
                 m = sl.stop - sl.start
-                cols = _kernels.workspace((m * groups, cg * k, p), xp.dtype)
-                im2col(x5[sl], *geo, out3, groups, cols)
-                cols4 = cols.reshape(m, groups, cg * k, p)
-                partial.append(np.matmul(dyg[sl], cols4.transpose(0, 1, 3, 2)).sum(axis=0))
-                np.matmul(wt, dyg[sl], out=cols4)  # the columns' gradient, in the same workspace
-                col2im(cols4, *geo, out3, in3, groups, gxp[sl].reshape(m * c, -1))
+                cols = _kernels.workspace((m * groups * cg * k * p,), xp.dtype)
+                if _batch_in_columns(p):
+                    layout = (p, cg * k * m * p, m * p)
+                    im2col(x5[sl], *geo, out3, groups, cols, *layout)
+                    c3 = cols.reshape(groups, cg * k, m * p)
+                    dyt = np.ascontiguousarray(dyg[sl].transpose(1, 2, 0, 3)).reshape(groups, co, m * p)
+                    partial.append(np.matmul(dyt, c3.transpose(0, 2, 1)))
+                    np.matmul(wt, dyt, out=c3)  # the columns' gradient, in the same workspace
+                else:
+                    layout = (groups * cg * k * p, cg * k * p, p)
+                    im2col(x5[sl], *geo, out3, groups, cols, *layout)
+                    cols4 = cols.reshape(m, groups, cg * k, p)
+                    partial.append(np.matmul(dyg[sl], cols4.transpose(0, 1, 3, 2)).sum(axis=0))
+                    np.matmul(wt, dyg[sl], out=cols4)
+                col2im(cols, *geo, out3, groups, *layout, gx5[sl])
 
             _over_batch(backward_chunk, n, cg * k * p * groups * xp.itemsize, backward=True)
             dw += np.sum(partial, axis=0)
