@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 import convpool.functional as F
-from convpool.examples import INPUT, KERNELS, centre_pixel, format_worked_example
+from convpool.examples import INPUT, KERNELS, centre_pixel
 
 X = INPUT[None, None]
 K = KERNELS["vertical-edge"][None, None]
@@ -48,9 +48,3 @@ def test_gradients_by_hand():
     _, dw, db = F.conv_backward(np.ones_like(y), ctx)
     assert dw[0, 0, 0, 0] == INPUT[:3, :3].sum() == 16  # sum of the top-left 3x3 block
     assert db.tolist() == [9.0]
-
-
-def test_formatted_example_shows_the_numbers():
-    text = format_worked_example()
-    assert "= 4" in text and "largest element = 5" in text
-    assert "out = floor((5 + 2*0 - 3) / 2) + 1 = 2" in text

@@ -100,7 +100,6 @@ def _pool_case(name: str, op: str, x_shape: tuple, **kw: Any) -> Case:
         tfwd = lambda t: tf.adaptive_avg_pool2d(t, kw["output_size"])  # noqa: E731
         bwd_of = F.adaptive_avg_pool_backward
     elif op == "median":
-        fwd = lambda: F.reduce_window_forward(x, "median", nd, **kw)  # noqa: E731
         k, s, p = kw["kernel_size"], kw["stride"], kw["padding"]
 
         def tfwd(t: Any) -> Any:  # PyTorch has no median pool: unfold + median is its idiom

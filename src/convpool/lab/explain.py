@@ -19,7 +19,7 @@ import numpy as np
 
 from .. import functional as F
 from .. import nn, optim
-from ..examples import INPUT, KERNELS
+from ..examples import INPUT, KERNELS, centre_pixel
 from ._common import grid_table, pyplot, save_figure, write_json
 
 POOLS = ("max", "avg", "median", "min")
@@ -108,10 +108,11 @@ def run(kernel: str = "vertical-edge", pool: str = "max", padding: int = 1, stri
     x = INPUT
     k = K.shape[0]
     c, h = x.shape[0] // 2, k // 2
-    window = x[c - h : c + h + 1, c - h : c + h + 1]
+    centre = centre_pixel(x, K)
+    window = centre["window"]
     pool_value = float(_pool(window, pool, k, 1, 0)[0, 0])
     sel = None
-    if pool in ("max", "min", "median"):
+    if pool in ("max", "min", "median"):  # the element the pool picked (first in scan order)
         cands = np.argwhere(window == pool_value)[0]
         sel = (int(cands[0]) + c - h, int(cands[1]) + c - h)
     facts: dict[str, Any] = {
@@ -121,8 +122,8 @@ def run(kernel: str = "vertical-edge", pool: str = "max", padding: int = 1, stri
         "pool": pool,
         "centre": {
             "window": window,
-            "products": window * K,
-            "conv": float((window * K).sum()),
+            "products": centre["products"],
+            "conv": centre["conv"],
             "pool_value": pool_value,
             "selected": sel,
         },
