@@ -147,3 +147,12 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):  # type: ignor
         train.fit(model, poisoned, epochs=3, optimizer=opt, checkpoint=ckpt, resume=True, progress=False)
     assert open(ckpt, "rb").read() == before
     train.load_checkpoint(ckpt, model, opt)
+
+
+def test_patience_stops_when_validation_loss_stops_improving():
+    split, model, opt = _tiny_setup()
+    opt.lr = 1.0  # far too large: the validation loss cannot keep improving
+    hist = train.fit(model, split.train, val=split.test, epochs=30, optimizer=opt, patience=2, progress=False)
+    losses = [e["val_loss"] for e in hist.epochs]
+    assert hist.stopped_early and len(losses) < 30
+    assert len(losses) - 1 - int(np.argmin(losses)) == 2

@@ -117,8 +117,8 @@ def _pool_case(name: str, op: str, x_shape: tuple, **kw: Any) -> Case:
         bwd_of = F.reduce_window_backward
     else:
         raise ValueError(op)
-    y, ctx = fwd()[0], fwd()[-1]
-    ctx_any: Any = ctx
+    first: Any = fwd()
+    y, ctx_any = first[0], first[-1]
     dy = rng.standard_normal(y.shape, dtype=np.float32)
     xt = torch.tensor(x, requires_grad=True)
     yt = tfwd(xt)

@@ -88,9 +88,7 @@ class LayerInfo:
 
 def _window(m: nn.Module) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]] | None:
     """Kernel, stride and dilation of a sliding-window layer, else None."""
-    if isinstance(m, nn.conv._ConvNd):
-        return m.kernel_size, m.stride, m.dilation
-    if isinstance(m, nn.pool._SelectPoolNd):
+    if isinstance(m, (nn.conv._ConvNd, nn.pool._SelectPoolNd)):
         return m.kernel_size, m.stride, m.dilation
     if isinstance(m, (nn.pool._AvgPoolNd, nn.pool._LPPoolNd)):
         return m.kernel_size, m.stride, (1,) * len(m.kernel_size)

@@ -229,12 +229,6 @@ def fit(
         start = int(meta["epoch"])
         history.epochs = list(meta.get("history", []))
         history.resumed_from = start
-    best, since_best = np.inf, 0
-    for e in history.epochs:
-        if "val_loss" in e and e["val_loss"] < best:
-            best, since_best = e["val_loss"], 0
-        else:
-            since_best += 1
     loader = DataLoader(train, batch_size, shuffle=True)
     for epoch in range(start + 1, epochs + 1):
         model.train()
@@ -281,15 +275,17 @@ def fit(
             on_epoch(record)
         if checkpoint:
             save_checkpoint(checkpoint, model, optimizer, scheduler, {"epoch": epoch, "history": history.epochs})
-        if patience is not None and val is not None:
-            if record["val_loss"] < best:
-                best, since_best = record["val_loss"], 0
-            else:
-                since_best += 1
-                if since_best >= patience:
-                    history.stopped_early = True
-                    break
+        if patience is not None and val is not None and _epochs_since_best(history.epochs) >= patience:
+            history.stopped_early = True
+            break
     return history
+
+
+def _epochs_since_best(epochs: list[dict[str, float]]) -> int:
+    """Epochs since the (first) lowest validation loss; derived from the history, so a
+    resumed run stops exactly where an uninterrupted one would."""
+    losses = [e["val_loss"] for e in epochs]
+    return len(losses) - 1 - int(np.argmin(losses))
 
 
 # --- the standard recipe ------------------------------------------------------------------

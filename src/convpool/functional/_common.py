@@ -49,6 +49,16 @@ class Geometry:
         return valid_counts(self.kernel, self.stride, self.dilation, self.out, lo, hi)
 
 
+def window_args(
+    nd: int, kernel_size: Any, stride: Any, dilation: Any, *, pool: bool
+) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
+    """Kernel, stride and dilation as ``nd``-tuples; a pool's stride defaults to its
+    kernel size (PyTorch's ``stride=None``)."""
+    kernel = _args.ntuple(kernel_size, nd, "kernel_size")
+    strides = kernel if (pool and stride is None) else _args.ntuple(stride, nd, "stride")
+    return kernel, strides, _args.ntuple(dilation, nd, "dilation")
+
+
 def make_geometry(
     in_size: tuple[int, ...],
     nd: int,
@@ -60,10 +70,7 @@ def make_geometry(
     *,
     pool: bool = False,
 ) -> Geometry:
-    kernel = _args.ntuple(kernel_size, nd, "kernel_size")
-    # A pool's stride defaults to its kernel size (PyTorch's None).
-    strides = kernel if (pool and stride is None) else _args.ntuple(stride, nd, "stride")
-    dil = _args.ntuple(dilation, nd, "dilation")
+    kernel, strides, dil = window_args(nd, kernel_size, stride, dilation, pool=pool)
     if not isinstance(ceil_mode, (bool, np.bool_)):
         raise TypeError(f"ceil_mode must be a bool, got {ceil_mode!r}")
     pads = _args.resolve_padding(padding, nd, in_size, kernel, strides, dil)

@@ -98,7 +98,20 @@ def conv_forward(
     mode = _args.check_padding_mode(padding_mode)
     g = make_geometry(xb.shape[2:], nd, weight.shape[2:], stride, padding, dilation)
     if _kernels.enabled() and xb.dtype in (np.float32, np.float64) and xb.size > 0:
-        return _fast_forward(xb, weight, bias, g, groups, mode, unbatched)
+        y, ctx = _fast_forward(xb, weight, g, groups, mode, unbatched)
+    else:
+        y, ctx = _reference_forward(xb, weight, g, groups, mode, unbatched)
+    if bias is not None:
+        y += bias.astype(xb.dtype, copy=False).reshape((weight.shape[0],) + (1,) * nd)
+    ctx.has_bias = bias is not None
+    return (y[0] if unbatched else y), ctx
+
+
+def _reference_forward(
+    xb: np.ndarray, weight: np.ndarray, g: Geometry, groups: int, mode: str, unbatched: bool
+) -> tuple[np.ndarray, ConvCtx]:
+    """The readable NumPy path: window view, one copy into columns, one batched product."""
+    nd = g.nd
     xp = pad(xb, g.pads, mode)
     n, c = xb.shape[:2]
     c_out = weight.shape[0]
@@ -109,34 +122,33 @@ def conv_forward(
     cols = np.ascontiguousarray(view.transpose(axes)).reshape(n, groups, cg * k, p)
     w = weight.astype(xb.dtype, copy=False).reshape(groups, c_out // groups, cg * k)
     y = np.matmul(w, cols).reshape((n, c_out) + g.out)
-    if bias is not None:
-        y += bias.astype(xb.dtype, copy=False).reshape((c_out,) + (1,) * nd)
-    ctx = ConvCtx(g, groups, mode, cols, w, xb.shape, weight.shape, weight.dtype, bias is not None, unbatched, y.shape)
-    return (y[0] if unbatched else y), ctx
+    return y, ConvCtx(g, groups, mode, cols, w, xb.shape, weight.shape, weight.dtype, False, unbatched, y.shape)
 
 
 def conv_backward(dy: Any, ctx: ConvCtx) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Gradients ``(grad_input, grad_weight, grad_bias)`` (``grad_bias`` None without bias)."""
-    g, groups = ctx.geom, ctx.groups
-    nd = g.nd
+    nd = ctx.geom.nd
     dy = check_grad(dy, ctx.y_shape[1:] if ctx.unbatched else ctx.y_shape, ctx.w.dtype)
     if ctx.unbatched:
         dy = dy[None]
-    if ctx.cols is None:
-        dx, dw, db = _fast_backward(dy, ctx)
-        return (dx[0] if ctx.unbatched else dx), dw, db
-    n, c = ctx.x_shape[:2]
-    c_out = ctx.w_shape[0]
-    dyg = dy.reshape(n, groups, c_out // groups, ctx.cols.shape[-1])  # (N, g, Cout/g, P)
     db = dy.sum(axis=(0, *range(2, 2 + nd))).astype(ctx.w_dtype) if ctx.has_bias else None
-    dw = np.matmul(dyg, ctx.cols.transpose(0, 1, 3, 2)).sum(axis=0)
+    dx, dw = _fast_backward(dy, ctx) if ctx.cols is None else _reference_backward(dy, ctx)
+    return (dx[0] if ctx.unbatched else dx), dw, db
+
+
+def _reference_backward(dy: np.ndarray, ctx: ConvCtx) -> tuple[np.ndarray, np.ndarray]:
+    g, groups, cols = ctx.geom, ctx.groups, ctx.cols
+    assert cols is not None
+    nd = g.nd
+    n, c = ctx.x_shape[:2]
+    dyg = dy.reshape(n, groups, ctx.w_shape[0] // groups, cols.shape[-1])  # (N, g, Cout/g, P)
+    dw = np.matmul(dyg, cols.transpose(0, 1, 3, 2)).sum(axis=0)
     dw = dw.reshape(ctx.w_shape).astype(ctx.w_dtype, copy=False)
     dcols = np.matmul(ctx.w.transpose(0, 2, 1), dyg)  # (N, g, Cg*K, P)
     dcols = dcols.reshape((n, c) + g.kernel + g.out)
     axes = (0, 1, *range(2 + nd, 2 + 2 * nd), *range(2, 2 + nd))
     gp = scatter_add(dcols.transpose(axes), (n, c) + g.padded, g.stride, g.dilation)
-    dx = pad_backward(gp, g.pads, ctx.mode)
-    return (dx[0] if ctx.unbatched else dx), dw, db
+    return pad_backward(gp, g.pads, ctx.mode), dw
 
 
 # --- compiled path -------------------------------------------------------------------
@@ -160,6 +172,14 @@ def _batch_in_columns(p: int) -> bool:
     """Small outputs: lay the chunk's images side by side in the columns, so one large
     matrix product replaces many small ones (BLAS is far from peak on small products)."""
     return p < 1024
+
+
+def _column_layout(m: int, groups: int, rows: int, p: int) -> tuple[int, int, int]:
+    """Strides (image, group, row) of the flat columns of ``m`` images:
+    (groups, rows, m*P) when :func:`_batch_in_columns`, else (m, groups, rows, P)."""
+    if _batch_in_columns(p):
+        return p, rows * m * p, m * p
+    return groups * rows * p, rows * p, p
 
 
 def _chunks(n: int, per_item: int) -> list[slice]:
@@ -200,7 +220,7 @@ def _over_batch(fn: Callable[..., None], n: int, per_item: int, backward: bool =
 
 
 def _fast_forward(
-    xb: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, g: Geometry, groups: int, mode: str, unbatched: bool
+    xb: np.ndarray, weight: np.ndarray, g: Geometry, groups: int, mode: str, unbatched: bool
 ) -> tuple[np.ndarray, ConvCtx]:
     """im2col in one compiled pass (zero padding applied on the fly), chunked over the
     batch so the columns never take more than ``COLS_BUDGET`` bytes; or, when every
@@ -230,36 +250,21 @@ def _fast_forward(
         def forward_chunk(sl: slice, im2col: Any) -> None:
             m = sl.stop - sl.start
             cols = _kernels.workspace((m * groups * cg * k * p,), xb.dtype)
+            im2col(x5[sl], *geo, groups, cols, *_column_layout(m, groups, cg * k, p))
             if _batch_in_columns(p):  # one (C_out/g x Cg*K) @ (Cg*K x m*P) product per group
-                im2col(x5[sl], *geo, groups, cols, p, cg * k * m * p, m * p)
                 out = np.matmul(w, cols.reshape(groups, cg * k, m * p)).reshape(groups, co, m, p)
                 y[sl].reshape(m, groups, co, p)[...] = out.transpose(2, 0, 1, 3)
             else:  # one product per image
-                im2col(x5[sl], *geo, groups, cols, groups * cg * k * p, cg * k * p, p)
                 np.matmul(w, cols.reshape(m, groups, cg * k, p), out=y[sl].reshape(m, groups, co, p))
 
         _over_batch(forward_chunk, n, cg * k * p * groups * xb.itemsize)
-    if bias is not None:
-        y += bias.astype(xb.dtype, copy=False).reshape((c_out,) + (1,) * nd)
     ctx = ConvCtx(
-        g,
-        groups,
-        mode,
-        None,
-        w,
-        xb.shape,
-        weight.shape,
-        weight.dtype,
-        bias is not None,
-        unbatched,
-        y.shape,
-        xp=xp,
-        lo=lo,
+        g, groups, mode, None, w, xb.shape, weight.shape, weight.dtype, False, unbatched, y.shape, xp=xp, lo=lo
     )
-    return (y[0] if unbatched else y), ctx
+    return y, ctx
 
 
-def _fast_backward(dy: np.ndarray, ctx: ConvCtx) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+def _fast_backward(dy: np.ndarray, ctx: ConvCtx) -> tuple[np.ndarray, np.ndarray]:
     g, groups, xp = ctx.geom, ctx.groups, ctx.xp
     assert xp is not None
     nd = g.nd
@@ -267,7 +272,6 @@ def _fast_backward(dy: np.ndarray, ctx: ConvCtx) -> tuple[np.ndarray, np.ndarray
     c_out = ctx.w_shape[0]
     cg, k, p = c // groups, _args.prod(g.kernel), _args.prod(g.out)
     geo = (_k3(g.kernel, 1), _k3(g.stride, 1), _k3(g.dilation, 1), _k3(ctx.lo, 0))
-    db = dy.sum(axis=(0, *range(2, 2 + nd))).astype(ctx.w_dtype) if ctx.has_bias else None
     dy = np.ascontiguousarray(dy)
     if cg == 1:
         gxp = np.zeros(xp.shape, dtype=xp.dtype)
@@ -296,16 +300,14 @@ def _fast_backward(dy: np.ndarray, ctx: ConvCtx) -> tuple[np.ndarray, np.ndarray
             def backward_chunk(sl: slice, im2col: Any, col2im: Any) -> None:
                 m = sl.stop - sl.start
                 cols = _kernels.workspace((m * groups * cg * k * p,), xp.dtype)
+                layout = _column_layout(m, groups, cg * k, p)
+                im2col(x5[sl], *geo, out3, groups, cols, *layout)
                 if _batch_in_columns(p):
-                    layout = (p, cg * k * m * p, m * p)
-                    im2col(x5[sl], *geo, out3, groups, cols, *layout)
                     c3 = cols.reshape(groups, cg * k, m * p)
                     dyt = np.ascontiguousarray(dyg[sl].transpose(1, 2, 0, 3)).reshape(groups, co, m * p)
                     partial.append(np.matmul(dyt, c3.transpose(0, 2, 1)))
                     np.matmul(wt, dyt, out=c3)  # the columns' gradient, in the same workspace
                 else:
-                    layout = (groups * cg * k * p, cg * k * p, p)
-                    im2col(x5[sl], *geo, out3, groups, cols, *layout)
                     cols4 = cols.reshape(m, groups, cg * k, p)
                     partial.append(np.matmul(dyg[sl], cols4.transpose(0, 1, 3, 2)).sum(axis=0))
                     np.matmul(wt, dyg[sl], out=cols4)
@@ -315,7 +317,7 @@ def _fast_backward(dy: np.ndarray, ctx: ConvCtx) -> tuple[np.ndarray, np.ndarray
             dw += np.sum(partial, axis=0)
     dw = dw.reshape(ctx.w_shape).astype(ctx.w_dtype, copy=False)
     dx = gxp if ctx.mode == "constant" else pad_backward(gxp, g.pads, ctx.mode)
-    return dx, dw, db
+    return dx, dw
 
 
 def _conv(nd: int) -> Callable[..., Any]:

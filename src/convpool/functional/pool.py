@@ -54,11 +54,7 @@ def _fill_windows(x: np.ndarray, g: Geometry, reduction: Reduction, mode: str | 
     if mode is None:
         pads = tuple((lo, hi + e) for (lo, hi), e in zip(g.pads, g.extra, strict=True))
         return pad(x, pads, "constant", reduction.pad_value)
-    if mode == "constant":
-        xp = pad(x, g.pads, "constant", 0.0)
-    else:
-        check_border_padding(g.in_size, g.pads, mode)
-        xp = pad(x, g.pads, mode)
+    xp = pad(x, g.pads, mode, 0.0)
     if any(g.extra):
         xp = pad(xp, tuple((0, e) for e in g.extra), "constant", reduction.pad_value)
     assert xp.shape[-nd:] == g.padded
@@ -81,16 +77,17 @@ def reduce_window_forward(
     xb, unbatched = batched(x, nd)
     mode = None if padding_mode is None else _args.check_padding_mode(padding_mode)
     g = make_geometry(xb.shape[2:], nd, kernel_size, stride, padding, dilation, ceil_mode, pool=True)
+    if mode is None and red.pad_value != 0:
+        _check_windows_touch_input(g.counts(include_pad=False), g)
+    elif mode is not None:
+        check_border_padding(g.in_size, g.pads, mode)
     if _fast_ok(red, xb):
         return _fast_forward(xb, red, g, mode, unbatched)
     xp = _fill_windows(xb, g, red, mode)
     view = window_view(xp, g.kernel, g.stride, g.dilation, g.out)
     k = _args.prod(g.kernel)
     w = view.reshape(view.shape[: 2 + nd] + (k,))  # one copy: (N, C, *out, K)
-    valid = g.counts(include_pad=mode is not None)
-    if mode is None and red.pad_value != 0:
-        _check_windows_touch_input(valid, g)
-    y, aux = red.forward(w, valid)
+    y, aux = red.forward(w, g.counts(include_pad=mode is not None))
     ctx = PoolCtx(g, red, aux, mode, unbatched, xb.shape, xb.dtype, y.shape)
     return (y[0] if unbatched else y), ctx
 
@@ -118,10 +115,6 @@ def _fast_forward(
     xb: np.ndarray, red: Reduction, g: Geometry, mode: str | None, unbatched: bool
 ) -> tuple[np.ndarray, PoolCtx]:
     """The same reduction in one compiled pass (no padded copy, no window copy)."""
-    if mode is None and red.pad_value != 0:
-        _check_windows_touch_input(g.counts(include_pad=False), g)
-    elif mode is not None:
-        check_border_padding(g.in_size, g.pads, mode)
     n, c = xb.shape[:2]
     x4 = np.ascontiguousarray(xb).reshape((n * c,) + (1,) * (3 - g.nd) + g.in_size)
     tables = _tables(g, mode)
@@ -135,9 +128,8 @@ def _fast_forward(
     else:  # values now; the chosen element is found when a gradient or the indices are asked for
         (_kernels.select_max if red.name == "max" else _kernels.select_min)(x4, *tables, y)
         idx = _LazyIndex(x4, tables, y)
-    aux = idx
     y = y.reshape((n, c) + g.out)
-    ctx = PoolCtx(g, red, aux, mode, unbatched, xb.shape, xb.dtype, y.shape, fast=True)
+    ctx = PoolCtx(g, red, idx, mode, unbatched, xb.shape, xb.dtype, y.shape, fast=True)
     return (y[0] if unbatched else y), ctx
 
 

@@ -110,12 +110,11 @@ def figure_image(img: np.ndarray, bank: dict[str, Any], pools: dict[str, Any], p
     axes[0, 0].imshow(img, cmap="gray")
     axes[0, 0].set_title(f"input {img.shape[0]}x{img.shape[1]}", fontsize=9)
     for ax, (name, m) in zip(axes[0, 1:], maps.items(), strict=False):
-        ax.imshow(
-            m,
-            cmap="gray" if "blur" in name or "sharpen" in name else "RdBu_r",
-            vmin=None if "blur" in name or "sharpen" in name else -np.abs(m).max(),
-            vmax=None if "blur" in name or "sharpen" in name else np.abs(m).max(),
-        )
+        if "blur" in name or "sharpen" in name:  # images: grayscale
+            ax.imshow(m, cmap="gray")
+        else:  # signed responses: a symmetric diverging scale
+            v = np.abs(m).max()
+            ax.imshow(m, cmap="RdBu_r", vmin=-v, vmax=v)
         ax.set_title(f"conv: {name}", fontsize=9)
     vert = next(iter(maps))
     axes[1, 0].imshow(np.maximum(maps[vert], 0), cmap="magma")

@@ -14,6 +14,7 @@ import numpy as np
 
 from .. import _args
 from .. import functional as F
+from ..functional._common import window_args
 from ..functional.adaptive import (
     adaptive_avg_pool_backward,
     adaptive_avg_pool_forward,
@@ -25,9 +26,7 @@ from .module import Module
 
 
 def _validate_window(nd: int, kernel_size: Any, stride: Any, padding: Any, dilation: Any) -> tuple:
-    kernel = _args.ntuple(kernel_size, nd, "kernel_size")
-    strides = kernel if stride is None else _args.ntuple(stride, nd, "stride")
-    dil = _args.ntuple(dilation, nd, "dilation")
+    kernel, strides, dil = window_args(nd, kernel_size, stride, dilation, pool=True)
     if isinstance(padding, str):
         raise ValueError(f"padding of a pooling layer must be ints, got {padding!r}")
     pads = _args.padding_pairs(padding, nd)
