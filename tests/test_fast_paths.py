@@ -86,6 +86,7 @@ def test_large_conv_is_chunked_and_equal(monkeypatch):  # type: ignore[no-untype
     rng = np.random.default_rng(0)
     x = rng.standard_normal((5, 4, 9, 9)).astype(np.float32)
     w = rng.standard_normal((6, 4, 3, 3)).astype(np.float32)
+    monkeypatch.setattr(_kernels, "DIRECT", False)  # the im2col path, which chunks
     (yf, ctxf) = F.conv_forward(x, w, None, 1, 1)
     monkeypatch.setattr(_kernels, "enabled", lambda: False)
     (ys, ctxs) = F.conv_forward(x, w, None, 1, 1)

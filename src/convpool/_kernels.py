@@ -37,6 +37,16 @@ except ImportError:  # pragma: no cover - exercised by the pure-NumPy CI leg
     AVAILABLE = False
 
 
+try:  # the direct SIMD convolution needs numba's LLVM intrinsics (llvmlite)
+    if not AVAILABLE or os.environ.get("CONVPOOL_NO_DIRECT"):
+        raise ImportError
+    from . import _direct  # noqa: F401
+
+    DIRECT = True
+except ImportError:
+    DIRECT = False
+
+
 def enabled() -> bool:
     return AVAILABLE and not os.environ.get("CONVPOOL_PURE_NUMPY")
 

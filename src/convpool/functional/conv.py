@@ -53,6 +53,7 @@ class ConvCtx:
     y_shape: tuple[int, ...]
     xp: np.ndarray | None = None  # compiled path: the (border-)padded input, zero padding implicit
     lo: tuple[int, ...] = ()  # compiled path: zero padding the kernels still apply
+    wide: Any = None  # direct path: the padded input as a convpool._direct.Wide
 
 
 def _check_weight(x: np.ndarray, weight: Any, bias: Any, nd: int, groups: Any) -> tuple[np.ndarray, np.ndarray | None]:
@@ -236,6 +237,8 @@ def _fast_forward(
     k, p = _args.prod(g.kernel), _args.prod(g.out)
     w = weight.astype(xb.dtype, copy=False).reshape(groups, c_out // groups, cg * k)
     geo = (_k3(g.kernel, 1), _k3(g.stride, 1), _k3(g.dilation, 1), _k3(lo, 0), _k3(g.out, 1))
+    if _use_direct(xb, g, cg, groups):
+        return _direct_forward(xb, weight, g, groups, mode, unbatched)
     if cg == 1:
         y = np.zeros((n, c_out) + g.out, dtype=xb.dtype)
         _kernels.depthwise_forward(
@@ -264,7 +267,61 @@ def _fast_forward(
     return y, ctx
 
 
+def _use_direct(xb: np.ndarray, g: Geometry, cg: int, groups: int) -> bool:
+    """The direct SIMD kernels (:mod:`convpool._direct`): float32, stride 1, not depthwise
+    (that has its own loop) and a real window (a 1x1 conv is one matrix product, which
+    BLAS does better)."""
+    return (
+        _kernels.DIRECT
+        and xb.dtype == np.float32
+        and all(s == 1 for s in g.stride)
+        and (cg > 1 or groups == 1)
+        and _args.prod(g.kernel) > 1
+    )
+
+
+def _direct_forward(
+    xb: np.ndarray, weight: np.ndarray, g: Geometry, groups: int, mode: str, unbatched: bool
+) -> tuple[np.ndarray, ConvCtx]:
+    from .. import _direct
+
+    n, c = xb.shape[:2]
+    c_out = weight.shape[0]
+    w = weight.astype(np.float32, copy=False).reshape(groups, c_out // groups, c // groups, -1)
+    src = _direct.Wide(np.ascontiguousarray(xb), g.pads, mode, _direct.reach(g.padded, g.kernel, g.dilation))
+    y = _direct.convolve(src, w, g.kernel, g.dilation, n)
+    ctx = ConvCtx(g, groups, mode, None, w, xb.shape, weight.shape, weight.dtype, False, unbatched, y.shape, wide=src)
+    return y, ctx
+
+
+def _direct_backward(dy: np.ndarray, ctx: ConvCtx) -> tuple[np.ndarray, np.ndarray]:
+    """Weight gradient: the shifted-run product reduced over positions.  Input gradient:
+    the stride-1 convolution of the output gradient with the flipped, transposed
+    weights, the output gradient padded so the result is exactly the (padded) input."""
+    from .. import _direct
+
+    g, groups = ctx.geom, ctx.groups
+    n = ctx.x_shape[0]
+    dw = _direct.weight_grad(ctx.wide, dy, groups, g.kernel, g.dilation, _kernels.num_threads())
+    reach = tuple(d * (k - 1) for k, d in zip(g.kernel, g.dilation, strict=True))
+    exact = ctx.mode == "constant" and all(r >= lo and r >= hi for r, (lo, hi) in zip(reach, g.pads, strict=True))
+    if exact:  # the result is the input's gradient itself, no border to fold back
+        dpads = tuple((r - lo, r - hi) for r, (lo, hi) in zip(reach, g.pads, strict=True))
+    else:  # the padded input's gradient, folded back by the padding's adjoint
+        dpads = tuple((r, r) for r in reach)
+    dpadded = tuple(o + lo + hi for o, (lo, hi) in zip(g.out, dpads, strict=True))
+    reach_dx = _direct.reach(dpadded, g.kernel, g.dilation)
+    dsrc = _direct.Wide(dy.astype(np.float32, copy=False), dpads, "constant", reach_dx, scratch=True)
+    wf = np.flip(ctx.w, axis=-1).transpose(0, 2, 1, 3)  # (groups, cg, co, taps), taps reversed
+    dx = _direct.convolve(dsrc, np.ascontiguousarray(wf), g.kernel, g.dilation, n)
+    if not exact:
+        dx = pad_backward(dx, g.pads, ctx.mode)
+    return dx, dw.astype(ctx.w_dtype, copy=False)
+
+
 def _fast_backward(dy: np.ndarray, ctx: ConvCtx) -> tuple[np.ndarray, np.ndarray]:
+    if ctx.wide is not None:
+        return _direct_backward(dy, ctx)
     g, groups, xp = ctx.geom, ctx.groups, ctx.xp
     assert xp is not None
     nd = g.nd

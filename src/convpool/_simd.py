@@ -1,0 +1,124 @@
+"""Explicit 16-lane float32 vectors for numba kernels.
+
+LLVM does not turn a block of scalar accumulators in a numba loop into
+vector registers (neither its loop nor its SLP vectoriser does, measured:
+10 GFLOP/s on one core), so the convolution micro-kernels spell the vectors
+out: a numba type :data:`f32x16` held in one LLVM ``<16 x float>`` value, and
+intrinsics to load, broadcast, multiply-add and store it.  LLVM lowers them to
+whatever the CPU has (one AVX-512 register, two AVX2 registers, four NEON
+registers), so the kernels stay portable.
+
+Only :mod:`convpool._direct` uses this module; import it only when numba is
+available.
+"""
+
+from __future__ import annotations
+
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic, models, register_model
+
+LANES = 16
+_F32 = ir.FloatType()
+_I32 = ir.IntType(32)
+_VEC = ir.VectorType(_F32, LANES)
+_IVEC = ir.VectorType(_I32, LANES)
+
+
+class F32x16(types.Type):
+    """Sixteen float32 lanes, a value type (lives in registers)."""
+
+    def __init__(self) -> None:
+        super().__init__(name="f32x16")
+
+
+f32x16 = F32x16()
+
+
+@register_model(F32x16)
+class _F32x16Model(models.PrimitiveModel):
+    def __init__(self, dmm, fe_type):
+        super().__init__(dmm, fe_type, _VEC)
+
+
+def _address(context, builder, arrty, arr, idx):
+    """Pointer to element ``idx`` of the flat (1-D, contiguous) array ``arr``."""
+    data = cgutils.create_struct_proxy(arrty)(context, builder, value=arr).data
+    return builder.bitcast(builder.gep(data, [idx]), _VEC.as_pointer())
+
+
+def _splat(builder, value, vec_type):
+    one = builder.insert_element(ir.Constant(vec_type, ir.Undefined), value, ir.Constant(_I32, 0))
+    return builder.shuffle_vector(one, ir.Constant(vec_type, ir.Undefined), ir.Constant(_IVEC, [0] * LANES))
+
+
+@intrinsic
+def vzero(typingctx):
+    """All lanes 0."""
+
+    def codegen(context, builder, sig, args):
+        return ir.Constant(_VEC, [0.0] * LANES)
+
+    return f32x16(), codegen
+
+
+@intrinsic
+def vload(typingctx, arr, idx):
+    """Lanes ``arr[idx : idx + 16]`` of a flat float32 array (unaligned)."""
+
+    def codegen(context, builder, sig, args):
+        return builder.load(_address(context, builder, arr, args[0], args[1]), align=4)
+
+    return f32x16(arr, idx), codegen
+
+
+@intrinsic
+def vbroadcast(typingctx, value):
+    """One float32 in every lane."""
+
+    def codegen(context, builder, sig, args):
+        return _splat(builder, args[0], _VEC)
+
+    return f32x16(types.float32), codegen
+
+
+@intrinsic
+def vfma(typingctx, a, b, c):
+    """``a * b + c`` lane by lane, one rounding."""
+
+    def codegen(context, builder, sig, args):
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(_VEC, [_VEC] * 3), "llvm.fma.v16f32")
+        return builder.call(fn, args)
+
+    return f32x16(f32x16, f32x16, f32x16), codegen
+
+
+@intrinsic
+def vstore(typingctx, arr, idx, v):
+    """``arr[idx : idx + 16] = v``."""
+
+    def codegen(context, builder, sig, args):
+        builder.store(args[2], _address(context, builder, arr, args[0], args[1]), align=4)
+        return context.get_dummy_value()
+
+    return types.none(arr, idx, v), codegen
+
+
+@intrinsic
+def vstore_lanes(typingctx, arr, idx, v, lo, hi):
+    """``arr[idx + l] = v[l]`` for the lanes ``lo <= l < hi`` only (a masked store:
+    the other lanes' addresses are never touched)."""
+
+    def codegen(context, builder, sig, args):
+        lanes = ir.Constant(_IVEC, list(range(LANES)))
+        lo_v = _splat(builder, builder.trunc(args[3], _I32), _IVEC)
+        hi_v = _splat(builder, builder.trunc(args[4], _I32), _IVEC)
+        mask = builder.and_(builder.icmp_signed(">=", lanes, lo_v), builder.icmp_signed("<", lanes, hi_v))
+        ptr = _address(context, builder, arr, args[0], args[1])
+        fnty = ir.FunctionType(ir.VoidType(), [_VEC, ptr.type, _I32, mask.type])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.masked.store.v16f32.p0")
+        builder.call(fn, [args[2], ptr, ir.Constant(_I32, 4), mask])
+        return context.get_dummy_value()
+
+    return types.none(arr, idx, v, lo, hi), codegen

@@ -1,0 +1,107 @@
+"""The direct SIMD convolution (float32, stride 1) against PyTorch.
+
+The oracle runs in float64 on the same float32 numbers; the direct kernels sum in
+a different order than any other path, so the tolerance is float32's, scaled by
+the number of terms in a sum."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as TF
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import convpool.functional as F
+from convpool import _direct, _kernels
+
+pytestmark = pytest.mark.skipif(not _kernels.DIRECT, reason="direct kernels need numba")
+
+
+def torch_conv(x, w, b, padding, dilation, groups, mode):  # type: ignore[no-untyped-def]
+    nd = w.ndim - 2
+    xt = torch.tensor(x, dtype=torch.float64, requires_grad=True)
+    wt = torch.tensor(w, dtype=torch.float64, requires_grad=True)
+    bt = torch.tensor(b, dtype=torch.float64, requires_grad=True)
+    if mode == "zeros":
+        y = getattr(TF, f"conv{nd}d")(xt, wt, bt, 1, padding, dilation, groups)
+    else:
+        pads = [p for p in padding[::-1] for _ in range(2)]
+        y = getattr(TF, f"conv{nd}d")(TF.pad(xt, pads, mode=mode), wt, bt, 1, 0, dilation, groups)
+    return xt, wt, bt, y
+
+
+@st.composite
+def direct_case(draw):  # type: ignore[no-untyped-def]
+    nd = draw(st.integers(1, 3))
+    kernel = tuple(draw(st.integers(1, 5 if nd < 3 else 3)) for _ in range(nd))
+    if all(k == 1 for k in kernel):
+        kernel = (2,) + kernel[1:]
+    dil = tuple(draw(st.integers(1, 2)) for _ in range(nd))
+    pads = tuple(draw(st.integers(0, (d * (k - 1)) // 2 + 1)) for k, d in zip(kernel, dil))
+    # sizes from tiny (rows shorter than a vector) to several 64-position blocks per image
+    size = tuple(draw(st.integers(d * (k - 1) + 1, d * (k - 1) + (30 if nd == 1 else 12))) for k, d in zip(kernel, dil))
+    groups = draw(st.sampled_from([1, 1, 2, 3]))
+    cin = groups * draw(st.integers(1 if groups == 1 else 2, 4))  # not depthwise
+    cout = groups * draw(st.integers(1, 7))
+    n = draw(st.integers(1, 3))
+    mode = draw(st.sampled_from(["zeros", "zeros", "reflect", "circular"]))
+    if mode != "zeros":
+        pads = tuple(min(p, s - 1) for p, s in zip(pads, size))
+    return n, nd, kernel, dil, pads, size, groups, cin, cout, mode
+
+
+@settings(max_examples=150)
+@given(direct_case(), st.integers(0, 2**16))
+def test_direct_conv_matches_torch(case, seed):  # type: ignore[no-untyped-def]
+    n, nd, kernel, dil, pads, size, groups, cin, cout, mode = case
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, cin, *size)).astype(np.float32)
+    w = rng.standard_normal((cout, cin // groups, *kernel)).astype(np.float32)
+    b = rng.standard_normal(cout).astype(np.float32)
+    y, ctx = F.conv_forward(x, w, b, 1, pads, dil, groups, mode, nd=nd)
+    assert ctx.wide is not None, "the direct path was not taken"
+    xt, wt, bt, yt = torch_conv(x, w, b, pads, dil, groups, mode)
+    terms = (cin // groups) * int(np.prod(kernel))
+    tol = 2e-6 * terms
+    np.testing.assert_allclose(y, yt.detach().numpy(), rtol=tol, atol=tol)
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    yt.backward(torch.tensor(dy, dtype=torch.float64))
+    dx, dw, db = F.conv_backward(dy, ctx)
+    assert dx.dtype == dw.dtype == np.float32 and dx.shape == x.shape and dw.shape == w.shape
+    np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=tol, atol=tol)
+    tol_w = 2e-6 * n * int(np.prod(y.shape[2:]))
+    np.testing.assert_allclose(dw, wt.grad.numpy(), rtol=tol_w, atol=tol_w)
+    np.testing.assert_allclose(db, bt.grad.numpy(), rtol=tol_w, atol=tol_w)
+
+
+def test_direct_path_is_taken_only_where_it_applies():  # type: ignore[no-untyped-def]
+    rng = np.random.default_rng(0)
+    x32 = rng.standard_normal((2, 4, 9, 9)).astype(np.float32)
+    w = rng.standard_normal((6, 4, 3, 3)).astype(np.float32)
+    assert F.conv_forward(x32, w, None, 1, 1)[1].wide is not None
+    assert F.conv_forward(x32.astype(np.float64), w, None, 1, 1)[1].wide is None  # float64: im2col
+    assert F.conv_forward(x32, w, None, 2, 1)[1].wide is None  # stride 2: im2col
+    assert F.conv_forward(x32, w[:, :, :1, :1], None, 1, 0)[1].wide is None  # 1x1: one matrix product
+    wd = rng.standard_normal((8, 1, 3, 3)).astype(np.float32)
+    assert F.conv_forward(x32, wd, None, 1, 1, groups=4)[1].wide is None  # depthwise: its own loop
+
+
+def test_store_plan_covers_every_output_once():  # type: ignore[no-untyped-def]
+    # padded 5x7 planes of 3 images, outputs 3x4: every output index appears exactly once
+    plan, ptr = _direct._store_plan((5, 7), (3, 4), 3, 2 * 12)
+    written = [r[2] + lane for r in plan for lane in range(r[0], r[1])]
+    expected = [img * 24 + i for img in range(3) for i in range(12)]
+    assert sorted(written) == expected
+    assert ptr[0] == 0 and ptr[-1] == len(plan) and np.all(np.diff(ptr) >= 0)
+
+
+def test_wide_layout_pads_and_separates_images():  # type: ignore[no-untyped-def]
+    a = np.arange(2 * 3 * 2 * 3, dtype=np.float32).reshape(2, 3, 2, 3) + 1
+    wide = _direct.Wide(a, ((1, 0), (0, 2)), "constant", reach=7)
+    assert wide.padded == (3, 5) and wide.plane == 15 and wide.q_len == 30
+    assert wide.buf.ctypes.data % 64 == 0 and wide.length % 16 == 0
+    body = wide.buf[:, :30].reshape(3, 2, 3, 5)
+    np.testing.assert_array_equal(body[:, :, 1:, :3], a.transpose(1, 0, 2, 3))
+    assert not body[:, :, 0].any() and not body[:, :, :, 3:].any() and not wide.buf[:, 30:].any()
