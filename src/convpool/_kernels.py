@@ -16,9 +16,11 @@ mode (reflect, replicate, circular: an input element).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import types
+from typing import Any
 
 import numpy as np
 
@@ -28,10 +30,11 @@ try:  # numba is optional: without it everything runs on the NumPy reference pat
     import numba
     from numba import njit, prange
 
-    if "NUMBA_THREADING_LAYER" not in os.environ:
-        # numba's own work queue does not spin after a parallel region (OpenMP does),
-        # so it leaves the cores to OpenBLAS between im2col and the matrix product.
-        numba.config.THREADING_LAYER = "workqueue"
+    if "NUMBA_THREADING_LAYER" not in os.environ and "NUMBA_THREADING_LAYER_PRIORITY" not in os.environ:
+        # OpenMP starts a parallel loop in ~1 us here, numba's own work queue in ~70 us,
+        # which is more than many small kernels take (measured: an empty prange).  The
+        # work queue remains the fallback where no OpenMP runtime is installed.
+        numba.config.THREADING_LAYER_PRIORITY = ["omp", "tbb", "workqueue"]
     AVAILABLE = True
 except ImportError:  # pragma: no cover - exercised by the pure-NumPy CI leg
     AVAILABLE = False
@@ -70,6 +73,18 @@ def blas_limiter():
         except ImportError:
             _limiter = False
     return _limiter or None
+
+
+def one_blas_thread() -> Any:
+    """A context in which BLAS runs on the calling thread only.
+
+    OpenBLAS's idle worker threads keep polling the cores for a while after every
+    multi-threaded call; the compiled kernels that follow then run at a fraction of
+    their speed (measured: the LeNet training step took 53-59 ms with 2 BLAS threads
+    between the kernels, 22 ms with 1).  Small products lose little by running on one
+    core; large ones are split across cores by the caller instead."""
+    limiter = blas_limiter()
+    return limiter.limit(limits=1, user_api="blas") if limiter is not None else contextlib.nullcontext()
 
 
 # Outputs are allocated by NumPy and passed in: NumPy asks the kernel for huge pages on
@@ -162,7 +177,9 @@ if AVAILABLE:
     @njit(parallel=True, cache=True)
     def find_selected(x, t0, t1, t2, y, idx):
         """For every window, the flat input index of the first element in scan order equal
-        to the selected value ``y`` (-1: a zero from padding); for NaN, the first NaN."""
+        to the selected value ``y`` (-1: a zero from padding); for NaN, the first NaN.
+        The window is scanned backwards and every match overwrites the last, so the first
+        match wins without an early exit (the loops stay short and branch-light)."""
         p_count, n0, n1, n2 = x.shape
         o0, k0 = t0.shape
         o1, k1 = t1.shape
@@ -174,18 +191,17 @@ if AVAILABLE:
                         target = y[p, a, b, c]
                         is_nan = target != target
                         where = -1
-                        found = False
-                        for i in range(k0):
+                        for i in range(k0 - 1, -1, -1):
                             si = t0[a, i]
-                            if si == -2 or found:
+                            if si == -2:
                                 continue
-                            for j in range(k1):
+                            for j in range(k1 - 1, -1, -1):
                                 sj = t1[b, j]
-                                if sj == -2 or found:
+                                if sj == -2:
                                     continue
-                                for m in range(k2):
+                                for m in range(k2 - 1, -1, -1):
                                     sm = t2[c, m]
-                                    if sm == -2 or found:
+                                    if sm == -2:
                                         continue
                                     if si < 0 or sj < 0 or sm < 0:
                                         v = x.dtype.type(0.0)
@@ -195,7 +211,6 @@ if AVAILABLE:
                                         f = (si * n1 + sj) * n2 + sm
                                     if v == target or (is_nan and v != v):
                                         where = f
-                                        found = True
                         idx[p, a, b, c] = where
 
     @njit(parallel=True, cache=True)

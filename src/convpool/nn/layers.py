@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import _args
+from .. import _args, _kernels
 from .._random import generator
 from .module import Module, Parameter
 
@@ -40,7 +40,8 @@ class Linear(Module):
         if x.ndim < 1 or x.shape[-1] != self.in_features:
             raise ValueError(f"Linear expects input (..., {self.in_features}), got shape {x.shape}")
         self._x = x
-        y = x @ self.weight.data.astype(x.dtype, copy=False).T
+        with _kernels.one_blas_thread():  # see one_blas_thread: keeps the cores free for the kernels
+            y = x @ self.weight.data.astype(x.dtype, copy=False).T
         if self.bias is not None:
             y = y + self.bias.data.astype(x.dtype, copy=False)
         return y
@@ -49,10 +50,12 @@ class Linear(Module):
         x = self._need_ctx(self._x)
         g = _grad(grad_output, x.shape[:-1] + (self.out_features,), x.dtype)
         g2, x2 = g.reshape(-1, self.out_features), x.reshape(-1, self.in_features)
-        self.weight.accumulate(g2.T @ x2)
+        with _kernels.one_blas_thread():
+            self.weight.accumulate(g2.T @ x2)
+            dx = g @ self.weight.data.astype(x.dtype, copy=False)
         if self.bias is not None:
             self.bias.accumulate(g2.sum(axis=0))
-        return g @ self.weight.data.astype(x.dtype, copy=False)
+        return dx
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
