@@ -230,9 +230,10 @@ def _execute(tasks: list[dict[str, Any]], workers: int, progress: bool) -> list[
     else:
         import multiprocessing as mp
 
-        # One BLAS thread per worker: the workers already use every core, and
-        # oversubscribed BLAS threads make everything many times slower.
-        saved = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
+        # One BLAS and numba thread per worker: the workers already use every core, and
+        # oversubscribed threads (OpenMP and OpenBLAS poll while idle) slow everything.
+        threads = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
+        saved = {k: os.environ.get(k) for k in threads}
         os.environ.update({k: "1" for k in saved})
         try:
             with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
