@@ -21,19 +21,19 @@ convolution of the output gradient (padded by ``dilation * (k - 1)``) with the
 flipped, transposed weights; the weight gradient is the same shifted-run
 product reduced over positions instead of channels (:func:`weight_grad`).
 
-Measured on the ResNet-block case (32x64x56x56, 64->64, 3x3): 392 GFLOP/s on
-2 cores against 240 GFLOP/s for NumPy's float32 matrix product on this machine.
+Measured (``convpool bench``, ResNet-block case 32x64x56x56, 64->64, 3x3, forward
+including the layout copy): 344-346 GFLOP/s on 2 cores, where NumPy's float32 matrix
+product reaches 247-253 GFLOP/s on this machine.
 """
 
 from __future__ import annotations
 
 import functools
-import threading
 
 import numpy as np
 from numba import njit, prange
 
-from . import _args
+from . import _args, _kernels
 from ._simd import vbroadcast, vfma, vload, vstore, vstore_lanes, vzero
 from .windows import pad
 
@@ -61,15 +61,15 @@ def conv_wide(src, ls, wp, offs, groups, cg, co, q_len, plan, ptr, plane, y):
 
     src: flat (C_in rows of ``ls``); wp: flat (groups, ceil(co/4), cg, T, 4) packed
     weights (zero past co); y: flat (N, groups*co, plane)."""
-    nb = (co + 3) // 4
+    nb = (co + BLOCK_OC - 1) // BLOCK_OC
     taps = offs.shape[0]
-    nq = (q_len + 63) // 64
+    nq = (q_len + BLOCK_Q - 1) // BLOCK_Q
     for job in prange(groups * nb * nq):
         b = job % nb  # output-channel blocks fastest: they share the source block in cache
         gq = job // nb
         qb = gq % nq
         gi = gq // nq
-        q0 = qb * 64
+        q0 = qb * BLOCK_Q
         a00 = a01 = a02 = a03 = vzero()
         a10 = a11 = a12 = a13 = vzero()
         a20 = a21 = a22 = a23 = vzero()
@@ -143,8 +143,8 @@ def weight_grad_wide(src, ls, dyw, ld, offs3, groups, cg, nb, q_len, parts, acc)
     for p in prange(parts):
         q_lo = p * span
         q_hi = min(q_len, q_lo + span)
-        for c0 in range(q_lo, q_hi, 512):
-            c1 = min(q_hi, c0 + 512)
+        for c0 in range(q_lo, q_hi, DW_CHUNK):
+            c1 = min(q_hi, c0 + DW_CHUNK)
             for job in range(groups * nb * cg * ntb):
                 tb = job % ntb
                 rest = job // ntb
@@ -245,42 +245,38 @@ def to_wide(a, shape, lo, padded, rows, length, buf):
 # --- drivers -------------------------------------------------------------------------
 
 
+def _plane_strides(padded: tuple[int, ...]) -> tuple[int, ...]:
+    """Element strides of a C-order plane of shape ``padded``."""
+    return tuple(_args.prod(padded[i + 1 :]) for i in range(len(padded)))
+
+
+@functools.lru_cache(maxsize=64)
 def _offsets(padded: tuple[int, ...], kernel: tuple[int, ...], dilation: tuple[int, ...]) -> np.ndarray:
-    """Flat offset of every kernel tap in a padded plane (C order, last dim fastest)."""
-    strides = np.cumprod((1,) + padded[:0:-1])[::-1]  # element strides of the padded plane
+    """Flat offset of every kernel tap in a padded plane (C order, last dim fastest);
+    cached per geometry, read-only."""
     grids = np.meshgrid(*[np.arange(k) * d for k, d in zip(kernel, dilation, strict=True)], indexing="ij")
-    return np.ascontiguousarray(sum(g * s for g, s in zip(grids, strides, strict=True)).ravel(), dtype=np.int64)
+    offs = sum(g * s for g, s in zip(grids, _plane_strides(padded), strict=True))
+    offs = np.ascontiguousarray(np.ravel(offs), dtype=np.int64)
+    offs.setflags(write=False)
+    return offs
+
+
+def reach(padded: tuple[int, ...], kernel: tuple[int, ...], dilation: tuple[int, ...]) -> int:
+    """The largest tap offset: how far past a position its window reads."""
+    return sum((k - 1) * d * s for k, d, s in zip(kernel, dilation, _plane_strides(padded), strict=True))
 
 
 def _as3(v: tuple[int, ...], fill: int) -> np.ndarray:
     return np.array((fill,) * (3 - len(v)) + tuple(v), dtype=np.int64)
 
 
-def _aligned(size: int) -> np.ndarray:
-    """A fresh float32 array whose data starts on a 64-byte (cache line) boundary."""
-    raw = np.empty(size + 16, dtype=np.float32)
-    start = (-raw.ctypes.data % 64) // 4
-    return raw[start : start + size]
-
-
-_scratch_buf = threading.local()
-
-
-def _scratch(size: int) -> np.ndarray:
-    """A reused, 64-byte-aligned float32 buffer (per thread) for layouts that do not
-    outlive a call: reusing memory avoids the page faults of fresh allocations, which
-    cost as much as the copy itself here."""
-    buf = getattr(_scratch_buf, "buf", None)
-    if buf is None or buf.size < size:
-        buf = _aligned(size)
-        _scratch_buf.buf = buf
-    return buf[:size]
-
-
 class Wide:
     """A batch laid out for the kernels: ``rows`` of ``length`` floats, channel ``c``
     of image ``n`` padded and flattened at ``[n * plane, (n + 1) * plane)`` of row
-    ``row_of[c]`` (default: row c), zeros beyond; rows no channel maps to are zero."""
+    ``row_of[c]`` (default: row c), zeros beyond; rows no channel maps to are zero.
+    Rows start on 64-byte boundaries.  ``scratch``: a layout that does not outlive the
+    call goes into the reused workspace (fresh memory's page faults cost as much as
+    the copy itself)."""
 
     def __init__(
         self,
@@ -298,22 +294,23 @@ class Wide:
         self.padded = tuple(s + lo + hi for s, (lo, hi) in zip(a.shape[2:], pads, strict=True))
         self.plane = _args.prod(self.padded)
         self.q_len = n * self.plane
-        # blocks of BLOCK_Q read up to BLOCK_Q - 1 past q_len, plus the largest tap offset
-        self.length = -(-self.q_len // BLOCK_Q) * BLOCK_Q + reach + BLOCK_Q
-        self.length = -(-self.length // 16) * 16  # rows start on 64-byte boundaries
-        if row_of is None:
-            row_of, rows = np.arange(c, dtype=np.int64), c
-        self.buf = _scratch(rows * self.length) if scratch else _aligned(rows * self.length)
-        self.buf = self.buf.reshape(rows, self.length)
+        # blocks of BLOCK_Q read up to BLOCK_Q - 1 past q_len, plus the largest tap offset;
+        # a multiple of 16 floats, so that every row stays 64-byte aligned
+        self.length = -(-(-(-self.q_len // BLOCK_Q) * BLOCK_Q + reach + BLOCK_Q) // 16) * 16
+        size = (rows if row_of is not None else c) * self.length
+        flat = _kernels.workspace((size,), np.float32) if scratch else _kernels.aligned_empty(size, np.float32)
+        self.buf = flat.reshape(-1, self.length)
         self.buf[:, self.q_len :] = 0
-        unused = np.setdiff1d(np.arange(rows), row_of)
-        self.buf[unused] = 0
+        if row_of is None:
+            row_of = np.arange(c, dtype=np.int64)
+        else:
+            self.buf[np.setdiff1d(np.arange(rows), row_of)] = 0
         if mode != "constant" and any(lo or hi for lo, hi in pads):
             a, pads = pad(a, pads, mode), tuple((0, 0) for _ in pads)
         shape = np.array((n, c) + (1,) * (3 - nd) + a.shape[2:], dtype=np.int64)
         lo = _as3(tuple(p for p, _ in pads), 0)
-        flat = np.ascontiguousarray(a, dtype=np.float32).ravel()
-        to_wide(flat, shape, lo, _as3(self.padded, 1), row_of, self.length, self.buf.ravel())
+        values = np.ascontiguousarray(a, dtype=np.float32).ravel()
+        to_wide(values, shape, lo, _as3(self.padded, 1), row_of, self.length, self.buf.ravel())
 
 
 @functools.lru_cache(maxsize=64)
@@ -331,7 +328,7 @@ def _store_plan(
     coords = np.unravel_index(rest, padded)
     valid = img < n
     index = img * img_stride
-    for c, o, step in zip(coords, out, np.cumprod((1,) + out[:0:-1])[::-1], strict=True):
+    for c, o, step in zip(coords, out, _plane_strides(out), strict=True):
         valid &= c < o
         index = index + c * step
     lane = q % 16
@@ -344,7 +341,7 @@ def _store_plan(
     ptr = np.searchsorted(starts // 16, np.arange(nvec + 1)).astype(np.int64)
     plan.setflags(write=False)
     ptr.setflags(write=False)
-    return np.ascontiguousarray(plan, dtype=np.int64), ptr
+    return plan, ptr
 
 
 def _pack(w: np.ndarray) -> np.ndarray:
@@ -368,10 +365,6 @@ def convolve(src: Wide, w: np.ndarray, kernel: tuple[int, ...], dilation: tuple[
     wp = _pack(w.reshape(groups, co, cg, -1).astype(np.float32, copy=False))
     conv_wide(src.buf.ravel(), src.length, wp, offs, groups, cg, co, src.q_len, plan, ptr, plane, y.ravel())
     return y
-
-
-def reach(padded: tuple[int, ...], kernel: tuple[int, ...], dilation: tuple[int, ...]) -> int:
-    return int(_offsets(padded, kernel, dilation)[-1])
 
 
 def weight_grad(

@@ -40,16 +40,6 @@ except ImportError:  # pragma: no cover - exercised by the pure-NumPy CI leg
     AVAILABLE = False
 
 
-try:  # the direct SIMD convolution needs numba's LLVM intrinsics (llvmlite)
-    if not AVAILABLE or os.environ.get("CONVPOOL_NO_DIRECT"):
-        raise ImportError
-    from . import _direct  # noqa: F401
-
-    DIRECT = True
-except ImportError:
-    DIRECT = False
-
-
 def enabled() -> bool:
     return AVAILABLE and not os.environ.get("CONVPOOL_PURE_NUMPY")
 
@@ -93,13 +83,22 @@ def one_blas_thread() -> Any:
 _workspace = threading.local()
 
 
-def workspace(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
-    """A scratch array reused across calls (per thread, per dtype); contents undefined."""
+def aligned_empty(size: int, dtype: Any) -> np.ndarray:
+    """A fresh flat array whose data starts on a 64-byte (cache line) boundary."""
+    itemsize = np.dtype(dtype).itemsize
+    raw = np.empty(size + 64 // itemsize, dtype=dtype)
+    start = (-raw.ctypes.data % 64) // itemsize
+    return raw[start : start + size]
+
+
+def workspace(shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+    """A scratch array reused across calls (per thread, per dtype), 64-byte aligned;
+    contents undefined."""
     size = int(np.prod(shape))
     key = np.dtype(dtype).str
     buf = getattr(_workspace, key, None)
     if buf is None or buf.size < size:
-        buf = np.empty(size, dtype=dtype)
+        buf = aligned_empty(size, dtype)
         setattr(_workspace, key, buf)
     return buf[:size].reshape(shape)
 
@@ -480,3 +479,13 @@ if AVAILABLE:
                                                 acc += g * x[b, ch, u, v, ww]
                                                 dx[b, ch, u, v, ww] += g * wv
                                 dw[o, t] += acc
+
+
+try:  # the direct SIMD convolution needs numba's LLVM intrinsics (llvmlite)
+    if not AVAILABLE or os.environ.get("CONVPOOL_NO_DIRECT"):
+        raise ImportError
+    from . import _direct  # noqa: F401
+
+    DIRECT = True
+except ImportError:
+    DIRECT = False

@@ -211,7 +211,7 @@ def _over_batch(fn: Callable[..., None], n: int, per_item: int, backward: bool =
         size = min(-(-n // threads), chunks[0].stop - chunks[0].start)  # bounded workspace per thread
         parts = [slice(i, min(i + size, n)) for i in range(0, n, size)]
         serial = (_kernels.im2col_serial, _kernels.col2im_serial)[: 2 if backward else 1]
-        with limiter.limit(limits=1, user_api="blas"):
+        with _kernels.one_blas_thread():
             for f in [_pool.submit(fn, sl, *serial) for sl in parts]:
                 f.result()
         return
@@ -227,18 +227,18 @@ def _fast_forward(
     batch so the columns never take more than ``COLS_BUDGET`` bytes; or, when every
     output channel reads one input channel (depthwise), a direct compiled loop."""
     nd = g.nd
+    n, c = xb.shape[:2]
+    c_out, cg = weight.shape[0], c // groups
+    if _use_direct(xb, g, cg, groups):  # before any padding: the direct layout pads itself
+        return _direct_forward(xb, weight, g, groups, mode, unbatched)
     if mode == "constant":
         xp, lo = xb, tuple(a for a, _ in g.pads)
     else:
         xp, lo = pad(xb, g.pads, mode), (0,) * nd
     xp = np.ascontiguousarray(xp)
-    n, c = xb.shape[:2]
-    c_out, cg = weight.shape[0], c // groups
     k, p = _args.prod(g.kernel), _args.prod(g.out)
     w = weight.astype(xb.dtype, copy=False).reshape(groups, c_out // groups, cg * k)
     geo = (_k3(g.kernel, 1), _k3(g.stride, 1), _k3(g.dilation, 1), _k3(lo, 0), _k3(g.out, 1))
-    if _use_direct(xb, g, cg, groups):
-        return _direct_forward(xb, weight, g, groups, mode, unbatched)
     if cg == 1:
         y = np.zeros((n, c_out) + g.out, dtype=xb.dtype)
         _kernels.depthwise_forward(
@@ -287,9 +287,9 @@ def _direct_forward(
 
     n, c = xb.shape[:2]
     c_out = weight.shape[0]
-    w = weight.astype(np.float32, copy=False).reshape(groups, c_out // groups, c // groups, -1)
-    src = _direct.Wide(np.ascontiguousarray(xb), g.pads, mode, _direct.reach(g.padded, g.kernel, g.dilation))
-    y = _direct.convolve(src, w, g.kernel, g.dilation, n)
+    w = weight.astype(np.float32, copy=False).reshape(groups, c_out // groups, -1)
+    src = _direct.Wide(xb, g.pads, mode, _direct.reach(g.padded, g.kernel, g.dilation))
+    y = _direct.convolve(src, w.reshape(groups, c_out // groups, c // groups, -1), g.kernel, g.dilation, n)
     ctx = ConvCtx(g, groups, mode, None, w, xb.shape, weight.shape, weight.dtype, False, unbatched, y.shape, wide=src)
     return y, ctx
 
@@ -301,7 +301,7 @@ def _direct_backward(dy: np.ndarray, ctx: ConvCtx) -> tuple[np.ndarray, np.ndarr
     from .. import _direct
 
     g, groups = ctx.geom, ctx.groups
-    n = ctx.x_shape[0]
+    n, c = ctx.x_shape[:2]
     dw = _direct.weight_grad(ctx.wide, dy, groups, g.kernel, g.dilation, _kernels.num_threads())
     reach = tuple(d * (k - 1) for k, d in zip(g.kernel, g.dilation, strict=True))
     exact = ctx.mode == "constant" and all(r >= lo and r >= hi for r, (lo, hi) in zip(reach, g.pads, strict=True))
@@ -311,8 +311,9 @@ def _direct_backward(dy: np.ndarray, ctx: ConvCtx) -> tuple[np.ndarray, np.ndarr
         dpads = tuple((r, r) for r in reach)
     dpadded = tuple(o + lo + hi for o, (lo, hi) in zip(g.out, dpads, strict=True))
     reach_dx = _direct.reach(dpadded, g.kernel, g.dilation)
-    dsrc = _direct.Wide(dy.astype(np.float32, copy=False), dpads, "constant", reach_dx, scratch=True)
-    wf = np.flip(ctx.w, axis=-1).transpose(0, 2, 1, 3)  # (groups, cg, co, taps), taps reversed
+    dsrc = _direct.Wide(dy, dpads, "constant", reach_dx, scratch=True)
+    w4 = ctx.w.reshape(groups, ctx.w_shape[0] // groups, c // groups, -1)
+    wf = np.flip(w4, axis=-1).transpose(0, 2, 1, 3)  # (groups, cg, co, taps), taps reversed
     dx = _direct.convolve(dsrc, np.ascontiguousarray(wf), g.kernel, g.dilation, n)
     if not exact:
         dx = pad_backward(dx, g.pads, ctx.mode)
