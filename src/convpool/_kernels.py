@@ -31,7 +31,7 @@ try:  # numba is optional: without it everything runs on the NumPy reference pat
     from numba import njit, prange
 
     if "NUMBA_THREADING_LAYER" not in os.environ and "NUMBA_THREADING_LAYER_PRIORITY" not in os.environ:
-        # OpenMP starts a parallel loop in ~1 us here, numba's own work queue in ~70 us,
+        # OpenMP starts a parallel loop in ~1 us here, numba's own work queue in 73-127 us,
         # which is more than many small kernels take (measured: an empty prange).  The
         # work queue remains the fallback where no OpenMP runtime is installed.
         numba.config.THREADING_LAYER_PRIORITY = ["omp", "tbb", "workqueue"]
