@@ -48,7 +48,12 @@ def test_pool_fast_equals_reference(c, red, mode, seed):  # type: ignore[no-unty
     def run():  # type: ignore[no-untyped-def]
         y, ctx = F.reduce_window_forward(x, red, nd, kernel, stride, pads, dil, ceil, mode)
         dy = np.random.default_rng(1).standard_normal(y.shape).astype(dtype)
-        return y, F.reduce_window_backward(dy, ctx)
+        gx = F.reduce_window_backward(dy, ctx)
+        if red in ("max", "min"):  # routed in one pass, or through indices found first: the same
+            _, ctx2 = F.reduce_window_forward(x, red, nd, kernel, stride, pads, dil, ceil, mode)
+            F.pool._flat_indices(ctx2)
+            np.testing.assert_array_equal(F.reduce_window_backward(dy, ctx2), gx)
+        return y, gx
 
     (yf, gf), (ys, gs) = both(run, mp)
     tol = 1e-5 if dtype == np.float32 else 1e-12
@@ -94,3 +99,34 @@ def test_large_conv_is_chunked_and_equal(monkeypatch):  # type: ignore[no-untype
     dy = rng.standard_normal(yf.shape).astype(np.float32)
     for a, b in zip(F.conv_backward(dy, ctxf)[:2], F.conv_backward(dy, ctxs)[:2]):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+
+
+@given(
+    st.integers(1, 3).flatmap(
+        lambda nd: st.tuples(*[st.tuples(st.integers(1, 3), st.integers(0, 2)) for _ in range(nd)])
+    ),
+    st.sampled_from(["max", "min"]),
+    st.sampled_from([np.float32, np.float64]),
+    st.integers(0, 2**16),
+)
+def test_tiled_pool_kernels_equal_reference(dims, red, dtype, seed):  # type: ignore[no-untyped-def]
+    """stride == kernel, no padding: the row kernels that record each winner's position.
+    Small integers make ties common; NaN and inf appear; sizes need not divide."""
+    nd = len(dims)
+    kernel = tuple(k for k, _ in dims)
+    size = tuple(k * (1 + r) + r for k, r in dims)  # r leftover elements no window covers
+    rng = np.random.default_rng(seed)
+    x = rng.integers(-2, 3, (2, 3, *size)).astype(dtype)
+    x.ravel()[rng.random(x.size) < 0.05] = np.nan
+    x.ravel()[rng.random(x.size) < 0.05] = np.inf
+    mp = pytest.MonkeyPatch()
+
+    def run():  # type: ignore[no-untyped-def]
+        y, ctx = F.reduce_window_forward(x, red, nd, kernel)
+        dy = np.random.default_rng(1).standard_normal(y.shape).astype(dtype)
+        return y, F.reduce_window_backward(dy, ctx), ctx
+
+    (yf, gf, ctx), (ys, gs, _) = both(run, mp)
+    assert ctx.aux.pos is not None  # the tiled kernels ran
+    np.testing.assert_array_equal(yf, ys)
+    np.testing.assert_array_equal(gf, gs)

@@ -126,7 +126,17 @@ def test_sequential_keys_indexing_and_backward():
         nn.Sequential(nn.ReLU(), "relu")  # type: ignore[arg-type]
 
 
-def test_activations_propagate_nan_like_torch():
-    x = np.array([[np.nan, -1.0, 2.0]])
+@pytest.mark.parametrize("size", [4, 1 << 15])  # NumPy path and compiled parallel path
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_activations_treat_nan_zero_and_signs_like_torch(size, dtype):  # type: ignore[no-untyped-def]
+    x = np.resize(np.array([np.nan, -1.0, 2.0, 0.0, -0.0, np.inf, -np.inf], dtype=dtype), size).reshape(2, -1)
+    dy = np.random.default_rng(0).standard_normal(x.shape).astype(dtype)
     for layer in (nn.ReLU(), nn.LeakyReLU(), nn.Tanh(), nn.Sigmoid()):
-        assert np.isnan(layer(x)[0, 0]), type(layer).__name__
+        xt = torch.tensor(x, requires_grad=True)
+        yt = interop.to_torch(layer)(xt)
+        yt.backward(torch.tensor(dy))
+        name = type(layer).__name__
+        y = layer(x)
+        assert y.dtype == dtype, name
+        np.testing.assert_allclose(y, yt.detach().numpy(), rtol=1e-6, err_msg=f"{name} forward")
+        np.testing.assert_allclose(layer.backward(dy), xt.grad.numpy(), rtol=1e-6, err_msg=f"{name} backward")

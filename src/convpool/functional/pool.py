@@ -119,37 +119,67 @@ def _fast_forward(
     x4 = np.ascontiguousarray(xb).reshape((n * c,) + (1,) * (3 - g.nd) + g.in_size)
     tables = _tables(g, mode)
     y = np.empty((n * c,) + (1,) * (3 - g.nd) + g.out, dtype=xb.dtype)
-    idx: np.ndarray | _LazyIndex | None = None
+    aux: np.ndarray | _Selected | None = None
     if red.name == "sum":
         _kernels.sum_forward(x4, *tables, y)
     elif red.name == "median":
-        idx = np.empty(y.shape, dtype=np.int64)
-        _kernels.median_forward(x4, *tables, y, idx)
-    else:  # values now; the chosen element is found when a gradient or the indices are asked for
-        (_kernels.select_max if red.name == "max" else _kernels.select_min)(x4, *tables, y)
-        idx = _LazyIndex(x4, tables, y)
+        aux = np.empty(y.shape, dtype=np.int64)
+        _kernels.median_forward(x4, *tables, y, aux)
+    else:  # max / min: the values and each winner's position in its window
+        k = _args.prod(g.kernel)
+        pos = np.empty(y.shape, dtype=np.int8 if k <= 127 else np.int32)
+        sign = 1.0 if red.name == "max" else -1.0
+        if _tiled(g):  # the usual 2x2 pool: whole-row loops, no index tables
+            _kernels.select_tiled(x4, *_k3(g.kernel), sign, y, pos)
+        else:
+            (_kernels.select_max if sign > 0 else _kernels.select_min)(x4, *tables, y)
+            _kernels.find_selected(x4, *tables, y, pos)
+        aux = _Selected(pos, tables, x4.shape[1:])
     y = y.reshape((n, c) + g.out)
-    ctx = PoolCtx(g, red, idx, mode, unbatched, xb.shape, xb.dtype, y.shape, fast=True)
+    ctx = PoolCtx(g, red, aux, mode, unbatched, xb.shape, xb.dtype, y.shape, fast=True)
     return (y[0] if unbatched else y), ctx
 
 
-class _LazyIndex:
-    """The selected elements of a compiled max/min pool, found on first use."""
+def _tiled(g: Geometry) -> bool:
+    """Windows that tile the input: stride == kernel, no padding, no dilation, no
+    ceil_mode room - each input element lies in at most one window."""
+    return (
+        g.stride == g.kernel
+        and all(d == 1 for d in g.dilation)
+        and not any(lo or hi for lo, hi in g.pads)
+        and not any(g.extra)
+    )
 
-    def __init__(self, x4: np.ndarray, tables: list[np.ndarray], y: np.ndarray):
-        self.x4, self.tables, self.y = x4, tables, y
-        self._idx: np.ndarray | None = None
 
-    def get(self) -> np.ndarray:
-        if self._idx is None:
-            self._idx = np.empty(self.y.shape, dtype=np.int64)
-            _kernels.find_selected(self.x4, *self.tables, self.y, self._idx)
-        return self._idx
+def _k3(v: tuple[int, ...]) -> tuple[int, ...]:
+    return (1,) * (3 - len(v)) + tuple(v)
+
+
+@dataclass
+class _Selected:
+    """What the compiled max/min pool keeps: each winner's position in its window
+    (scan order over the kernel) and the index tables that map it to the input."""
+
+    pos: np.ndarray  # (P, o0, o1, o2) int8 (int32 for windows over 127 elements)
+    tables: list[np.ndarray]
+    in3: tuple[int, ...]  # the input's 3 spatial dims as the kernels see them
+
+    def flat_indices(self) -> np.ndarray:
+        """Flat input index of each winner (-1: a zero from padding), like ``pos``."""
+        t0, t1, t2 = self.tables
+        k1, k2 = t1.shape[1], t2.shape[1]
+        e = self.pos.astype(np.int64)
+        o0, o1, o2 = self.pos.shape[1:]
+        si = t0[np.arange(o0)[:, None, None], e // (k1 * k2)]
+        sj = t1[np.arange(o1)[None, :, None], e // k2 % k1]
+        sm = t2[np.arange(o2)[None, None, :], e % k2]
+        flat = (si * self.in3[1] + sj) * self.in3[2] + sm
+        return np.where((si < 0) | (sj < 0) | (sm < 0), -1, flat)
 
 
 def _chosen(ctx: PoolCtx) -> np.ndarray:
     """Flat input index of each output's chosen element, shaped like the output."""
-    aux = ctx.aux.get() if isinstance(ctx.aux, _LazyIndex) else ctx.aux
+    aux = ctx.aux.flat_indices() if isinstance(ctx.aux, _Selected) else ctx.aux
     assert isinstance(aux, np.ndarray)
     return aux.reshape(ctx.y_shape)
 
@@ -158,10 +188,15 @@ def _fast_backward(dy: np.ndarray, ctx: PoolCtx) -> np.ndarray:
     g = ctx.geom
     n, c = ctx.in_shape[:2]
     dy4 = np.ascontiguousarray(dy).reshape((n * c,) + (1,) * (3 - g.nd) + g.out)
-    gx = np.zeros((n * c,) + (1,) * (3 - g.nd) + g.in_size, dtype=dy.dtype)
+    gx = np.empty((n * c,) + (1,) * (3 - g.nd) + g.in_size, dtype=dy.dtype)  # the kernels zero it
+    sel = ctx.aux
     if ctx.reduction.name == "sum":
         _kernels.sum_backward(dy4, *_tables(g, ctx.mode), gx)
-    else:
+    elif isinstance(sel, _Selected) and _tiled(g):  # one dense pass: every element written once
+        _kernels.route_tiled(sel.pos, *_k3(g.kernel), dy4, gx)
+    elif isinstance(sel, _Selected):
+        _kernels.route(sel.pos, *sel.tables, dy4, gx)
+    else:  # median: flat indices from the forward pass
         _kernels.select_backward(dy4, _chosen(ctx).reshape(dy4.shape), gx.reshape(n * c, -1))
     return gx.reshape(ctx.in_shape)
 

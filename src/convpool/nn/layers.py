@@ -68,6 +68,9 @@ def _grad(g: Any, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
     return g.astype(dtype, copy=False)
 
 
+_PARALLEL_MIN = 1 << 14  # elements: below this a compiled parallel loop costs more than NumPy
+
+
 class _Elementwise(Module):
     """An activation: ``y = f(x)``, ``dx = dy * f'(x)`` from what forward kept."""
 
@@ -90,8 +93,27 @@ class _Elementwise(Module):
 
 
 class ReLU(_Elementwise):
-    def _fn(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return np.maximum(x, 0), (x > 0).astype(x.dtype)  # NaN stays NaN, as in PyTorch
+    """``max(x, 0)``; NaN stays NaN and passes its gradient, as in PyTorch.  Keeps the
+    output (not a mask) for the backward pass."""
+
+    def forward(self, x: Any) -> np.ndarray:
+        x = _args.check_array(x)
+        if _kernels.enabled() and x.dtype in (np.float32, np.float64) and x.size >= _PARALLEL_MIN:
+            y = np.empty_like(x, order="C")
+            _kernels.relu_forward(np.ascontiguousarray(x).ravel(), y.ravel())
+        else:
+            y = np.maximum(x, 0)
+        self._saved = y
+        return y
+
+    def backward(self, grad_output: Any) -> np.ndarray:
+        y = self._need_ctx(self._saved)
+        g = _grad(grad_output, y.shape, y.dtype)
+        if _kernels.enabled() and y.dtype in (np.float32, np.float64) and y.size >= _PARALLEL_MIN:
+            dx = np.empty_like(y, order="C")
+            _kernels.relu_backward(np.ascontiguousarray(g).ravel(), y.ravel(), dx.ravel())
+            return dx
+        return np.where(y <= 0, 0, g).astype(y.dtype, copy=False)
 
 
 class LeakyReLU(_Elementwise):
