@@ -130,3 +130,23 @@ def test_tiled_pool_kernels_equal_reference(dims, red, dtype, seed):  # type: ig
     assert ctx.aux.pos is not None  # the tiled kernels ran
     np.testing.assert_array_equal(yf, ys)
     np.testing.assert_array_equal(gf, gs)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(8, 300, 7, 7), (300, 7, 9), (3, 40, 5, 6, 7)])
+def test_global_average_pool_kernels_match_torch(shape, dtype):  # type: ignore[no-untyped-def]
+    import torch
+
+    nd = len(shape) - 2 if len(shape) != 3 else 2  # (C, H, W): unbatched 2-d
+    x = np.random.default_rng(0).standard_normal(shape).astype(dtype)
+    assert x.size >= 1 << 14  # large enough for the compiled pass
+    y, ctx = F.adaptive_avg_pool_forward(x, nd, 1)
+    dy = np.random.default_rng(1).standard_normal(y.shape).astype(dtype)
+    gx = F.adaptive_avg_pool_backward(dy, ctx)
+    xt = torch.tensor(x, requires_grad=True)
+    yt = {2: torch.nn.functional.adaptive_avg_pool2d, 3: torch.nn.functional.adaptive_avg_pool3d}[nd](xt, 1)
+    yt.backward(torch.tensor(dy))
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    assert y.dtype == gx.dtype == dtype
+    np.testing.assert_allclose(y, yt.detach().numpy(), rtol=tol, atol=tol)
+    np.testing.assert_allclose(gx, xt.grad.numpy(), rtol=tol, atol=tol)

@@ -598,6 +598,28 @@ if AVAILABLE:
 
 
 if AVAILABLE:
+    # --- global average pooling ----------------------------------------------------------
+
+    @njit(parallel=True, fastmath=True, cache=True)
+    def plane_mean(x, y):
+        """y[r] = mean of row r of x (R, plane); fastmath lets the sum vectorise (a
+        different summation order, as in any vectorised sum)."""
+        plane = x.shape[1]
+        for r in prange(x.shape[0]):
+            acc = x.dtype.type(0.0)
+            for i in range(plane):
+                acc += x[r, i]
+            y[r] = acc / plane
+
+    @njit(parallel=True, cache=True)
+    def plane_fill(dy, g):
+        """g[r, :] = dy[r] / plane: the mean's adjoint (g: (R, plane), any contents)."""
+        plane = g.shape[1]
+        for r in prange(g.shape[0]):
+            v = dy[r] / plane
+            for i in range(plane):
+                g[r, i] = v
+
     # --- elementwise: ReLU ---------------------------------------------------------------
     # NumPy's ufuncs run on one core and write a temporary per step (np.where: a mask,
     # then the result); these are one parallel pass each.

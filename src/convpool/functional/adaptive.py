@@ -6,7 +6,8 @@ so windows may differ in size by one and may overlap.  Global pooling is the
 case ``output_size = 1``.
 
 * Average: separable and linear, so it is one small ``(n, o)`` averaging matrix
-  per dimension; the backward pass multiplies by its transpose.
+  per dimension; the backward pass multiplies by its transpose.  Global average
+  pooling (output size 1) is one mean per plane, compiled: a pass over memory.
 * Max: each window is gathered with index arrays (short windows repeat their
   last index, which changes neither the max nor which element is first), and
   the gradient is scattered back with a bincount.
@@ -20,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import _args
+from .. import _args, _kernels
 from ._common import batched, check_grad
 
 
@@ -67,22 +68,29 @@ class AdaptiveCtx:
     y_shape: tuple[int, ...]
     unbatched: bool
     dtype: np.dtype
-    mats: list[np.ndarray] | None = None
+    mats: list[np.ndarray] | None = None  # averaging matrices; None: global pooling
     flat: np.ndarray | None = None
+
+
+def _global_kernels(x: np.ndarray) -> bool:
+    return _kernels.enabled() and x.dtype in (np.float32, np.float64) and x.size >= 1 << 14
 
 
 def adaptive_avg_pool_forward(x: Any, nd: int, output_size: Any) -> tuple[np.ndarray, AdaptiveCtx]:
     xb, unbatched = batched(x, nd)
     out = _output_size(output_size, xb.shape[2:])
-    mats = [_avg_matrix(n, o, xb.dtype) for n, o in zip(xb.shape[2:], out, strict=True)]
-    y = xb
     if all(o == 1 for o in out):  # global average pooling: one mean over the flattened plane
         plane = _args.prod(xb.shape[2:])
         flat = np.ascontiguousarray(xb).reshape(-1, plane)
-        y = (flat @ np.full(plane, 1.0 / plane, dtype=xb.dtype)).reshape(xb.shape[:2] + (1,) * nd)  # BLAS gemv
-        mats = [_avg_matrix(n, 1, xb.dtype) for n in xb.shape[2:]]
-        ctx = AdaptiveCtx(xb.shape, y.shape, unbatched, xb.dtype, mats=mats)
+        if _global_kernels(xb):  # one parallel pass
+            y = np.empty(xb.shape[:2] + (1,) * nd, dtype=xb.dtype)
+            _kernels.plane_mean(flat, y.ravel())
+        else:
+            y = (flat @ np.full(plane, 1.0 / plane, dtype=xb.dtype)).reshape(xb.shape[:2] + (1,) * nd)  # BLAS gemv
+        ctx = AdaptiveCtx(xb.shape, y.shape, unbatched, xb.dtype)
         return (y[0] if unbatched else y), ctx
+    mats = [_avg_matrix(n, o, xb.dtype) for n, o in zip(xb.shape[2:], out, strict=True)]
+    y = xb
     for i, m in enumerate(mats):
         # an output size of 1 is the plain mean (global pooling): no matrix product
         y = y.mean(axis=2 + i, keepdims=True, dtype=y.dtype) if m.shape[1] == 1 else _along(y, 2 + i, m)
@@ -93,7 +101,13 @@ def adaptive_avg_pool_forward(x: Any, nd: int, output_size: Any) -> tuple[np.nda
 def adaptive_avg_pool_backward(dy: Any, ctx: AdaptiveCtx) -> np.ndarray:
     dy = check_grad(dy, ctx.y_shape[1:] if ctx.unbatched else ctx.y_shape, ctx.dtype)
     g = dy[None] if ctx.unbatched else dy
-    assert ctx.mats is not None
+    if ctx.mats is None:  # global: every input element gets dy / plane
+        gx = np.empty(ctx.in_shape, dtype=ctx.dtype)
+        if _global_kernels(gx):  # one parallel fill
+            _kernels.plane_fill(np.ascontiguousarray(g).ravel(), gx.reshape(g.size, -1))
+        else:
+            gx[...] = g / _args.prod(ctx.in_shape[2:])
+        return gx[0] if ctx.unbatched else gx
     for i, m in enumerate(ctx.mats):
         if m.shape[1] == 1:
             shape = list(g.shape)
