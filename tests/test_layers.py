@@ -140,3 +140,38 @@ def test_activations_treat_nan_zero_and_signs_like_torch(size, dtype):  # type: 
         assert y.dtype == dtype, name
         np.testing.assert_allclose(y, yt.detach().numpy(), rtol=1e-6, err_msg=f"{name} forward")
         np.testing.assert_allclose(layer.backward(dy), xt.grad.numpy(), rtol=1e-6, err_msg=f"{name} backward")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_backward_params_accumulates_what_backward_does(dtype):  # type: ignore[no-untyped-def]
+    """The params-only backward (first layer: no input gradient) gives the same parameter
+    gradients as the full backward, for the direct, im2col and reference conv paths."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((3, 2, 9, 9)).astype(dtype)
+
+    def model():  # type: ignore[no-untyped-def]
+        convpool.manual_seed(0)
+        return nn.Sequential(
+            nn.Conv2d(2, 4, 3, padding=1, dtype=dtype),
+            nn.ReLU(),
+            nn.Conv2d(4, 4, 3, stride=2, dtype=dtype),
+            nn.Flatten(),
+            nn.Linear(64, 3, dtype=dtype),
+        )
+
+    full, params_only = model(), model()
+    dy = rng.standard_normal((3, 3)).astype(dtype)
+    full(x)
+    full.backward(dy)
+    params_only(x)
+    assert params_only.backward_params(dy) is None
+    for (name, p), (_, q) in zip(full.named_parameters(), params_only.named_parameters()):
+        np.testing.assert_allclose(q.grad, p.grad, rtol=1e-6, err_msg=name)
+    head = nn.Linear(5, 2, dtype=dtype)
+    head(x[:, 0, 0, :5])
+    head.backward_params(dy[:, :2])
+    ref = nn.Linear(5, 2, dtype=dtype)
+    ref.weight.data[...] = head.weight.data
+    ref(x[:, 0, 0, :5])
+    ref.backward(dy[:, :2])
+    np.testing.assert_allclose(head.weight.grad, ref.weight.grad, rtol=1e-6)

@@ -180,7 +180,7 @@ def lenet_step(batch: int = 64) -> tuple[float, float]:
     def ours() -> None:
         opt.zero_grad()
         crit(model(x), y)
-        model.backward(crit.backward())
+        model.backward_params(crit.backward())  # like PyTorch: no gradient for the data
         opt.step()
 
     def theirs() -> None:

@@ -249,7 +249,7 @@ def fit(
                 raise TrainingDiverged(
                     f"loss became {loss} at epoch {epoch}, batch {b}; {kept}. Try a lower learning rate."
                 )
-            model.backward(loss_fn.backward())
+            model.backward_params(loss_fn.backward())  # the data need no gradient
             optimizer.step()
             total += loss * len(y)
             correct += int((out.argmax(axis=1) == y).sum())

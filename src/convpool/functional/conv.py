@@ -128,13 +128,33 @@ def _reference_forward(
 
 def conv_backward(dy: Any, ctx: ConvCtx) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Gradients ``(grad_input, grad_weight, grad_bias)`` (``grad_bias`` None without bias)."""
+    dx, dw, db = _backward(dy, ctx, input_grad=True)
+    assert dx is not None
+    return dx, dw, db
+
+
+def conv_param_backward(dy: Any, ctx: ConvCtx) -> tuple[np.ndarray, np.ndarray | None]:
+    """``(grad_weight, grad_bias)`` only: for a first layer, whose input needs no gradient
+    (PyTorch skips it too when the input does not require grad)."""
+    _, dw, db = _backward(dy, ctx, input_grad=False)
+    return dw, db
+
+
+def _backward(dy: Any, ctx: ConvCtx, input_grad: bool) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None]:
     nd = ctx.geom.nd
     dy = check_grad(dy, ctx.y_shape[1:] if ctx.unbatched else ctx.y_shape, ctx.w.dtype)
     if ctx.unbatched:
         dy = dy[None]
     db = dy.sum(axis=(0, *range(2, 2 + nd))).astype(ctx.w_dtype) if ctx.has_bias else None
-    dx, dw = _fast_backward(dy, ctx) if ctx.cols is None else _reference_backward(dy, ctx)
-    return (dx[0] if ctx.unbatched else dx), dw, db
+    if ctx.wide is not None:
+        dx, dw = _direct_backward(dy, ctx, input_grad)
+    elif ctx.cols is None:
+        dx, dw = _fast_backward(dy, ctx)
+    else:
+        dx, dw = _reference_backward(dy, ctx)
+    if dx is not None and ctx.unbatched:
+        dx = dx[0]
+    return dx, dw, db
 
 
 def _reference_backward(dy: np.ndarray, ctx: ConvCtx) -> tuple[np.ndarray, np.ndarray]:
@@ -294,15 +314,18 @@ def _direct_forward(
     return y, ctx
 
 
-def _direct_backward(dy: np.ndarray, ctx: ConvCtx) -> tuple[np.ndarray, np.ndarray]:
-    """Weight gradient: the shifted-run product reduced over positions.  Input gradient:
-    the stride-1 convolution of the output gradient with the flipped, transposed
-    weights, the output gradient padded so the result is exactly the (padded) input."""
+def _direct_backward(dy: np.ndarray, ctx: ConvCtx, input_grad: bool = True) -> tuple[np.ndarray | None, np.ndarray]:
+    """Weight gradient: the shifted-run product reduced over positions.  Input gradient
+    (unless ``input_grad`` is False): the stride-1 convolution of the output gradient
+    with the flipped, transposed weights, the output gradient padded so the result is
+    exactly the (padded) input."""
     from .. import _direct
 
     g, groups = ctx.geom, ctx.groups
     n, c = ctx.x_shape[:2]
     dw = _direct.weight_grad(ctx.wide, dy, groups, g.kernel, g.dilation, _kernels.num_threads())
+    if not input_grad:
+        return None, dw.astype(ctx.w_dtype, copy=False)
     reach = tuple(d * (k - 1) for k, d in zip(g.kernel, g.dilation, strict=True))
     exact = ctx.mode == "constant" and all(r >= lo and r >= hi for r, (lo, hi) in zip(reach, g.pads, strict=True))
     if exact:  # the result is the input's gradient itself, no border to fold back
@@ -321,8 +344,6 @@ def _direct_backward(dy: np.ndarray, ctx: ConvCtx) -> tuple[np.ndarray, np.ndarr
 
 
 def _fast_backward(dy: np.ndarray, ctx: ConvCtx) -> tuple[np.ndarray, np.ndarray]:
-    if ctx.wide is not None:
-        return _direct_backward(dy, ctx)
     g, groups, xp = ctx.geom, ctx.groups, ctx.xp
     assert xp is not None
     nd = g.nd

@@ -89,10 +89,16 @@ class _ConvNd(Module):
 
     def backward(self, grad_output: Any) -> np.ndarray:
         dx, dw, db = F.conv_backward(grad_output, self._need_ctx(self._ctx))
+        self._accumulate(dw, db)
+        return dx
+
+    def backward_params(self, grad_output: Any) -> None:
+        self._accumulate(*F.conv.conv_param_backward(grad_output, self._need_ctx(self._ctx)))
+
+    def _accumulate(self, dw: np.ndarray, db: np.ndarray | None) -> None:
         self.weight.accumulate(dw)
         if self.bias is not None and db is not None:
             self.bias.accumulate(db)
-        return dx
 
     def extra_repr(self) -> str:
         s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"

@@ -47,15 +47,23 @@ class Linear(Module):
         return y
 
     def backward(self, grad_output: Any) -> np.ndarray:
+        g = self._param_grads(grad_output)
+        with _kernels.one_blas_thread():
+            return g @ self.weight.data.astype(g.dtype, copy=False)
+
+    def backward_params(self, grad_output: Any) -> None:
+        self._param_grads(grad_output)
+
+    def _param_grads(self, grad_output: Any) -> np.ndarray:
+        """Accumulate the weight and bias gradients; returns grad_output checked."""
         x = self._need_ctx(self._x)
         g = _grad(grad_output, x.shape[:-1] + (self.out_features,), x.dtype)
         g2, x2 = g.reshape(-1, self.out_features), x.reshape(-1, self.in_features)
         with _kernels.one_blas_thread():
             self.weight.accumulate(g2.T @ x2)
-            dx = g @ self.weight.data.astype(x.dtype, copy=False)
         if self.bias is not None:
             self.bias.accumulate(g2.sum(axis=0))
-        return dx
+        return g
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
@@ -320,3 +328,12 @@ class Sequential(Module):
         for layer in reversed(self._modules.values()):
             grad_output = layer.backward(grad_output)
         return grad_output
+
+    def backward_params(self, grad_output: Any) -> None:
+        """As :meth:`backward`, without the gradient of the input: the first layer
+        only accumulates its parameters' gradients."""
+        layers = list(self._modules.values())
+        for layer in reversed(layers[1:]):
+            grad_output = layer.backward(grad_output)
+        if layers:
+            layers[0].backward_params(grad_output)

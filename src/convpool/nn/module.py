@@ -3,7 +3,8 @@
 * ``y = m(x)`` runs ``forward`` and remembers what the backward pass needs.
 * ``gx = m.backward(gy)`` returns the gradient with respect to the last input
   and *accumulates* parameter gradients into ``p.grad`` (call ``zero_grad``
-  between steps, as in PyTorch).
+  between steps, as in PyTorch).  ``m.backward_params(gy)`` accumulates the
+  parameter gradients only (a training step needs no gradient of the data).
 * ``state_dict()`` / ``load_state_dict()`` use PyTorch's key names
   (``"0.weight"``, ``"features.3.bias"``, ``"bn.running_mean"``...).
 """
@@ -103,6 +104,12 @@ class Module:
 
     def backward(self, grad_output: Any) -> Any:
         raise NotImplementedError(f"{type(self).__name__} does not define backward")
+
+    def backward_params(self, grad_output: Any) -> None:
+        """Accumulate the parameter gradients only: the backward pass of a model's first
+        layer, whose input needs no gradient (PyTorch likewise skips the input's gradient
+        when it does not require one).  Layers that can skip work override this."""
+        self.backward(grad_output)
 
     def _need_ctx(self, ctx: Any) -> Any:
         if ctx is None:
