@@ -1,4 +1,4 @@
-"""The direct SIMD convolution (float32, stride 1) against PyTorch.
+"""The direct SIMD convolution (float32, any stride) against PyTorch.
 
 The oracle runs in float64 on the same float32 numbers; the direct kernels sum in
 a different order than any other path, so the tolerance is float32's, scaled by
@@ -19,16 +19,16 @@ from convpool import _direct, _kernels
 pytestmark = pytest.mark.skipif(not _kernels.DIRECT, reason="direct kernels need numba")
 
 
-def torch_conv(x, w, b, padding, dilation, groups, mode):  # type: ignore[no-untyped-def]
+def torch_conv(x, w, b, stride, padding, dilation, groups, mode):  # type: ignore[no-untyped-def]
     nd = w.ndim - 2
     xt = torch.tensor(x, dtype=torch.float64, requires_grad=True)
     wt = torch.tensor(w, dtype=torch.float64, requires_grad=True)
     bt = torch.tensor(b, dtype=torch.float64, requires_grad=True)
     if mode == "zeros":
-        y = getattr(TF, f"conv{nd}d")(xt, wt, bt, 1, padding, dilation, groups)
+        y = getattr(TF, f"conv{nd}d")(xt, wt, bt, stride, padding, dilation, groups)
     else:
         pads = [p for p in padding[::-1] for _ in range(2)]
-        y = getattr(TF, f"conv{nd}d")(TF.pad(xt, pads, mode=mode), wt, bt, 1, 0, dilation, groups)
+        y = getattr(TF, f"conv{nd}d")(TF.pad(xt, pads, mode=mode), wt, bt, stride, 0, dilation, groups)
     return xt, wt, bt, y
 
 
@@ -49,20 +49,22 @@ def direct_case(draw):  # type: ignore[no-untyped-def]
     mode = draw(st.sampled_from(["zeros", "zeros", "reflect", "circular"]))
     if mode != "zeros":
         pads = tuple(min(p, s - 1) for p, s in zip(pads, size))
-    return n, nd, kernel, dil, pads, size, groups, cin, cout, mode
+    # strides below, at and above the kernel's extent (phases no tap reads)
+    stride = tuple(draw(st.sampled_from([1, 1, 2, 3])) for _ in range(nd))
+    return n, nd, kernel, dil, pads, size, groups, cin, cout, mode, stride
 
 
-@settings(max_examples=150)
+@settings(max_examples=200)
 @given(direct_case(), st.integers(0, 2**16))
 def test_direct_conv_matches_torch(case, seed):  # type: ignore[no-untyped-def]
-    n, nd, kernel, dil, pads, size, groups, cin, cout, mode = case
+    n, nd, kernel, dil, pads, size, groups, cin, cout, mode, stride = case
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((n, cin, *size)).astype(np.float32)
     w = rng.standard_normal((cout, cin // groups, *kernel)).astype(np.float32)
     b = rng.standard_normal(cout).astype(np.float32)
-    y, ctx = F.conv_forward(x, w, b, 1, pads, dil, groups, mode, nd=nd)
+    y, ctx = F.conv_forward(x, w, b, stride, pads, dil, groups, mode, nd=nd)
     assert ctx.wide is not None, "the direct path was not taken"
-    xt, wt, bt, yt = torch_conv(x, w, b, pads, dil, groups, mode)
+    xt, wt, bt, yt = torch_conv(x, w, b, stride, pads, dil, groups, mode)
     terms = (cin // groups) * int(np.prod(kernel))
     tol = 2e-6 * terms
     np.testing.assert_allclose(y, yt.detach().numpy(), rtol=tol, atol=tol)
@@ -82,7 +84,7 @@ def test_direct_path_is_taken_only_where_it_applies():  # type: ignore[no-untype
     w = rng.standard_normal((6, 4, 3, 3)).astype(np.float32)
     assert F.conv_forward(x32, w, None, 1, 1)[1].wide is not None
     assert F.conv_forward(x32.astype(np.float64), w, None, 1, 1)[1].wide is None  # float64: im2col
-    assert F.conv_forward(x32, w, None, 2, 1)[1].wide is None  # stride 2: im2col
+    assert F.conv_forward(x32, w, None, 2, 1)[1].wide is not None  # stride 2: the phase layout
     assert F.conv_forward(x32, w[:, :, :1, :1], None, 1, 0)[1].wide is None  # 1x1: one matrix product
     wd = rng.standard_normal((8, 1, 3, 3)).astype(np.float32)
     assert F.conv_forward(x32, wd, None, 1, 1, groups=4)[1].wide is None  # depthwise: its own loop
@@ -95,6 +97,19 @@ def test_store_plan_covers_every_output_once():  # type: ignore[no-untyped-def]
     expected = [img * 24 + i for img in range(3) for i in range(12)]
     assert sorted(written) == expected
     assert ptr[0] == 0 and ptr[-1] == len(plan) and np.all(np.diff(ptr) >= 0)
+
+
+def test_wide_phase_layout_splits_a_strided_plane():  # type: ignore[no-untyped-def]
+    a = np.arange(1 * 2 * 5 * 5, dtype=np.float32).reshape(1, 2, 5, 5) + 1
+    wide = _direct.Wide(a, ((1, 0), (1, 1)), "constant", reach=4, stride=(2, 2))
+    assert wide.full == (6, 7) and wide.padded == (3, 4) and wide.phases == 4 and wide.buf.shape[0] == 8
+    full = np.zeros((2, 6, 8), dtype=np.float32)  # the padded planes, one spare zero column
+    full[:, 1:, 1:6] = a[0]
+    for c in range(2):
+        for r0 in range(2):
+            for r1 in range(2):
+                phase = wide.buf[c * 4 + r0 * 2 + r1, :12].reshape(3, 4)
+                np.testing.assert_array_equal(phase, full[c, r0::2, r1::2])
 
 
 def test_wide_layout_pads_and_separates_images():  # type: ignore[no-untyped-def]

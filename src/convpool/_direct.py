@@ -56,13 +56,14 @@ def _store(y, oc_base, v, plan, ptr, vi):
 
 
 @njit(parallel=True, fastmath=True, cache=True)
-def conv_wide(src, ls, wp, offs, groups, cg, co, q_len, plan, ptr, plane, y):
-    """y[n, g*co + o, *out] = sum_{c < cg, t} w[g, o, c, t] * src[g*cg + c, n*P + i + off[t]].
+def conv_wide(src, gstride, wp, ents, groups, co, q_len, plan, ptr, plane, y):
+    """y[n, g*co + o, *out] = sum_e w[g, o, e] * src[g*gstride + ents[e] + i]  (flat src).
 
-    src: flat (C_in rows of ``ls``); wp: flat (groups, ceil(co/4), cg, T, 4) packed
-    weights (zero past co); y: flat (N, groups*co, plane)."""
+    An entry ``e`` is one (input channel, kernel tap) pair: its source row and the tap's
+    offset in the row, ``row * length + off`` (:func:`_entries`).  wp: flat (groups,
+    ceil(co/4), E, 4) packed weights (zero past co); y: flat (N, groups*co, plane)."""
     nb = (co + BLOCK_OC - 1) // BLOCK_OC
-    taps = offs.shape[0]
+    n_ent = ents.shape[0]
     nq = (q_len + BLOCK_Q - 1) // BLOCK_Q
     for job in prange(groups * nb * nq):
         b = job % nb  # output-channel blocks fastest: they share the source block in cache
@@ -74,36 +75,35 @@ def conv_wide(src, ls, wp, offs, groups, cg, co, q_len, plan, ptr, plane, y):
         a10 = a11 = a12 = a13 = vzero()
         a20 = a21 = a22 = a23 = vzero()
         a30 = a31 = a32 = a33 = vzero()
-        for c in range(cg):
-            xrow = (gi * cg + c) * ls + q0
-            wrow = ((gi * nb + b) * cg + c) * taps * 4
-            for t in range(taps):
-                i = xrow + offs[t]
-                x0 = vload(src, i)
-                x1 = vload(src, i + 16)
-                x2 = vload(src, i + 32)
-                x3 = vload(src, i + 48)
-                k = wrow + t * 4
-                w = vbroadcast(wp[k])
-                a00 = vfma(w, x0, a00)
-                a01 = vfma(w, x1, a01)
-                a02 = vfma(w, x2, a02)
-                a03 = vfma(w, x3, a03)
-                w = vbroadcast(wp[k + 1])
-                a10 = vfma(w, x0, a10)
-                a11 = vfma(w, x1, a11)
-                a12 = vfma(w, x2, a12)
-                a13 = vfma(w, x3, a13)
-                w = vbroadcast(wp[k + 2])
-                a20 = vfma(w, x0, a20)
-                a21 = vfma(w, x1, a21)
-                a22 = vfma(w, x2, a22)
-                a23 = vfma(w, x3, a23)
-                w = vbroadcast(wp[k + 3])
-                a30 = vfma(w, x0, a30)
-                a31 = vfma(w, x1, a31)
-                a32 = vfma(w, x2, a32)
-                a33 = vfma(w, x3, a33)
+        xrow = gi * gstride + q0
+        wrow = (gi * nb + b) * n_ent * 4
+        for e in range(n_ent):
+            i = xrow + ents[e]
+            x0 = vload(src, i)
+            x1 = vload(src, i + 16)
+            x2 = vload(src, i + 32)
+            x3 = vload(src, i + 48)
+            k = wrow + e * 4
+            w = vbroadcast(wp[k])
+            a00 = vfma(w, x0, a00)
+            a01 = vfma(w, x1, a01)
+            a02 = vfma(w, x2, a02)
+            a03 = vfma(w, x3, a03)
+            w = vbroadcast(wp[k + 1])
+            a10 = vfma(w, x0, a10)
+            a11 = vfma(w, x1, a11)
+            a12 = vfma(w, x2, a12)
+            a13 = vfma(w, x3, a13)
+            w = vbroadcast(wp[k + 2])
+            a20 = vfma(w, x0, a20)
+            a21 = vfma(w, x1, a21)
+            a22 = vfma(w, x2, a22)
+            a23 = vfma(w, x3, a23)
+            w = vbroadcast(wp[k + 3])
+            a30 = vfma(w, x0, a30)
+            a31 = vfma(w, x1, a31)
+            a32 = vfma(w, x2, a32)
+            a33 = vfma(w, x3, a33)
         o = b * 4
         oc = gi * co + o
         if o < co:
@@ -129,30 +129,28 @@ def conv_wide(src, ls, wp, offs, groups, cg, co, q_len, plan, ptr, plane, y):
 
 
 @njit(parallel=True, fastmath=True, cache=True)
-def weight_grad_wide(src, ls, dyw, ld, offs3, groups, cg, nb, q_len, parts, acc):
-    """Per-lane partial sums of dw[g, o, c, t] = sum_i dyw[g*5nb + o, i] * src[g*cg + c, i + off[t]].
+def weight_grad_wide(src, gstride, dyw, ld, ents3, groups, nb, q_len, parts, acc):
+    """Per-lane partial sums of dw[g, o, e] = sum_i dyw[g*5nb + o, i] * src[g*gstride + ents3[e] + i].
 
-    A block is 5 output channels x 3 taps (15 vector sums; 3x3, 3x3x3 and 5-tap kernels
-    split into whole blocks).  dyw: flat (groups * nb * 5 rows of ``ld``), zero wherever i
-    is not an output; offs3: tap offsets padded to a multiple of 3 (extra taps read offset
-    0 and are dropped); acc: (parts, groups, nb, cg, ntb, 5, 3, 16) float32, zeroed.  Part
-    ``p`` sums its own range of positions, in chunks of DW_CHUNK so that a chunk's sources
-    stay in cache while every block passes over them."""
-    ntb = offs3.shape[0] // 3
+    A block is 5 output channels x 3 entries (15 vector sums).  dyw: flat (groups * nb * 5
+    rows of ``ld``), zero wherever i is not an output; ents3: the entries (see
+    :func:`conv_wide`) padded to a multiple of 3 (extra ones read offset 0 and are
+    dropped); acc: (parts, groups, nb, ntb, 5, 3, 16) float32, zeroed.  Part ``p`` sums its
+    own range of positions, in chunks of DW_CHUNK so that a chunk's sources stay in cache
+    while every block passes over them."""
+    ntb = ents3.shape[0] // 3
     span = ((q_len + parts - 1) // parts + 15) // 16 * 16
     for p in prange(parts):
         q_lo = p * span
         q_hi = min(q_len, q_lo + span)
         for c0 in range(q_lo, q_hi, DW_CHUNK):
             c1 = min(q_hi, c0 + DW_CHUNK)
-            for job in range(groups * nb * cg * ntb):
+            for job in range(groups * nb * ntb):
                 tb = job % ntb
                 rest = job // ntb
-                c = rest % cg
-                rest //= cg
                 b = rest % nb
                 gi = rest // nb
-                base = (((((p * groups + gi) * nb + b) * cg + c) * ntb + tb) * 15) * 16
+                base = ((((p * groups + gi) * nb + b) * ntb + tb) * 15) * 16
                 a00 = vload(acc, base + 0)
                 a01 = vload(acc, base + 16)
                 a02 = vload(acc, base + 32)
@@ -168,10 +166,10 @@ def weight_grad_wide(src, ls, dyw, ld, offs3, groups, cg, nb, q_len, parts, acc)
                 a40 = vload(acc, base + 192)
                 a41 = vload(acc, base + 208)
                 a42 = vload(acc, base + 224)
-                xrow = (gi * cg + c) * ls
-                s0 = xrow + offs3[tb * 3 + 0]
-                s1 = xrow + offs3[tb * 3 + 1]
-                s2 = xrow + offs3[tb * 3 + 2]
+                xrow = gi * gstride
+                s0 = xrow + ents3[tb * 3 + 0]
+                s1 = xrow + ents3[tb * 3 + 1]
+                s2 = xrow + ents3[tb * 3 + 2]
                 drow = (gi * nb + b) * 5 * ld
                 for q in range(c0, c1, 16):
                     d0 = vload(dyw, drow + q)
@@ -215,31 +213,76 @@ def weight_grad_wide(src, ls, dyw, ld, offs3, groups, cg, nb, q_len, parts, acc)
 
 
 @njit(parallel=True, cache=True)
-def to_wide(a, shape, lo, padded, rows, length, buf):
-    """buf[rows[c], n*P : (n+1)*P] = channel c of image n, zero-padded to ``padded``
-    (``lo`` zeros before each dimension).  a: flat (N, C, D, H, W) of ``shape``; buf:
-    flat (R rows of ``length``).  Whole rows move as slices (memcpy / memset)."""
+def to_wide(a, shape, lo, q, st, rows, length, buf):
+    """buf[rows[c] + ph, n*P : (n+1)*P] = phase ``ph`` of channel c of image n, zero-padded
+    (``lo`` zeros before each dimension): the padded plane's elements at coordinates
+    ``r + st*m`` for the phase's remainders ``r``, laid out as a ``q`` plane.  With stride
+    1 there is one phase, the padded plane itself.  a: flat (N, C, D, H, W) of ``shape``;
+    buf: flat (R rows of ``length``).  Contiguous rows move as slices (memcpy / memset)."""
     n_img, n_ch, d0, d1, d2 = shape[0], shape[1], shape[2], shape[3], shape[4]
-    p0, p1, p2 = padded[0], padded[1], padded[2]
-    l2 = lo[2]
-    plane = p0 * p1 * p2
-    for job in prange(n_ch * n_img):
-        c = job // n_img
-        n = job - c * n_img
-        base = rows[c] * length + n * plane
+    q0, q1, q2 = q[0], q[1], q[2]
+    s0, s1, s2 = st[0], st[1], st[2]
+    n_ph = s0 * s1 * s2
+    plane = q0 * q1 * q2
+    for job in prange(n_ch * n_img * n_ph):
+        ph = job % n_ph
+        rest = job // n_ph
+        n = rest % n_img
+        c = rest // n_img
+        r2 = ph % s2
+        r1 = ph // s2 % s1
+        r0 = ph // (s1 * s2)
+        base = (rows[c] + ph) * length + n * plane
         src = (n * n_ch + c) * d0 * d1 * d2
-        for z in range(p0):
-            u = z - lo[0]
-            for h in range(p1):
-                v = h - lo[1]
-                row = base + (z * p1 + h) * p2
+        for z in range(q0):
+            u = z * s0 + r0 - lo[0]
+            for h in range(q1):
+                v = h * s1 + r1 - lo[1]
+                row = base + (z * q1 + h) * q2
                 if 0 <= u < d0 and 0 <= v < d1:
-                    buf[row : row + l2] = 0.0
                     start = src + (u * d1 + v) * d2
-                    buf[row + l2 : row + l2 + d2] = a[start : start + d2]
-                    buf[row + l2 + d2 : row + p2] = 0.0
+                    if s2 == 1:
+                        l2 = lo[2]
+                        buf[row : row + l2] = 0.0
+                        buf[row + l2 : row + l2 + d2] = a[start : start + d2]
+                        buf[row + l2 + d2 : row + q2] = 0.0
+                    else:  # columns w*s2 + r2 - lo2 inside the row: w in [w_lo, w_hi)
+                        off = r2 - lo[2]
+                        w_lo = min(q2, max(0, (-off + s2 - 1) // s2))
+                        w_hi = max(w_lo, min(q2, (d2 - 1 - off) // s2 + 1))
+                        for w in range(w_lo):  # loops, not slices: a slice costs ~10 ns here
+                            buf[row + w] = 0.0
+                        if s2 == 2:  # a constant stride: the compiler vectorises this one
+                            for w in range(w_lo, w_hi):
+                                buf[row + w] = a[start + 2 * w + off]
+                        else:
+                            for w in range(w_lo, w_hi):
+                                buf[row + w] = a[start + w * s2 + off]
+                        for w in range(w_hi, q2):
+                            buf[row + w] = 0.0
                 else:
-                    buf[row : row + p2] = 0.0
+                    buf[row : row + q2] = 0.0
+
+
+@njit(parallel=True, cache=True)
+def from_phases(ys, st, lo, dx):
+    """The inverse of the phase split: dx[p, u, v, w] = phase (U%s0, V%s1, W%s2) of
+    ys at (U//s0, V//s1, W//s2), where (U, V, W) = (u, v, w) + lo.  ys: (S, P, q0, q1, q2),
+    dx: (P, D, H, W).  Row by row and phase by phase: no division per element."""
+    s0, s1, s2 = st[0], st[1], st[2]
+    n2 = dx.shape[3]
+    for p in prange(dx.shape[0]):
+        for u in range(dx.shape[1]):
+            uu = u + lo[0]
+            for v in range(dx.shape[2]):
+                vv = v + lo[1]
+                ph = (uu % s0 * s1 + vv % s1) * s2
+                for r2 in range(s2):
+                    w0 = (r2 - lo[2]) % s2  # the first column of this phase
+                    m0 = (w0 + lo[2]) // s2
+                    src = ys[ph + r2, p, uu // s0, vv // s1]
+                    for k in range((n2 - w0 + s2 - 1) // s2):
+                        dx[p, u, v, w0 + k * s2] = src[m0 + k]
 
 
 # --- drivers -------------------------------------------------------------------------
@@ -250,20 +293,54 @@ def _plane_strides(padded: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(_args.prod(padded[i + 1 :]) for i in range(len(padded)))
 
 
-@functools.lru_cache(maxsize=64)
-def _offsets(padded: tuple[int, ...], kernel: tuple[int, ...], dilation: tuple[int, ...]) -> np.ndarray:
-    """Flat offset of every kernel tap in a padded plane (C order, last dim fastest);
-    cached per geometry, read-only."""
+def phase_plane(full: tuple[int, ...], stride: tuple[int, ...]) -> tuple[int, ...]:
+    """The plane of one stride phase of a padded plane ``full``: ceil(full / stride)."""
+    return tuple(-(-f // s) for f, s in zip(full, stride, strict=True))
+
+
+def _tap_phases(
+    plane: tuple[int, ...], kernel: tuple[int, ...], dilation: tuple[int, ...], stride: tuple[int, ...]
+) -> tuple[np.ndarray, np.ndarray]:
+    """For every kernel tap (C order): its phase (which of the prod(stride) phase rows it
+    reads) and its offset in the phase plane ``plane``.  Tap coordinate ``k*d`` reads
+    phase ``k*d % s`` at shift ``k*d // s``: output m reads padded ``s*m + k*d``."""
     grids = np.meshgrid(*[np.arange(k) * d for k, d in zip(kernel, dilation, strict=True)], indexing="ij")
-    offs = sum(g * s for g, s in zip(grids, _plane_strides(padded), strict=True))
-    offs = np.ascontiguousarray(np.ravel(offs), dtype=np.int64)
-    offs.setflags(write=False)
-    return offs
+    phase = np.zeros(grids[0].shape, dtype=np.int64)
+    offset = np.zeros(grids[0].shape, dtype=np.int64)
+    for g, s, step in zip(grids, stride, _plane_strides(plane), strict=True):
+        phase = phase * s + g % s
+        offset = offset + g // s * step
+    return phase.ravel(), offset.ravel()
 
 
-def reach(padded: tuple[int, ...], kernel: tuple[int, ...], dilation: tuple[int, ...]) -> int:
-    """The largest tap offset: how far past a position its window reads."""
-    return sum((k - 1) * d * s for k, d, s in zip(kernel, dilation, _plane_strides(padded), strict=True))
+@functools.lru_cache(maxsize=64)
+def _entries(
+    plane: tuple[int, ...],
+    kernel: tuple[int, ...],
+    dilation: tuple[int, ...],
+    stride: tuple[int, ...],
+    cg: int,
+    length: int,
+) -> np.ndarray:
+    """The kernels' entries, one per (input channel c < cg, tap t) in that order: the flat
+    offset ``row * length + off`` in a group's rows of a :class:`Wide` layout whose rows
+    are ``length`` long, ``prod(stride)`` phase rows per channel.  Cached, read-only."""
+    phase, offset = _tap_phases(plane, kernel, dilation, stride)
+    n_phases = _args.prod(stride)
+    rows = np.arange(cg, dtype=np.int64)[:, None] * n_phases + phase[None, :]
+    ents = np.ascontiguousarray((rows * length + offset[None, :]).ravel())
+    ents.setflags(write=False)
+    return ents
+
+
+def reach(
+    plane: tuple[int, ...], kernel: tuple[int, ...], dilation: tuple[int, ...], stride: tuple[int, ...] | None = None
+) -> int:
+    """The largest tap offset in a (phase) plane: how far past a position its window reads."""
+    stride = stride or (1,) * len(kernel)
+    return sum(
+        (k - 1) * d // s * step for k, d, s, step in zip(kernel, dilation, stride, _plane_strides(plane), strict=True)
+    )
 
 
 def _as3(v: tuple[int, ...], fill: int) -> np.ndarray:
@@ -274,9 +351,16 @@ class Wide:
     """A batch laid out for the kernels: ``rows`` of ``length`` floats, channel ``c``
     of image ``n`` padded and flattened at ``[n * plane, (n + 1) * plane)`` of row
     ``row_of[c]`` (default: row c), zeros beyond; rows no channel maps to are zero.
-    Rows start on 64-byte boundaries.  ``scratch``: a layout that does not outlive the
-    call goes into the reused workspace (fresh memory's page faults cost as much as
-    the copy itself)."""
+    Rows start on 64-byte boundaries.
+
+    ``stride``: each padded plane is split into its ``prod(stride)`` phases (the
+    elements at ``r + stride * m`` for each remainder ``r``), each a ``plane`` of
+    ``ceil(padded / stride)``, channel c's phases in rows ``c * phases + ph``.  A strided
+    convolution then reads every tap as a shifted run of one phase row, as a stride-1
+    one does (:func:`_entries`).
+
+    ``scratch``: a layout that does not outlive the call goes into the reused workspace
+    (fresh memory's page faults cost as much as the copy itself)."""
 
     def __init__(
         self,
@@ -287,22 +371,27 @@ class Wide:
         row_of: np.ndarray | None = None,
         rows: int = 0,
         *,
+        stride: tuple[int, ...] | None = None,
         scratch: bool = False,
     ) -> None:
         n, c = a.shape[:2]
         nd = a.ndim - 2
-        self.padded = tuple(s + lo + hi for s, (lo, hi) in zip(a.shape[2:], pads, strict=True))
+        self.stride = stride or (1,) * nd
+        self.phases = _args.prod(self.stride)
+        assert row_of is None or self.phases == 1
+        self.full = tuple(s + lo + hi for s, (lo, hi) in zip(a.shape[2:], pads, strict=True))
+        self.padded = phase_plane(self.full, self.stride)  # the plane the kernels see
         self.plane = _args.prod(self.padded)
         self.q_len = n * self.plane
         # blocks of BLOCK_Q read up to BLOCK_Q - 1 past q_len, plus the largest tap offset;
         # a multiple of 16 floats, so that every row stays 64-byte aligned
         self.length = -(-(-(-self.q_len // BLOCK_Q) * BLOCK_Q + reach + BLOCK_Q) // 16) * 16
-        size = (rows if row_of is not None else c) * self.length
+        size = (rows if row_of is not None else c * self.phases) * self.length
         flat = _kernels.workspace((size,), np.float32) if scratch else _kernels.aligned_empty(size, np.float32)
         self.buf = flat.reshape(-1, self.length)
         self.buf[:, self.q_len :] = 0
         if row_of is None:
-            row_of = np.arange(c, dtype=np.int64)
+            row_of = np.arange(c, dtype=np.int64) * self.phases
         else:
             self.buf[np.setdiff1d(np.arange(rows), row_of)] = 0
         if mode != "constant" and any(lo or hi for lo, hi in pads):
@@ -310,7 +399,8 @@ class Wide:
         shape = np.array((n, c) + (1,) * (3 - nd) + a.shape[2:], dtype=np.int64)
         lo = _as3(tuple(p for p, _ in pads), 0)
         values = np.ascontiguousarray(a, dtype=np.float32).ravel()
-        to_wide(values, shape, lo, _as3(self.padded, 1), row_of, self.length, self.buf.ravel())
+        q3, s3 = _as3(self.padded, 1), _as3(self.stride, 1)
+        to_wide(values, shape, lo, q3, s3, row_of, self.length, self.buf.ravel())
 
 
 @functools.lru_cache(maxsize=64)
@@ -345,26 +435,84 @@ def _store_plan(
 
 
 def _pack(w: np.ndarray) -> np.ndarray:
-    """(groups, co, cg, T) weights -> flat (groups, ceil(co/4), cg, T, 4), zero-filled."""
-    groups, co, cg, taps = w.shape
+    """(groups, co, E) weights -> flat (groups, ceil(co/4), E, 4), zero-filled."""
+    groups, co, n_ent = w.shape
     nb = -(-co // BLOCK_OC)
-    packed = np.zeros((groups, nb * BLOCK_OC, cg, taps), dtype=np.float32)
+    packed = np.zeros((groups, nb * BLOCK_OC, n_ent), dtype=np.float32)
     packed[:, :co] = w
-    return np.ascontiguousarray(packed.reshape(groups, nb, BLOCK_OC, cg, taps).transpose(0, 1, 3, 4, 2)).ravel()
+    return np.ascontiguousarray(packed.reshape(groups, nb, BLOCK_OC, n_ent).transpose(0, 1, 3, 2)).ravel()
+
+
+def _run(src: Wide, w: np.ndarray, ents: np.ndarray, out: tuple[int, ...], n: int) -> np.ndarray:
+    """conv_wide over a Wide batch: w (groups, co, E) for the entries ``ents``."""
+    groups, co = w.shape[:2]
+    plane = _args.prod(out)
+    y = np.empty((n, groups * co) + out, dtype=np.float32)
+    plan, ptr = _store_plan(src.padded, out, n, groups * co * plane)
+    gstride = (src.buf.shape[0] // groups) * src.length
+    conv_wide(src.buf.ravel(), gstride, _pack(w), ents, groups, co, src.q_len, plan, ptr, plane, y.ravel())
+    return y
+
+
+def out_size(
+    full: tuple[int, ...], kernel: tuple[int, ...], dilation: tuple[int, ...], stride: tuple[int, ...]
+) -> tuple[int, ...]:
+    """Output size of a convolution of a padded plane ``full``."""
+    return tuple((f - d * (k - 1) - 1) // s + 1 for f, k, d, s in zip(full, kernel, dilation, stride, strict=True))
 
 
 def convolve(src: Wide, w: np.ndarray, kernel: tuple[int, ...], dilation: tuple[int, ...], n: int) -> np.ndarray:
-    """Stride-1 convolution of a :class:`Wide` batch with weights (groups, co, cg, *kernel);
-    returns (N, groups*co, *out) float32, out = padded - dilation*(kernel-1)."""
+    """Convolution (stride: the layout's) of a :class:`Wide` batch with weights (groups,
+    co, cg, *kernel); returns (N, groups*co, *out) float32."""
     groups, co, cg = w.shape[:3]
-    out = tuple(p - d * (k - 1) for p, k, d in zip(src.padded, kernel, dilation, strict=True))
-    plane = _args.prod(out)
-    y = np.empty((n, groups * co) + out, dtype=np.float32)
-    offs = _offsets(src.padded, kernel, dilation)
-    plan, ptr = _store_plan(src.padded, out, n, groups * co * plane)
-    wp = _pack(w.reshape(groups, co, cg, -1).astype(np.float32, copy=False))
-    conv_wide(src.buf.ravel(), src.length, wp, offs, groups, cg, co, src.q_len, plan, ptr, plane, y.ravel())
-    return y
+    out = out_size(src.full, kernel, dilation, src.stride)
+    ents = _entries(src.padded, kernel, dilation, src.stride, cg, src.length)
+    return _run(src, w.reshape(groups, co, -1).astype(np.float32, copy=False), ents, out, n)
+
+
+def input_grad_strided(
+    dy: np.ndarray,
+    w: np.ndarray,
+    kernel: tuple[int, ...],
+    dilation: tuple[int, ...],
+    stride: tuple[int, ...],
+    full: tuple[int, ...],
+    lo: tuple[int, ...],
+    shape: tuple[int, ...],
+) -> np.ndarray:
+    """Input gradient of a strided convolution (weights w (groups, co, cg, *kernel)), as
+    the ``shape`` block at ``lo`` of the padded input ``full``.
+
+    Phase by phase: padded element ``s*m + r`` receives ``w[o, c, t] * dy[o, m - a_t]``
+    from the taps t of phase r (shift a_t), so each phase of the gradient is a
+    stride-1 convolution of the output gradient with that phase's taps, flipped - one
+    kernel call per phase, then one pass interleaves the phases."""
+    groups, co, cg = w.shape[:3]
+    n = dy.shape[0]
+    q = phase_plane(full, stride)
+    amax = tuple((k - 1) * d // s for k, d, s in zip(kernel, dilation, stride, strict=True))
+    pads = tuple((a, qq - o) for a, qq, o in zip(amax, q, dy.shape[2:], strict=True))  # plane q + amax
+    dplane = tuple(qq + a for qq, a in zip(q, amax, strict=True))
+    phase, shift = _tap_phases(dplane, kernel, dilation, stride)  # shift: a_t as an offset in dplane
+    corner = sum(a * step for a, step in zip(amax, _plane_strides(dplane), strict=True))  # the largest
+    dsrc = Wide(dy, pads, "constant", corner, scratch=True)
+    wt = w.reshape(groups, co, cg, -1).transpose(0, 2, 1, 3)  # (groups, cg, co, T)
+    ys = np.empty((_args.prod(stride), n, groups * cg) + q, dtype=np.float32)
+    for ph in range(ys.shape[0]):
+        taps = np.flatnonzero(phase == ph)
+        if taps.size == 0:
+            ys[ph] = 0
+            continue
+        # output m of this phase reads dy[m - a_t] = dsrc at m + (amax - a_t)
+        rel = corner - shift[taps]
+        ents = (np.arange(co, dtype=np.int64)[:, None] * dsrc.length + rel[None, :]).ravel()
+        ys[ph] = _run(dsrc, np.ascontiguousarray(wt[:, :, :, taps]).reshape(groups, cg, -1), ents, q, n)
+    dx = np.empty(shape, dtype=np.float32)
+    p = shape[0] * shape[1]
+    s3, lo3 = _as3(stride, 1), _as3(lo, 0)
+    lead = (1,) * (3 - len(q))
+    from_phases(ys.reshape((ys.shape[0], p) + lead + q), s3, lo3, dx.reshape((p,) + lead + shape[2:]))
+    return dx
 
 
 def weight_grad(
@@ -372,7 +520,7 @@ def weight_grad(
 ) -> np.ndarray:
     """dw (groups*co, cg, *kernel) float32 of :func:`convolve`, given dy (N, groups*co, *out)."""
     n, c_out = dy.shape[:2]
-    co, cg = c_out // groups, src.buf.shape[0] // groups
+    co, cg = c_out // groups, src.buf.shape[0] // (groups * src.phases)
     nb = -(-co // DW_OC)
     out = dy.shape[2:]
     # the output gradient at the wide positions of the source: zero where i is not an output
@@ -381,16 +529,17 @@ def weight_grad(
     pads = tuple((0, p - o) for p, o in zip(src.padded, out, strict=True))
     dyw = Wide(dy, pads, "constant", src.length - src.q_len, row_of, groups * nb * DW_OC, scratch=True)
     assert dyw.length >= src.q_len and dyw.plane == src.plane
-    offs = _offsets(src.padded, kernel, dilation)
-    taps = offs.size
-    ntb = -(-taps // DW_TAPS)
-    offs3 = np.zeros(ntb * DW_TAPS, dtype=np.int64)
-    offs3[:taps] = offs
-    acc = np.zeros((parts, groups, nb, cg, ntb, DW_OC, DW_TAPS, 16), dtype=np.float32)
+    ents = _entries(src.padded, kernel, dilation, src.stride, cg, src.length)
+    n_ent = ents.size
+    ntb = -(-n_ent // DW_TAPS)
+    ents3 = np.zeros(ntb * DW_TAPS, dtype=np.int64)
+    ents3[:n_ent] = ents
+    acc = np.zeros((parts, groups, nb, ntb, DW_OC, DW_TAPS, 16), dtype=np.float32)
+    gstride = cg * src.phases * src.length
     weight_grad_wide(
-        src.buf.ravel(), src.length, dyw.buf.ravel(), dyw.length, offs3, groups, cg, nb, src.q_len, parts, acc.ravel()
+        src.buf.ravel(), gstride, dyw.buf.ravel(), dyw.length, ents3, groups, nb, src.q_len, parts, acc.ravel()
     )
-    # (groups, nb, cg, ntb, oc, taps) -> (groups, co, cg, taps)
-    dw = acc.sum(axis=(0, 7), dtype=np.float32).transpose(0, 1, 4, 2, 3, 5)
-    dw = dw.reshape(groups, nb * DW_OC, cg, ntb * DW_TAPS)[:, :co, :, :taps]
+    # (groups, nb, ntb, oc, 3) -> (groups, co, E)
+    dw = acc.sum(axis=(0, 6), dtype=np.float32).transpose(0, 1, 3, 2, 4)
+    dw = dw.reshape(groups, nb * DW_OC, ntb * DW_TAPS)[:, :co, :n_ent]
     return np.ascontiguousarray(dw).reshape((c_out, cg) + kernel)

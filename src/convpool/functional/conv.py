@@ -288,16 +288,10 @@ def _fast_forward(
 
 
 def _use_direct(xb: np.ndarray, g: Geometry, cg: int, groups: int) -> bool:
-    """The direct SIMD kernels (:mod:`convpool._direct`): float32, stride 1, not depthwise
-    (that has its own loop) and a real window (a 1x1 conv is one matrix product, which
-    BLAS does better)."""
-    return (
-        _kernels.DIRECT
-        and xb.dtype == np.float32
-        and all(s == 1 for s in g.stride)
-        and (cg > 1 or groups == 1)
-        and _args.prod(g.kernel) > 1
-    )
+    """The direct SIMD kernels (:mod:`convpool._direct`): float32, not depthwise (that has
+    its own loop) and a real window (a 1x1 conv is one matrix product, which BLAS does
+    better).  Strided convs too: the input is split into its stride phases."""
+    return _kernels.DIRECT and xb.dtype == np.float32 and (cg > 1 or groups == 1) and _args.prod(g.kernel) > 1
 
 
 def _direct_forward(
@@ -308,8 +302,11 @@ def _direct_forward(
     n, c = xb.shape[:2]
     c_out = weight.shape[0]
     w = weight.astype(np.float32, copy=False).reshape(groups, c_out // groups, -1)
-    src = _direct.Wide(xb, g.pads, mode, _direct.reach(g.padded, g.kernel, g.dilation))
+    plane = _direct.phase_plane(g.padded, g.stride)
+    reach = _direct.reach(plane, g.kernel, g.dilation, g.stride)
+    src = _direct.Wide(xb, g.pads, mode, reach, stride=g.stride)
     y = _direct.convolve(src, w.reshape(groups, c_out // groups, c // groups, -1), g.kernel, g.dilation, n)
+    assert y.shape[2:] == g.out
     ctx = ConvCtx(g, groups, mode, None, w, xb.shape, weight.shape, weight.dtype, False, unbatched, y.shape, wide=src)
     return y, ctx
 
@@ -326,6 +323,16 @@ def _direct_backward(dy: np.ndarray, ctx: ConvCtx, input_grad: bool = True) -> t
     dw = _direct.weight_grad(ctx.wide, dy, groups, g.kernel, g.dilation, _kernels.num_threads())
     if not input_grad:
         return None, dw.astype(ctx.w_dtype, copy=False)
+    w4 = ctx.w.reshape(groups, ctx.w_shape[0] // groups, c // groups, -1)
+    if any(s > 1 for s in g.stride):  # phase by phase, straight into the input's shape
+        if ctx.mode == "constant":
+            lo, shape = tuple(p for p, _ in g.pads), ctx.x_shape
+        else:
+            lo, shape = (0,) * g.nd, (n, c) + g.padded
+        dx = _direct.input_grad_strided(dy, w4, g.kernel, g.dilation, g.stride, g.padded, lo, shape)
+        if ctx.mode != "constant":
+            dx = pad_backward(dx, g.pads, ctx.mode)
+        return dx, dw.astype(ctx.w_dtype, copy=False)
     reach = tuple(d * (k - 1) for k, d in zip(g.kernel, g.dilation, strict=True))
     exact = ctx.mode == "constant" and all(r >= lo and r >= hi for r, (lo, hi) in zip(reach, g.pads, strict=True))
     if exact:  # the result is the input's gradient itself, no border to fold back
@@ -335,7 +342,6 @@ def _direct_backward(dy: np.ndarray, ctx: ConvCtx, input_grad: bool = True) -> t
     dpadded = tuple(o + lo + hi for o, (lo, hi) in zip(g.out, dpads, strict=True))
     reach_dx = _direct.reach(dpadded, g.kernel, g.dilation)
     dsrc = _direct.Wide(dy, dpads, "constant", reach_dx, scratch=True)
-    w4 = ctx.w.reshape(groups, ctx.w_shape[0] // groups, c // groups, -1)
     wf = np.flip(w4, axis=-1).transpose(0, 2, 1, 3)  # (groups, cg, co, taps), taps reversed
     dx = _direct.convolve(dsrc, np.ascontiguousarray(wf), g.kernel, g.dilation, n)
     if not exact:
