@@ -102,8 +102,11 @@ def test_large_conv_is_chunked_and_equal(monkeypatch):  # type: ignore[no-untype
 
 
 @given(
-    st.integers(1, 3).flatmap(
-        lambda nd: st.tuples(*[st.tuples(st.integers(1, 3), st.integers(0, 2)) for _ in range(nd)])
+    st.one_of(
+        st.integers(1, 3).flatmap(
+            lambda nd: st.tuples(*[st.tuples(st.integers(1, 3), st.integers(0, 2)) for _ in range(nd)])
+        ),
+        st.tuples(st.tuples(st.just(2), st.integers(0, 1)), st.tuples(st.just(2), st.integers(0, 1))),  # 2x2
     ),
     st.sampled_from(["max", "min"]),
     st.sampled_from([np.float32, np.float64]),

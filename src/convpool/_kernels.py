@@ -293,6 +293,66 @@ if AVAILABLE:
                                     where[c] = e
 
     @njit(parallel=True, cache=True)
+    def select_2x2(x, sign, y, pos):
+        """:func:`select_tiled` for 2x2 windows (the 2-d pool everyone uses): four scalars
+        per window and selects only - NaN included - so the loop over a row vectorises;
+        small planes (14x14) cost no per-row set-up."""
+        o0, o1, o2 = y.shape[1], y.shape[2], y.shape[3]
+        for p in prange(x.shape[0]):
+            for d in range(o0):
+                for b in range(o1):
+                    for c in range(o2):
+                        v0 = x[p, d, 2 * b, 2 * c]
+                        v1 = x[p, d, 2 * b, 2 * c + 1]
+                        v2 = x[p, d, 2 * b + 1, 2 * c]
+                        v3 = x[p, d, 2 * b + 1, 2 * c + 1]
+                        if sign > 0:
+                            best = max(max(v0, v1), max(v2, v3))
+                        else:
+                            best = min(min(v0, v1), min(v2, v3))
+                        w = 3
+                        w = 2 if v2 == best else w
+                        w = 1 if v1 == best else w
+                        w = 0 if v0 == best else w
+                        # the first NaN wins: applied in reverse scan order
+                        n3, n2, n1, n0 = v3 != v3, v2 != v2, v1 != v1, v0 != v0
+                        best = v3 if n3 else best
+                        w = 3 if n3 else w
+                        best = v2 if n2 else best
+                        w = 2 if n2 else w
+                        best = v1 if n1 else best
+                        w = 1 if n1 else w
+                        best = v0 if n0 else best
+                        w = 0 if n0 else w
+                        y[p, d, b, c] = best
+                        pos[p, d, b, c] = w
+
+    @njit(parallel=True, cache=True)
+    def route_2x2(pos, dy, g):
+        """Backward of :func:`select_2x2`: every element of g (any contents) written once."""
+        o0, o1, o2 = dy.shape[1], dy.shape[2], dy.shape[3]
+        n1, n2 = g.shape[2], g.shape[3]
+        for p in prange(g.shape[0]):
+            for d in range(o0):
+                for b in range(o1):
+                    for c in range(o2):
+                        w, v = pos[p, d, b, c], dy[p, d, b, c]
+                        g[p, d, 2 * b, 2 * c] = v if w == 0 else 0.0
+                        g[p, d, 2 * b, 2 * c + 1] = v if w == 1 else 0.0
+                        g[p, d, 2 * b + 1, 2 * c] = v if w == 2 else 0.0
+                        g[p, d, 2 * b + 1, 2 * c + 1] = v if w == 3 else 0.0
+                    if n2 > 2 * o2:  # an odd last column: no window reads it
+                        g[p, d, 2 * b, n2 - 1] = 0.0
+                        g[p, d, 2 * b + 1, n2 - 1] = 0.0
+                if n1 > 2 * o1:  # an odd last row
+                    for m in range(n2):
+                        g[p, d, n1 - 1, m] = 0.0
+            for d in range(o0, g.shape[1]):  # depth no window reads
+                for h in range(n1):
+                    for m in range(n2):
+                        g[p, d, h, m] = 0.0
+
+    @njit(parallel=True, cache=True)
     def route_tiled(pos, k0, k1, k2, dy, g):
         """Backward of :func:`select_tiled`: every element of g (like the input, any
         contents) written once - the window's gradient at its winner, zero elsewhere

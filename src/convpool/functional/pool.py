@@ -129,7 +129,9 @@ def _fast_forward(
         k = _args.prod(g.kernel)
         pos = np.empty(y.shape, dtype=np.int8 if k <= 127 else np.int32)
         sign = 1.0 if red.name == "max" else -1.0
-        if _tiled(g):  # the usual 2x2 pool: whole-row loops, no index tables
+        if _tiled(g) and _k3(g.kernel) == (1, 2, 2):  # the usual 2x2 pool
+            _kernels.select_2x2(x4, sign, y, pos)
+        elif _tiled(g):  # whole-row loops, no index tables
             _kernels.select_tiled(x4, *_k3(g.kernel), sign, y, pos)
         else:
             (_kernels.select_max if sign > 0 else _kernels.select_min)(x4, *tables, y)
@@ -193,7 +195,10 @@ def _fast_backward(dy: np.ndarray, ctx: PoolCtx) -> np.ndarray:
     if ctx.reduction.name == "sum":
         _kernels.sum_backward(dy4, *_tables(g, ctx.mode), gx)
     elif isinstance(sel, _Selected) and _tiled(g):  # one dense pass: every element written once
-        _kernels.route_tiled(sel.pos, *_k3(g.kernel), dy4, gx)
+        if _k3(g.kernel) == (1, 2, 2):
+            _kernels.route_2x2(sel.pos, dy4, gx)
+        else:
+            _kernels.route_tiled(sel.pos, *_k3(g.kernel), dy4, gx)
     elif isinstance(sel, _Selected):
         _kernels.route(sel.pos, *sel.tables, dy4, gx)
     else:  # median: flat indices from the forward pass
