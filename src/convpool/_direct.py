@@ -305,6 +305,11 @@ def _plane_strides(padded: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(_args.prod(padded[i + 1 :]) for i in range(len(padded)))
 
 
+def flat_offset(plane: tuple[int, ...], coords: tuple[int, ...]) -> int:
+    """Flat index of ``coords`` in a C-order plane."""
+    return sum(c * step for c, step in zip(coords, _plane_strides(plane), strict=True))
+
+
 def phase_plane(full: tuple[int, ...], stride: tuple[int, ...]) -> tuple[int, ...]:
     """The plane of one stride phase of a padded plane ``full``: ceil(full / stride)."""
     return tuple(-(-f // s) for f, s in zip(full, stride, strict=True))
@@ -371,6 +376,8 @@ class Wide:
     convolution then reads every tap as a shifted run of one phase row, as a stride-1
     one does (:func:`_entries`).
 
+    ``margin``: zeros before the first row, so that entries may reach back (one layout
+    of the output gradient serves both gradients, see :func:`_direct_backward`).
     ``scratch``: a layout that does not outlive the call goes into the reused workspace
     (fresh memory's page faults cost as much as the copy itself)."""
 
@@ -384,6 +391,7 @@ class Wide:
         rows: int = 0,
         *,
         stride: tuple[int, ...] | None = None,
+        margin: int = 0,
         scratch: bool = False,
     ) -> None:
         n, c = a.shape[:2]
@@ -399,8 +407,12 @@ class Wide:
         # a multiple of 16 floats, so that every row stays 64-byte aligned
         self.length = -(-(-(-self.q_len // BLOCK_Q) * BLOCK_Q + reach + BLOCK_Q) // 16) * 16
         size = (rows if row_of is not None else c * self.phases) * self.length
-        flat = _kernels.workspace((size,), np.float32) if scratch else _kernels.aligned_empty(size, np.float32)
-        self.buf = flat.reshape(-1, self.length)
+        self.margin = -(-margin // 16) * 16  # zeros before row 0, for reads shifted back
+        total = self.margin + size
+        flat = _kernels.workspace((total,), np.float32) if scratch else _kernels.aligned_empty(total, np.float32)
+        flat[: self.margin] = 0
+        self.base = flat  # what the kernels index: entries are offset by the margin
+        self.buf = flat[self.margin :].reshape(-1, self.length)
         self.buf[:, self.q_len :] = 0
         if row_of is None:
             row_of = np.arange(c, dtype=np.int64) * self.phases
@@ -456,13 +468,15 @@ def _pack(w: np.ndarray) -> np.ndarray:
 
 
 def _run(src: Wide, w: np.ndarray, ents: np.ndarray, out: tuple[int, ...], n: int) -> np.ndarray:
-    """conv_wide over a Wide batch: w (groups, co, E) for the entries ``ents``."""
+    """conv_wide over a Wide batch: w (groups, co, E) for the entries ``ents`` (relative
+    to a group's first row; may reach back by up to the layout's margin)."""
     groups, co = w.shape[:2]
     plane = _args.prod(out)
     y = np.empty((n, groups * co) + out, dtype=np.float32)
     plan, ptr = _store_plan(src.padded, out, n, groups * co * plane)
     gstride = (src.buf.shape[0] // groups) * src.length
-    conv_wide(src.buf.ravel(), gstride, _pack(w), ents, groups, co, src.q_len, plan, ptr, plane, y.ravel())
+    ents = ents + src.margin if src.margin else ents
+    conv_wide(src.base, gstride, _pack(w), ents, groups, co, src.q_len, plan, ptr, plane, y.ravel())
     return y
 
 
@@ -527,20 +541,28 @@ def input_grad_strided(
     return dx
 
 
-def weight_grad(
-    src: Wide, dy: np.ndarray, groups: int, kernel: tuple[int, ...], dilation: tuple[int, ...], parts: int
-) -> np.ndarray:
-    """dw (groups*co, cg, *kernel) float32 of :func:`convolve`, given dy (N, groups*co, *out)."""
-    n, c_out = dy.shape[:2]
-    co, cg = c_out // groups, src.buf.shape[0] // (groups * src.phases)
+def grad_layout(dy: np.ndarray, src: Wide, groups: int, margin: int = 0) -> Wide:
+    """The output gradient at the wide positions of the source (zero where a position is
+    not an output), each group's channels in blocks of DW_OC rows, as
+    :func:`weight_grad` reads it."""
+    c_out = dy.shape[1]
+    co = c_out // groups
     nb = -(-co // DW_OC)
-    out = dy.shape[2:]
-    # the output gradient at the wide positions of the source: zero where i is not an output
     rows = np.arange(c_out, dtype=np.int64)
     row_of = rows // co * (nb * DW_OC) + rows % co  # (group, o) -> its row, blocks of DW_OC
-    pads = tuple((0, p - o) for p, o in zip(src.padded, out, strict=True))
-    dyw = Wide(dy, pads, "constant", src.length - src.q_len, row_of, groups * nb * DW_OC, scratch=True)
+    pads = tuple((0, p - o) for p, o in zip(src.padded, dy.shape[2:], strict=True))
+    dyw = Wide(dy, pads, "constant", src.length - src.q_len, row_of, groups * nb * DW_OC, margin=margin, scratch=True)
     assert dyw.length >= src.q_len and dyw.plane == src.plane
+    return dyw
+
+
+def weight_grad(
+    src: Wide, dyw: Wide, groups: int, co: int, kernel: tuple[int, ...], dilation: tuple[int, ...], parts: int
+) -> np.ndarray:
+    """dw (groups*co, cg, *kernel) float32 of :func:`convolve`, given the output gradient
+    laid out by :func:`grad_layout`."""
+    cg = src.buf.shape[0] // (groups * src.phases)
+    nb = -(-co // DW_OC)
     ents = _entries(src.padded, kernel, dilation, src.stride, cg, src.length)
     n_ent = ents.size
     ntb = -(-n_ent // DW_TAPS)
@@ -556,4 +578,20 @@ def weight_grad(
     # (groups, nb, ntb, oc, 3) -> (groups, co, E)
     dw = summed.transpose(0, 1, 3, 2, 4)
     dw = dw.reshape(groups, nb * DW_OC, ntb * DW_TAPS)[:, :co, :n_ent]
-    return np.ascontiguousarray(dw).reshape((c_out, cg) + kernel)
+    return np.ascontiguousarray(dw).reshape((groups * co, cg) + kernel)
+
+
+def input_grad_shared(
+    dyw: Wide, w: np.ndarray, kernel: tuple[int, ...], dilation: tuple[int, ...], shift: int, n: int
+) -> np.ndarray:
+    """Input gradient of a stride-1 'same'-size convolution read from the weight
+    gradient's layout of dy: the input gradient is the convolution of dy padded by
+    (reach - lo) with the flipped, transposed weights; that padded plane is the layout's
+    plane (when lo + hi == reach), entered ``shift`` positions earlier.  w: (groups, co,
+    cg, *kernel) forward weights; returns (N, groups*cg, *in)."""
+    groups, co, cg = w.shape[:3]
+    wf = np.flip(w.reshape(groups, co, cg, -1), axis=-1).transpose(0, 2, 1, 3)  # (groups, cg, co, T)
+    offs = _entries(dyw.padded, kernel, dilation, (1,) * len(kernel), co, dyw.length) - shift
+    out = out_size(dyw.padded, kernel, dilation, (1,) * len(kernel))
+    assert shift <= dyw.margin
+    return _run(dyw, np.ascontiguousarray(wf).reshape(groups, cg, -1), offs, out, n)

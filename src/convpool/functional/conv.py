@@ -315,24 +315,13 @@ def _direct_backward(dy: np.ndarray, ctx: ConvCtx, input_grad: bool = True) -> t
     """Weight gradient: the shifted-run product reduced over positions.  Input gradient
     (unless ``input_grad`` is False): the stride-1 convolution of the output gradient
     with the flipped, transposed weights, the output gradient padded so the result is
-    exactly the (padded) input."""
+    exactly the (padded) input; for a strided conv, phase by phase."""
     from .. import _direct
 
-    g, groups = ctx.geom, ctx.groups
+    g, groups, src = ctx.geom, ctx.groups, ctx.wide
     n, c = ctx.x_shape[:2]
-    dw = _direct.weight_grad(ctx.wide, dy, groups, g.kernel, g.dilation, _kernels.num_threads())
-    if not input_grad:
-        return None, dw.astype(ctx.w_dtype, copy=False)
-    w4 = ctx.w.reshape(groups, ctx.w_shape[0] // groups, c // groups, -1)
-    if any(s > 1 for s in g.stride):  # phase by phase, straight into the input's shape
-        if ctx.mode == "constant":
-            lo, shape = tuple(p for p, _ in g.pads), ctx.x_shape
-        else:
-            lo, shape = (0,) * g.nd, (n, c) + g.padded
-        dx = _direct.input_grad_strided(dy, w4, g.kernel, g.dilation, g.stride, g.padded, lo, shape)
-        if ctx.mode != "constant":
-            dx = pad_backward(dx, g.pads, ctx.mode)
-        return dx, dw.astype(ctx.w_dtype, copy=False)
+    co = ctx.w_shape[0] // groups
+    w4 = ctx.w.reshape(groups, co, c // groups, -1)
     reach = tuple(d * (k - 1) for k, d in zip(g.kernel, g.dilation, strict=True))
     exact = ctx.mode == "constant" and all(r >= lo and r >= hi for r, (lo, hi) in zip(reach, g.pads, strict=True))
     if exact:  # the result is the input's gradient itself, no border to fold back
@@ -340,13 +329,33 @@ def _direct_backward(dy: np.ndarray, ctx: ConvCtx, input_grad: bool = True) -> t
     else:  # the padded input's gradient, folded back by the padding's adjoint
         dpads = tuple((r, r) for r in reach)
     dpadded = tuple(o + lo + hi for o, (lo, hi) in zip(g.out, dpads, strict=True))
-    reach_dx = _direct.reach(dpadded, g.kernel, g.dilation)
-    dsrc = _direct.Wide(dy, dpads, "constant", reach_dx, scratch=True)
-    wf = np.flip(w4, axis=-1).transpose(0, 2, 1, 3)  # (groups, cg, co, taps), taps reversed
-    dx = _direct.convolve(dsrc, np.ascontiguousarray(wf), g.kernel, g.dilation, n)
-    if not exact:
+    # a 'same'-size conv (lo + hi == reach): dy padded for the input gradient has the
+    # plane of the weight gradient's layout, so one copy of dy serves both
+    shared = input_grad and exact and all(s == 1 for s in g.stride) and dpadded == src.padded
+    shift = _direct.flat_offset(src.padded, tuple(lo for lo, _ in dpads)) if shared else 0
+    dyw = _direct.grad_layout(dy, src, groups, margin=shift)
+    dw = _direct.weight_grad(src, dyw, groups, co, g.kernel, g.dilation, _kernels.num_threads())
+    dw = dw.astype(ctx.w_dtype, copy=False)
+    if not input_grad:
+        return None, dw
+    if shared:
+        return _direct.input_grad_shared(dyw, w4, g.kernel, g.dilation, shift, n), dw
+    if any(s > 1 for s in g.stride):  # phase by phase, straight into the input's shape
+        if ctx.mode == "constant":
+            lo, shape = tuple(p for p, _ in g.pads), ctx.x_shape
+        else:
+            lo, shape = (0,) * g.nd, (n, c) + g.padded
+        dx = _direct.input_grad_strided(dy, w4, g.kernel, g.dilation, g.stride, g.padded, lo, shape)
+        folded = ctx.mode != "constant"
+    else:
+        reach_dx = _direct.reach(dpadded, g.kernel, g.dilation)
+        dsrc = _direct.Wide(dy, dpads, "constant", reach_dx, scratch=True)
+        wf = np.flip(w4, axis=-1).transpose(0, 2, 1, 3)  # (groups, cg, co, taps), taps reversed
+        dx = _direct.convolve(dsrc, np.ascontiguousarray(wf), g.kernel, g.dilation, n)
+        folded = not exact
+    if folded:  # dx is the padded input's gradient
         dx = pad_backward(dx, g.pads, ctx.mode)
-    return dx, dw.astype(ctx.w_dtype, copy=False)
+    return dx, dw
 
 
 def _fast_backward(dy: np.ndarray, ctx: ConvCtx) -> tuple[np.ndarray, np.ndarray]:
