@@ -120,3 +120,43 @@ def test_wide_layout_pads_and_separates_images():  # type: ignore[no-untyped-def
     body = wide.buf[:, :30].reshape(3, 2, 3, 5)
     np.testing.assert_array_equal(body[:, :, 1:, :3], a.transpose(1, 0, 2, 3))
     assert not body[:, :, 0].any() and not body[:, :, :, 3:].any() and not wide.buf[:, 30:].any()
+
+
+@settings(max_examples=60)
+@given(
+    st.integers(1, 3),  # images: 1 means only the copied last image
+    st.integers(1, 3),  # dims
+    st.integers(1, 70),  # positions per channel, below and above one 64-block
+    st.sampled_from([1, 2, 3]),
+    st.integers(1, 5),
+    st.integers(1, 6),
+    st.integers(0, 2**16),
+)
+def test_pointwise_conv_reads_in_place_and_matches_torch(n, nd, size, groups, cg, co, seed):  # type: ignore[no-untyped-def]
+    rng = np.random.default_rng(seed)
+    spatial = (size,) + (2,) * (nd - 1)
+    x = rng.standard_normal((n, groups * cg, *spatial)).astype(np.float32)
+    w = rng.standard_normal((groups * co, cg) + (1,) * nd).astype(np.float32)
+    b = rng.standard_normal(groups * co).astype(np.float32)
+    y, ctx = F.conv_forward(x, w, b, 1, 0, 1, groups, nd=nd)
+    xt, wt, bt, yt = torch_conv(x, w, b, 1, 0, 1, groups, "zeros")
+    tol = 2e-6 * cg
+    np.testing.assert_allclose(y, yt.detach().numpy(), rtol=tol, atol=tol)
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    yt.backward(torch.tensor(dy, dtype=torch.float64))
+    dx, dw, _ = F.conv_backward(dy, ctx)
+    np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=2e-6 * co, atol=2e-6 * co)
+    tol_w = 2e-6 * n * int(np.prod(spatial))
+    np.testing.assert_allclose(dw, wt.grad.numpy(), rtol=tol_w, atol=tol_w)
+
+
+def test_pointwise_path_is_the_simd_kernel(monkeypatch):  # type: ignore[no-untyped-def]
+    calls = []
+    monkeypatch.setattr(_direct, "pointwise", lambda *a: calls.append(1) or _real_pointwise(*a))
+    x = np.ones((2, 4, 5, 5), dtype=np.float32)
+    y, ctx = F.conv_forward(x, np.ones((3, 4, 1, 1), dtype=np.float32))
+    F.conv_backward(np.ones_like(y), ctx)
+    assert len(calls) == 2  # forward and the input gradient
+
+
+_real_pointwise = _direct.pointwise

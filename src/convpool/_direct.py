@@ -56,26 +56,31 @@ def _store(y, oc_base, v, plan, ptr, vi):
 
 
 @njit(parallel=True, fastmath=True, cache=True)
-def conv_wide(src, gstride, wp, ents, groups, co, q_len, plan, ptr, plane, y):
+def conv_wide(src, gstride, wp, ents, groups, co, q_len, plan, ptr, plane, y, n_img, img_src, img_y):
     """y[n, g*co + o, *out] = sum_e w[g, o, e] * src[g*gstride + ents[e] + i]  (flat src).
 
     An entry ``e`` is one (input channel, kernel tap) pair: its source row and the tap's
     offset in the row, ``row * length + off`` (:func:`_entries`).  wp: flat (groups,
-    ceil(co/4), E, 4) packed weights (zero past co); y: flat (N, groups*co, plane)."""
+    ceil(co/4), E, 4) packed weights (zero past co); y: flat (N, groups*co, plane).
+    ``q_len`` positions, through the store plan; or, with ``n_img`` > 1, ``q_len``
+    positions for each of n_img images, image n's source at ``n * img_src`` and its
+    output at ``n * img_y`` (a 1x1 conv reads the input where it lies)."""
     nb = (co + BLOCK_OC - 1) // BLOCK_OC
     n_ent = ents.shape[0]
     nq = (q_len + BLOCK_Q - 1) // BLOCK_Q
-    for job in prange(groups * nb * nq):
+    for job in prange(n_img * groups * nb * nq):
         b = job % nb  # output-channel blocks fastest: they share the source block in cache
         gq = job // nb
         qb = gq % nq
-        gi = gq // nq
+        gn = gq // nq
+        gi = gn % groups
+        img = gn // groups
         q0 = qb * BLOCK_Q
         a00 = a01 = a02 = a03 = vzero()
         a10 = a11 = a12 = a13 = vzero()
         a20 = a21 = a22 = a23 = vzero()
         a30 = a31 = a32 = a33 = vzero()
-        xrow = gi * gstride + q0
+        xrow = img * img_src + gi * gstride + q0
         wrow = (gi * nb + b) * n_ent * 4
         for e in range(n_ent):
             i = xrow + ents[e]
@@ -106,26 +111,27 @@ def conv_wide(src, gstride, wp, ents, groups, co, q_len, plan, ptr, plane, y):
             a33 = vfma(w, x3, a33)
         o = b * 4
         oc = gi * co + o
+        yb = img * img_y
         if o < co:
-            _store(y, oc * plane, a00, plan, ptr, qb * 4 + 0)
-            _store(y, oc * plane, a01, plan, ptr, qb * 4 + 1)
-            _store(y, oc * plane, a02, plan, ptr, qb * 4 + 2)
-            _store(y, oc * plane, a03, plan, ptr, qb * 4 + 3)
+            _store(y, yb + oc * plane, a00, plan, ptr, qb * 4 + 0)
+            _store(y, yb + oc * plane, a01, plan, ptr, qb * 4 + 1)
+            _store(y, yb + oc * plane, a02, plan, ptr, qb * 4 + 2)
+            _store(y, yb + oc * plane, a03, plan, ptr, qb * 4 + 3)
         if o + 1 < co:
-            _store(y, (oc + 1) * plane, a10, plan, ptr, qb * 4 + 0)
-            _store(y, (oc + 1) * plane, a11, plan, ptr, qb * 4 + 1)
-            _store(y, (oc + 1) * plane, a12, plan, ptr, qb * 4 + 2)
-            _store(y, (oc + 1) * plane, a13, plan, ptr, qb * 4 + 3)
+            _store(y, yb + (oc + 1) * plane, a10, plan, ptr, qb * 4 + 0)
+            _store(y, yb + (oc + 1) * plane, a11, plan, ptr, qb * 4 + 1)
+            _store(y, yb + (oc + 1) * plane, a12, plan, ptr, qb * 4 + 2)
+            _store(y, yb + (oc + 1) * plane, a13, plan, ptr, qb * 4 + 3)
         if o + 2 < co:
-            _store(y, (oc + 2) * plane, a20, plan, ptr, qb * 4 + 0)
-            _store(y, (oc + 2) * plane, a21, plan, ptr, qb * 4 + 1)
-            _store(y, (oc + 2) * plane, a22, plan, ptr, qb * 4 + 2)
-            _store(y, (oc + 2) * plane, a23, plan, ptr, qb * 4 + 3)
+            _store(y, yb + (oc + 2) * plane, a20, plan, ptr, qb * 4 + 0)
+            _store(y, yb + (oc + 2) * plane, a21, plan, ptr, qb * 4 + 1)
+            _store(y, yb + (oc + 2) * plane, a22, plan, ptr, qb * 4 + 2)
+            _store(y, yb + (oc + 2) * plane, a23, plan, ptr, qb * 4 + 3)
         if o + 3 < co:
-            _store(y, (oc + 3) * plane, a30, plan, ptr, qb * 4 + 0)
-            _store(y, (oc + 3) * plane, a31, plan, ptr, qb * 4 + 1)
-            _store(y, (oc + 3) * plane, a32, plan, ptr, qb * 4 + 2)
-            _store(y, (oc + 3) * plane, a33, plan, ptr, qb * 4 + 3)
+            _store(y, yb + (oc + 3) * plane, a30, plan, ptr, qb * 4 + 0)
+            _store(y, yb + (oc + 3) * plane, a31, plan, ptr, qb * 4 + 1)
+            _store(y, yb + (oc + 3) * plane, a32, plan, ptr, qb * 4 + 2)
+            _store(y, yb + (oc + 3) * plane, a33, plan, ptr, qb * 4 + 3)
 
 
 @njit(parallel=True, fastmath=True, cache=True)
@@ -476,7 +482,30 @@ def _run(src: Wide, w: np.ndarray, ents: np.ndarray, out: tuple[int, ...], n: in
     plan, ptr = _store_plan(src.padded, out, n, groups * co * plane)
     gstride = (src.buf.shape[0] // groups) * src.length
     ents = ents + src.margin if src.margin else ents
-    conv_wide(src.base, gstride, _pack(w), ents, groups, co, src.q_len, plan, ptr, plane, y.ravel())
+    conv_wide(src.base, gstride, _pack(w), ents, groups, co, src.q_len, plan, ptr, plane, y.ravel(), 1, 0, 0)
+    return y
+
+
+def pointwise(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """A 1x1 convolution read where the input lies, no layout copy: x (N, groups*cg, P)
+    float32, C-contiguous; w (groups, co, cg); returns (N, groups*co, P).
+
+    Each image is one run of positions per channel.  A block of 64 positions may read up
+    to 63 past its image's channel - into the next channel or image, never stored - so
+    only the last image, whose reads would leave the array, goes through a copy with
+    room after it."""
+    n, c, p = x.shape
+    groups, co, cg = w.shape
+    y = np.empty((n, groups * co, p), dtype=np.float32)
+    plan, ptr = _store_plan((p,), (p,), 1, 0)
+    wp = _pack(w)
+    ents = np.arange(cg, dtype=np.int64) * p
+    if n > 1:
+        conv_wide(x.ravel(), cg * p, wp, ents, groups, co, p, plan, ptr, p, y.ravel(), n - 1, c * p, groups * co * p)
+    last = _kernels.workspace((c * p + BLOCK_Q,), np.float32)
+    last[: c * p] = x[n - 1].ravel()
+    last[c * p :] = 0
+    conv_wide(last, cg * p, wp, ents, groups, co, p, plan, ptr, p, y[n - 1].ravel(), 1, 0, 0)
     return y
 
 

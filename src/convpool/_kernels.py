@@ -40,6 +40,32 @@ except ImportError:  # pragma: no cover - exercised by the pure-NumPy CI leg
     AVAILABLE = False
 
 
+def _start_threads() -> None:
+    """Start numba's worker threads now, with OpenMP's idle workers sleeping rather
+    than spinning (``OMP_WAIT_POLICY=PASSIVE``, set only while numba loads its OpenMP
+    runtime, and only if the user has not chosen a policy).
+
+    Spinning workers keep a core busy for a while after every parallel loop; work on
+    other threads that follows - a matrix product per core, as in the 1x1 conv's
+    backward pass - then runs on half the machine (measured: that backward pass took
+    11.6 ms with spinning workers, 7.6 ms with sleeping ones; the LeNet step was
+    unchanged at 12.2-13.0 ms).  A runtime another library loaded first keeps its own
+    settings."""
+    if os.environ.get("OMP_WAIT_POLICY"):
+        return
+    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+    try:
+        from numba.np.ufunc import parallel
+
+        parallel._launch_threads()
+    finally:
+        del os.environ["OMP_WAIT_POLICY"]
+
+
+if AVAILABLE:
+    _start_threads()
+
+
 def enabled() -> bool:
     return AVAILABLE and not os.environ.get("CONVPOOL_PURE_NUMPY")
 

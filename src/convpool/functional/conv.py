@@ -264,6 +264,10 @@ def _fast_forward(
         _kernels.depthwise_forward(
             _as5(xp, nd), np.ascontiguousarray(w.reshape(c_out, k)), *geo, c_out // groups, _as5(y, nd)
         )
+    elif _is_pointwise(g, lo) and _direct_pointwise(xp):  # read in place by the SIMD kernel
+        from .. import _direct
+
+        y = _direct.pointwise(xp.reshape(n, c, p), w).reshape((n, c_out) + g.out)
     elif _is_pointwise(g, lo):
         y = np.matmul(w, xp.reshape(n, groups, cg, p)).reshape((n, c_out) + g.out)
     else:
@@ -285,6 +289,12 @@ def _fast_forward(
         g, groups, mode, None, w, xb.shape, weight.shape, weight.dtype, False, unbatched, y.shape, xp=xp, lo=lo
     )
     return y, ctx
+
+
+def _direct_pointwise(x: np.ndarray) -> bool:
+    """A 1x1 conv on the SIMD kernel (float32): it reads the input where it lies, where
+    a matrix product per image runs OpenBLAS's AVX2 code on this machine."""
+    return _kernels.DIRECT and x.dtype == np.float32
 
 
 def _use_direct(xb: np.ndarray, g: Geometry, cg: int, groups: int) -> bool:
@@ -384,8 +394,16 @@ def _fast_backward(dy: np.ndarray, ctx: ConvCtx) -> tuple[np.ndarray, np.ndarray
         wt = ctx.w.transpose(0, 2, 1)
         dw = np.zeros(ctx.w.shape, dtype=ctx.w.dtype)
         if _is_pointwise(g, ctx.lo):
-            dw += np.matmul(dyg, xp.reshape(n, groups, cg, p).transpose(0, 1, 3, 2)).sum(axis=0)
-            gxp = np.matmul(wt, dyg).reshape(xp.shape)
+            xt, parts = xp.reshape(n, groups, cg, p).transpose(0, 1, 3, 2), []
+            # per core, one BLAS thread each: idle OpenBLAS workers would slow the kernel after
+            _over_batch(lambda sl, *_: parts.append(np.matmul(dyg[sl], xt[sl]).sum(axis=0)), n, cg * p * xp.itemsize)
+            dw += np.sum(parts, axis=0)
+            if _direct_pointwise(dy):
+                from .. import _direct
+
+                gxp = _direct.pointwise(dy.reshape(n, c_out, p), np.ascontiguousarray(wt)).reshape(xp.shape)
+            else:
+                gxp = np.matmul(wt, dyg).reshape(xp.shape)
         else:
             gxp = np.zeros(xp.shape, dtype=xp.dtype)
             out3, co = _k3(g.out, 1), c_out // groups
