@@ -1,4 +1,4 @@
-"""Direct (im2col-free) float32 convolution for stride 1, on explicit SIMD vectors.
+"""Direct (im2col-free) float32 convolution on explicit SIMD vectors.
 
 The idea: pad every input plane and lay the whole batch out channel by channel,
 ``src[c, n * P + i]`` with ``P`` the padded plane size and ``i`` the flat index in
@@ -14,15 +14,23 @@ computed "wide": every ``i`` of the padded planes, positions that are not
 outputs (the last ``k-1`` columns of a row, the rows past the output, the
 room between images) are computed and never stored.  The micro-kernel keeps a
 4 output channels x 64 positions block of sums in 16 vector registers and
-streams the source once per tap - no column matrix, no matrix-product call.
+streams the source once per (channel, tap) "entry" - no column matrix, no
+matrix-product call.
 
-The backward pass reuses the same two kernels: the input gradient is this
-convolution of the output gradient (padded by ``dilation * (k - 1)``) with the
-flipped, transposed weights; the weight gradient is the same shifted-run
-product reduced over positions instead of channels (:func:`weight_grad`).
+Strided convolutions split each padded plane into its stride phases (the
+elements ``r + s*m`` for each remainder ``r``): output ``m`` reads padded
+``s*m + k*d``, which is phase ``k*d % s`` at ``m + k*d // s`` - again a shifted run,
+of one phase row.  A 1x1 convolution needs no layout at all: it reads the input
+where it lies (:func:`pointwise`).
+
+The backward pass reuses the two kernels: the input gradient is the convolution of
+the output gradient (padded by ``dilation * (k - 1)``) with the flipped, transposed
+weights - for a strided conv, phase by phase (:func:`input_grad_strided`) - and the
+weight gradient is the same shifted-run product reduced over positions instead of
+channels (:func:`weight_grad`).
 
 Measured (``convpool bench``, ResNet-block case 32x64x56x56, 64->64, 3x3, forward
-including the layout copy): 344-346 GFLOP/s on 2 cores, where NumPy's float32 matrix
+including the layout copy): 334-365 GFLOP/s on 2 cores, where NumPy's float32 matrix
 product reaches 247-253 GFLOP/s on this machine.
 """
 

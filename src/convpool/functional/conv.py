@@ -173,6 +173,12 @@ def _reference_backward(dy: np.ndarray, ctx: ConvCtx) -> tuple[np.ndarray, np.nd
 
 
 # --- compiled path -------------------------------------------------------------------
+#
+# Which kernel runs (float32 / float64 as the input):
+#   float32, window > 1x1, not depthwise  -> convpool._direct (SIMD, any stride)
+#   float32 1x1, stride 1, no padding     -> convpool._direct.pointwise (SIMD, in place)
+#   depthwise (one input channel per group) -> _kernels.depthwise_*
+#   otherwise (float64)                   -> im2col + BLAS, chunked; 1x1: one matmul
 
 COLS_BUDGET = 32 * 2**20  # bytes of im2col columns per chunk: memory stays bounded
 
@@ -243,9 +249,10 @@ def _over_batch(fn: Callable[..., None], n: int, per_item: int, backward: bool =
 def _fast_forward(
     xb: np.ndarray, weight: np.ndarray, g: Geometry, groups: int, mode: str, unbatched: bool
 ) -> tuple[np.ndarray, ConvCtx]:
-    """im2col in one compiled pass (zero padding applied on the fly), chunked over the
-    batch so the columns never take more than ``COLS_BUDGET`` bytes; or, when every
-    output channel reads one input channel (depthwise), a direct compiled loop."""
+    """The direct SIMD kernels where they apply (see the table above); else im2col in one
+    compiled pass (zero padding applied on the fly), chunked over the batch so the
+    columns never take more than ``COLS_BUDGET`` bytes; or, when every output channel
+    reads one input channel (depthwise), a direct compiled loop."""
     nd = g.nd
     n, c = xb.shape[:2]
     c_out, cg = weight.shape[0], c // groups
