@@ -200,7 +200,9 @@ def _fast_backward(dy: np.ndarray, ctx: PoolCtx) -> np.ndarray:
         else:
             _kernels.route_tiled(sel.pos, *_k3(g.kernel), dy4, gx)
     elif isinstance(sel, _Selected):
-        _kernels.route(sel.pos, *sel.tables, dy4, gx)
+        k3 = tuple(t.shape[1] for t in sel.tables)
+        ei, ej, em = (np.ascontiguousarray(c.ravel()) for c in np.indices(k3))
+        _kernels.route(sel.pos, *sel.tables, ei, ej, em, dy4, gx)
     else:  # median: flat indices from the forward pass
         _kernels.select_backward(dy4, _chosen(ctx).reshape(dy4.shape), gx.reshape(n * c, -1))
     return gx.reshape(ctx.in_shape)
