@@ -108,13 +108,14 @@ def test_large_conv_is_chunked_and_equal(monkeypatch):  # type: ignore[no-untype
         ),
         st.tuples(st.tuples(st.just(2), st.integers(0, 1)), st.tuples(st.just(2), st.integers(0, 1))),  # 2x2
     ),
-    st.sampled_from(["max", "min"]),
+    st.sampled_from(["max", "min", "sum"]),
     st.sampled_from([np.float32, np.float64]),
     st.integers(0, 2**16),
 )
 def test_tiled_pool_kernels_equal_reference(dims, red, dtype, seed):  # type: ignore[no-untyped-def]
-    """stride == kernel, no padding: the row kernels that record each winner's position.
-    Small integers make ties common; NaN and inf appear; sizes need not divide."""
+    """stride == kernel, no padding: the row kernels that record each winner's position,
+    and the 2x2 ones.  Small integers make ties common; NaN and inf appear; sizes need
+    not divide."""
     nd = len(dims)
     kernel = tuple(k for k, _ in dims)
     size = tuple(k * (1 + r) + r for k, r in dims)  # r leftover elements no window covers
@@ -130,6 +131,10 @@ def test_tiled_pool_kernels_equal_reference(dims, red, dtype, seed):  # type: ig
         return y, F.reduce_window_backward(dy, ctx), ctx
 
     (yf, gf, ctx), (ys, gs, _) = both(run, mp)
+    if red == "sum":  # summed in another order: equal up to rounding
+        np.testing.assert_allclose(yf, ys, rtol=1e-6)
+        np.testing.assert_allclose(gf, gs, rtol=1e-6)
+        return
     assert ctx.aux.pos is not None  # the tiled kernels ran
     np.testing.assert_array_equal(yf, ys)
     np.testing.assert_array_equal(gf, gs)

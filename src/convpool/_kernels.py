@@ -356,6 +356,42 @@ if AVAILABLE:
                         y[p, d, b, c] = best
                         pos[p, d, b, c] = w
 
+    @njit(parallel=True, fastmath=True, cache=True)
+    def sum_2x2(x, y):
+        """Sum of each tiled 2x2 window (the 2x2 average pool's numerator)."""
+        for p in prange(x.shape[0]):
+            for d in range(y.shape[1]):
+                for b in range(y.shape[2]):
+                    for c in range(y.shape[3]):
+                        y[p, d, b, c] = (x[p, d, 2 * b, 2 * c] + x[p, d, 2 * b, 2 * c + 1]) + (
+                            x[p, d, 2 * b + 1, 2 * c] + x[p, d, 2 * b + 1, 2 * c + 1]
+                        )
+
+    @njit(parallel=True, cache=True)
+    def spread_2x2(dy, g):
+        """Adjoint of :func:`sum_2x2`: every element of g (any contents) written once."""
+        o0, o1, o2 = dy.shape[1], dy.shape[2], dy.shape[3]
+        n1, n2 = g.shape[2], g.shape[3]
+        for p in prange(g.shape[0]):
+            for d in range(o0):
+                for b in range(o1):
+                    for c in range(o2):
+                        v = dy[p, d, b, c]
+                        g[p, d, 2 * b, 2 * c] = v
+                        g[p, d, 2 * b, 2 * c + 1] = v
+                        g[p, d, 2 * b + 1, 2 * c] = v
+                        g[p, d, 2 * b + 1, 2 * c + 1] = v
+                    if n2 > 2 * o2:  # an odd last column: no window reads it
+                        g[p, d, 2 * b, n2 - 1] = 0.0
+                        g[p, d, 2 * b + 1, n2 - 1] = 0.0
+                if n1 > 2 * o1:  # an odd last row
+                    for m in range(n2):
+                        g[p, d, n1 - 1, m] = 0.0
+            for d in range(o0, g.shape[1]):  # depth no window reads
+                for h in range(n1):
+                    for m in range(n2):
+                        g[p, d, h, m] = 0.0
+
     @njit(parallel=True, cache=True)
     def route_2x2(pos, dy, g):
         """Backward of :func:`select_2x2`: every element of g (any contents) written once."""
@@ -413,31 +449,99 @@ if AVAILABLE:
                             for m in range(o2 * k2, n2):
                                 g[p, u, v_, m] = 0.0
 
-    @njit(parallel=True, cache=True)
-    def sum_forward(x, t0, t1, t2, y):
-        """Sum of every window (padding contributes nothing)."""
-        p_count = x.shape[0]
-        o0, k0 = t0.shape
-        o1, k1 = t1.shape
-        o2, k2 = t2.shape
-        for p in prange(p_count):
+    # Window sums are separable: sum along the last dimension into a small per-plane
+    # buffer, then along the middle, then the first.  Each pass is a loop over whole rows
+    # (vectorised), where the one-pass kernel gathered every window element through the
+    # tables.  ``wmap`` maps the last dimension's padded coordinates to input columns
+    # (-1: nothing there), so that a padded row can be built once and read at a
+    # constant stride.
+
+    @njit(parallel=True, fastmath=True, cache=True)
+    def sum_separable(x, t0, t1, wmap, k2, s2, d2, y):
+        """y[p, a, b, c] = sum over the window of x (padding contributes nothing).
+        x: (P, n0, n1, n2); y: (P, o0, o1, o2); t0, t1: index tables of the first two
+        dimensions; the last dimension's windows start at c*s2, elements m*d2 apart,
+        in padded coordinates resolved by wmap."""
+        n0, n1 = x.shape[1], x.shape[2]
+        o0, o1, o2 = y.shape[1], y.shape[2], y.shape[3]
+        k0, k1 = t0.shape[1], t1.shape[1]
+        for p in prange(x.shape[0]):
+            row = np.empty(wmap.shape[0], dtype=x.dtype)
+            sw = np.empty((n0, n1, o2), dtype=x.dtype)  # sums along the last dimension
+            for u in range(n0):
+                for v in range(n1):
+                    for w in range(wmap.shape[0]):
+                        i = wmap[w]
+                        row[w] = x[p, u, v, i] if i >= 0 else 0.0
+                    for c in range(o2):
+                        sw[u, v, c] = 0.0
+                    for m in range(k2):
+                        if s2 == 1:  # constant strides: these loops vectorise
+                            for c in range(o2):
+                                sw[u, v, c] += row[c + m * d2]
+                        elif s2 == 2:
+                            for c in range(o2):
+                                sw[u, v, c] += row[2 * c + m * d2]
+                        else:
+                            for c in range(o2):
+                                sw[u, v, c] += row[c * s2 + m * d2]
             for a in range(o0):
                 for b in range(o1):
                     for c in range(o2):
-                        acc = x.dtype.type(0.0)
-                        for i in range(k0):
-                            si = t0[a, i]
-                            if si < 0:
+                        y[p, a, b, c] = 0.0
+                    for i in range(k0):
+                        u = t0[a, i]
+                        if u < 0:
+                            continue
+                        for j in range(k1):
+                            v = t1[b, j]
+                            if v < 0:
                                 continue
-                            for j in range(k1):
-                                sj = t1[b, j]
-                                if sj < 0:
-                                    continue
-                                for m in range(k2):
-                                    sm = t2[c, m]
-                                    if sm >= 0:
-                                        acc += x[p, si, sj, sm]
-                        y[p, a, b, c] = acc
+                            for c in range(o2):
+                                y[p, a, b, c] += sw[u, v, c]
+
+    @njit(parallel=True, fastmath=True, cache=True)
+    def sum_separable_backward(dy, t0, t1, wmap, k2, s2, d2, g):
+        """Adjoint of :func:`sum_separable`; g: (P, n0, n1, n2), any contents (each plane
+        is written here)."""
+        n0, n1, n2 = g.shape[1], g.shape[2], g.shape[3]
+        o0, o1, o2 = dy.shape[1], dy.shape[2], dy.shape[3]
+        k0, k1 = t0.shape[1], t1.shape[1]
+        for p in prange(g.shape[0]):
+            row = np.empty(wmap.shape[0], dtype=g.dtype)
+            sw = np.zeros((n0, n1, o2), dtype=g.dtype)
+            for a in range(o0):
+                for b in range(o1):
+                    for i in range(k0):
+                        u = t0[a, i]
+                        if u < 0:
+                            continue
+                        for j in range(k1):
+                            v = t1[b, j]
+                            if v < 0:
+                                continue
+                            for c in range(o2):
+                                sw[u, v, c] += dy[p, a, b, c]
+            for u in range(n0):
+                for v in range(n1):
+                    for w in range(wmap.shape[0]):
+                        row[w] = 0.0
+                    for m in range(k2):
+                        if s2 == 1:
+                            for c in range(o2):
+                                row[c + m * d2] += sw[u, v, c]
+                        elif s2 == 2:
+                            for c in range(o2):
+                                row[2 * c + m * d2] += sw[u, v, c]
+                        else:
+                            for c in range(o2):
+                                row[c * s2 + m * d2] += sw[u, v, c]
+                    for w in range(n2):
+                        g[p, u, v, w] = 0.0
+                    for w in range(wmap.shape[0]):
+                        i = wmap[w]
+                        if i >= 0:
+                            g[p, u, v, i] += row[w]
 
     @njit(parallel=True, cache=True)
     def median_forward(x, t0, t1, t2, y, idx):
@@ -507,33 +611,6 @@ if AVAILABLE:
                 i = flat_idx[p, t]
                 if i >= 0:
                     g[p, i] += flat_dy[p, t]
-
-    @njit(parallel=True, cache=True)
-    def sum_backward(dy, t0, t1, t2, g):
-        """Adjoint of :func:`sum_forward` (g: (P, D, H, W), any contents: each plane is
-        zeroed here)."""
-        p_count = dy.shape[0]
-        o0, k0 = t0.shape
-        o1, k1 = t1.shape
-        o2, k2 = t2.shape
-        for p in prange(p_count):
-            g[p] = 0.0
-            for a in range(o0):
-                for b in range(o1):
-                    for c in range(o2):
-                        v = dy[p, a, b, c]
-                        for i in range(k0):
-                            si = t0[a, i]
-                            if si < 0:
-                                continue
-                            for j in range(k1):
-                                sj = t1[b, j]
-                                if sj < 0:
-                                    continue
-                                for m in range(k2):
-                                    sm = t2[c, m]
-                                    if sm >= 0:
-                                        g[p, si, sj, sm] += v
 
     @njit(cache=True, inline="always")
     def _span(o2, s2, w0, n2):

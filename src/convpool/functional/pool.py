@@ -120,8 +120,10 @@ def _fast_forward(
     tables = _tables(g, mode)
     y = np.empty((n * c,) + (1,) * (3 - g.nd) + g.out, dtype=xb.dtype)
     aux: np.ndarray | _Selected | None = None
-    if red.name == "sum":
-        _kernels.sum_forward(x4, *tables, y)
+    if red.name == "sum" and _is_2x2(g):
+        _kernels.sum_2x2(x4, y)
+    elif red.name == "sum":
+        _kernels.sum_separable(x4, tables[0], tables[1], *_last_dim(g, tables[2]), y)
     elif red.name == "median":
         aux = np.empty(y.shape, dtype=np.int64)
         _kernels.median_forward(x4, *tables, y, aux)
@@ -129,7 +131,7 @@ def _fast_forward(
         k = _args.prod(g.kernel)
         pos = np.empty(y.shape, dtype=np.int8 if k <= 127 else np.int32)
         sign = 1.0 if red.name == "max" else -1.0
-        if _tiled(g) and _k3(g.kernel) == (1, 2, 2):  # the usual 2x2 pool
+        if _is_2x2(g):  # the usual 2x2 pool
             _kernels.select_2x2(x4, sign, y, pos)
         elif _tiled(g):  # whole-row loops, no index tables
             _kernels.select_tiled(x4, *_k3(g.kernel), sign, y, pos)
@@ -142,6 +144,17 @@ def _fast_forward(
     return (y[0] if unbatched else y), ctx
 
 
+def _last_dim(g: Geometry, t2: np.ndarray) -> tuple[np.ndarray, int, int, int]:
+    """For the separable sum: the last dimension's padded coordinates mapped to input
+    columns (-1: padding or nothing), and its kernel, stride and dilation."""
+    o2, k2 = t2.shape
+    s2, d2 = _k3(g.stride)[2], _k3(g.dilation)[2]
+    wmap = np.full((o2 - 1) * s2 + (k2 - 1) * d2 + 1, -1, dtype=np.int64)
+    coord = np.arange(o2)[:, None] * s2 + np.arange(k2)[None, :] * d2
+    wmap[coord] = np.maximum(t2, -1)  # a coordinate always maps to one column (or none)
+    return wmap, k2, s2, d2
+
+
 def _tiled(g: Geometry) -> bool:
     """Windows that tile the input: stride == kernel, no padding, no dilation, no
     ceil_mode room - each input element lies in at most one window."""
@@ -151,6 +164,11 @@ def _tiled(g: Geometry) -> bool:
         and not any(lo or hi for lo, hi in g.pads)
         and not any(g.extra)
     )
+
+
+def _is_2x2(g: Geometry) -> bool:
+    """Tiled 2x2 windows (2-d, or 3-d with a depth-1 kernel): kernels of their own."""
+    return _tiled(g) and _k3(g.kernel) == (1, 2, 2)
 
 
 def _k3(v: tuple[int, ...]) -> tuple[int, ...]:
@@ -192,13 +210,15 @@ def _fast_backward(dy: np.ndarray, ctx: PoolCtx) -> np.ndarray:
     dy4 = np.ascontiguousarray(dy).reshape((n * c,) + (1,) * (3 - g.nd) + g.out)
     gx = np.empty((n * c,) + (1,) * (3 - g.nd) + g.in_size, dtype=dy.dtype)  # the kernels zero it
     sel = ctx.aux
-    if ctx.reduction.name == "sum":
-        _kernels.sum_backward(dy4, *_tables(g, ctx.mode), gx)
-    elif isinstance(sel, _Selected) and _tiled(g):  # one dense pass: every element written once
-        if _k3(g.kernel) == (1, 2, 2):
-            _kernels.route_2x2(sel.pos, dy4, gx)
-        else:
-            _kernels.route_tiled(sel.pos, *_k3(g.kernel), dy4, gx)
+    if ctx.reduction.name == "sum" and _is_2x2(g):
+        _kernels.spread_2x2(dy4, gx)
+    elif ctx.reduction.name == "sum":
+        t0, t1, t2 = _tables(g, ctx.mode)
+        _kernels.sum_separable_backward(dy4, t0, t1, *_last_dim(g, t2), gx)
+    elif isinstance(sel, _Selected) and _is_2x2(g):  # one dense pass: every element written once
+        _kernels.route_2x2(sel.pos, dy4, gx)
+    elif isinstance(sel, _Selected) and _tiled(g):
+        _kernels.route_tiled(sel.pos, *_k3(g.kernel), dy4, gx)
     elif isinstance(sel, _Selected):
         k3 = tuple(t.shape[1] for t in sel.tables)
         ei, ej, em = (np.ascontiguousarray(c.ravel()) for c in np.indices(k3))
