@@ -160,3 +160,19 @@ def test_pointwise_path_is_the_simd_kernel(monkeypatch):  # type: ignore[no-unty
 
 
 _real_pointwise = _direct.pointwise
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_bias_gradient_of_a_large_output_matches_torch(dtype):  # type: ignore[no-untyped-def]
+    """Outputs of 2**14 elements and more sum their planes in a compiled pass."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((4, 3, 40, 40)).astype(dtype)
+    w = rng.standard_normal((8, 3, 3, 3)).astype(dtype)
+    b = rng.standard_normal(8).astype(dtype)
+    y, ctx = F.conv_forward(x, w, b, 1, 1)
+    assert y.size >= 1 << 14
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    _, _, db = F.conv_backward(dy, ctx)
+    assert db is not None and db.dtype == dtype
+    expected = dy.astype(np.float64).sum(axis=(0, 2, 3))
+    np.testing.assert_allclose(db, expected, rtol=1e-5 if dtype == np.float32 else 1e-12)

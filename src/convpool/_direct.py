@@ -42,7 +42,7 @@ import numpy as np
 from numba import njit, prange
 
 from . import _args, _kernels
-from ._simd import vbroadcast, vfma, vload, vstore, vstore_lanes, vzero
+from ._simd import vbroadcast, vfma, vload, vload_lanes, vstore, vstore_lanes, vzero
 from .windows import pad
 
 BLOCK_OC = 4  # output channels per micro-kernel block
@@ -50,6 +50,9 @@ BLOCK_Q = 64  # positions per block: 4 vectors of 16 lanes
 DW_OC = 5  # output channels per weight-gradient block
 DW_TAPS = 3  # kernel taps per weight-gradient block
 DW_CHUNK = 512  # positions per weight-gradient pass (keeps the sources in L2)
+# rows shorter than this are copied as vectors, longer ones as slices (measured on the
+# layout copy: 32 and 40 floats 10-25% faster as vectors, 56 floats 7% slower)
+SHORT_ROW = 48
 
 
 # --- kernels -------------------------------------------------------------------------
@@ -244,7 +247,8 @@ def to_wide(a, shape, lo, q, st, rows, length, buf):
     (``lo`` zeros before each dimension): the padded plane's elements at coordinates
     ``r + st*m`` for the phase's remainders ``r``, laid out as a ``q`` plane.  With stride
     1 there is one phase, the padded plane itself.  a: flat (N, C, D, H, W) of ``shape``;
-    buf: flat (R rows of ``length``).  Contiguous rows move as slices (memcpy / memset)."""
+    buf: flat (R rows of ``length``).  Rows move as slices (memcpy / memset), short ones
+    as 16-lane vectors: a slice costs ~10 ns of set-up."""
     n_img, n_ch, d0, d1, d2 = shape[0], shape[1], shape[2], shape[3], shape[4]
     q0, q1, q2 = q[0], q[1], q[2]
     s0, s1, s2 = st[0], st[1], st[2]
@@ -267,11 +271,23 @@ def to_wide(a, shape, lo, q, st, rows, length, buf):
                 row = base + (z * q1 + h) * q2
                 if 0 <= u < d0 and 0 <= v < d1:
                     start = src + (u * d1 + v) * d2
-                    if s2 == 1:
+                    if s2 == 1 and d2 >= SHORT_ROW:  # memcpy / memset
                         l2 = lo[2]
                         buf[row : row + l2] = 0.0
                         buf[row + l2 : row + l2 + d2] = a[start : start + d2]
                         buf[row + l2 + d2 : row + q2] = 0.0
+                    elif s2 == 1:  # a short row: vectors (the last one masked), zeros around
+                        l2 = lo[2]
+                        for w in range(l2):
+                            buf[row + w] = 0.0
+                        full = d2 - d2 % 16
+                        for w in range(0, full, 16):
+                            vstore(buf, row + l2 + w, vload(a, start + w))
+                        if full < d2:
+                            m = d2 - full
+                            vstore_lanes(buf, row + l2 + full, vload_lanes(a, start + full, 0, m), 0, m)
+                        for w in range(l2 + d2, q2):
+                            buf[row + w] = 0.0
                     else:  # columns w*s2 + r2 - lo2 inside the row: w in [w_lo, w_hi)
                         off = r2 - lo[2]
                         w_lo = min(q2, max(0, (-off + s2 - 1) // s2))

@@ -105,16 +105,36 @@ def vstore(typingctx, arr, idx, v):
     return types.none(arr, idx, v), codegen
 
 
+def _lane_mask(builder, lo, hi):
+    """The <16 x i1> mask of lanes ``lo <= l < hi``."""
+    lanes = ir.Constant(_IVEC, list(range(LANES)))
+    lo_v = _splat(builder, builder.trunc(lo, _I32), _IVEC)
+    hi_v = _splat(builder, builder.trunc(hi, _I32), _IVEC)
+    return builder.and_(builder.icmp_signed(">=", lanes, lo_v), builder.icmp_signed("<", lanes, hi_v))
+
+
+@intrinsic
+def vload_lanes(typingctx, arr, idx, lo, hi):
+    """Lanes ``arr[idx + l]`` for ``lo <= l < hi``, 0 in the others (a masked load: the
+    other lanes' addresses are never read, so a row's tail may end the array)."""
+
+    def codegen(context, builder, sig, args):
+        mask = _lane_mask(builder, args[2], args[3])
+        ptr = _address(context, builder, arr, args[0], args[1])
+        fnty = ir.FunctionType(_VEC, [ptr.type, _I32, mask.type, _VEC])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.masked.load.v16f32.p0")
+        return builder.call(fn, [ptr, ir.Constant(_I32, 4), mask, ir.Constant(_VEC, [0.0] * LANES)])
+
+    return f32x16(arr, idx, lo, hi), codegen
+
+
 @intrinsic
 def vstore_lanes(typingctx, arr, idx, v, lo, hi):
     """``arr[idx + l] = v[l]`` for the lanes ``lo <= l < hi`` only (a masked store:
     the other lanes' addresses are never touched)."""
 
     def codegen(context, builder, sig, args):
-        lanes = ir.Constant(_IVEC, list(range(LANES)))
-        lo_v = _splat(builder, builder.trunc(args[3], _I32), _IVEC)
-        hi_v = _splat(builder, builder.trunc(args[4], _I32), _IVEC)
-        mask = builder.and_(builder.icmp_signed(">=", lanes, lo_v), builder.icmp_signed("<", lanes, hi_v))
+        mask = _lane_mask(builder, args[3], args[4])
         ptr = _address(context, builder, arr, args[0], args[1])
         fnty = ir.FunctionType(ir.VoidType(), [_VEC, ptr.type, _I32, mask.type])
         fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.masked.store.v16f32.p0")

@@ -84,7 +84,8 @@ def adaptive_avg_pool_forward(x: Any, nd: int, output_size: Any) -> tuple[np.nda
         flat = np.ascontiguousarray(xb).reshape(-1, plane)
         if _global_kernels(xb):  # one parallel pass
             y = np.empty(xb.shape[:2] + (1,) * nd, dtype=xb.dtype)
-            _kernels.plane_mean(flat, y.ravel())
+            _kernels.plane_sum(flat, y.ravel())
+            y /= plane
         else:
             y = (flat @ np.full(plane, 1.0 / plane, dtype=xb.dtype)).reshape(xb.shape[:2] + (1,) * nd)  # BLAS gemv
         ctx = AdaptiveCtx(xb.shape, y.shape, unbatched, xb.dtype)

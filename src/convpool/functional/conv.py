@@ -141,11 +141,10 @@ def conv_param_backward(dy: Any, ctx: ConvCtx) -> tuple[np.ndarray, np.ndarray |
 
 
 def _backward(dy: Any, ctx: ConvCtx, input_grad: bool) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None]:
-    nd = ctx.geom.nd
     dy = check_grad(dy, ctx.y_shape[1:] if ctx.unbatched else ctx.y_shape, ctx.w.dtype)
     if ctx.unbatched:
         dy = dy[None]
-    db = dy.sum(axis=(0, *range(2, 2 + nd))).astype(ctx.w_dtype) if ctx.has_bias else None
+    db = _bias_grad(dy).astype(ctx.w_dtype, copy=False) if ctx.has_bias else None
     if ctx.wide is not None:
         dx, dw = _direct_backward(dy, ctx, input_grad)
     elif ctx.cols is None:
@@ -155,6 +154,16 @@ def _backward(dy: Any, ctx: ConvCtx, input_grad: bool) -> tuple[np.ndarray | Non
     if dx is not None and ctx.unbatched:
         dx = dx[0]
     return dx, dw, db
+
+
+def _bias_grad(dy: np.ndarray) -> np.ndarray:
+    """Sum of dy (N, C, *spatial) over all but the channel axis."""
+    n, c = dy.shape[:2]
+    if _kernels.enabled() and dy.dtype in (np.float32, np.float64) and dy.size >= 1 << 14:
+        sums = np.empty(n * c, dtype=dy.dtype)
+        _kernels.plane_sum(np.ascontiguousarray(dy).reshape(n * c, -1), sums)  # one parallel pass
+        return sums.reshape(n, c).sum(axis=0)
+    return dy.sum(axis=(0, *range(2, dy.ndim)))
 
 
 def _reference_backward(dy: np.ndarray, ctx: ConvCtx) -> tuple[np.ndarray, np.ndarray]:
