@@ -42,7 +42,7 @@ import numpy as np
 from numba import njit, prange
 
 from . import _args, _kernels
-from ._simd import vbroadcast, vfma, vload, vload_lanes, vstore, vstore_lanes, vzero
+from ._simd import vbroadcast, vfma, vload, vload_even, vload_lanes, vstore, vstore_lanes, vzero
 from .windows import pad
 
 BLOCK_OC = 4  # output channels per micro-kernel block
@@ -264,6 +264,11 @@ def to_wide(a, shape, lo, q, st, rows, length, buf):
         r0 = ph // (s1 * s2)
         base = (rows[c] + ph) * length + n * plane
         src = (n * n_ch + c) * d0 * d1 * d2
+        # strided rows: columns w*s2 + r2 - lo2 inside the row are w in [w_lo, w_hi) (found
+        # once per job: two floor divisions per row cost more than a short row's copy)
+        off = r2 - lo[2]
+        w_lo = min(q2, max(0, (-off + s2 - 1) // s2))
+        w_hi = max(w_lo, min(q2, (d2 - 1 - off) // s2 + 1))
         for z in range(q0):
             u = z * s0 + r0 - lo[0]
             for h in range(q1):
@@ -288,15 +293,13 @@ def to_wide(a, shape, lo, q, st, rows, length, buf):
                             vstore_lanes(buf, row + l2 + full, vload_lanes(a, start + full, 0, m), 0, m)
                         for w in range(l2 + d2, q2):
                             buf[row + w] = 0.0
-                    else:  # columns w*s2 + r2 - lo2 inside the row: w in [w_lo, w_hi)
-                        off = r2 - lo[2]
-                        w_lo = min(q2, max(0, (-off + s2 - 1) // s2))
-                        w_hi = max(w_lo, min(q2, (d2 - 1 - off) // s2 + 1))
+                    else:  # every s2-th element from r2 - lo2 on
                         for w in range(w_lo):  # loops, not slices: a slice costs ~10 ns here
                             buf[row + w] = 0.0
-                        if s2 == 2:  # a constant stride: the compiler vectorises this one
-                            for w in range(w_lo, w_hi):
-                                buf[row + w] = a[start + 2 * w + off]
+                        if s2 == 2:  # every other element: vectors, shuffled
+                            for w in range(w_lo, w_hi, 16):
+                                m = min(16, w_hi - w)
+                                vstore_lanes(buf, row + w, vload_even(a, start + 2 * w + off, m), 0, m)
                         else:
                             for w in range(w_lo, w_hi):
                                 buf[row + w] = a[start + w * s2 + off]

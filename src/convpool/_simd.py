@@ -129,6 +129,28 @@ def vload_lanes(typingctx, arr, idx, lo, hi):
 
 
 @intrinsic
+def vload_even(typingctx, arr, idx, n):
+    """Lanes ``arr[idx + 2*l]`` for ``l < n`` (n <= 16), 0 in the others: every other
+    element, as a stride-2 phase needs.  Two masked loads and one shuffle; only the
+    elements ``idx .. idx + 2*(n-1)`` are read."""
+
+    def codegen(context, builder, sig, args):
+        end = builder.sub(builder.mul(args[2], ir.Constant(args[2].type, 2)), ir.Constant(args[2].type, 1))
+        zero, sixteen = ir.Constant(args[2].type, 0), ir.Constant(args[2].type, LANES)
+        fnty = ir.FunctionType(_VEC, [_VEC.as_pointer(), _I32, ir.VectorType(ir.IntType(1), LANES), _VEC])
+        load = cgutils.get_or_insert_function(builder.module, fnty, "llvm.masked.load.v16f32.p0")
+        halves = []
+        for base in (zero, sixteen):  # elements [idx, idx+16) and [idx+16, idx+32)
+            mask = _lane_mask(builder, zero, builder.sub(end, base))  # up to idx + 2n - 2
+            ptr = _address(context, builder, arr, args[0], builder.add(args[1], base))
+            halves.append(builder.call(load, [ptr, ir.Constant(_I32, 4), mask, ir.Constant(_VEC, [0.0] * LANES)]))
+        even = ir.Constant(_IVEC, list(range(0, 2 * LANES, 2)))
+        return builder.shuffle_vector(halves[0], halves[1], even)
+
+    return f32x16(arr, idx, n), codegen
+
+
+@intrinsic
 def vstore_lanes(typingctx, arr, idx, v, lo, hi):
     """``arr[idx + l] = v[l]`` for the lanes ``lo <= l < hi`` only (a masked store:
     the other lanes' addresses are never touched)."""
