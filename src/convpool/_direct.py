@@ -313,21 +313,29 @@ def to_wide(a, shape, lo, q, st, rows, length, buf):
 def from_phases(ys, st, lo, dx):
     """The inverse of the phase split: dx[p, u, v, w] = phase (U%s0, V%s1, W%s2) of
     ys at (U//s0, V//s1, W//s2), where (U, V, W) = (u, v, w) + lo.  ys: (S, P, q0, q1, q2),
-    dx: (P, D, H, W).  Row by row and phase by phase: no division per element."""
+    dx: (P, D, H, W).  Row by row and phase by phase, divisions hoisted out of the rows."""
     s0, s1, s2 = st[0], st[1], st[2]
     n2 = dx.shape[3]
     for p in prange(dx.shape[0]):
+        first = np.empty(s2, dtype=np.int64)  # per last-dim phase: first column, its index
+        at = np.empty(s2, dtype=np.int64)
+        count = np.empty(s2, dtype=np.int64)
+        for r2 in range(s2):
+            first[r2] = (r2 - lo[2]) % s2
+            at[r2] = (first[r2] + lo[2]) // s2
+            count[r2] = (n2 - first[r2] + s2 - 1) // s2
         for u in range(dx.shape[1]):
             uu = u + lo[0]
+            ph0, m0 = uu % s0 * s1, uu // s0
             for v in range(dx.shape[2]):
                 vv = v + lo[1]
-                ph = (uu % s0 * s1 + vv % s1) * s2
+                ph = (ph0 + vv % s1) * s2
+                m1 = vv // s1
                 for r2 in range(s2):
-                    w0 = (r2 - lo[2]) % s2  # the first column of this phase
-                    m0 = (w0 + lo[2]) // s2
-                    src = ys[ph + r2, p, uu // s0, vv // s1]
-                    for k in range((n2 - w0 + s2 - 1) // s2):
-                        dx[p, u, v, w0 + k * s2] = src[m0 + k]
+                    src = ys[ph + r2, p, m0, m1]
+                    w0, m = first[r2], at[r2]
+                    for k in range(count[r2]):
+                        dx[p, u, v, w0 + k * s2] = src[m + k]
 
 
 # --- drivers -------------------------------------------------------------------------
