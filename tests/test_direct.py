@@ -43,7 +43,7 @@ def direct_case(draw):  # type: ignore[no-untyped-def]
     # sizes from tiny (rows shorter than a vector) to several 64-position blocks per image
     size = tuple(draw(st.integers(d * (k - 1) + 1, d * (k - 1) + (30 if nd == 1 else 12))) for k, d in zip(kernel, dil))
     groups = draw(st.sampled_from([1, 1, 2, 3]))
-    cin = groups * draw(st.integers(1 if groups == 1 else 2, 4))  # not depthwise
+    cin = groups * draw(st.integers(1, 4))  # groups > 1 with one channel each: depthwise
     cout = groups * draw(st.integers(1, 7))
     n = draw(st.integers(1, 3))
     mode = draw(st.sampled_from(["zeros", "zeros", "reflect", "circular"]))
@@ -63,7 +63,8 @@ def test_direct_conv_matches_torch(case, seed):  # type: ignore[no-untyped-def]
     w = rng.standard_normal((cout, cin // groups, *kernel)).astype(np.float32)
     b = rng.standard_normal(cout).astype(np.float32)
     y, ctx = F.conv_forward(x, w, b, stride, pads, dil, groups, mode, nd=nd)
-    assert ctx.wide is not None, "the direct path was not taken"
+    strided_depthwise = cin == groups > 1 and any(s > 1 for s in stride)  # the compiled loop's
+    assert (ctx.wide is not None) != strided_depthwise, "the direct path was not taken"
     xt, wt, bt, yt = torch_conv(x, w, b, stride, pads, dil, groups, mode)
     terms = (cin // groups) * int(np.prod(kernel))
     tol = 2e-6 * terms
@@ -85,9 +86,10 @@ def test_direct_path_is_taken_only_where_it_applies():  # type: ignore[no-untype
     assert F.conv_forward(x32, w, None, 1, 1)[1].wide is not None
     assert F.conv_forward(x32.astype(np.float64), w, None, 1, 1)[1].wide is None  # float64: im2col
     assert F.conv_forward(x32, w, None, 2, 1)[1].wide is not None  # stride 2: the phase layout
-    assert F.conv_forward(x32, w[:, :, :1, :1], None, 1, 0)[1].wide is None  # 1x1: one matrix product
+    assert F.conv_forward(x32, w[:, :, :1, :1], None, 1, 0)[1].wide is None  # 1x1: read in place, no layout
     wd = rng.standard_normal((8, 1, 3, 3)).astype(np.float32)
-    assert F.conv_forward(x32, wd, None, 1, 1, groups=4)[1].wide is None  # depthwise: its own loop
+    assert F.conv_forward(x32, wd, None, 1, 1, groups=4)[1].wide is not None  # depthwise: the stencil
+    assert F.conv_forward(x32, wd, None, 2, 1, groups=4)[1].wide is None  # strided depthwise: its loop
 
 
 def test_store_plan_covers_every_output_once():  # type: ignore[no-untyped-def]

@@ -230,6 +230,62 @@ def weight_grad_wide(src, gstride, dyw, ld, ents3, groups, nb, q_len, parts, acc
 
 
 @njit(parallel=True, fastmath=True, cache=True)
+def depthwise_wide(src, ls, w, offs, ratio, q_len, plan, ptr, plane, y):
+    """Depthwise stencil: y[n, o, *out] = sum_{j, t} w[o, j, t] * src[row, n*P + i + off[t]]
+    with row = (o // ratio) * J + j, J = w.shape[1].  The forward pass has J = 1 and
+    ratio = the channel multiplier; the input gradient J = multiplier, ratio = 1.  One
+    output channel x 64 positions per block: no other channel shares the input row, so
+    conv_wide's 4-channel blocks would be 3/4 empty."""
+    taps = offs.shape[0]
+    n_in = w.shape[1]
+    nq = (q_len + BLOCK_Q - 1) // BLOCK_Q
+    for job in prange(w.shape[0] * nq):
+        o = job // nq
+        qb = job % nq
+        q0 = qb * BLOCK_Q
+        a0 = a1 = a2 = a3 = vzero()
+        for j in range(n_in):
+            base = ((o // ratio) * n_in + j) * ls + q0
+            for t in range(taps):
+                i = base + offs[t]
+                wv = vbroadcast(w[o, j, t])
+                a0 = vfma(wv, vload(src, i), a0)
+                a1 = vfma(wv, vload(src, i + 16), a1)
+                a2 = vfma(wv, vload(src, i + 32), a2)
+                a3 = vfma(wv, vload(src, i + 48), a3)
+        _store(y, o * plane, a0, plan, ptr, qb * 4 + 0)
+        _store(y, o * plane, a1, plan, ptr, qb * 4 + 1)
+        _store(y, o * plane, a2, plan, ptr, qb * 4 + 2)
+        _store(y, o * plane, a3, plan, ptr, qb * 4 + 3)
+
+
+@njit(parallel=True, fastmath=True, cache=True)
+def depthwise_grad_wide(src, ls, dyw, ld, offs3, ratio, q_len, acc):
+    """Per-lane partial sums of dw[o, t] = sum_i dyw[o, i] * src[o // ratio, i + off[t]]:
+    three taps per pass over a channel's positions (offs3 padded to a multiple of 3 with
+    offset 0, dropped after).  acc: (C_out, ntb, 3, 16), written here."""
+    ntb = offs3.shape[0] // 3
+    for job in prange(acc.shape[0] * ntb):
+        o = job // ntb
+        tb = job % ntb
+        a0 = a1 = a2 = vzero()
+        xrow = (o // ratio) * ls
+        s0 = xrow + offs3[tb * 3]
+        s1 = xrow + offs3[tb * 3 + 1]
+        s2 = xrow + offs3[tb * 3 + 2]
+        drow = o * ld
+        for q in range(0, q_len, 16):
+            d = vload(dyw, drow + q)
+            a0 = vfma(d, vload(src, s0 + q), a0)
+            a1 = vfma(d, vload(src, s1 + q), a1)
+            a2 = vfma(d, vload(src, s2 + q), a2)
+        base = ((o * ntb + tb) * 3) * 16
+        vstore(acc, base, a0)
+        vstore(acc, base + 16, a1)
+        vstore(acc, base + 32, a2)
+
+
+@njit(parallel=True, fastmath=True, cache=True)
 def lane_sum(acc, out):
     """out[i] = sum over parts p and lanes l of acc[p, i, l] (NumPy's sum over these two
     axes took 0.5 ms for the LeNet-size weight gradient, longer than the kernel's half)."""
@@ -659,3 +715,38 @@ def input_grad_shared(
     out = out_size(dyw.padded, kernel, dilation, (1,) * len(kernel))
     assert shift <= dyw.margin
     return _run(dyw, np.ascontiguousarray(wf).reshape(groups, cg, -1), offs, out, n)
+
+
+def depthwise(src: Wide, w: np.ndarray, kernel: tuple[int, ...], dilation: tuple[int, ...], n: int, ratio: int):
+    """Stride-1 depthwise convolution of a :class:`Wide` batch: w (C_out, J, *kernel), output
+    channel o reads rows (o // ratio) * J + j (see :func:`depthwise_wide`); returns
+    (N, C_out, *out) float32."""
+    c_out = w.shape[0]
+    out = out_size(src.full, kernel, dilation, (1,) * len(kernel))
+    plane = _args.prod(out)
+    y = np.empty((n, c_out) + out, dtype=np.float32)
+    offs = _entries(src.padded, kernel, dilation, (1,) * len(kernel), 1, src.length)  # row 0: the offsets
+    plan, ptr = _store_plan(src.padded, out, n, c_out * plane)
+    wt = np.ascontiguousarray(w.reshape(c_out, w.shape[1], -1), dtype=np.float32)
+    ents = offs + src.margin if src.margin else offs
+    depthwise_wide(src.base, src.length, wt, ents, ratio, src.q_len, plan, ptr, plane, y.ravel())
+    return y
+
+
+def depthwise_weight_grad(
+    src: Wide, dy: np.ndarray, kernel: tuple[int, ...], dilation: tuple[int, ...], ratio: int
+) -> np.ndarray:
+    """dw (C_out, 1, *kernel) of :func:`depthwise` (J = 1), given dy (N, C_out, *out)."""
+    c_out = dy.shape[1]
+    pads = tuple((0, p - o) for p, o in zip(src.padded, dy.shape[2:], strict=True))
+    dyw = Wide(dy, pads, "constant", src.length - src.q_len, scratch=True)
+    offs = _entries(src.padded, kernel, dilation, (1,) * len(kernel), 1, src.length)
+    taps = offs.size
+    ntb = -(-taps // DW_TAPS)
+    offs3 = np.zeros(ntb * DW_TAPS, dtype=np.int64)
+    offs3[:taps] = offs
+    acc = np.empty((c_out, ntb, DW_TAPS, 16), dtype=np.float32)
+    q_len = -(-src.q_len // 16) * 16  # whole vectors: dyw is zero past the outputs
+    depthwise_grad_wide(src.buf.ravel(), src.length, dyw.buf.ravel(), dyw.length, offs3, ratio, q_len, acc)
+    dw = acc.sum(axis=3, dtype=np.float32).reshape(c_out, -1)[:, :taps]
+    return np.ascontiguousarray(dw).reshape((c_out, 1) + kernel)

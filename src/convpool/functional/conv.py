@@ -265,8 +265,8 @@ def _fast_forward(
     nd = g.nd
     n, c = xb.shape[:2]
     c_out, cg = weight.shape[0], c // groups
-    if _use_direct(xb, g, cg, groups):  # before any padding: the direct layout pads itself
-        return _direct_forward(xb, weight, g, groups, mode, unbatched)
+    if _use_direct(xb, g, cg, groups) or _use_direct_depthwise(xb, g, cg, groups):
+        return _direct_forward(xb, weight, g, groups, mode, unbatched)  # before any padding: it pads itself
     if mode == "constant":
         xp, lo = xb, tuple(a for a, _ in g.pads)
     else:
@@ -320,6 +320,23 @@ def _use_direct(xb: np.ndarray, g: Geometry, cg: int, groups: int) -> bool:
     return _kernels.DIRECT and xb.dtype == np.float32 and (cg > 1 or groups == 1) and _args.prod(g.kernel) > 1
 
 
+def _use_direct_depthwise(xb: np.ndarray, g: Geometry, cg: int, groups: int) -> bool:
+    """Depthwise (one input channel per group), float32, stride 1: the SIMD stencil
+    (:func:`convpool._direct.depthwise`), one output channel per block."""
+    return (
+        _kernels.DIRECT
+        and xb.dtype == np.float32
+        and cg == 1
+        and groups > 1
+        and all(s == 1 for s in g.stride)
+        and _args.prod(g.kernel) > 1
+    )
+
+
+def _depthwise(ctx: ConvCtx) -> bool:
+    return ctx.x_shape[1] // ctx.groups == 1 and ctx.groups > 1
+
+
 def _direct_forward(
     xb: np.ndarray, weight: np.ndarray, g: Geometry, groups: int, mode: str, unbatched: bool
 ) -> tuple[np.ndarray, ConvCtx]:
@@ -331,7 +348,10 @@ def _direct_forward(
     plane = _direct.phase_plane(g.padded, g.stride)
     reach = _direct.reach(plane, g.kernel, g.dilation, g.stride)
     src = _direct.Wide(xb, g.pads, mode, reach, stride=g.stride)
-    y = _direct.convolve(src, w.reshape(groups, c_out // groups, c // groups, -1), g.kernel, g.dilation, n)
+    if c // groups == 1 and groups > 1:  # depthwise: output o reads input o // multiplier
+        y = _direct.depthwise(src, weight, g.kernel, g.dilation, n, ratio=c_out // groups)
+    else:
+        y = _direct.convolve(src, w.reshape(groups, c_out // groups, c // groups, -1), g.kernel, g.dilation, n)
     assert y.shape[2:] == g.out
     ctx = ConvCtx(g, groups, mode, None, w, xb.shape, weight.shape, weight.dtype, False, unbatched, y.shape, wide=src)
     return y, ctx
@@ -355,6 +375,14 @@ def _direct_backward(dy: np.ndarray, ctx: ConvCtx, input_grad: bool = True) -> t
     else:  # the padded input's gradient, folded back by the padding's adjoint
         dpads = tuple((r, r) for r in reach)
     dpadded = tuple(o + lo + hi for o, (lo, hi) in zip(g.out, dpads, strict=True))
+    if _depthwise(ctx):  # channel by channel: dx[c] = sum over its co outputs, flipped taps
+        dw = _direct.depthwise_weight_grad(src, dy, g.kernel, g.dilation, co).astype(ctx.w_dtype, copy=False)
+        if not input_grad:
+            return None, dw
+        dsrc = _direct.Wide(dy, dpads, "constant", _direct.reach(dpadded, g.kernel, g.dilation), scratch=True)
+        wf = np.flip(ctx.w.reshape(c, co, -1), axis=-1)  # (C_in, multiplier, taps), taps reversed
+        dx = _direct.depthwise(dsrc, np.ascontiguousarray(wf).reshape((c, co) + g.kernel), g.kernel, g.dilation, n, 1)
+        return (dx if exact else pad_backward(dx, g.pads, ctx.mode)), dw
     # a 'same'-size conv (lo + hi == reach): dy padded for the input gradient has the
     # plane of the weight gradient's layout, so one copy of dy serves both
     shared = input_grad and exact and all(s == 1 for s in g.stride) and dpadded == src.padded
