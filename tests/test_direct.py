@@ -63,8 +63,11 @@ def test_direct_conv_matches_torch(case, seed):  # type: ignore[no-untyped-def]
     w = rng.standard_normal((cout, cin // groups, *kernel)).astype(np.float32)
     b = rng.standard_normal(cout).astype(np.float32)
     y, ctx = F.conv_forward(x, w, b, stride, pads, dil, groups, mode, nd=nd)
-    strided_depthwise = cin == groups > 1 and any(s > 1 for s in stride)  # the compiled loop's
-    assert (ctx.wide is not None) != strided_depthwise, "the direct path was not taken"
+    depthwise = cin == groups > 1
+    if depthwise and any(s > 1 for s in stride):  # the compiled loop's
+        assert ctx.wide is None and not ctx.stencil
+    else:  # the SIMD kernels: depthwise on the plane stencil, the rest on the wide layout
+        assert ctx.stencil if depthwise else ctx.wide is not None, "the direct path was not taken"
     xt, wt, bt, yt = torch_conv(x, w, b, stride, pads, dil, groups, mode)
     terms = (cin // groups) * int(np.prod(kernel))
     tol = 2e-6 * terms
@@ -88,8 +91,8 @@ def test_direct_path_is_taken_only_where_it_applies():  # type: ignore[no-untype
     assert F.conv_forward(x32, w, None, 2, 1)[1].wide is not None  # stride 2: the phase layout
     assert F.conv_forward(x32, w[:, :, :1, :1], None, 1, 0)[1].wide is None  # 1x1: read in place, no layout
     wd = rng.standard_normal((8, 1, 3, 3)).astype(np.float32)
-    assert F.conv_forward(x32, wd, None, 1, 1, groups=4)[1].wide is not None  # depthwise: the stencil
-    assert F.conv_forward(x32, wd, None, 2, 1, groups=4)[1].wide is None  # strided depthwise: its loop
+    assert F.conv_forward(x32, wd, None, 1, 1, groups=4)[1].stencil  # depthwise: the plane stencil
+    assert not F.conv_forward(x32, wd, None, 2, 1, groups=4)[1].stencil  # strided depthwise: its loop
 
 
 def test_store_plan_covers_every_output_once():  # type: ignore[no-untyped-def]
@@ -178,3 +181,28 @@ def test_bias_gradient_of_a_large_output_matches_torch(dtype):  # type: ignore[n
     assert db is not None and db.dtype == dtype
     expected = dy.astype(np.float64).sum(axis=(0, 2, 3))
     np.testing.assert_allclose(db, expected, rtol=1e-5 if dtype == np.float32 else 1e-12)
+
+
+@settings(max_examples=100)
+@given(direct_case(), st.integers(2, 5), st.integers(1, 3), st.integers(0, 2**16))
+def test_depthwise_stencil_matches_torch(case, channels, mult, seed):  # type: ignore[no-untyped-def]
+    """Depthwise (one input channel per group, channel multiplier 1-3), stride 1: the
+    plane stencil kernels, forward and all gradients."""
+    n, nd, kernel, dil, pads, size, _, _, _, mode, _ = case
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, channels, *size)).astype(np.float32)
+    w = rng.standard_normal((channels * mult, 1, *kernel)).astype(np.float32)
+    b = rng.standard_normal(channels * mult).astype(np.float32)
+    y, ctx = F.conv_forward(x, w, b, 1, pads, dil, channels, mode, nd=nd)
+    assert ctx.stencil, "the stencil path was not taken"
+    xt, wt, bt, yt = torch_conv(x, w, b, 1, pads, dil, channels, mode)
+    tol = 2e-6 * int(np.prod(kernel)) * mult
+    np.testing.assert_allclose(y, yt.detach().numpy(), rtol=tol, atol=tol)
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    yt.backward(torch.tensor(dy, dtype=torch.float64))
+    dx, dw, db = F.conv_backward(dy, ctx)
+    assert dx.dtype == dw.dtype == np.float32 and dx.shape == x.shape and dw.shape == w.shape
+    np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=tol, atol=tol)
+    tol_w = 2e-6 * n * int(np.prod(y.shape[2:]))
+    np.testing.assert_allclose(dw, wt.grad.numpy(), rtol=tol_w, atol=tol_w)
+    np.testing.assert_allclose(db, bt.grad.numpy(), rtol=tol_w, atol=tol_w)

@@ -229,60 +229,114 @@ def weight_grad_wide(src, gstride, dyw, ld, ents3, groups, nb, q_len, parts, acc
                 vstore(acc, base + 224, a42)
 
 
+@njit(inline="always")
+def _pad_plane(a, src, d0, d1, d2, l0, l1, l2, q0, q1, q2, buf, dst, length):
+    """buf[dst : dst + length] = the plane of ``a`` at ``src`` (d0 x d1 x d2), zero-padded
+    to q0 x q1 x q2 with (l0, l1, l2) zeros before, then zeros to ``length``."""
+    for z in range(q0):
+        u = z - l0
+        for h in range(q1):
+            v = h - l1
+            row = dst + (z * q1 + h) * q2
+            if 0 <= u < d0 and 0 <= v < d1:
+                start = src + (u * d1 + v) * d2
+                for w in range(l2):
+                    buf[row + w] = 0.0
+                full = d2 - d2 % 16
+                for w in range(0, full, 16):
+                    vstore(buf, row + l2 + w, vload(a, start + w))
+                if full < d2:
+                    m = d2 - full
+                    vstore_lanes(buf, row + l2 + full, vload_lanes(a, start + full, 0, m), 0, m)
+                for w in range(l2 + d2, q2):
+                    buf[row + w] = 0.0
+            else:
+                for w in range(q2):
+                    buf[row + w] = 0.0
+    for i in range(dst + q0 * q1 * q2, dst + length):
+        buf[i] = 0.0
+
+
 @njit(parallel=True, fastmath=True, cache=True)
-def depthwise_wide(src, ls, w, offs, ratio, q_len, plan, ptr, plane, y):
-    """Depthwise stencil: y[n, o, *out] = sum_{j, t} w[o, j, t] * src[row, n*P + i + off[t]]
-    with row = (o // ratio) * J + j, J = w.shape[1].  The forward pass has J = 1 and
-    ratio = the channel multiplier; the input gradient J = multiplier, ratio = 1.  One
-    output channel x 64 positions per block: no other channel shares the input row, so
-    conv_wide's 4-channel blocks would be 3/4 empty."""
-    taps = offs.shape[0]
-    n_in = w.shape[1]
-    nq = (q_len + BLOCK_Q - 1) // BLOCK_Q
-    for job in prange(w.shape[0] * nq):
-        o = job // nq
-        qb = job % nq
-        q0 = qb * BLOCK_Q
-        a0 = a1 = a2 = a3 = vzero()
+def depthwise_planes(x, shape, lo, q, w, offs, ratio, plan, ptr, out_plane, y):
+    """Depthwise stencil, one (image, output channel) plane per job:
+    y[n, o, *out] = sum_{j, t} w[o, j, t] * xp[n, (o // ratio) * J + j][i + off[t]], J = w.shape[1],
+    xp the input zero-padded (``lo`` before) to the plane ``q``, built per job in a small
+    buffer that stays in cache - no padded copy of the batch.  The forward pass has J = 1
+    and ratio = the channel multiplier; the input gradient J = multiplier, ratio = 1.
+    One output channel x 64 positions per register block.  x: flat (N, C, *in) of the
+    5-entry ``shape``; y: flat (N, C_out, *out)."""
+    n_img, n_ch, d0, d1, d2 = shape[0], shape[1], shape[2], shape[3], shape[4]
+    q0, q1, q2 = q[0], q[1], q[2]
+    c_out, n_in, taps = w.shape[0], w.shape[1], offs.shape[0]
+    plane = q0 * q1 * q2
+    nq = (plane + BLOCK_Q - 1) // BLOCK_Q
+    length = (nq * BLOCK_Q + offs[taps - 1] + 15) // 16 * 16  # the blocks' reach, in whole vectors
+    for job in prange(n_img * c_out):
+        n = job // c_out
+        o = job % c_out
+        buf = np.empty(n_in * length, dtype=np.float32)
         for j in range(n_in):
-            base = ((o // ratio) * n_in + j) * ls + q0
-            for t in range(taps):
-                i = base + offs[t]
-                wv = vbroadcast(w[o, j, t])
-                a0 = vfma(wv, vload(src, i), a0)
-                a1 = vfma(wv, vload(src, i + 16), a1)
-                a2 = vfma(wv, vload(src, i + 32), a2)
-                a3 = vfma(wv, vload(src, i + 48), a3)
-        _store(y, o * plane, a0, plan, ptr, qb * 4 + 0)
-        _store(y, o * plane, a1, plan, ptr, qb * 4 + 1)
-        _store(y, o * plane, a2, plan, ptr, qb * 4 + 2)
-        _store(y, o * plane, a3, plan, ptr, qb * 4 + 3)
+            c = (o // ratio) * n_in + j
+            _pad_plane(
+                x, (n * n_ch + c) * d0 * d1 * d2, d0, d1, d2, lo[0], lo[1], lo[2], q0, q1, q2, buf, j * length, length
+            )
+        yb = (n * c_out + o) * out_plane
+        for qb in range(nq):
+            a0 = a1 = a2 = a3 = vzero()
+            for j in range(n_in):
+                base = j * length + qb * BLOCK_Q
+                for t in range(taps):
+                    i = base + offs[t]
+                    wv = vbroadcast(w[o, j, t])
+                    a0 = vfma(wv, vload(buf, i), a0)
+                    a1 = vfma(wv, vload(buf, i + 16), a1)
+                    a2 = vfma(wv, vload(buf, i + 32), a2)
+                    a3 = vfma(wv, vload(buf, i + 48), a3)
+            _store(y, yb, a0, plan, ptr, qb * 4 + 0)
+            _store(y, yb, a1, plan, ptr, qb * 4 + 1)
+            _store(y, yb, a2, plan, ptr, qb * 4 + 2)
+            _store(y, yb, a3, plan, ptr, qb * 4 + 3)
 
 
 @njit(parallel=True, fastmath=True, cache=True)
-def depthwise_grad_wide(src, ls, dyw, ld, offs3, ratio, q_len, acc):
-    """Per-lane partial sums of dw[o, t] = sum_i dyw[o, i] * src[o // ratio, i + off[t]]:
-    three taps per pass over a channel's positions (offs3 padded to a multiple of 3 with
-    offset 0, dropped after).  acc: (C_out, ntb, 3, 16), written here."""
-    ntb = offs3.shape[0] // 3
-    for job in prange(acc.shape[0] * ntb):
-        o = job // ntb
-        tb = job % ntb
-        a0 = a1 = a2 = vzero()
-        xrow = (o // ratio) * ls
-        s0 = xrow + offs3[tb * 3]
-        s1 = xrow + offs3[tb * 3 + 1]
-        s2 = xrow + offs3[tb * 3 + 2]
-        drow = o * ld
-        for q in range(0, q_len, 16):
-            d = vload(dyw, drow + q)
-            a0 = vfma(d, vload(src, s0 + q), a0)
-            a1 = vfma(d, vload(src, s1 + q), a1)
-            a2 = vfma(d, vload(src, s2 + q), a2)
-        base = ((o * ntb + tb) * 3) * 16
-        vstore(acc, base, a0)
-        vstore(acc, base + 16, a1)
-        vstore(acc, base + 32, a2)
+def depthwise_planes_grad(x, shape, lo, q, dy, out3, offs3, ratio, acc):
+    """Per-lane partial sums of dw[o, t] = sum_{n, i} dy[n, o, i] * xp[n, o // ratio][i + off[t]]
+    (xp as in :func:`depthwise_planes`): one output channel per job, image by image, three
+    taps per pass over a plane held in cache.  dy: flat (N, C_out, *out3); offs3: offsets
+    padded to a multiple of 3 with 0 (dropped after); acc: (C_out, ntb, 3, 16)."""
+    n_img, n_ch, d0, d1, d2 = shape[0], shape[1], shape[2], shape[3], shape[4]
+    q0, q1, q2 = q[0], q[1], q[2]
+    c_out, ntb = acc.shape[0], acc.shape[1]
+    plane = q0 * q1 * q2
+    out_plane = out3[0] * out3[1] * out3[2]
+    nv = (plane + 15) // 16 * 16
+    length = (nv + offs3.max() + 16 + 15) // 16 * 16
+    for o in prange(c_out):
+        xb = np.empty(length, dtype=np.float32)
+        db = np.empty(length, dtype=np.float32)
+        sums = np.zeros(ntb * 3 * 16, dtype=np.float32)
+        c = o // ratio
+        for n in range(n_img):
+            _pad_plane(x, (n * n_ch + c) * d0 * d1 * d2, d0, d1, d2, lo[0], lo[1], lo[2], q0, q1, q2, xb, 0, length)
+            # dy at the plane's output positions (top-left), zero elsewhere
+            src = (n * c_out + o) * out_plane
+            _pad_plane(dy, src, out3[0], out3[1], out3[2], 0, 0, 0, q0, q1, q2, db, 0, length)
+            for tb in range(ntb):
+                a0 = vload(sums, tb * 48)
+                a1 = vload(sums, tb * 48 + 16)
+                a2 = vload(sums, tb * 48 + 32)
+                s0, s1, s2 = offs3[tb * 3], offs3[tb * 3 + 1], offs3[tb * 3 + 2]
+                for i in range(0, nv, 16):
+                    d = vload(db, i)
+                    a0 = vfma(d, vload(xb, i + s0), a0)
+                    a1 = vfma(d, vload(xb, i + s1), a1)
+                    a2 = vfma(d, vload(xb, i + s2), a2)
+                vstore(sums, tb * 48, a0)
+                vstore(sums, tb * 48 + 16, a1)
+                vstore(sums, tb * 48 + 32, a2)
+        for k in range(ntb * 3 * 16):
+            acc[o, k // 48, k // 16 % 3, k % 16] = sums[k]
 
 
 @njit(parallel=True, fastmath=True, cache=True)
@@ -717,36 +771,62 @@ def input_grad_shared(
     return _run(dyw, np.ascontiguousarray(wf).reshape(groups, cg, -1), offs, out, n)
 
 
-def depthwise(src: Wide, w: np.ndarray, kernel: tuple[int, ...], dilation: tuple[int, ...], n: int, ratio: int):
-    """Stride-1 depthwise convolution of a :class:`Wide` batch: w (C_out, J, *kernel), output
-    channel o reads rows (o // ratio) * J + j (see :func:`depthwise_wide`); returns
-    (N, C_out, *out) float32."""
-    c_out = w.shape[0]
-    out = out_size(src.full, kernel, dilation, (1,) * len(kernel))
+def _dw_geometry(
+    a: np.ndarray, pads: _args.Pairs, mode: str, kernel: tuple[int, ...], dilation: tuple[int, ...]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, tuple[int, ...], np.ndarray]:
+    """For the plane kernels: the input (border modes padded here; zeros are padded in
+    the kernels), its 5-entry shape, the zero padding before each dimension, the tap
+    offsets in the padded plane, and that plane's shape (as a tuple and 3-entry array)."""
+    if mode != "constant" and any(lo or hi for lo, hi in pads):
+        a, pads = pad(a, pads, mode), tuple((0, 0) for _ in pads)
+    full = tuple(s + lo + hi for s, (lo, hi) in zip(a.shape[2:], pads, strict=True))
+    offs = _entries(full, kernel, dilation, (1,) * len(kernel), 1, 0)  # one row: the offsets
+    shape = np.array(a.shape[:2] + (1,) * (5 - a.ndim) + a.shape[2:], dtype=np.int64)
+    lo = _as3(tuple(p for p, _ in pads), 0)
+    return np.ascontiguousarray(a, dtype=np.float32), shape, lo, offs, full, _as3(full, 1)
+
+
+def depthwise(
+    a: np.ndarray,
+    w: np.ndarray,
+    pads: _args.Pairs,
+    mode: str,
+    kernel: tuple[int, ...],
+    dilation: tuple[int, ...],
+    ratio: int,
+) -> np.ndarray:
+    """Stride-1 depthwise convolution of a (N, C, *in) with w (C_out, J, *kernel): output
+    channel o reads input channels (o // ratio) * J + j (see :func:`depthwise_planes`);
+    returns (N, C_out, *out) float32."""
+    a, shape, lo, offs, full, q3 = _dw_geometry(a, pads, mode, kernel, dilation)
+    n, c_out = a.shape[0], w.shape[0]
+    out = out_size(full, kernel, dilation, (1,) * len(kernel))
     plane = _args.prod(out)
     y = np.empty((n, c_out) + out, dtype=np.float32)
-    offs = _entries(src.padded, kernel, dilation, (1,) * len(kernel), 1, src.length)  # row 0: the offsets
-    plan, ptr = _store_plan(src.padded, out, n, c_out * plane)
+    plan, ptr = _store_plan(full, out, 1, 0)
     wt = np.ascontiguousarray(w.reshape(c_out, w.shape[1], -1), dtype=np.float32)
-    ents = offs + src.margin if src.margin else offs
-    depthwise_wide(src.base, src.length, wt, ents, ratio, src.q_len, plan, ptr, plane, y.ravel())
+    depthwise_planes(a.ravel(), shape, lo, q3, wt, offs, ratio, plan, ptr, plane, y.ravel())
     return y
 
 
 def depthwise_weight_grad(
-    src: Wide, dy: np.ndarray, kernel: tuple[int, ...], dilation: tuple[int, ...], ratio: int
+    a: np.ndarray,
+    dy: np.ndarray,
+    pads: _args.Pairs,
+    mode: str,
+    kernel: tuple[int, ...],
+    dilation: tuple[int, ...],
+    ratio: int,
 ) -> np.ndarray:
-    """dw (C_out, 1, *kernel) of :func:`depthwise` (J = 1), given dy (N, C_out, *out)."""
+    """dw (C_out, 1, *kernel) of :func:`depthwise` (J = 1), given its input and dy."""
+    a, shape, lo, offs, _, q3 = _dw_geometry(a, pads, mode, kernel, dilation)
     c_out = dy.shape[1]
-    pads = tuple((0, p - o) for p, o in zip(src.padded, dy.shape[2:], strict=True))
-    dyw = Wide(dy, pads, "constant", src.length - src.q_len, scratch=True)
-    offs = _entries(src.padded, kernel, dilation, (1,) * len(kernel), 1, src.length)
     taps = offs.size
     ntb = -(-taps // DW_TAPS)
     offs3 = np.zeros(ntb * DW_TAPS, dtype=np.int64)
     offs3[:taps] = offs
     acc = np.empty((c_out, ntb, DW_TAPS, 16), dtype=np.float32)
-    q_len = -(-src.q_len // 16) * 16  # whole vectors: dyw is zero past the outputs
-    depthwise_grad_wide(src.buf.ravel(), src.length, dyw.buf.ravel(), dyw.length, offs3, ratio, q_len, acc)
+    dy = np.ascontiguousarray(dy, dtype=np.float32)
+    depthwise_planes_grad(a.ravel(), shape, lo, q3, dy.ravel(), _as3(dy.shape[2:], 1), offs3, ratio, acc)
     dw = acc.sum(axis=3, dtype=np.float32).reshape(c_out, -1)[:, :taps]
     return np.ascontiguousarray(dw).reshape((c_out, 1) + kernel)

@@ -54,6 +54,7 @@ class ConvCtx:
     xp: np.ndarray | None = None  # compiled path: the (border-)padded input, zero padding implicit
     lo: tuple[int, ...] = ()  # compiled path: zero padding the kernels still apply
     wide: Any = None  # direct path: the padded input as a convpool._direct.Wide
+    stencil: bool = False  # direct depthwise path: xp is the input, padded in the kernels
 
 
 def _check_weight(x: np.ndarray, weight: Any, bias: Any, nd: int, groups: Any) -> tuple[np.ndarray, np.ndarray | None]:
@@ -145,7 +146,9 @@ def _backward(dy: Any, ctx: ConvCtx, input_grad: bool) -> tuple[np.ndarray | Non
     if ctx.unbatched:
         dy = dy[None]
     db = _bias_grad(dy).astype(ctx.w_dtype, copy=False) if ctx.has_bias else None
-    if ctx.wide is not None:
+    if ctx.stencil:
+        dx, dw = _stencil_backward(dy, ctx, input_grad)
+    elif ctx.wide is not None:
         dx, dw = _direct_backward(dy, ctx, input_grad)
     elif ctx.cols is None:
         dx, dw = _fast_backward(dy, ctx)
@@ -265,8 +268,10 @@ def _fast_forward(
     nd = g.nd
     n, c = xb.shape[:2]
     c_out, cg = weight.shape[0], c // groups
-    if _use_direct(xb, g, cg, groups) or _use_direct_depthwise(xb, g, cg, groups):
-        return _direct_forward(xb, weight, g, groups, mode, unbatched)  # before any padding: it pads itself
+    if _use_direct(xb, g, cg, groups):  # before any padding: the direct layout pads itself
+        return _direct_forward(xb, weight, g, groups, mode, unbatched)
+    if _use_direct_depthwise(xb, g, cg, groups):
+        return _stencil_forward(xb, weight, g, groups, mode, unbatched)
     if mode == "constant":
         xp, lo = xb, tuple(a for a, _ in g.pads)
     else:
@@ -322,7 +327,7 @@ def _use_direct(xb: np.ndarray, g: Geometry, cg: int, groups: int) -> bool:
 
 def _use_direct_depthwise(xb: np.ndarray, g: Geometry, cg: int, groups: int) -> bool:
     """Depthwise (one input channel per group), float32, stride 1: the SIMD stencil
-    (:func:`convpool._direct.depthwise`), one output channel per block."""
+    (:func:`convpool._direct.depthwise`), one (image, channel) plane per job."""
     return (
         _kernels.DIRECT
         and xb.dtype == np.float32
@@ -333,8 +338,40 @@ def _use_direct_depthwise(xb: np.ndarray, g: Geometry, cg: int, groups: int) -> 
     )
 
 
-def _depthwise(ctx: ConvCtx) -> bool:
-    return ctx.x_shape[1] // ctx.groups == 1 and ctx.groups > 1
+def _stencil_forward(
+    xb: np.ndarray, weight: np.ndarray, g: Geometry, groups: int, mode: str, unbatched: bool
+) -> tuple[np.ndarray, ConvCtx]:
+    from .. import _direct
+
+    c_out = weight.shape[0]
+    w = weight.astype(np.float32, copy=False).reshape(groups, c_out // groups, -1)
+    y = _direct.depthwise(xb, weight, g.pads, mode, g.kernel, g.dilation, ratio=c_out // groups)
+    ctx = ConvCtx(
+        g, groups, mode, None, w, xb.shape, weight.shape, weight.dtype, False, unbatched, y.shape, xp=xb, stencil=True
+    )
+    return y, ctx
+
+
+def _stencil_backward(dy: np.ndarray, ctx: ConvCtx, input_grad: bool) -> tuple[np.ndarray | None, np.ndarray]:
+    """Weight gradient: each channel's plane products, three taps per pass.  Input
+    gradient: the same stencil on the output gradient padded by (reach - lo, reach - hi),
+    taps flipped, summed over each input channel's outputs."""
+    from .. import _direct
+
+    g, xb = ctx.geom, ctx.xp
+    assert xb is not None
+    c, co = ctx.x_shape[1], ctx.w_shape[0] // ctx.groups
+    dw = _direct.depthwise_weight_grad(xb, dy, g.pads, ctx.mode, g.kernel, g.dilation, co)
+    dw = dw.astype(ctx.w_dtype, copy=False)
+    if not input_grad:
+        return None, dw
+    reach = tuple(d * (k - 1) for k, d in zip(g.kernel, g.dilation, strict=True))
+    exact = ctx.mode == "constant" and all(r >= lo and r >= hi for r, (lo, hi) in zip(reach, g.pads, strict=True))
+    dpads = tuple((r - lo, r - hi) if exact else (r, r) for r, (lo, hi) in zip(reach, g.pads, strict=True))
+    wf = np.flip(ctx.w.reshape(c, co, -1), axis=-1)  # (C_in, multiplier, taps), taps reversed
+    wf = np.ascontiguousarray(wf).reshape((c, co) + g.kernel)
+    dx = _direct.depthwise(dy, wf, dpads, "constant", g.kernel, g.dilation, ratio=1)
+    return (dx if exact else pad_backward(dx, g.pads, ctx.mode)), dw
 
 
 def _direct_forward(
@@ -348,10 +385,7 @@ def _direct_forward(
     plane = _direct.phase_plane(g.padded, g.stride)
     reach = _direct.reach(plane, g.kernel, g.dilation, g.stride)
     src = _direct.Wide(xb, g.pads, mode, reach, stride=g.stride)
-    if c // groups == 1 and groups > 1:  # depthwise: output o reads input o // multiplier
-        y = _direct.depthwise(src, weight, g.kernel, g.dilation, n, ratio=c_out // groups)
-    else:
-        y = _direct.convolve(src, w.reshape(groups, c_out // groups, c // groups, -1), g.kernel, g.dilation, n)
+    y = _direct.convolve(src, w.reshape(groups, c_out // groups, c // groups, -1), g.kernel, g.dilation, n)
     assert y.shape[2:] == g.out
     ctx = ConvCtx(g, groups, mode, None, w, xb.shape, weight.shape, weight.dtype, False, unbatched, y.shape, wide=src)
     return y, ctx
@@ -375,14 +409,6 @@ def _direct_backward(dy: np.ndarray, ctx: ConvCtx, input_grad: bool = True) -> t
     else:  # the padded input's gradient, folded back by the padding's adjoint
         dpads = tuple((r, r) for r in reach)
     dpadded = tuple(o + lo + hi for o, (lo, hi) in zip(g.out, dpads, strict=True))
-    if _depthwise(ctx):  # channel by channel: dx[c] = sum over its co outputs, flipped taps
-        dw = _direct.depthwise_weight_grad(src, dy, g.kernel, g.dilation, co).astype(ctx.w_dtype, copy=False)
-        if not input_grad:
-            return None, dw
-        dsrc = _direct.Wide(dy, dpads, "constant", _direct.reach(dpadded, g.kernel, g.dilation), scratch=True)
-        wf = np.flip(ctx.w.reshape(c, co, -1), axis=-1)  # (C_in, multiplier, taps), taps reversed
-        dx = _direct.depthwise(dsrc, np.ascontiguousarray(wf).reshape((c, co) + g.kernel), g.kernel, g.dilation, n, 1)
-        return (dx if exact else pad_backward(dx, g.pads, ctx.mode)), dw
     # a 'same'-size conv (lo + hi == reach): dy padded for the input gradient has the
     # plane of the weight gradient's layout, so one copy of dy serves both
     shared = input_grad and exact and all(s == 1 for s in g.stride) and dpadded == src.padded
