@@ -319,9 +319,9 @@ def _direct_pointwise(x: np.ndarray) -> bool:
 
 
 def _use_direct(xb: np.ndarray, g: Geometry, cg: int, groups: int) -> bool:
-    """The direct SIMD kernels (:mod:`convpool._direct`): float32, not depthwise (that has
-    its own loop) and a real window (a 1x1 conv is one matrix product, which BLAS does
-    better).  Strided convs too: the input is split into its stride phases."""
+    """The direct SIMD kernels (:mod:`convpool._direct`) on the wide layout: float32, not
+    depthwise (that has its own stencil) and a real window (a 1x1 conv reads its input in
+    place instead).  Strided convs too: the input is split into its stride phases."""
     return _kernels.DIRECT and xb.dtype == np.float32 and (cg > 1 or groups == 1) and _args.prod(g.kernel) > 1
 
 
@@ -336,6 +336,18 @@ def _use_direct_depthwise(xb: np.ndarray, g: Geometry, cg: int, groups: int) -> 
         and all(s == 1 for s in g.stride)
         and _args.prod(g.kernel) > 1
     )
+
+
+def _input_grad_padding(g: Geometry, mode: str) -> tuple[bool, _args.Pairs]:
+    """How to pad the output gradient so that a stride-1 convolution with the flipped
+    weights gives the input gradient: by (reach - lo, reach - hi), the result then being
+    the input's gradient itself (``exact``: zero padding no wider than the reach); else by
+    (reach, reach), the result being the padded input's, to fold back with the padding's
+    adjoint."""
+    reach = tuple(d * (k - 1) for k, d in zip(g.kernel, g.dilation, strict=True))
+    exact = mode == "constant" and all(r >= lo and r >= hi for r, (lo, hi) in zip(reach, g.pads, strict=True))
+    dpads = tuple((r - lo, r - hi) if exact else (r, r) for r, (lo, hi) in zip(reach, g.pads, strict=True))
+    return exact, dpads
 
 
 def _stencil_forward(
@@ -365,9 +377,7 @@ def _stencil_backward(dy: np.ndarray, ctx: ConvCtx, input_grad: bool) -> tuple[n
     dw = dw.astype(ctx.w_dtype, copy=False)
     if not input_grad:
         return None, dw
-    reach = tuple(d * (k - 1) for k, d in zip(g.kernel, g.dilation, strict=True))
-    exact = ctx.mode == "constant" and all(r >= lo and r >= hi for r, (lo, hi) in zip(reach, g.pads, strict=True))
-    dpads = tuple((r - lo, r - hi) if exact else (r, r) for r, (lo, hi) in zip(reach, g.pads, strict=True))
+    exact, dpads = _input_grad_padding(g, ctx.mode)
     wf = np.flip(ctx.w.reshape(c, co, -1), axis=-1)  # (C_in, multiplier, taps), taps reversed
     wf = np.ascontiguousarray(wf).reshape((c, co) + g.kernel)
     dx = _direct.depthwise(dy, wf, dpads, "constant", g.kernel, g.dilation, ratio=1)
@@ -402,12 +412,7 @@ def _direct_backward(dy: np.ndarray, ctx: ConvCtx, input_grad: bool = True) -> t
     n, c = ctx.x_shape[:2]
     co = ctx.w_shape[0] // groups
     w4 = ctx.w.reshape(groups, co, c // groups, -1)
-    reach = tuple(d * (k - 1) for k, d in zip(g.kernel, g.dilation, strict=True))
-    exact = ctx.mode == "constant" and all(r >= lo and r >= hi for r, (lo, hi) in zip(reach, g.pads, strict=True))
-    if exact:  # the result is the input's gradient itself, no border to fold back
-        dpads = tuple((r - lo, r - hi) for r, (lo, hi) in zip(reach, g.pads, strict=True))
-    else:  # the padded input's gradient, folded back by the padding's adjoint
-        dpads = tuple((r, r) for r in reach)
+    exact, dpads = _input_grad_padding(g, ctx.mode)
     dpadded = tuple(o + lo + hi for o, (lo, hi) in zip(g.out, dpads, strict=True))
     # a 'same'-size conv (lo + hi == reach): dy padded for the input gradient has the
     # plane of the weight gradient's layout, so one copy of dy serves both
