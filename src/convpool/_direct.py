@@ -42,6 +42,7 @@ import numpy as np
 from numba import njit, prange
 
 from . import _args, _kernels
+from ._kernels import _span
 from ._simd import vbroadcast, vfma, vload, vload_even, vload_lanes, vstore, vstore_lanes, vzero
 from .windows import pad
 
@@ -230,6 +231,22 @@ def weight_grad_wide(src, gstride, dyw, ld, ents3, groups, nb, q_len, parts, acc
 
 
 @njit(inline="always")
+def _copy_row(a, start, d2, l2, q2, buf, row):
+    """buf[row : row + q2] = l2 zeros, a[start : start + d2], zeros: in 16-lane vectors,
+    the last one masked (slices cost ~10 ns of set-up each, and these rows are short)."""
+    for w in range(l2):
+        buf[row + w] = 0.0
+    full = d2 - d2 % 16
+    for w in range(0, full, 16):
+        vstore(buf, row + l2 + w, vload(a, start + w))
+    if full < d2:
+        m = d2 - full
+        vstore_lanes(buf, row + l2 + full, vload_lanes(a, start + full, 0, m), 0, m)
+    for w in range(l2 + d2, q2):
+        buf[row + w] = 0.0
+
+
+@njit(inline="always")
 def _pad_plane(a, src, d0, d1, d2, l0, l1, l2, q0, q1, q2, buf, dst, length):
     """buf[dst : dst + length] = the plane of ``a`` at ``src`` (d0 x d1 x d2), zero-padded
     to q0 x q1 x q2 with (l0, l1, l2) zeros before, then zeros to ``length``."""
@@ -239,17 +256,7 @@ def _pad_plane(a, src, d0, d1, d2, l0, l1, l2, q0, q1, q2, buf, dst, length):
             v = h - l1
             row = dst + (z * q1 + h) * q2
             if 0 <= u < d0 and 0 <= v < d1:
-                start = src + (u * d1 + v) * d2
-                for w in range(l2):
-                    buf[row + w] = 0.0
-                full = d2 - d2 % 16
-                for w in range(0, full, 16):
-                    vstore(buf, row + l2 + w, vload(a, start + w))
-                if full < d2:
-                    m = d2 - full
-                    vstore_lanes(buf, row + l2 + full, vload_lanes(a, start + full, 0, m), 0, m)
-                for w in range(l2 + d2, q2):
-                    buf[row + w] = 0.0
+                _copy_row(a, src + (u * d1 + v) * d2, d2, l2, q2, buf, row)
             else:
                 for w in range(q2):
                     buf[row + w] = 0.0
@@ -304,10 +311,11 @@ def depthwise_planes_grad(x, shape, lo, q, dy, out3, offs3, ratio, acc):
     """Per-lane partial sums of dw[o, t] = sum_{n, i} dy[n, o, i] * xp[n, o // ratio][i + off[t]]
     (xp as in :func:`depthwise_planes`): one output channel per job, image by image, three
     taps per pass over a plane held in cache.  dy: flat (N, C_out, *out3); offs3: offsets
-    padded to a multiple of 3 with 0 (dropped after); acc: (C_out, ntb, 3, 16)."""
+    padded to a multiple of 3 with 0 (dropped after); acc: (C_out, ntb * 3 * 16), taps by
+    lanes."""
     n_img, n_ch, d0, d1, d2 = shape[0], shape[1], shape[2], shape[3], shape[4]
     q0, q1, q2 = q[0], q[1], q[2]
-    c_out, ntb = acc.shape[0], acc.shape[1]
+    c_out, ntb = acc.shape[0], offs3.shape[0] // 3
     plane = q0 * q1 * q2
     out_plane = out3[0] * out3[1] * out3[2]
     nv = (plane + 15) // 16 * 16
@@ -335,8 +343,7 @@ def depthwise_planes_grad(x, shape, lo, q, dy, out3, offs3, ratio, acc):
                 vstore(sums, tb * 48, a0)
                 vstore(sums, tb * 48 + 16, a1)
                 vstore(sums, tb * 48 + 32, a2)
-        for k in range(ntb * 3 * 16):
-            acc[o, k // 48, k // 16 % 3, k % 16] = sums[k]
+        acc[o, :] = sums
 
 
 @njit(parallel=True, fastmath=True, cache=True)
@@ -377,8 +384,7 @@ def to_wide(a, shape, lo, q, st, rows, length, buf):
         # strided rows: columns w*s2 + r2 - lo2 inside the row are w in [w_lo, w_hi) (found
         # once per job: two floor divisions per row cost more than a short row's copy)
         off = r2 - lo[2]
-        w_lo = min(q2, max(0, (-off + s2 - 1) // s2))
-        w_hi = max(w_lo, min(q2, (d2 - 1 - off) // s2 + 1))
+        w_lo, w_hi = _span(q2, s2, off, d2)
         for z in range(q0):
             u = z * s0 + r0 - lo[0]
             for h in range(q1):
@@ -391,18 +397,8 @@ def to_wide(a, shape, lo, q, st, rows, length, buf):
                         buf[row : row + l2] = 0.0
                         buf[row + l2 : row + l2 + d2] = a[start : start + d2]
                         buf[row + l2 + d2 : row + q2] = 0.0
-                    elif s2 == 1:  # a short row: vectors (the last one masked), zeros around
-                        l2 = lo[2]
-                        for w in range(l2):
-                            buf[row + w] = 0.0
-                        full = d2 - d2 % 16
-                        for w in range(0, full, 16):
-                            vstore(buf, row + l2 + w, vload(a, start + w))
-                        if full < d2:
-                            m = d2 - full
-                            vstore_lanes(buf, row + l2 + full, vload_lanes(a, start + full, 0, m), 0, m)
-                        for w in range(l2 + d2, q2):
-                            buf[row + w] = 0.0
+                    elif s2 == 1:  # a short row: vectors
+                        _copy_row(a, start, d2, lo[2], q2, buf, row)
                     else:  # every s2-th element from r2 - lo2 on
                         for w in range(w_lo):  # loops, not slices: a slice costs ~10 ns here
                             buf[row + w] = 0.0
@@ -825,8 +821,8 @@ def depthwise_weight_grad(
     ntb = -(-taps // DW_TAPS)
     offs3 = np.zeros(ntb * DW_TAPS, dtype=np.int64)
     offs3[:taps] = offs
-    acc = np.empty((c_out, ntb, DW_TAPS, 16), dtype=np.float32)
+    acc = np.empty((c_out, ntb * DW_TAPS * 16), dtype=np.float32)
     dy = np.ascontiguousarray(dy, dtype=np.float32)
     depthwise_planes_grad(a.ravel(), shape, lo, q3, dy.ravel(), _as3(dy.shape[2:], 1), offs3, ratio, acc)
-    dw = acc.sum(axis=3, dtype=np.float32).reshape(c_out, -1)[:, :taps]
+    dw = acc.reshape(c_out, -1, 16).sum(axis=2, dtype=np.float32)[:, :taps]
     return np.ascontiguousarray(dw).reshape((c_out, 1) + kernel)

@@ -72,6 +72,15 @@ def enabled() -> bool:
     return AVAILABLE and not os.environ.get("CONVPOOL_PURE_NUMPY")
 
 
+PARALLEL_MIN = 1 << 14  # elements: below this a compiled parallel pass costs more than NumPy's
+
+
+def worth_parallel(x: np.ndarray) -> bool:
+    """Whether an elementwise or per-plane pass over ``x`` should run compiled: kernels
+    on, a float dtype they are built for, and enough elements to pay for the threads."""
+    return enabled() and x.dtype in (np.float32, np.float64) and x.size >= PARALLEL_MIN
+
+
 def num_threads() -> int:
     """Worker threads the compiled kernels use."""
     return int(numba.get_num_threads()) if AVAILABLE else 1

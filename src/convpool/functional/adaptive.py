@@ -72,17 +72,13 @@ class AdaptiveCtx:
     flat: np.ndarray | None = None
 
 
-def _global_kernels(x: np.ndarray) -> bool:
-    return _kernels.enabled() and x.dtype in (np.float32, np.float64) and x.size >= 1 << 14
-
-
 def adaptive_avg_pool_forward(x: Any, nd: int, output_size: Any) -> tuple[np.ndarray, AdaptiveCtx]:
     xb, unbatched = batched(x, nd)
     out = _output_size(output_size, xb.shape[2:])
     if all(o == 1 for o in out):  # global average pooling: one mean over the flattened plane
         plane = _args.prod(xb.shape[2:])
         flat = np.ascontiguousarray(xb).reshape(-1, plane)
-        if _global_kernels(xb):  # one parallel pass
+        if _kernels.worth_parallel(xb):  # one parallel pass
             y = np.empty(xb.shape[:2] + (1,) * nd, dtype=xb.dtype)
             _kernels.plane_sum(flat, y.ravel())
             y /= plane
@@ -104,7 +100,7 @@ def adaptive_avg_pool_backward(dy: Any, ctx: AdaptiveCtx) -> np.ndarray:
     g = dy[None] if ctx.unbatched else dy
     if ctx.mats is None:  # global: every input element gets dy / plane
         gx = np.empty(ctx.in_shape, dtype=ctx.dtype)
-        if _global_kernels(gx):  # one parallel fill
+        if _kernels.worth_parallel(gx):  # one parallel fill
             _kernels.plane_fill(np.ascontiguousarray(g).ravel(), gx.reshape(g.size, -1))
         else:
             gx[...] = g / _args.prod(ctx.in_shape[2:])

@@ -162,7 +162,7 @@ def _backward(dy: Any, ctx: ConvCtx, input_grad: bool) -> tuple[np.ndarray | Non
 def _bias_grad(dy: np.ndarray) -> np.ndarray:
     """Sum of dy (N, C, *spatial) over all but the channel axis."""
     n, c = dy.shape[:2]
-    if _kernels.enabled() and dy.dtype in (np.float32, np.float64) and dy.size >= 1 << 14:
+    if _kernels.worth_parallel(dy):
         sums = np.empty(n * c, dtype=dy.dtype)
         _kernels.plane_sum(np.ascontiguousarray(dy).reshape(n * c, -1), sums)  # one parallel pass
         return sums.reshape(n, c).sum(axis=0)
@@ -187,9 +187,10 @@ def _reference_backward(dy: np.ndarray, ctx: ConvCtx) -> tuple[np.ndarray, np.nd
 # --- compiled path -------------------------------------------------------------------
 #
 # Which kernel runs (float32 / float64 as the input):
-#   float32, window > 1x1, not depthwise  -> convpool._direct (SIMD, any stride)
+#   float32, window > 1x1, not depthwise  -> convpool._direct wide layout (SIMD, any stride)
+#   float32 depthwise, stride 1           -> convpool._direct.depthwise (SIMD plane stencil)
 #   float32 1x1, stride 1, no padding     -> convpool._direct.pointwise (SIMD, in place)
-#   depthwise (one input channel per group) -> _kernels.depthwise_*
+#   other depthwise (float64, strided)    -> _kernels.depthwise_*
 #   otherwise (float64)                   -> im2col + BLAS, chunked; 1x1: one matmul
 
 COLS_BUDGET = 32 * 2**20  # bytes of im2col columns per chunk: memory stays bounded
@@ -268,9 +269,10 @@ def _fast_forward(
     nd = g.nd
     n, c = xb.shape[:2]
     c_out, cg = weight.shape[0], c // groups
-    if _use_direct(xb, g, cg, groups):  # before any padding: the direct layout pads itself
+    kind = _direct_kind(xb, g, cg, groups)  # decided before any padding: these kernels pad
+    if kind == "wide":
         return _direct_forward(xb, weight, g, groups, mode, unbatched)
-    if _use_direct_depthwise(xb, g, cg, groups):
+    if kind == "stencil":
         return _stencil_forward(xb, weight, g, groups, mode, unbatched)
     if mode == "constant":
         xp, lo = xb, tuple(a for a, _ in g.pads)
@@ -318,24 +320,17 @@ def _direct_pointwise(x: np.ndarray) -> bool:
     return _kernels.DIRECT and x.dtype == np.float32
 
 
-def _use_direct(xb: np.ndarray, g: Geometry, cg: int, groups: int) -> bool:
-    """The direct SIMD kernels (:mod:`convpool._direct`) on the wide layout: float32, not
-    depthwise (that has its own stencil) and a real window (a 1x1 conv reads its input in
-    place instead).  Strided convs too: the input is split into its stride phases."""
-    return _kernels.DIRECT and xb.dtype == np.float32 and (cg > 1 or groups == 1) and _args.prod(g.kernel) > 1
-
-
-def _use_direct_depthwise(xb: np.ndarray, g: Geometry, cg: int, groups: int) -> bool:
-    """Depthwise (one input channel per group), float32, stride 1: the SIMD stencil
-    (:func:`convpool._direct.depthwise`), one (image, channel) plane per job."""
-    return (
-        _kernels.DIRECT
-        and xb.dtype == np.float32
-        and cg == 1
-        and groups > 1
-        and all(s == 1 for s in g.stride)
-        and _args.prod(g.kernel) > 1
-    )
+def _direct_kind(xb: np.ndarray, g: Geometry, cg: int, groups: int) -> str | None:
+    """Which SIMD kernels of :mod:`convpool._direct` take a float32 conv with a real
+    window (a 1x1 conv reads its input in place instead): "wide" - the wide layout, any
+    stride, the input split into its stride phases when strided; "stencil" - depthwise
+    (one input channel per group) with stride 1, one (image, channel) plane per job;
+    None - strided depthwise, float64, or no SIMD kernels: the compiled loops."""
+    if not (_kernels.DIRECT and xb.dtype == np.float32 and _args.prod(g.kernel) > 1):
+        return None
+    if cg > 1 or groups == 1:
+        return "wide"
+    return "stencil" if all(s == 1 for s in g.stride) else None
 
 
 def _input_grad_padding(g: Geometry, mode: str) -> tuple[bool, _args.Pairs]:

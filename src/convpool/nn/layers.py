@@ -76,9 +76,6 @@ def _grad(g: Any, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
     return g.astype(dtype, copy=False)
 
 
-_PARALLEL_MIN = 1 << 14  # elements: below this a compiled parallel loop costs more than NumPy
-
-
 class _Elementwise(Module):
     """An activation: ``y = f(x)``, ``dx = dy * f'(x)`` from what forward kept."""
 
@@ -106,7 +103,7 @@ class ReLU(_Elementwise):
 
     def forward(self, x: Any) -> np.ndarray:
         x = _args.check_array(x)
-        if _kernels.enabled() and x.dtype in (np.float32, np.float64) and x.size >= _PARALLEL_MIN:
+        if _kernels.worth_parallel(x):
             y = np.empty_like(x, order="C")
             _kernels.relu_forward(np.ascontiguousarray(x).ravel(), y.ravel())
         else:
@@ -117,7 +114,7 @@ class ReLU(_Elementwise):
     def backward(self, grad_output: Any) -> np.ndarray:
         y = self._need_ctx(self._saved)
         g = _grad(grad_output, y.shape, y.dtype)
-        if _kernels.enabled() and y.dtype in (np.float32, np.float64) and y.size >= _PARALLEL_MIN:
+        if _kernels.worth_parallel(y):
             dx = np.empty_like(y, order="C")
             _kernels.relu_backward(np.ascontiguousarray(g).ravel(), y.ravel(), dx.ravel())
             return dx
