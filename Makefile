@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 ONE_THREAD := OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 NUMBA_NUM_THREADS=1
 
-.PHONY: install demo test check format bench clean
+.PHONY: install demo test check format bench fuzz clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,12 +24,26 @@ check: $(STAMP)
 	$(VENV)/bin/ruff format --check src tests
 	$(VENV)/bin/mypy
 
+# the oracle, regression and fuzz tests: run again on the pure-NumPy backend and with
+# numba's bounds checking
+ORACLE_TESTS := tests/test_conv_oracle.py tests/test_pool_oracle.py tests/test_gradcheck.py tests/test_modules.py \
+	$(wildcard tests/test_regressions_*.py) tests/test_fuzz.py
+FUZZ_SECONDS ?= 600
+
 test: check
 	# one BLAS/numba thread per worker: two workers on two cores, no oversubscription
 	$(ONE_THREAD) $(PY) -m pytest -q -n 2 -p no:cacheprovider
 	# the pure-NumPy reference path (no compiled kernels) against the same oracles
-	CONVPOOL_PURE_NUMPY=1 $(ONE_THREAD) $(PY) -m pytest -q -n 2 -p no:cacheprovider \
-		tests/test_conv_oracle.py tests/test_pool_oracle.py tests/test_gradcheck.py tests/test_modules.py
+	CONVPOOL_PURE_NUMPY=1 $(ONE_THREAD) $(PY) -m pytest -q -n 2 -p no:cacheprovider $(ORACLE_TESTS)
+	# the compiled kernels with bounds checking on: an index outside an array raises
+	# instead of reading or writing memory; a cache of its own (numba's cache key
+	# does not include the bounds-check setting)
+	NUMBA_BOUNDSCHECK=1 NUMBA_CACHE_DIR=$(VENV)/numba-boundscheck $(ONE_THREAD) \
+		$(PY) -m pytest -q -n 2 -p no:cacheprovider $(ORACLE_TESTS) tests/test_direct.py
+
+# differential fuzzing against PyTorch, both backends, for FUZZ_SECONDS (default 600)
+fuzz: $(STAMP)
+	$(ONE_THREAD) $(PY) -W ignore::RuntimeWarning tests/fuzz.py --seconds $(FUZZ_SECONDS)
 
 format: $(STAMP)
 	$(VENV)/bin/ruff format src tests

@@ -7,6 +7,16 @@ prefer_fast_blas()  # before NumPy loads: AVX-512 BLAS kernels where OpenBLAS mi
 # ruff: noqa: E402
 from . import functional, nn
 from ._random import manual_seed
+from .config import available_backends, backend, get_backend, set_backend
 
 __version__ = "0.1.0"
-__all__ = ["__version__", "functional", "manual_seed", "nn"]
+__all__ = [
+    "__version__",
+    "available_backends",
+    "backend",
+    "functional",
+    "get_backend",
+    "manual_seed",
+    "nn",
+    "set_backend",
+]

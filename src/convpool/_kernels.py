@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from . import config
+
 try:  # numba is optional: without it everything runs on the NumPy reference path
     if os.environ.get("CONVPOOL_PURE_NUMPY"):
         raise ImportError
@@ -69,7 +71,8 @@ if AVAILABLE:
 
 
 def enabled() -> bool:
-    return AVAILABLE and not os.environ.get("CONVPOOL_PURE_NUMPY")
+    """Whether the compiled kernels run (numba loaded and the backend is "compiled")."""
+    return AVAILABLE and config.get_backend() == "compiled"
 
 
 PARALLEL_MIN = 1 << 14  # elements: below this a compiled parallel pass costs more than NumPy's
@@ -623,8 +626,10 @@ if AVAILABLE:
 
     @njit(cache=True, inline="always")
     def _span(o2, s2, w0, n2):
-        """Output columns ``cc`` with ``0 <= cc*s2 + w0 < n2``: [start, end)."""
-        start = max(0, (-w0 + s2 - 1) // s2)
+        """Output columns ``cc`` in ``[0, o2)`` with ``0 <= cc*s2 + w0 < n2``: [start, end),
+        both within ``[0, o2]`` (a tap whose reads all fall in the left padding has
+        start == end == o2, not a start past the row)."""
+        start = min(o2, max(0, (-w0 + s2 - 1) // s2))
         end = min(o2, (n2 - 1 - w0) // s2 + 1)
         return start, max(start, end)
 

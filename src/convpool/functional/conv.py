@@ -35,7 +35,9 @@ import numpy as np
 
 from .. import _args, _kernels
 from ..windows import pad, pad_backward, scatter_add, window_view
+from . import _trim
 from ._common import Geometry, batched, check_grad, make_geometry
+from ._trim import Trim
 
 
 @dataclass
@@ -99,7 +101,15 @@ def conv_forward(
     weight, bias = _check_weight(xb, weight, bias, nd, groups)
     mode = _args.check_padding_mode(padding_mode)
     g = make_geometry(xb.shape[2:], nd, weight.shape[2:], stride, padding, dilation)
-    if _kernels.enabled() and xb.dtype in (np.float32, np.float64) and xb.size > 0:
+    trim = _trim.plan(g) if mode == "constant" else None
+    y: np.ndarray
+    ctx: ConvCtx | TrimmedCtx
+    if trim is not None:
+        y, ctx = _trimmed_forward(xb, weight, g, trim, groups, unbatched)
+    elif xb.size == 0 or weight.size == 0:  # nothing to compute: an empty batch or no channels
+        y = np.zeros((xb.shape[0], weight.shape[0]) + g.out, dtype=xb.dtype)
+        ctx = TrimmedCtx(None, Trim(empty=True), xb.shape, xb.dtype, weight.shape, weight.dtype, unbatched, y.shape)
+    elif _kernels.enabled() and xb.dtype in (np.float32, np.float64):
         y, ctx = _fast_forward(xb, weight, g, groups, mode, unbatched)
     else:
         y, ctx = _reference_forward(xb, weight, g, groups, mode, unbatched)
@@ -127,6 +137,61 @@ def _reference_forward(
     return y, ConvCtx(g, groups, mode, cols, w, xb.shape, weight.shape, weight.dtype, False, unbatched, y.shape)
 
 
+@dataclass
+class TrimmedCtx:
+    """A convolution computed as a trimmed sub-problem (:mod:`._trim`), or one with
+    nothing to compute (``sub`` None: an empty input, no channels, or no window that
+    reads the input)."""
+
+    sub: ConvCtx | TrimmedCtx | None
+    trim: Trim
+    x_shape: tuple[int, ...]
+    dtype: np.dtype  # the input's, in which it computes
+    w_shape: tuple[int, ...]
+    w_dtype: np.dtype
+    unbatched: bool
+    y_shape: tuple[int, ...]
+    has_bias: bool = False
+
+
+def _trimmed_forward(
+    xb: np.ndarray, weight: np.ndarray, g: Geometry, trim: Trim, groups: int, unbatched: bool
+) -> tuple[np.ndarray, TrimmedCtx]:
+    """Run the sub-problem that reads the input and place it in a zero output."""
+    shape = (xb.shape[0], weight.shape[0]) + g.out
+    sub = None
+    if trim.empty:
+        y = np.zeros(shape, dtype=xb.dtype)
+    else:
+        x_sub = xb[(Ellipsis, *trim.in_slices)]
+        w_sub = weight[(Ellipsis, *trim.tap_slices)]
+        y_sub, sub = conv_forward(x_sub, w_sub, None, trim.stride, trim.pads, trim.dilation, groups, nd=g.nd)
+        if trim.full(g):
+            y = y_sub
+        else:
+            y = np.zeros(shape, dtype=xb.dtype)
+            y[(Ellipsis, *trim.out_slices)] = y_sub
+    return y, TrimmedCtx(sub, trim, xb.shape, xb.dtype, weight.shape, weight.dtype, unbatched, shape)
+
+
+def _trimmed_backward(dy: np.ndarray, ctx: TrimmedCtx, input_grad: bool) -> tuple[np.ndarray | None, np.ndarray]:
+    trim = ctx.trim
+    if ctx.sub is None:
+        dx = np.zeros(ctx.x_shape, dtype=ctx.dtype) if input_grad else None
+        return dx, np.zeros(ctx.w_shape, dtype=ctx.w_dtype)
+    dy_sub = np.ascontiguousarray(dy[(Ellipsis, *trim.out_slices)])
+    dx_sub, dw_sub, _ = _backward(dy_sub, ctx.sub, input_grad)
+    dw = np.zeros(ctx.w_shape, dtype=ctx.w_dtype)
+    dw[(Ellipsis, *trim.tap_slices)] = dw_sub
+    if dx_sub is None:
+        return None, dw
+    if trim.full_input(ctx.x_shape):
+        return dx_sub, dw
+    dx = np.zeros(ctx.x_shape, dtype=ctx.dtype)
+    dx[(Ellipsis, *trim.in_slices)] = dx_sub
+    return dx, dw
+
+
 def conv_backward(dy: Any, ctx: ConvCtx) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Gradients ``(grad_input, grad_weight, grad_bias)`` (``grad_bias`` None without bias)."""
     dx, dw, db = _backward(dy, ctx, input_grad=True)
@@ -141,12 +206,17 @@ def conv_param_backward(dy: Any, ctx: ConvCtx) -> tuple[np.ndarray, np.ndarray |
     return dw, db
 
 
-def _backward(dy: Any, ctx: ConvCtx, input_grad: bool) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None]:
-    dy = check_grad(dy, ctx.y_shape[1:] if ctx.unbatched else ctx.y_shape, ctx.w.dtype)
+def _backward(
+    dy: Any, ctx: ConvCtx | TrimmedCtx, input_grad: bool
+) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None]:
+    dtype = ctx.dtype if isinstance(ctx, TrimmedCtx) else ctx.w.dtype
+    dy = check_grad(dy, ctx.y_shape[1:] if ctx.unbatched else ctx.y_shape, dtype)
     if ctx.unbatched:
         dy = dy[None]
     db = _bias_grad(dy).astype(ctx.w_dtype, copy=False) if ctx.has_bias else None
-    if ctx.stencil:
+    if isinstance(ctx, TrimmedCtx):
+        dx, dw = _trimmed_backward(dy, ctx, input_grad)
+    elif ctx.stencil:
         dx, dw = _stencil_backward(dy, ctx, input_grad)
     elif ctx.wide is not None:
         dx, dw = _direct_backward(dy, ctx, input_grad)
@@ -328,9 +398,23 @@ def _direct_kind(xb: np.ndarray, g: Geometry, cg: int, groups: int) -> str | Non
     None - strided depthwise, float64, or no SIMD kernels: the compiled loops."""
     if not (_kernels.DIRECT and xb.dtype == np.float32 and _args.prod(g.kernel) > 1):
         return None
+    if not _wide_fits(xb.shape[0], g):
+        return None
     if cg > 1 or groups == 1:
         return "wide"
     return "stencil" if all(s == 1 for s in g.stride) else None
+
+
+def _wide_fits(n: int, g: Geometry) -> bool:
+    """Whether the wide layout (each padded plane split into prod(stride) phase rows of
+    the batch, each row with room for a block's over-read) stays within about twice
+    the padded input: strides that are large against the input would make it mostly
+    row overhead (stride 1000 on a 2000x2000 image: a million rows per channel)."""
+    from .._direct import BLOCK_Q, phase_plane
+
+    phases = _args.prod(g.stride)
+    wide = phases * (n * _args.prod(phase_plane(g.padded, g.stride)) + 2 * BLOCK_Q)
+    return wide <= 2 * n * _args.prod(g.padded) + 4096
 
 
 def _input_grad_padding(g: Geometry, mode: str) -> tuple[bool, _args.Pairs]:

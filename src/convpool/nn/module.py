@@ -7,10 +7,14 @@
   parameter gradients only (a training step needs no gradient of the data).
 * ``state_dict()`` / ``load_state_dict()`` use PyTorch's key names
   (``"0.weight"``, ``"features.3.bias"``, ``"bn.running_mean"``...).
+* What a forward pass saves for its backward pass is kept per thread: threads
+  may share a module, each running ``y = m(x); m.backward(g)`` on its own data
+  (parameter gradients still accumulate into the one shared ``p.grad``).
 """
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -60,6 +64,24 @@ class Parameter:
         return f"Parameter(shape={self.shape}, dtype={self.dtype})"
 
 
+class _PerThread:
+    """A module attribute that a forward pass saves for the backward pass, held per
+    thread: two threads calling one shared module each get back their own (a single
+    attribute would hand one thread's saved input to the other's backward pass).
+    Reads as None in a thread that has not set it."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj: Any, objtype: type | None = None) -> Any:
+        if obj is None:
+            return self
+        return getattr(obj._local, self.name, None)
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        setattr(obj._local, self.name, value)
+
+
 class Module:
     """Base class of all layers (and of whole models)."""
 
@@ -67,12 +89,31 @@ class Module:
     _parameters: OrderedDict[str, Parameter]
     _buffers: OrderedDict[str, np.ndarray]
     _modules: OrderedDict[str, Module]
+    _local: threading.local
+    # what forward saves for backward, per thread (the names the layers use)
+    _ctx: Any = _PerThread()
+    _x: Any = _PerThread()
+    _saved: Any = _PerThread()
+    _shape: Any = _PerThread()
+    _mask: Any = _PerThread()
+    _grad: Any = _PerThread()
 
     def __init__(self) -> None:
         object.__setattr__(self, "_parameters", OrderedDict())
         object.__setattr__(self, "_buffers", OrderedDict())
         object.__setattr__(self, "_modules", OrderedDict())
         object.__setattr__(self, "training", True)
+        object.__setattr__(self, "_local", threading.local())
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle and copy without the per-thread saved state (a fresh module's)."""
+        state = self.__dict__.copy()
+        state.pop("_local", None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        object.__setattr__(self, "_local", threading.local())
 
     # -- registration ----------------------------------------------------------------
     def __setattr__(self, name: str, value: Any) -> None:

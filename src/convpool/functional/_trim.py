@@ -1,0 +1,98 @@
+"""Trimming a zero-padded convolution to the part that reads the input.
+
+A zero-padded convolution whose padding, stride or dilation reach far beyond the
+input has outputs whose windows lie wholly in the padding (they are zero, plus the
+bias), kernel taps that never land on the input (their weights never meet a
+value), and input rows no window reads.  Computing it as written would pad the
+input to the full padded extent - memory in proportion to the arguments rather
+than to the input and the output (``padding=10**5, dilation=2 * 10**5`` on a
+length-1 input asks for a 200,001-element plane per channel).
+
+:func:`plan` finds, per spatial dimension, the hull of the outputs and taps that
+read the input and the input span they read; the convolution then runs on that
+sub-problem - the input crop, the kept taps, the padding cut to what is read -
+and its result is placed into a zero output.  A dimension with one output needs
+no stride and one with one tap no dilation, so those are set to 1 (a stride of
+10**9 then costs nothing).  Nothing changes for ordinary geometries.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import _args
+from ._common import Geometry
+
+# trim when the full padded plane is larger than this many times the trimmed one
+# (plus SLACK elements): below that, the copies into and out of the sub-problem
+# cost more than the padding they save
+RATIO = 2
+SLACK = 4096
+
+
+@dataclass(frozen=True)
+class Trim:
+    """A sub-problem of a zero-padded convolution: ``y[out_slices] = conv(x[in_slices],
+    w[tap_slices], pads, stride, dilation)``, the rest of ``y`` zero.  ``empty``: no
+    window reads the input (the output is all zero)."""
+
+    empty: bool
+    in_slices: tuple[slice, ...] = ()
+    tap_slices: tuple[slice, ...] = ()
+    out_slices: tuple[slice, ...] = ()
+    pads: _args.Pairs = ()
+    stride: tuple[int, ...] = ()
+    dilation: tuple[int, ...] = ()
+
+    def full(self, g: Geometry) -> bool:
+        """Whether the sub-problem's input, taps and outputs are the whole of ``g``'s."""
+        whole = [
+            (s.start, s.stop) == (0, n)
+            for slices, sizes in ((self.in_slices, g.in_size), (self.tap_slices, g.kernel), (self.out_slices, g.out))
+            for s, n in zip(slices, sizes, strict=True)
+        ]
+        return all(whole)
+
+    def full_input(self, x_shape: tuple[int, ...]) -> bool:
+        """Whether the sub-problem reads the whole input (no crop)."""
+        spatial = x_shape[len(x_shape) - len(self.in_slices) :]
+        return all((s.start, s.stop) == (0, n) for s, n in zip(self.in_slices, spatial, strict=True))
+
+
+def _dim(n: int, k: int, s: int, d: int, lo: int, out: int) -> tuple[slice, slice, slice, tuple[int, int]] | None:
+    """One dimension's (input, tap, output) slices and padding, or None if no window
+    reads the input.  Tap ``t`` of output ``o`` reads padded ``o*s + t*d``, input
+    ``o*s + t*d - lo``."""
+    t = np.arange(k, dtype=np.int64) * d
+    first_o = np.maximum(0, -((t - lo) // s))  # ceil((lo - t*d) / s)
+    last_o = np.minimum(out - 1, (lo + n - 1 - t) // s)
+    reads = np.flatnonzero(first_o <= last_o)
+    if reads.size == 0:
+        return None
+    ta, tb = int(reads[0]), int(reads[-1])
+    oa, ob = int(first_o[reads].min()), int(last_o[reads].max()) + 1
+    first, last = oa * s + ta * d, (ob - 1) * s + tb * d  # padded coordinates read
+    c0, c1 = max(0, first - lo), min(n, last - lo + 1)
+    pads = (max(0, lo - first), max(0, last - (lo + n - 1)))
+    return slice(c0, c1), slice(ta, tb + 1), slice(oa, ob), pads
+
+
+def plan(g: Geometry) -> Trim | None:
+    """The trimmed sub-problem of a zero-padded convolution with geometry ``g``, or None
+    when running ``g`` as it is costs about as much (the ordinary case)."""
+    dims = [_dim(n, k, s, d, lo, o) for n, k, s, d, (lo, _), o in zip(*_fields(g), strict=True)]
+    if any(dim is None for dim in dims):
+        return Trim(empty=True)
+    in_s, tap_s, out_s, pads = zip(*dims, strict=True)  # type: ignore[misc]
+    stride = tuple(1 if o.stop - o.start == 1 else s for o, s in zip(out_s, g.stride, strict=True))
+    dilation = tuple(1 if t.stop - t.start == 1 else d for t, d in zip(tap_s, g.dilation, strict=True))
+    sub = _args.prod([p[0] + c.stop - c.start + p[1] for c, p in zip(in_s, pads, strict=True)])
+    if _args.prod(g.padded) <= RATIO * sub + SLACK and stride == g.stride and dilation == g.dilation:
+        return None
+    return Trim(False, in_s, tap_s, out_s, pads, stride, dilation)
+
+
+def _fields(g: Geometry) -> tuple[tuple[int, ...], ...]:
+    return g.in_size, g.kernel, g.stride, g.dilation, g.pads, g.out
