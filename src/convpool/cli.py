@@ -3,8 +3,51 @@
 from __future__ import annotations
 
 import argparse
+import math
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import NoReturn
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: ``convpool CMD: error: ...`` on stderr, exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _int_at_least(low: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an int >= {low}, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"expected an int >= {low}, got {value}")
+        return value
+
+    return parse
+
+
+_positive, _count = _int_at_least(1), _int_at_least(0)
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not (0 < value < math.inf):
+        raise argparse.ArgumentTypeError(f"expected a positive finite number, got {text!r}")
+    return value
+
+
+def _folder(text: str) -> str:
+    """An output folder: may not exist yet, but must not be something else."""
+    if os.path.exists(text) and not os.path.isdir(text):
+        raise argparse.ArgumentTypeError(f"{text!r} exists and is not a folder; give a folder for the outputs")
+    return text
 
 
 def _explain(args: argparse.Namespace) -> int:
@@ -77,10 +120,10 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    import os
-
     from . import _random, data, models, train
 
+    if args.resume and not args.out:
+        raise ValueError("--resume continues from OUT/checkpoint.npz: give the run's folder with --out")
     _random.manual_seed(args.seed)
     split = data.load_dataset(args.data)
     c, h = split.train.x.shape[1], split.train.x.shape[2]
@@ -92,6 +135,8 @@ def _train(args: argparse.Namespace) -> int:
     print(models.summary(model, split.train.x.shape[1:]))
     if args.out:
         os.makedirs(args.out, exist_ok=True)
+        if args.resume and not os.path.exists(os.path.join(args.out, "checkpoint.npz")):
+            print(f"(no checkpoint in {args.out!r} yet: --resume starts from scratch)")
 
     def report(e: dict) -> None:
         print(
@@ -115,9 +160,9 @@ def _train(args: argparse.Namespace) -> int:
             progress=not args.no_progress,
             on_epoch=report,
         )
-    except (train.TrainingDiverged, train.CheckpointError) as exc:
-        print(f"convpool train: {exc}", file=sys.stderr)
-        return 2
+    except train.TrainingDiverged as exc:  # not a usage error: exit status 1
+        print(f"convpool train: error: {exc}", file=sys.stderr)
+        return 1
     if hist.resumed_from:
         print(f"(resumed after epoch {hist.resumed_from})")
     print(
@@ -139,7 +184,7 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="convpool",
         description="Convolution versus pooling: a library and a lab that explains and measures them.",
     )
@@ -151,49 +196,49 @@ def build_parser() -> argparse.ArgumentParser:
         help="preset (vertical-edge, horizontal-edge, blur, sharpen, identity) or numbers '1,0,-1;1,0,-1;1,0,-1'",
     )
     p.add_argument("--pool", default="max", choices=["max", "avg", "median", "min"])
-    p.add_argument("--padding", type=int, default=1)
-    p.add_argument("--stride", type=int, default=2)
-    p.add_argument("--out", default=None, help="folder for explain.png and explain.json")
+    p.add_argument("--padding", type=_count, default=1)
+    p.add_argument("--stride", type=_positive, default=2)
+    p.add_argument("--out", type=_folder, default=None, help="folder for explain.png and explain.json")
     p.set_defaults(func=_explain)
     p = sub.add_parser("filters", help="filters and pools on a real photograph; learned first-layer filters")
     p.add_argument("--image", default=None, help="an image path (default: matplotlib's grace_hopper.jpg)")
     p.add_argument("--learn", default="digits,lines", help="datasets to learn filters on ('' for none)")
-    p.add_argument("--epochs", type=int, default=8)
-    p.add_argument("--out", default=None)
+    p.add_argument("--epochs", type=_positive, default=8)
+    p.add_argument("--out", type=_folder, default=None)
     p.set_defaults(func=_filters)
     p = sub.add_parser("invariance", help="shift equivariance and invariance, layer by layer")
-    p.add_argument("--max-shift", type=int, default=4)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default=None)
+    p.add_argument("--max-shift", type=_positive, default=4, help="measure shifts of 1..N pixels")
+    p.add_argument("--seed", type=_count, default=0)
+    p.add_argument("--out", type=_folder, default=None)
     p.set_defaults(func=_invariance)
     p = sub.add_parser("ablate", help="train variants without each layer; accuracy, cost, robustness")
     p.add_argument("--data", default="digits,lines", help="comma list of digits, lines, idx:FOLDER, npz:FILE")
-    p.add_argument("--seeds", type=int, default=3)
-    p.add_argument("--epochs", type=int, default=15)
-    p.add_argument("--max-shift", type=int, default=2)
-    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--seeds", type=_positive, default=3)
+    p.add_argument("--epochs", type=_positive, default=15)
+    p.add_argument("--max-shift", type=_count, default=2)
+    p.add_argument("--workers", type=_positive, default=2)
     p.add_argument("--quick", action="store_true", help="smaller generated datasets")
-    p.add_argument("--out", default="convpool-ablation")
+    p.add_argument("--out", type=_folder, default="convpool-ablation")
     p.set_defaults(func=_ablate)
     p = sub.add_parser("report", help="everything above in DIR/index.html")
-    p.add_argument("--out", default="convpool-report")
+    p.add_argument("--out", type=_folder, default="convpool-report")
     p.add_argument("--data", default="digits,lines")
-    p.add_argument("--seeds", type=int, default=3)
-    p.add_argument("--epochs", type=int, default=None)
-    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--seeds", type=_positive, default=3)
+    p.add_argument("--epochs", type=_positive, default=None)
+    p.add_argument("--workers", type=_positive, default=2)
     p.add_argument("--quick", action="store_true")
     p.add_argument("--no-ablation", action="store_true")
     p.set_defaults(func=_report)
     p = sub.add_parser("train", help="train a model from the zoo on a dataset")
     p.add_argument("--model", default="lenet", choices=["lenet", "allconv", "mlp"])
     p.add_argument("--data", default="digits", help="digits, lines, idx:FOLDER or npz:FILE")
-    p.add_argument("--epochs", type=int, default=30)
-    p.add_argument("--lr", type=float, default=3e-3)
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--epochs", type=_positive, default=30)
+    p.add_argument("--lr", type=_positive_float, default=3e-3)
+    p.add_argument("--batch-size", type=_positive, default=32)
     p.add_argument("--optimizer", default="adamw", choices=["adamw", "adam", "sgd"])
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--patience", type=int, default=None, help="stop after this many epochs without improvement")
-    p.add_argument("--out", default=None, help="folder for checkpoint.npz and history.json")
+    p.add_argument("--seed", type=_count, default=0)
+    p.add_argument("--patience", type=_positive, default=None, help="stop after this many epochs without improvement")
+    p.add_argument("--out", type=_folder, default=None, help="folder for checkpoint.npz and history.json")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.npz")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_train)
@@ -203,7 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="bench-results.json")
     p.set_defaults(func=_bench)
     p = sub.add_parser("demo", help="the main job (what `make demo` runs): the report, shortened")
-    p.add_argument("--out", default="convpool-report")
+    p.add_argument("--out", type=_folder, default="convpool-report")
     p.set_defaults(func=_demo)
     return parser
 
@@ -213,8 +258,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))
-    except (ValueError, FileNotFoundError, TypeError) as exc:
-        parser.exit(2, f"convpool {args.command}: error: {exc}\n")
+    except (ValueError, TypeError, OSError) as exc:  # the library's messages for bad input: one line, no traceback
+        message = str(exc).replace("\n", " ") or type(exc).__name__
+        parser.exit(2, f"convpool {args.command}: error: {message}\n")
 
 
 if __name__ == "__main__":

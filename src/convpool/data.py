@@ -13,12 +13,16 @@ Images come as float32 ``(N, 1, H, W)`` scaled to [0, 1]; labels as int64.
 from __future__ import annotations
 
 import gzip
+import math
 import os
+import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import numpy.lib.format as npformat
 
 from ._random import generator
 
@@ -155,21 +159,48 @@ def load_lines(n_train: int = 3000, n_test: int = 1000, **kw: Any) -> Split:
     return Split(train, test, "lines")
 
 
+_IDX_DTYPES: dict[int, Any] = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+_CHUNK = 1 << 20
+
+
+def _read_at_most(f: Any, limit: int) -> bytes:
+    """Up to ``limit`` bytes of ``f``, read in chunks: memory follows what the file
+    really holds, never what a header claims."""
+    chunks, size = [], 0
+    while size < limit:
+        chunk = f.read(min(_CHUNK, limit - size))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
+
 def read_idx(path: str) -> np.ndarray:
-    """Read one IDX file (optionally gzipped): MNIST's format."""
-    dtypes: dict[int, Any] = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+    """Read one IDX file (optionally gzipped): MNIST's format.
+
+    The header's dimensions are checked against the bytes that really follow
+    before anything is allocated; a corrupt file is a ValueError naming it.
+    """
     opener = gzip.open if path.endswith(".gz") else open
-    with opener(path, "rb") as f:
-        data = f.read()
-    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in dtypes:
-        raise ValueError(f"{path} is not an IDX file (bad magic number {data[:4]!r})")
-    ndim = data[3]
-    dims = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
-    dtype = np.dtype(dtypes[data[2]])
-    body = data[4 + 4 * ndim :]
-    expected = int(np.prod(dims)) * dtype.itemsize
+    try:
+        with opener(path, "rb") as f:
+            head = _read_at_most(f, 4)
+            if len(head) < 4 or head[0] != 0 or head[1] != 0 or head[2] not in _IDX_DTYPES:
+                raise ValueError(f"{path} is not an IDX file (bad magic number {head!r})")
+            ndim = head[3]
+            raw_dims = _read_at_most(f, 4 * ndim)
+            if len(raw_dims) < 4 * ndim:
+                raise ValueError(f"{path}: the IDX header announces {ndim} dimensions but the file ends inside it")
+            dims = [int.from_bytes(raw_dims[4 * i : 4 * i + 4], "big") for i in range(ndim)]
+            dtype = np.dtype(_IDX_DTYPES[head[2]])
+            expected = math.prod(dims) * dtype.itemsize  # Python ints: no overflow
+            body = _read_at_most(f, expected + 1)  # one byte more reveals trailing data
+    except (gzip.BadGzipFile, EOFError, zlib.error) as exc:  # a corrupt or truncated .gz
+        raise ValueError(f"{path} is a corrupt gzip file ({type(exc).__name__}: {exc})") from exc
     if len(body) != expected:
-        raise ValueError(f"{path}: header says {dims} ({expected} bytes) but {len(body)} bytes follow")
+        found = f"{len(body)} bytes follow" if len(body) < expected else f"more than {expected} bytes follow"
+        raise ValueError(f"{path}: header says {dims} ({expected} bytes) but {found}")
     return np.frombuffer(body, dtype=dtype).reshape(dims)
 
 
@@ -208,19 +239,74 @@ def load_idx(folder: str) -> Split:
     return Split(sets[0], sets[1], f"idx:{folder}")
 
 
+def _read_npy_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, where: str) -> np.ndarray:
+    """One ``.npy`` member, its header checked against the member's real size first."""
+    with zf.open(info) as fp:
+        try:
+            version = npformat.read_magic(fp)
+            if version not in ((1, 0), (2, 0)):
+                raise ValueError(f"unsupported .npy format version {version}")
+            reader = npformat.read_array_header_1_0 if version == (1, 0) else npformat.read_array_header_2_0
+            shape, fortran_order, dtype = reader(fp)
+        except ValueError as exc:
+            raise ValueError(f"{where} has no valid .npy header ({exc})") from exc
+        if dtype.hasobject:
+            raise ValueError(f"{where} holds pickled Python objects; convpool never loads pickles (they can run code)")
+        if dtype.kind not in "biuf" or dtype.fields is not None or dtype.subdtype is not None:
+            raise ValueError(f"{where} holds {dtype} data; only plain numeric arrays are accepted")
+        if any(d < 0 for d in shape):
+            raise ValueError(f"{where} declares a negative shape {shape}")
+        nbytes = math.prod(shape) * dtype.itemsize  # Python ints: no overflow
+        present = info.file_size - fp.tell()
+        if nbytes != present:
+            raise ValueError(f"{where} declares shape {shape} of {dtype} ({nbytes} bytes) but holds {present} bytes")
+        body = _read_at_most(fp, nbytes + 1)  # reading to the end checks the member's CRC
+    if len(body) != nbytes:
+        raise ValueError(f"{where} is truncated: {len(body)} of {nbytes} bytes")
+    return np.frombuffer(bytearray(body), dtype=dtype).reshape(shape, order="F" if fortran_order else "C")
+
+
+def read_npz(path: str, kind: str = ".npz") -> dict[str, np.ndarray]:
+    """Every array of an ``.npz`` file (``name.npy`` members), read without trusting it.
+
+    No pickles; only numeric arrays; each ``.npy`` header is checked against the
+    member's real size before anything is allocated, so a lying header cannot ask
+    for terabytes; a corrupt zip or deflate stream is reported, not raised as a
+    zlib error.  Any problem is a ValueError naming the file (``kind`` says what
+    the file should be, e.g. "checkpoint .npz").
+    """
+    try:
+        with open(path, "rb") as f:
+            start = f.read(2)
+        if len(start) == 2 and start[0] == 0x80 and 2 <= start[1] <= 5:
+            raise ValueError(
+                f"{path!r} is a Python pickle, not a valid {kind} file; convpool never loads pickles (they can run code)"
+            )
+        with zipfile.ZipFile(path) as zf:
+            arrays = {}
+            for info in zf.infolist():
+                where = f"{path!r}, member {info.filename!r}"
+                if not info.filename.endswith(".npy"):
+                    raise ValueError(f"{where} is not a .npy array: not a valid {kind} file")
+                arrays[info.filename[: -len(".npy")]] = _read_npy_member(zf, info, where)
+            return arrays
+    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError, OSError) as exc:
+        raise ValueError(f"{path!r} is not a valid {kind} file: corrupt or truncated ({exc})") from exc
+
+
 def load_npz(path: str) -> Split:
     if not os.path.exists(path):
         raise FileNotFoundError(f"npz:{path}: no such file; expected an .npz with x_train, y_train, x_test, y_test")
-    with np.load(path, allow_pickle=False) as f:
-        missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in f]
-        if missing:
-            raise ValueError(f"npz:{path} lacks arrays {missing}")
-        sets = []
-        for part in ("train", "test"):
-            x = f[f"x_{part}"].astype(np.float32)
-            if x.ndim == 3:
-                x = x[:, None]
-            sets.append(Dataset(x, f[f"y_{part}"].astype(np.int64)))
+    f = read_npz(path)
+    missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in f]
+    if missing:
+        raise ValueError(f"npz:{path} lacks arrays {missing}")
+    sets = []
+    for part in ("train", "test"):
+        x = f[f"x_{part}"].astype(np.float32)
+        if x.ndim == 3:
+            x = x[:, None]
+        sets.append(Dataset(x, f[f"y_{part}"].astype(np.int64)))
     return Split(sets[0], sets[1], f"npz:{path}")
 
 

@@ -30,9 +30,13 @@ def write_json(path: str, data: Any) -> str:
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=folder)
-    with os.fdopen(fd, "w") as f:
-        json.dump(to_jsonable(data), f, indent=1)
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(to_jsonable(data), f, indent=1)
+        os.replace(tmp, path)
+    except BaseException:  # no half-written temp file left behind
+        os.unlink(tmp)
+        raise
     return path
 
 

@@ -29,6 +29,9 @@ BANK = {
 }
 
 
+MIN_SIDE = 8  # the 4x4 pools of the figure need a few windows
+
+
 def load_image(path: str | None = None, max_side: int = 256) -> tuple[np.ndarray, str]:
     """A grayscale float image in [0, 1], shrunk by average pooling to at most ``max_side``."""
     import matplotlib.image as mpimg
@@ -36,20 +39,30 @@ def load_image(path: str | None = None, max_side: int = 256) -> tuple[np.ndarray
     if path is None:
         import matplotlib
 
-        sample = os.path.join(matplotlib.get_data_path(), "sample_data", "grace_hopper.jpg")
-        img = mpimg.imread(sample)
+        source = os.path.join(matplotlib.get_data_path(), "sample_data", "grace_hopper.jpg")
         name = "grace_hopper.jpg (matplotlib sample data)"
     else:
-        if not os.path.exists(path):
-            raise FileNotFoundError(f"image {path!r} does not exist")
-        img = mpimg.imread(path)
-        name = os.path.basename(path)
-    img = np.asarray(img, dtype=np.float64)
-    if img.max() > 1.0:
+        source, name = path, os.path.basename(path)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"image {path!r} does not exist or is not a file")
+    try:
+        img = mpimg.imread(source)
+    except (OSError, ValueError, SyntaxError) as exc:  # PIL reports a bad file as any of these
+        raise ValueError(f"image {source!r} is not a readable image (PNG, JPEG, ...): {exc}") from exc
+    factor = int(np.ceil(max(img.shape[:2]) / max_side))
+    if img.ndim not in (2, 3) or min(img.shape[:2]) < MIN_SIDE * factor:
+        raise ValueError(
+            f"image {source!r} has shape {img.shape}; expected an image of at least {MIN_SIDE}x{MIN_SIDE} pixels "
+            f"(after shrinking its longer side to {max_side})"
+        )
+    scale = np.iinfo(img.dtype).max if np.issubdtype(img.dtype, np.integer) else 1.0
+    img = np.asarray(img, dtype=np.float64) / scale
+    if not np.isfinite(img).all():
+        raise ValueError(f"image {source!r} holds non-finite pixel values")
+    if img.max() > 1.0:  # a float image on the 0..255 scale
         img = img / 255.0
-    if img.ndim == 3:
-        img = img[..., :3] @ np.array([0.299, 0.587, 0.114])
-    factor = int(np.ceil(max(img.shape) / max_side))
+    if img.ndim == 3:  # RGB(A) to luminance; grey + alpha keeps the grey channel
+        img = img[..., :3] @ np.array([0.299, 0.587, 0.114]) if img.shape[2] >= 3 else img[..., 0]
     if factor > 1:  # shrink with convpool's own average pooling
         img = F.avg_pool2d(img[None, None], factor, ceil_mode=True)[0, 0]
     return img.astype(np.float32), name
@@ -87,6 +100,9 @@ def apply_pools(fmap: np.ndarray, sizes: tuple[int, ...] = (2, 4)) -> dict[str, 
                 "kept_fraction": float(y.size / x.size),
             }
     return res
+
+
+LEARN_DATASETS = ("digits", "lines")
 
 
 def learned_filters(dataset: str, epochs: int = 6, seed: int = 0) -> tuple[np.ndarray, float]:
@@ -160,6 +176,11 @@ def main(
     epochs: int = 6,
     quiet: bool = False,
 ) -> dict[str, Any]:
+    unknown = [d for d in learn if d not in LEARN_DATASETS]
+    if unknown:
+        raise ValueError(f"learn must name datasets from {LEARN_DATASETS}, got {unknown}")
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+        raise ValueError(f"epochs must be a positive int, got {epochs!r}")
     img, name = load_image(image)
     bank = apply_bank(img)
     vert = next(iter(bank["maps"]))

@@ -81,7 +81,20 @@ def _rel(a: np.ndarray, b: np.ndarray) -> float:
     return float(num / max(den, 1e-300))
 
 
+def _int_in(name: str, value: Any, low: int, high: int | None = None) -> int:
+    """``value`` as an int in [low, high]; a ValueError naming it otherwise."""
+    is_int = isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+    if not is_int or value < low or (high is not None and value > high):
+        span = f"an int >= {low}" if high is None else f"an int from {low} to {high}"
+        raise ValueError(f"{name} must be {span}, got {value!r}")
+    return int(value)
+
+
 def measure(max_shift: int = 4, seed: int = 0, n: int = 16, size: int = 32) -> dict[str, Any]:
+    """Relative change and equivariance error of every layer for shifts 0..max_shift."""
+    size = _int_in("size", size, 4, 128)  # the patches are cut from a 256-pixel photograph
+    max_shift = _int_in("max_shift", max_shift, 0, size - 1)
+    seed, n = _int_in("seed", seed, 0), _int_in("n", n, 1)
     res: dict[str, Any] = {}
     for in_name, x in inputs(seed, n, size).items():
         res[in_name] = {}

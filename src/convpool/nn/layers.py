@@ -16,6 +16,11 @@ from .._random import generator
 from .module import Module, Parameter
 
 
+def _is_real(v: Any) -> bool:
+    """A real number (int or float, NumPy's too), not a bool and not NaN."""
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_)) and v == v
+
+
 def _positive_int(name: str, v: Any) -> int:
     if not _args._is_int(v) or v < 1:
         raise ValueError(f"{name} must be a positive int, got {v!r}")
@@ -210,6 +215,16 @@ class _BatchNorm(Module):
     Training: normalise with the batch's mean and biased variance, update the
     running statistics with ``momentum`` (unbiased variance, as PyTorch).
     Evaluation: normalise with the running statistics.
+
+    ``momentum=None`` keeps a cumulative moving average, as PyTorch: the factor
+    of the n-th training batch is ``1 / n`` (``n = num_batches_tracked`` after
+    counting it), so the running statistics are the plain mean of the batch
+    statistics seen so far.  Otherwise ``momentum`` must lie in [0, 1].
+
+    ``eps`` must be positive (PyTorch also accepts 0): with ``eps = 0`` any
+    channel that is constant over a batch - a dead ReLU channel, a blank border -
+    has variance 0 and its output becomes NaN (0/0) without a word, so it is
+    refused here with a ValueError instead.
     """
 
     ranks: tuple[int, ...] = ()
@@ -221,13 +236,20 @@ class _BatchNorm(Module):
         self,
         num_features: int,
         eps: float = 1e-5,
-        momentum: float = 0.1,
+        momentum: float | None = 0.1,
         affine: bool = True,
         dtype: Any = np.float32,
     ):
         super().__init__()
         self.num_features = _positive_int("num_features", num_features)
-        self.eps, self.momentum = float(eps), float(momentum)
+        if not _is_real(eps) or not 0 < eps < math.inf:
+            raise ValueError(f"eps must be a positive finite number (0 gives NaN for a constant channel), got {eps!r}")
+        if momentum is not None and (not _is_real(momentum) or not 0 <= momentum <= 1):
+            raise ValueError(
+                f"momentum must be a number in [0, 1], or None for a cumulative moving average, got {momentum!r}"
+            )
+        self.eps = float(eps)
+        self.momentum = None if momentum is None else float(momentum)
         if affine:
             self.weight = Parameter(np.ones(num_features, dtype=dtype))
             self.bias = Parameter(np.zeros(num_features, dtype=dtype))
@@ -253,11 +275,11 @@ class _BatchNorm(Module):
                 raise ValueError(f"BatchNorm in training needs more than 1 value per channel, got shape {x.shape}")
             mean = x.mean(axis=axes)
             var = x.var(axis=axes)
-            m = self.momentum
+            self._set_buffer("num_batches_tracked", self.num_batches_tracked + 1)
+            m = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
             self._set_buffer("running_mean", ((1 - m) * self.running_mean + m * mean).astype(self.running_mean.dtype))
             unbiased = var * count / (count - 1)
             self._set_buffer("running_var", ((1 - m) * self.running_var + m * unbiased).astype(self.running_var.dtype))
-            self._set_buffer("num_batches_tracked", self.num_batches_tracked + 1)
         else:
             mean, var = self.running_mean.astype(x.dtype), self.running_var.astype(x.dtype)
         inv = (1.0 / np.sqrt(var + self.eps)).astype(x.dtype)
