@@ -190,3 +190,18 @@ def test_backend_switch_and_context_manager() -> None:
     if "compiled" not in convpool.available_backends():
         with pytest.raises(ValueError, match="not available"):
             convpool.set_backend("compiled")
+
+
+@pytest.mark.parametrize("count_include_pad", [True, False])
+def test_ceil_mode_window_overhanging_the_input_matches_torch(count_include_pad: bool) -> None:
+    """Found by the fuzzer: with ceil_mode a window larger than the padded input still
+    gives one output when it starts inside it (kernel 4 on 3 rows, stride 2)."""
+    x = np.random.default_rng(6).random((2, 3, 3, 3)).astype(np.float32)
+    xt = torch.tensor(x)
+    args = ((4, 2), (2, 1000), (0, 1))
+    avg = F.avg_pool2d(x, *args, ceil_mode=True, count_include_pad=count_include_pad)
+    ref = TF.avg_pool2d(xt, *args, ceil_mode=True, count_include_pad=count_include_pad).numpy()
+    np.testing.assert_allclose(avg, ref, rtol=1e-6)
+    np.testing.assert_array_equal(F.max_pool2d(x, *args, ceil_mode=True), TF.max_pool2d(xt, *args, ceil_mode=True))
+    with pytest.raises(ValueError, match="does not fit"):
+        F.avg_pool2d(x, *args)

@@ -159,7 +159,9 @@ def output_size(
     for i, (n, k, s, (lo, hi), d) in enumerate(zip(in_size, kernel, stride, padding, dilation, strict=True)):
         span = d * (k - 1) + 1
         room = n + lo + hi - span
-        if room < 0:
+        # with ceil_mode a window may overhang the padded input, as long as it starts
+        # inside it (PyTorch: a 4-window on 3 elements, stride 2, gives one output)
+        if room < (-(s - 1) if ceil_mode else 0):
             raise ValueError(
                 f"the window does not fit the padded {what} in spatial dim {i}: "
                 f"out = floor((in + pad_lo + pad_hi - dilation*(kernel-1) - 1) / stride) + 1 "

@@ -19,6 +19,7 @@ no stride and one with one tap no dilation, so those are set to 1 (a stride of
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -45,6 +46,10 @@ class Trim:
     pads: _args.Pairs = ()
     stride: tuple[int, ...] = ()
     dilation: tuple[int, ...] = ()
+
+    def at(self, slices: tuple[slice, ...]) -> tuple[Any, ...]:
+        """An index of the last ``len(slices)`` axes of an (N, C, *spatial) array."""
+        return (Ellipsis, *slices)
 
     def full(self, g: Geometry) -> bool:
         """Whether the sub-problem's input, taps and outputs are the whole of ``g``'s."""
@@ -85,7 +90,7 @@ def plan(g: Geometry) -> Trim | None:
     dims = [_dim(n, k, s, d, lo, o) for n, k, s, d, (lo, _), o in zip(*_fields(g), strict=True)]
     if any(dim is None for dim in dims):
         return Trim(empty=True)
-    in_s, tap_s, out_s, pads = zip(*dims, strict=True)  # type: ignore[misc]
+    in_s, tap_s, out_s, pads = zip(*dims, strict=True)
     stride = tuple(1 if o.stop - o.start == 1 else s for o, s in zip(out_s, g.stride, strict=True))
     dilation = tuple(1 if t.stop - t.start == 1 else d for t, d in zip(tap_s, g.dilation, strict=True))
     sub = _args.prod([p[0] + c.stop - c.start + p[1] for c, p in zip(in_s, pads, strict=True)])
@@ -94,5 +99,5 @@ def plan(g: Geometry) -> Trim | None:
     return Trim(False, in_s, tap_s, out_s, pads, stride, dilation)
 
 
-def _fields(g: Geometry) -> tuple[tuple[int, ...], ...]:
+def _fields(g: Geometry) -> tuple[Any, ...]:
     return g.in_size, g.kernel, g.stride, g.dilation, g.pads, g.out

@@ -93,7 +93,7 @@ def conv_forward(
     padding_mode: str = "zeros",
     *,
     nd: int | None = None,
-) -> tuple[np.ndarray, ConvCtx]:
+) -> tuple[np.ndarray, ConvCtx | TrimmedCtx]:
     """N-d convolution forward; returns ``(y, ctx)`` for :func:`conv_backward`."""
     if nd is None:
         nd = np.ndim(weight) - 2
@@ -163,14 +163,14 @@ def _trimmed_forward(
     if trim.empty:
         y = np.zeros(shape, dtype=xb.dtype)
     else:
-        x_sub = xb[(Ellipsis, *trim.in_slices)]
-        w_sub = weight[(Ellipsis, *trim.tap_slices)]
+        x_sub = xb[trim.at(trim.in_slices)]
+        w_sub = weight[trim.at(trim.tap_slices)]
         y_sub, sub = conv_forward(x_sub, w_sub, None, trim.stride, trim.pads, trim.dilation, groups, nd=g.nd)
         if trim.full(g):
             y = y_sub
         else:
             y = np.zeros(shape, dtype=xb.dtype)
-            y[(Ellipsis, *trim.out_slices)] = y_sub
+            y[trim.at(trim.out_slices)] = y_sub
     return y, TrimmedCtx(sub, trim, xb.shape, xb.dtype, weight.shape, weight.dtype, unbatched, shape)
 
 
@@ -179,27 +179,27 @@ def _trimmed_backward(dy: np.ndarray, ctx: TrimmedCtx, input_grad: bool) -> tupl
     if ctx.sub is None:
         dx = np.zeros(ctx.x_shape, dtype=ctx.dtype) if input_grad else None
         return dx, np.zeros(ctx.w_shape, dtype=ctx.w_dtype)
-    dy_sub = np.ascontiguousarray(dy[(Ellipsis, *trim.out_slices)])
+    dy_sub = np.ascontiguousarray(dy[trim.at(trim.out_slices)])
     dx_sub, dw_sub, _ = _backward(dy_sub, ctx.sub, input_grad)
     dw = np.zeros(ctx.w_shape, dtype=ctx.w_dtype)
-    dw[(Ellipsis, *trim.tap_slices)] = dw_sub
+    dw[trim.at(trim.tap_slices)] = dw_sub
     if dx_sub is None:
         return None, dw
     if trim.full_input(ctx.x_shape):
         return dx_sub, dw
     dx = np.zeros(ctx.x_shape, dtype=ctx.dtype)
-    dx[(Ellipsis, *trim.in_slices)] = dx_sub
+    dx[trim.at(trim.in_slices)] = dx_sub
     return dx, dw
 
 
-def conv_backward(dy: Any, ctx: ConvCtx) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+def conv_backward(dy: Any, ctx: ConvCtx | TrimmedCtx) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Gradients ``(grad_input, grad_weight, grad_bias)`` (``grad_bias`` None without bias)."""
     dx, dw, db = _backward(dy, ctx, input_grad=True)
     assert dx is not None
     return dx, dw, db
 
 
-def conv_param_backward(dy: Any, ctx: ConvCtx) -> tuple[np.ndarray, np.ndarray | None]:
+def conv_param_backward(dy: Any, ctx: ConvCtx | TrimmedCtx) -> tuple[np.ndarray, np.ndarray | None]:
     """``(grad_weight, grad_bias)`` only: for a first layer, whose input needs no gradient
     (PyTorch skips it too when the input does not require grad)."""
     _, dw, db = _backward(dy, ctx, input_grad=False)

@@ -70,7 +70,7 @@ class _ConvNd(Module):
         shape = (out_channels, in_channels // groups, *self.kernel_size)
         self.weight = Parameter(rng.uniform(-bound, bound, shape).astype(dtype))
         self.bias = Parameter(rng.uniform(-bound, bound, out_channels).astype(dtype)) if bias else None
-        self._ctx: F.conv.ConvCtx | None = None
+        self._ctx: F.conv.ConvCtx | F.conv.TrimmedCtx | None = None
 
     def forward(self, x: Any) -> np.ndarray:
         bias = None if self.bias is None else self.bias.data
