@@ -235,6 +235,96 @@ def test_resume_from_corrupt_checkpoint_is_one_line_from_the_cli(tmp_path: Path)
     assert "checkpoint.npz" in done.stderr and "not a valid checkpoint .npz file" in done.stderr
 
 
+def _stepped_adam() -> optim.Adam:
+    """An Adam optimiser after one step: every parameter has exp_avg, exp_avg_sq and step."""
+    _, model, _ = _tiny()
+    opt = optim.Adam(model.parameters(), lr=1e-2)
+    for p in opt.params:
+        p.grad = np.ones_like(p.data)
+    opt.step()
+    return opt
+
+
+@pytest.mark.parametrize(
+    ("label", "change", "message"),
+    [
+        ("missing", lambda st: st.pop("exp_avg_sq"), r"parameter 0 .*missing \['exp_avg_sq'\]"),
+        ("extra", lambda st: st.update(momentum_buffer=st["exp_avg"]), r"unexpected \['momentum_buffer'\]"),
+        ("shape", lambda st: st.update(exp_avg=st["exp_avg"][:1]), r"'exp_avg' of parameter 0 has shape"),
+        (
+            "step_shape",
+            lambda st: st.update(step=np.zeros(2)),
+            r"'step' of parameter 0 has shape \(2,\), expected \(\)",
+        ),
+        (
+            "int",
+            lambda st: st.update(exp_avg=st["exp_avg"].astype(np.int64)),
+            r"'exp_avg' .*dtype int64, expected floats",
+        ),
+        ("nan", lambda st: st["exp_avg_sq"].fill(np.nan), r"'exp_avg_sq' of parameter 0 holds non-finite"),
+        ("negative_step", lambda st: st.update(step=np.array(-1.0)), r"'step' of parameter 0 is -1\.0"),
+    ],
+)
+def test_optimizer_load_state_dict_checks_keys_shapes_and_values_before_assigning(
+    label: str, change: Any, message: str
+) -> None:
+    opt = _stepped_adam()
+    assert set(opt.state[0]) == set(optim.Adam.state_keys or ()) == {"exp_avg", "exp_avg_sq", "step"}
+    sd = opt.state_dict()
+    before = opt.state_dict()
+    change(sd["state"][0])
+    with pytest.raises(ValueError, match=message):
+        opt.load_state_dict(sd)
+    for st, was in zip(opt.state, before["state"], strict=True):  # nothing was assigned
+        assert st.keys() == was.keys() and all(np.array_equal(st[k], was[k]) for k in st)
+    with pytest.raises(ValueError, match=r"'steps' must be an int >= 0"):
+        opt.load_state_dict({**before, "steps": -1})
+    opt.load_state_dict(before)  # a state it wrote itself, and none at all for a parameter, still load
+    opt.load_state_dict({**before, "state": [{} for _ in opt.params]})
+
+
+def test_checkpoint_with_incomplete_optimizer_state_names_the_key(tmp_path: Path) -> None:
+    good = _good_checkpoint(tmp_path)
+    arrays = _arrays(good)
+    del arrays["optim/1/exp_avg_sq"]
+    path = tmp_path / "no_exp_avg_sq.npz"
+    np.savez(path, **arrays)  # type: ignore[arg-type]
+    _, model, opt = _tiny()
+    before, rng_before = _snapshot(model), _random.get_state()
+    with pytest.raises(train.CheckpointError, match=r"no_exp_avg_sq\.npz.*parameter 1 .*missing \['exp_avg_sq'\]"):
+        train.load_checkpoint(str(path), model, opt)
+    _assert_unchanged(model, before)
+    assert opt.steps == 0 and all(not st for st in opt.state)
+    assert _random.get_state() == rng_before
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda good: [1, 2], r"must be a dict, got list"),
+        (lambda good: {**good, "bit_generator": "MT19937"}, r"bit_generator 'MT19937', expected 'PCG64'"),
+        (lambda good: {**good, "state": "x"}, r"state\['state'\] is 'x'"),
+        (
+            lambda good: {**good, "state": {**good["state"], "state": -1}},
+            r"\['state'\]\['state'\] is -1, expected an int in \[0, 2\*\*128\)",
+        ),
+        (lambda good: {**good, "state": {**good["state"], "inc": 2}}, r"\['inc'\] is 2, even"),
+        (lambda good: {**good, "has_uint32": 5}, r"\['has_uint32'\] is 5"),
+        (lambda good: {**good, "uinteger": 1.5}, r"\['uinteger'\] is 1\.5"),
+    ],
+)
+def test_random_set_state_checks_its_input_before_changing_anything(change: Any, message: str) -> None:
+    convpool.manual_seed(3)
+    good = json.loads(json.dumps(_random.get_state()))  # as a checkpoint holds it
+    _random.generator().random(3)  # move on, so that a restore would show
+    before = _random.get_state()
+    with pytest.raises(ValueError, match=message):
+        _random.set_state(change(good))
+    assert _random.get_state() == before
+    _random.set_state(good)
+    assert _random.get_state() == good
+
+
 # --- 10. BatchNorm, data files and CLI messages ------------------------------------------
 
 

@@ -18,6 +18,10 @@ from .nn.module import Parameter
 
 class Optimizer:
     defaults: ClassVar[dict[str, Any]] = {}
+    # The per-parameter state arrays a step keeps: each parameter's state holds all of them or,
+    # before its first update, none.  None (an optimiser that does not declare them): any keys.
+    # A state array named "step" is a scalar count; the others have the parameter's shape.
+    state_keys: ClassVar[tuple[str, ...] | None] = None
 
     def __init__(self, params: Iterable[Parameter], lr: float, **hyper: Any):
         self.params = list(params)
@@ -56,15 +60,54 @@ class Optimizer:
             "state": [{k: v.copy() for k, v in st.items()} for st in self.state],
         }
 
-    def load_state_dict(self, sd: dict[str, Any]) -> None:
-        if len(sd["state"]) != len(self.params):
-            raise ValueError(
-                f"optimizer state has {len(sd['state'])} parameters, this optimizer has {len(self.params)}"
-            )
-        for p, st in zip(self.params, sd["state"], strict=True):
+    def check_state_dict(self, sd: Any) -> None:
+        """ValueError naming the key and the problem unless ``sd`` is a state this optimiser
+        can load (as :meth:`state_dict` returns it): lr and steps, one record per parameter
+        with all of :attr:`state_keys` or none, each a finite float array of the parameter's
+        shape (``step``: a scalar >= 0).  Changes nothing."""
+        if not isinstance(sd, dict) or not {"lr", "steps", "state"} <= sd.keys():
+            raise ValueError("optimizer state must be a dict with 'lr', 'steps' and 'state'")
+        lr, steps, state = sd["lr"], sd["steps"], sd["state"]
+        if isinstance(lr, (bool, np.bool_)) or not isinstance(lr, (int, float, np.integer, np.floating)):
+            raise ValueError(f"optimizer state 'lr' must be a number, got {lr!r}")
+        if not (math.isfinite(lr) and lr >= 0):
+            raise ValueError(f"optimizer state 'lr' must be finite and >= 0, got {lr!r}")
+        if isinstance(steps, (bool, np.bool_)) or not isinstance(steps, (int, np.integer)) or steps < 0:
+            raise ValueError(f"optimizer state 'steps' must be an int >= 0, got {steps!r}")
+        if not isinstance(state, (list, tuple)):
+            raise ValueError(f"optimizer state 'state' must be a list of records, got {type(state).__name__}")
+        if len(state) != len(self.params):
+            raise ValueError(f"optimizer state has {len(state)} parameters, this optimizer has {len(self.params)}")
+        for i, (p, st) in enumerate(zip(self.params, state, strict=True)):
+            if not isinstance(st, dict):
+                raise ValueError(f"optimizer state of parameter {i} must be a dict, got {type(st).__name__}")
+            if self.state_keys is not None and st and set(st) != set(self.state_keys):
+                missing = [k for k in self.state_keys if k not in st]
+                extra = sorted(str(k) for k in st if k not in self.state_keys)
+                problems = [f"{what} {names}" for what, names in (("missing", missing), ("unexpected", extra)) if names]
+                raise ValueError(
+                    f"the {type(self).__name__} state of parameter {i} is incomplete or mixed: {', '.join(problems)}; "
+                    f"expected all of {list(self.state_keys)} or none"
+                )
             for k, v in st.items():
-                if np.shape(v) != p.shape and k != "step":
-                    raise ValueError(f"optimizer state {k!r} has shape {np.shape(v)}, parameter has {p.shape}")
+                try:
+                    a = np.asarray(v)
+                except (TypeError, ValueError) as exc:
+                    raise ValueError(f"optimizer state {k!r} of parameter {i} is not an array ({exc})") from exc
+                shape = () if k == "step" else p.shape
+                if a.shape != shape:
+                    raise ValueError(f"optimizer state {k!r} of parameter {i} has shape {a.shape}, expected {shape}")
+                if a.dtype.kind != "f":
+                    raise ValueError(f"optimizer state {k!r} of parameter {i} has dtype {a.dtype}, expected floats")
+                if not np.isfinite(a).all():
+                    raise ValueError(f"optimizer state {k!r} of parameter {i} holds non-finite values")
+                if k == "step" and a < 0:
+                    raise ValueError(f"optimizer state {k!r} of parameter {i} is {float(a)}, expected a count >= 0")
+
+    def load_state_dict(self, sd: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned; everything is checked (:meth:`check_state_dict`)
+        before anything is assigned, so on a ValueError the optimiser is left as it was."""
+        self.check_state_dict(sd)
         self.lr = float(sd["lr"])
         self.steps = int(sd["steps"])
         self.state = [{k: np.array(v, copy=True) for k, v in st.items()} for st in sd["state"]]
@@ -75,6 +118,7 @@ class SGD(Optimizer):
     ``g`` includes ``weight_decay * p``."""
 
     defaults: ClassVar[dict[str, Any]] = {"momentum": 0.0, "dampening": 0.0, "nesterov": False, "weight_decay": 0.0}
+    state_keys: ClassVar[tuple[str, ...] | None] = ("momentum_buffer",)  # kept only with momentum
 
     def __init__(self, params: Iterable[Parameter], lr: float = 1e-3, **hyper: Any):
         super().__init__(params, lr, **hyper)
@@ -102,6 +146,7 @@ class Adam(Optimizer):
     is L2 added to the gradient (use :class:`AdamW` for decoupled decay)."""
 
     defaults: ClassVar[dict[str, Any]] = {"betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.0}
+    state_keys: ClassVar[tuple[str, ...] | None] = ("exp_avg", "exp_avg_sq", "step")
     decoupled = False
 
     def __init__(self, params: Iterable[Parameter], lr: float = 1e-3, **hyper: Any):
