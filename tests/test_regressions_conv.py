@@ -205,3 +205,25 @@ def test_ceil_mode_window_overhanging_the_input_matches_torch(count_include_pad:
     np.testing.assert_array_equal(F.max_pool2d(x, *args, ceil_mode=True), TF.max_pool2d(xt, *args, ceil_mode=True))
     with pytest.raises(ValueError, match="does not fit"):
         F.avg_pool2d(x, *args)
+
+
+@pytest.mark.parametrize("special", [np.inf, np.nan])
+@pytest.mark.parametrize("depthwise", [False, True])
+def test_conv_weight_gradient_with_inf_or_nan_in_the_input_matches_torch(special: float, depthwise: bool) -> None:
+    """Found by the fuzzer (seed 272): the float32 SIMD weight gradient reduces over every
+    padded position, outputs or not, so an inf the outputs never read made NaN weights
+    (0 * inf).  Every placement of one special value, against PyTorch."""
+    rng = np.random.default_rng(272)
+    c = 2
+    w = rng.standard_normal((c, 1 if depthwise else c, 3, 3)).astype(np.float32)
+    stride, dilation, padding = ((1, 1), (1, 2), (2, 2)) if depthwise else ((1, 2), (1, 2), (2, 2))
+    groups = c if depthwise else 1
+    for pos in np.ndindex(5, 3):
+        x = rng.standard_normal((2, c, 5, 3)).astype(np.float32)
+        x[(1, 0, *pos)] = special
+        y, ctx = F.conv_forward(x, w, None, stride, padding, dilation, groups)
+        dy = rng.standard_normal(y.shape).astype(np.float32)
+        _, dw, _ = F.conv_backward(dy, ctx)
+        xt, wt = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)
+        TF.conv2d(xt, wt, None, stride, padding, dilation, groups).backward(torch.tensor(dy))
+        np.testing.assert_allclose(dw, wt.grad.numpy(), rtol=1e-5, atol=1e-5, err_msg=f"special at {pos}")

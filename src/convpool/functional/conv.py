@@ -53,7 +53,7 @@ class ConvCtx:
     has_bias: bool
     unbatched: bool
     y_shape: tuple[int, ...]
-    xp: np.ndarray | None = None  # compiled path: the (border-)padded input, zero padding implicit
+    xp: np.ndarray | None = None  # im2col: the (border-)padded input, zero padding implicit; direct: the input
     lo: tuple[int, ...] = ()  # compiled path: zero padding the kernels still apply
     wide: Any = None  # direct path: the padded input as a convpool._direct.Wide
     stencil: bool = False  # direct depthwise path: xp is the input, padded in the kernels
@@ -453,7 +453,7 @@ def _stencil_backward(dy: np.ndarray, ctx: ConvCtx, input_grad: bool) -> tuple[n
     assert xb is not None
     c, co = ctx.x_shape[1], ctx.w_shape[0] // ctx.groups
     dw = _direct.depthwise_weight_grad(xb, dy, g.pads, ctx.mode, g.kernel, g.dilation, co)
-    dw = dw.astype(ctx.w_dtype, copy=False)
+    dw = _finite_or_exact(dw, dy, ctx).astype(ctx.w_dtype, copy=False)
     if not input_grad:
         return None, dw
     exact, dpads = _input_grad_padding(g, ctx.mode)
@@ -461,6 +461,21 @@ def _stencil_backward(dy: np.ndarray, ctx: ConvCtx, input_grad: bool) -> tuple[n
     wf = np.ascontiguousarray(wf).reshape((c, co) + g.kernel)
     dx = _direct.depthwise(dy, wf, dpads, "constant", g.kernel, g.dilation, ratio=1)
     return (dx if exact else pad_backward(dx, g.pads, ctx.mode)), dw
+
+
+def _finite_or_exact(dw: np.ndarray, dy: np.ndarray, ctx: ConvCtx) -> np.ndarray:
+    """``dw`` from a SIMD kernel, or the weight gradient recomputed on the NumPy path
+    when it is not finite.  The SIMD kernels reduce over every position of the padded
+    planes, outputs or not, with zeros in ``dy`` where there is no output; an inf or
+    NaN in the input at such a position would make 0 * inf = NaN of a weight that never
+    met it (PyTorch's gradient stays finite there).  Checking the small ``dw`` costs
+    nothing; the recomputation runs only when the input holds inf or NaN."""
+    if np.isfinite(dw).all():
+        return dw
+    assert ctx.xp is not None
+    weight = ctx.w.reshape(ctx.w_shape)
+    _, ref = _reference_forward(ctx.xp, weight, ctx.geom, ctx.groups, ctx.mode, False)
+    return _reference_backward(dy, ref)[1]
 
 
 def _direct_forward(
@@ -476,7 +491,9 @@ def _direct_forward(
     src = _direct.Wide(xb, g.pads, mode, reach, stride=g.stride)
     y = _direct.convolve(src, w.reshape(groups, c_out // groups, c // groups, -1), g.kernel, g.dilation, n)
     assert y.shape[2:] == g.out
-    ctx = ConvCtx(g, groups, mode, None, w, xb.shape, weight.shape, weight.dtype, False, unbatched, y.shape, wide=src)
+    ctx = ConvCtx(
+        g, groups, mode, None, w, xb.shape, weight.shape, weight.dtype, False, unbatched, y.shape, xp=xb, wide=src
+    )
     return y, ctx
 
 
@@ -499,7 +516,7 @@ def _direct_backward(dy: np.ndarray, ctx: ConvCtx, input_grad: bool = True) -> t
     shift = _direct.flat_offset(src.padded, tuple(lo for lo, _ in dpads)) if shared else 0
     dyw = _direct.grad_layout(dy, src, groups, margin=shift)
     dw = _direct.weight_grad(src, dyw, groups, co, g.kernel, g.dilation, _kernels.num_threads())
-    dw = dw.astype(ctx.w_dtype, copy=False)
+    dw = _finite_or_exact(dw, dy, ctx).astype(ctx.w_dtype, copy=False)
     if not input_grad:
         return None, dw
     if shared:
