@@ -22,6 +22,7 @@ import argparse
 import sys
 import time
 import traceback
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -130,14 +131,14 @@ def draw_case(seed: int) -> Case:
         b = _values(rng, (cout,), dtype, specials=False) if rng.random() < 0.5 else None
     elif op in ("max_pool", "min_pool", "median_pool", "avg_pool", "lp_pool"):
         c = int(rng.integers(1, 4))
-        kernel = tuple(int(rng.integers(1, 5)) for _ in range(nd))
+        kernel = tuple(min(int(rng.integers(1, 5)), max(n, 1)) for n in size)
         args["kernel_size"] = kernel
         args["stride"] = tuple(_small(rng, 1, 3, 1000) for _ in range(nd))
         if op != "lp_pool":
             args["padding"] = tuple(int(rng.integers(0, k // 2 + 1)) for k in kernel)
             args["ceil_mode"] = bool(rng.random() < 0.4)
         if op in ("max_pool", "min_pool", "median_pool"):
-            args["dilation"] = tuple(_small(rng, 1, 3, 20) for _ in range(nd))
+            args["dilation"] = tuple(_small(rng, 1, 2, 20, p_big=0.05) for _ in range(nd))
         if op != "lp_pool" and rng.random() < 0.15:  # beyond PyTorch: a border mode
             args["padding_mode"] = str(rng.choice(["zeros", "reflect", "replicate", "circular"]))
         if op == "avg_pool":
@@ -307,14 +308,24 @@ def _outcome(fn: Callable[[Case], Result], case: Case) -> Result | BaseException
         return exc
 
 
-def check(case: Case, backends: tuple[str, ...]) -> list[str]:
-    """Every disagreement of this case, one line each (empty: all agree)."""
+def _verdict(ours: list[Result | BaseException], theirs: Result | BaseException) -> str:
+    """How a case was judged, for the tally: against PyTorch, backends only, or refused."""
+    if all(isinstance(r, BaseException) for r in ours):
+        return "refused" if isinstance(theirs, BaseException) else "refused (PyTorch computes it)"
+    return "backends only" if isinstance(theirs, BaseException) else "vs PyTorch"
+
+
+def check(case: Case, backends: tuple[str, ...], tally: Counter[str] | None = None) -> list[str]:
+    """Every disagreement of this case, one line each (empty: all agree).  ``tally``
+    counts how the case was judged, per op."""
     problems = []
     ours: dict[str, Result | BaseException] = {}
     for name in backends:
         with convpool.backend(name):
             ours[name] = _outcome(run_convpool, case)
     theirs = _outcome(run_torch, case)
+    if tally is not None:
+        tally[f"{case.op}: {_verdict(list(ours.values()), theirs)}"] += 1
     for name, got in ours.items():
         if isinstance(theirs, NoOracle) and not (isinstance(got, BaseException) and not isinstance(got, REFUSALS)):
             continue
@@ -338,7 +349,9 @@ def check(case: Case, backends: tuple[str, ...]) -> list[str]:
     return problems
 
 
-def fuzz(seeds: range, backends: tuple[str, ...], seconds: float | None = None) -> tuple[int, list[str]]:
+def fuzz(
+    seeds: range, backends: tuple[str, ...], seconds: float | None = None, tally: Counter[str] | None = None
+) -> tuple[int, list[str]]:
     """Run cases until ``seeds`` or ``seconds`` run out; returns (cases run, reports)."""
     reports, start, count = [], time.monotonic(), 0
     for seed in seeds:
@@ -346,7 +359,7 @@ def fuzz(seeds: range, backends: tuple[str, ...], seconds: float | None = None) 
             break
         case = draw_case(seed)
         count += 1
-        for problem in check(case, backends):
+        for problem in check(case, backends, tally):
             reports.append(f"{case.describe()}: {problem}  [python tests/fuzz.py --replay {seed}]")
     return count, reports
 
@@ -371,9 +384,12 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(problems) or "all agree")
         return 1 if problems else 0
     torch.set_num_threads(1)
-    count, reports = fuzz(range(args.seed, sys.maxsize), backends, args.seconds)
+    tally: Counter[str] = Counter()
+    count, reports = fuzz(range(args.seed, sys.maxsize), backends, args.seconds, tally)
     for line in reports:
         print(line)
+    for what, n in sorted(tally.items()):
+        print(f"  {what}: {n}")
     print(f"fuzz: {count} cases on {', '.join(backends)} and PyTorch, {len(reports)} disagreements")
     return 1 if reports else 0
 

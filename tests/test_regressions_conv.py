@@ -227,3 +227,8 @@ def test_conv_weight_gradient_with_inf_or_nan_in_the_input_matches_torch(special
         xt, wt = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)
         TF.conv2d(xt, wt, None, stride, padding, dilation, groups).backward(torch.tensor(dy))
         np.testing.assert_allclose(dw, wt.grad.numpy(), rtol=1e-5, atol=1e-5, err_msg=f"special at {pos}")
+
+
+def test_conv_input_with_an_empty_spatial_dim_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"empty spatial dimension: shape \(2, 2, 0, 1\)"):
+        F.conv2d(np.ones((2, 2, 0, 1)), np.ones((2, 2, 2, 3)), padding=(2, 4))

@@ -98,6 +98,8 @@ def conv_forward(
     if nd is None:
         nd = np.ndim(weight) - 2
     xb, unbatched = batched(x, nd)
+    if 0 in xb.shape[2:]:  # PyTorch refuses it too: only the batch or channels may be empty
+        raise ValueError(f"input has an empty spatial dimension: shape {np.shape(x)}; only N or C may be 0")
     weight, bias = _check_weight(xb, weight, bias, nd, groups)
     mode = _args.check_padding_mode(padding_mode)
     g = make_geometry(xb.shape[2:], nd, weight.shape[2:], stride, padding, dilation)
