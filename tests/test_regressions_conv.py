@@ -232,3 +232,22 @@ def test_conv_weight_gradient_with_inf_or_nan_in_the_input_matches_torch(special
 def test_conv_input_with_an_empty_spatial_dim_is_refused() -> None:
     with pytest.raises(ValueError, match=r"empty spatial dimension: shape \(2, 2, 0, 1\)"):
         F.conv2d(np.ones((2, 2, 0, 1)), np.ones((2, 2, 2, 3)), padding=(2, 4))
+
+
+def test_im2col_span_stays_within_the_row() -> None:
+    """Item 1's root cause, at the kernel: a tap whose reads all fall in the left padding
+    must give an empty span at the row's end, not a start past it (the zero fill ran into
+    the next row, or past the buffer).  The public calls above are now trimmed before
+    they reach the kernel, so the kernel's contract is checked here directly."""
+    from convpool import _kernels
+
+    if not _kernels.AVAILABLE:
+        pytest.skip("numba is not loaded")
+    assert _kernels._span(1, 1, -2, 1) == (1, 1)  # o2=1 output, its read at -2
+    assert _kernels._span(3, 2, -100, 5) == (3, 3)
+    assert _kernels._span(4, 1, -1, 2) == (1, 3)
+    assert _kernels._span(4, 3, 7, 5) == (0, 0)  # all reads past the right edge
+    for o2, s2, w0, n2 in np.ndindex(5, 4, 12, 5):
+        start, end = _kernels._span(o2, s2 + 1, w0 - 6, n2 + 1)
+        inside = [c for c in range(o2) if 0 <= c * (s2 + 1) + w0 - 6 < n2 + 1]
+        assert 0 <= start <= end <= o2 and list(range(start, end)) == inside
