@@ -9,6 +9,8 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import NoReturn
 
+from . import __version__
+
 
 class _Parser(argparse.ArgumentParser):
     """argparse with one-line errors: ``convpool CMD: error: ...`` on stderr, exit 2."""
@@ -183,11 +185,20 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _info(args: argparse.Namespace) -> int:
+    from .config import info
+
+    for key, value in info().items():
+        print(f"{key + ':':26s}{value}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="convpool",
         description="Convolution versus pooling: a library and a lab that explains and measures them.",
     )
+    parser.add_argument("--version", action="version", version=f"convpool {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("explain", help="the 5x5 / 3x3 worked example and the four answers, with numbers")
     p.add_argument(
@@ -247,6 +258,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--only", default=None, help="run the cases whose name contains this")
     p.add_argument("--out", default="bench-results.json")
     p.set_defaults(func=_bench)
+    p = sub.add_parser("info", help="version, backend, CPU and vector ISA, threads, BLAS")
+    p.set_defaults(func=_info)
     p = sub.add_parser("demo", help="the main job (what `make demo` runs): the report, shortened")
     p.add_argument("--out", type=_folder, default="convpool-report")
     p.set_defaults(func=_demo)

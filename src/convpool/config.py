@@ -70,3 +70,51 @@ def backend(name: str) -> Iterator[None]:
         yield
     finally:
         _chosen = previous
+
+
+def info() -> dict[str, str]:
+    """What this installation runs on: version, backend, CPU and its vector ISA, numba's
+    threads, NumPy's BLAS (what ``convpool info`` prints).  Name the CPU beside any
+    timing: kernels and BLAS differ between AVX2 and AVX-512 machines."""
+    import platform
+
+    import numpy as np
+
+    from . import __version__, _blas, _kernels
+
+    flags = _blas.cpu_flags()
+    isa = "AVX-512" if "avx512f" in flags else "AVX2/FMA" if {"avx2", "fma"} <= flags else platform.machine()
+    out = {
+        "convpool": __version__,
+        "backend": f"{get_backend()} (available: {', '.join(available_backends())})",
+        "cpu": _cpu_model() or platform.processor() or platform.machine(),
+        "vector ISA": isa,
+        "numpy": np.__version__,
+    }
+    if _kernels.AVAILABLE:
+        import llvmlite.binding as llvm
+        import numba
+
+        out["numba"] = f"{numba.__version__}, {_kernels.num_threads()} threads, target CPU {llvm.get_host_cpu_name()}"
+        out["direct SIMD convolution"] = "on" if _kernels.DIRECT else "off"
+    limiter = _kernels.blas_limiter()
+    if limiter is not None:
+        for lib in limiter.info():
+            if lib.get("user_api") == "blas":
+                core = lib.get("architecture") or "?"
+                out["blas"] = (
+                    f"{lib.get('internal_api')} {lib.get('version')} ({core}, {lib.get('num_threads')} threads)"
+                )
+                break
+    return out
+
+
+def _cpu_model() -> str | None:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return None
