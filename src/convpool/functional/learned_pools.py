@@ -1,0 +1,365 @@
+"""Pooling with learned parameters: GeM, log-mean-exp, mixed and gated pooling.
+
+Max pooling keeps the strongest response of a window, average pooling all of
+them equally; these pools sit between the two, and a network can *learn* where:
+
+* **GeM** (generalised mean): ``(mean over the window of clamp(x, eps)**p) ** (1/p)``;
+  ``p = 1`` is average pooling, ``p -> inf`` max pooling.  Radenovic, Tolias and
+  Chum, "Fine-tuning CNN image retrieval with no human annotation", TPAMI 2018.
+* **LSE** (log-mean-exp): ``(1/beta) log(mean exp(beta x))``; the mean as
+  ``beta -> 0``, the max as ``beta -> inf``.  A smooth maximum (Pinheiro and
+  Collobert, CVPR 2015; Boureau, Ponce and LeCun, ICML 2010).
+* **Mixed**: ``alpha * max + (1 - alpha) * avg`` with one ``alpha`` (Yu et al.,
+  RSKT 2014; learned as in Lee, Gallagher and Tu, AISTATS 2016).
+* **Gated**: the same blend with ``alpha = sigmoid(w . window + b)`` per window and
+  channel: a depthwise convolution of the window decides how max-like each output
+  is (Lee, Gallagher and Tu, "Generalizing pooling functions in convolutional
+  neural networks: mixed, gated, and tree", AISTATS 2016).
+
+Every op is built on convpool's own pools (compiled where they are): GeM is
+an average pool of ``x**p``, mixed/gated pooling a max pool and an average pool
+(plus a depthwise conv for the gate); LSE is a :class:`~.reductions.Reduction`
+(the window's max is subtracted before ``exp``, so ``beta = 1e4`` stays finite)
+run by the generic window reduction.  Parameter gradients come from the input
+gradient where possible (``d/dbeta`` of LSE is ``(sum(gx * x) - sum(dy * y)) / beta``).
+
+Padding never takes part: the max ignores it, means are over the real elements
+(``count_include_pad=False``).  The gated pool's gate is a convolution and sees
+zeros in the padding, as any conv layer does.
+
+Each op has ``*_forward`` returning ``(y, ctx)`` and ``*_backward(dy, ctx)``
+returning the input gradient and the parameter gradients.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .. import _args
+from ._common import batched, check_grad
+from .adaptive import adaptive_avg_pool_backward, adaptive_avg_pool_forward
+from .conv import conv_backward, conv_forward
+from .pool import avg_pool_forward, reduce_window_backward, reduce_window_forward
+from .reductions import Reduction
+
+# --- argument checks shared by the learned and published pools ------------------------
+
+
+def check_number(value: Any, name: str) -> float:
+    """``value`` as a float: a real number, or an array of one element (shape ``()`` or
+    ``(1,)``, e.g. a learned parameter's data); NaN and inf refused."""
+    if isinstance(value, np.ndarray) and value.shape in ((), (1,)) and np.issubdtype(value.dtype, np.floating):
+        value = value.reshape(())[()]
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a real number (or a 1-element float array), got {value!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    return float(value)
+
+
+def check_positive(value: Any, name: str, hint: str = "") -> float:
+    v = check_number(value, name)
+    if v <= 0:
+        raise ValueError(f"{name} must be > 0, got {v!r}{hint}")
+    return v
+
+
+def check_unit(value: Any, name: str) -> float:
+    """A number in ``[0, 1]``."""
+    v = check_number(value, name)
+    if not 0.0 <= v <= 1.0:
+        raise ValueError(f"{name} must be in [0, 1], got {v!r}")
+    return v
+
+
+def param_grad(value: Any, grad: float) -> np.ndarray:
+    """The gradient of a scalar parameter, shaped like it (``()`` for a plain number)."""
+    return np.full(np.shape(value), grad)
+
+
+def _pool_pair(
+    x: np.ndarray, nd: int, kernel_size: Any, stride: Any, padding: Any
+) -> tuple[np.ndarray, np.ndarray, Any, Any]:
+    """Max and average (padding excluded) pooling of ``x`` on the same windows."""
+    mx, mctx = reduce_window_forward(x, "max", nd, kernel_size, stride, padding)
+    av, actx = avg_pool_forward(x, nd, kernel_size, stride, padding, False, False)
+    return mx, av, mctx, actx
+
+
+# --- GeM -------------------------------------------------------------------------------
+
+
+@dataclass
+class GeMCtx:
+    back: Callable[[np.ndarray], np.ndarray]  # the adjoint of the window mean
+    x: np.ndarray
+    z: np.ndarray  # clamp(x, eps)
+    u: np.ndarray  # z ** p
+    m: np.ndarray  # window means of u
+    y: np.ndarray
+    p: float
+    eps: float
+    p_value: Any  # as given: the gradient takes its shape
+
+
+def gem_pool_forward(
+    x: Any,
+    p: Any,
+    nd: int,
+    kernel_size: Any = None,
+    stride: Any = None,
+    padding: Any = 0,
+    eps: float = 1e-6,
+) -> tuple[np.ndarray, GeMCtx]:
+    """Generalised mean ``(mean over the window of clamp(x, eps)**p) ** (1/p)``.
+
+    ``kernel_size=None`` pools globally (output size 1 per spatial dim; ``stride``
+    and ``padding`` must then keep their defaults).  Padding is left out of the mean.
+    """
+    xa = _args.check_array(x)
+    pv = check_positive(p, "p")
+    ev = check_positive(eps, "eps")
+    z = np.maximum(xa, ev)
+    u = z**pv
+    if kernel_size is None:
+        if stride is not None or not (_args._is_int(padding) and padding == 0):
+            raise ValueError(
+                f"gem_pool with kernel_size=None pools globally: leave stride (got {stride!r}) "
+                f"and padding (got {padding!r}) at their defaults"
+            )
+        m, actx = adaptive_avg_pool_forward(u, nd, 1)
+
+        def back(g: np.ndarray) -> np.ndarray:
+            return adaptive_avg_pool_backward(g, actx)
+
+    else:
+        m, pctx = avg_pool_forward(u, nd, kernel_size, stride, padding, False, False)
+
+        def back(g: np.ndarray) -> np.ndarray:
+            return reduce_window_backward(g, pctx)
+
+    with np.errstate(divide="ignore"):
+        y = m ** (1.0 / pv)
+    return y, GeMCtx(back, xa, z, u, m, y, pv, ev, p)
+
+
+def gem_pool_backward(dy: Any, ctx: GeMCtx) -> tuple[np.ndarray, np.ndarray]:
+    """``(grad_input, grad_p)``; ``grad_p`` has the shape of the ``p`` given."""
+    dy = check_grad(dy, ctx.y.shape, ctx.x.dtype)
+    p, m = ctx.p, ctx.m
+    with np.errstate(divide="ignore", invalid="ignore"):
+        gm = np.where(m > 0, dy * ctx.y / (p * m), 0.0).astype(dy.dtype, copy=False)  # d y / d m
+        log_m = np.where(m > 0, np.log(m), 0.0)
+    gu = ctx.back(gm)  # d/du of the mean, through the window adjoint
+    gx = gu * p * (ctx.u / ctx.z) * (ctx.x >= ctx.eps)  # u / z = z ** (p - 1); clamp passes x >= eps
+    # dy/dp = y * (mean(u log z) / (p m) - log(m) / p**2); the mean's adjoint turns the
+    # first term into a sum over the input
+    dp = float((gu * ctx.u * np.log(ctx.z)).sum()) - float((dy * ctx.y * log_m).sum()) / p**2
+    return gx.astype(ctx.x.dtype, copy=False), param_grad(ctx.p_value, dp)
+
+
+# --- log-mean-exp -----------------------------------------------------------------------
+
+
+class LogMeanExp(Reduction):
+    """``(1/beta) log(mean exp(beta x))`` over the real elements of each window,
+    computed as ``max + log1p(mean(expm1(beta (x - max)))) / beta``: never overflows,
+    and accurate for small ``beta`` too.  The gradient of each element is its
+    softmax weight ``exp(beta x) / sum exp(beta x)``."""
+
+    name = "logmeanexp"
+    pad_value = -np.inf  # exp(-inf) = 0: padding adds nothing; the count excludes it
+
+    def __init__(self, beta: float):
+        self.beta = beta
+
+    def forward(self, w: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, object]:
+        k = w.shape[-1]
+        top = w.max(axis=-1, keepdims=True)
+        d = self.beta * (w - top)
+        em1 = np.expm1(d)
+        none = np.isneginf(d)  # padding, or an input -inf: exp = 0
+        count = np.asarray(valid).astype(w.dtype)
+        # sum over the real elements of (exp - 1): padding is left out, an input -inf adds -1
+        s = np.where(none, 0.0, em1).sum(axis=-1) - (none.sum(axis=-1) - (k - count))
+        y = top[..., 0] + np.log1p(s / count) / self.beta
+        e = em1 + 1.0
+        return y.astype(w.dtype, copy=False), e / e.sum(axis=-1, keepdims=True)
+
+    def backward(self, dy: np.ndarray, aux: object, k: int) -> np.ndarray:
+        assert isinstance(aux, np.ndarray)
+        return dy[..., None] * aux
+
+    def __repr__(self) -> str:
+        return f"LogMeanExp(beta={self.beta})"
+
+
+@dataclass
+class LSECtx:
+    pool_ctx: Any
+    x: np.ndarray
+    y: np.ndarray
+    beta: float
+    beta_value: Any
+
+
+def lse_pool_forward(
+    x: Any, beta: Any, nd: int, kernel_size: Any, stride: Any = None, padding: Any = 0
+) -> tuple[np.ndarray, LSECtx]:
+    """Log-mean-exp pooling ``(1/beta) log(mean over the window of exp(beta x))``."""
+    xa = _args.check_array(x)
+    b = check_positive(beta, "beta")
+    y, pctx = reduce_window_forward(xa, LogMeanExp(b), nd, kernel_size, stride, padding)
+    return y, LSECtx(pctx, xa, y, b, beta)
+
+
+def lse_pool_backward(dy: Any, ctx: LSECtx) -> tuple[np.ndarray, np.ndarray]:
+    """``(grad_input, grad_beta)``.  With softmax weights ``s``, ``dy/dx = s`` and
+    ``dy/dbeta = (sum(s x) - y) / beta``, so ``grad_beta = (sum(gx x) - sum(dy y)) / beta``."""
+    dy = check_grad(dy, ctx.y.shape, ctx.x.dtype)
+    gx = reduce_window_backward(dy, ctx.pool_ctx)
+    with np.errstate(invalid="ignore"):  # 0 * inf where an infinite input gets no gradient
+        gsx = float(np.where(gx == 0, 0.0, gx * ctx.x).sum())
+    db = (gsx - float((dy * ctx.y).sum())) / ctx.beta
+    return gx, param_grad(ctx.beta_value, db)
+
+
+# --- mixed -----------------------------------------------------------------------------
+
+
+@dataclass
+class MixedCtx:
+    max_ctx: Any
+    avg_ctx: Any
+    mx: np.ndarray
+    av: np.ndarray
+    alpha: float
+    alpha_value: Any
+    dtype: np.dtype
+
+
+def mixed_pool_forward(
+    x: Any, alpha: Any, nd: int, kernel_size: Any, stride: Any = None, padding: Any = 0
+) -> tuple[np.ndarray, MixedCtx]:
+    """``alpha * max_pool + (1 - alpha) * avg_pool`` (padding excluded from the average)."""
+    xa = _args.check_array(x)
+    a = check_unit(alpha, "alpha")
+    mx, av, mctx, actx = _pool_pair(xa, nd, kernel_size, stride, padding)
+    y = a * mx + (1.0 - a) * av
+    return y, MixedCtx(mctx, actx, mx, av, a, alpha, xa.dtype)
+
+
+def mixed_pool_backward(dy: Any, ctx: MixedCtx) -> tuple[np.ndarray, np.ndarray]:
+    """``(grad_input, grad_alpha)``."""
+    dy = check_grad(dy, ctx.mx.shape, ctx.dtype)
+    a = ctx.alpha
+    gx = reduce_window_backward(dy * a, ctx.max_ctx) + reduce_window_backward(dy * (1.0 - a), ctx.avg_ctx)
+    return gx, param_grad(ctx.alpha_value, float((dy * (ctx.mx - ctx.av)).sum()))
+
+
+# --- gated ----------------------------------------------------------------------------
+
+
+@dataclass
+class GatedCtx:
+    max_ctx: Any
+    avg_ctx: Any
+    conv_ctx: Any
+    mx: np.ndarray
+    av: np.ndarray
+    gate: np.ndarray  # sigmoid of the conv
+    w_shape: tuple[int, ...]
+    has_bias: bool
+    dtype: np.dtype
+
+
+def sigmoid(z: np.ndarray) -> np.ndarray:
+    """``1 / (1 + exp(-z))`` without overflow, in ``z``'s dtype."""
+    return 0.5 * (np.tanh(0.5 * z) + 1.0)
+
+
+def gated_pool_forward(
+    x: Any, weight: Any, bias: Any, nd: int, stride: Any = None, padding: Any = 0
+) -> tuple[np.ndarray, GatedCtx]:
+    """``g * max_pool + (1 - g) * avg_pool`` with the gate ``g = sigmoid(conv(x))``, a
+    depthwise conv with ``weight`` ``(C, *kernel)`` and ``bias`` ``(C,)`` (or None) on
+    the pool's windows (kernel, stride and padding; the conv pads with zeros)."""
+    xb, _ = batched(x, nd)
+    w = _args.check_array(weight, "weight")
+    if w.ndim != nd + 1 or w.shape[0] != xb.shape[1]:
+        raise ValueError(
+            f"weight of a {nd}-d gated pool must have shape (C, *kernel) = ({xb.shape[1]}, {nd} sizes) for "
+            f"an input with {xb.shape[1]} channels, got shape {w.shape}"
+        )
+    kernel = w.shape[1:]
+    if 0 in kernel:
+        raise ValueError(f"weight must have a non-empty kernel, got shape {w.shape}")
+    mx, av, mctx, actx = _pool_pair(_args.check_array(x), nd, kernel, stride, padding)
+    stride_c = kernel if stride is None else stride
+    c = w.shape[0]
+    z, cctx = conv_forward(x, w.reshape((c, 1) + kernel), bias, stride_c, padding, 1, c, nd=nd)
+    gate = sigmoid(z)
+    y = gate * mx + (1.0 - gate) * av
+    return y, GatedCtx(mctx, actx, cctx, mx, av, gate, w.shape, bias is not None, mx.dtype)
+
+
+def gated_pool_backward(dy: Any, ctx: GatedCtx) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """``(grad_input, grad_weight, grad_bias)`` (``grad_bias`` None without bias)."""
+    dy = check_grad(dy, ctx.mx.shape, ctx.dtype)
+    g = ctx.gate
+    dz = dy * (ctx.mx - ctx.av) * g * (1.0 - g)
+    gxc, dw, db = conv_backward(dz, ctx.conv_ctx)
+    gx = reduce_window_backward(dy * g, ctx.max_ctx) + reduce_window_backward(dy * (1.0 - g), ctx.avg_ctx) + gxc
+    return gx, dw.reshape(ctx.w_shape), (db if ctx.has_bias else None)
+
+
+# --- public 1-d/2-d/3-d functions --------------------------------------------------------
+
+
+def _gem(nd: int) -> Callable[..., np.ndarray]:
+    def pool(
+        input: Any, kernel_size: Any = None, stride: Any = None, padding: Any = 0, p: Any = 3.0, eps: float = 1e-6
+    ) -> np.ndarray:
+        return gem_pool_forward(input, p, nd, kernel_size, stride, padding, eps)[0]
+
+    pool.__name__ = pool.__qualname__ = f"gem_pool{nd}d"
+    pool.__doc__ = f"{nd}-d generalised-mean (GeM) pooling.\n\n" + (gem_pool_forward.__doc__ or "")
+    return pool
+
+
+def _lse(nd: int) -> Callable[..., np.ndarray]:
+    def pool(input: Any, kernel_size: Any, stride: Any = None, padding: Any = 0, beta: Any = 1.0) -> np.ndarray:
+        return lse_pool_forward(input, beta, nd, kernel_size, stride, padding)[0]
+
+    pool.__name__ = pool.__qualname__ = f"lse_pool{nd}d"
+    pool.__doc__ = f"{nd}-d log-mean-exp pooling.\n\n" + (lse_pool_forward.__doc__ or "")
+    return pool
+
+
+def _mixed(nd: int) -> Callable[..., np.ndarray]:
+    def pool(input: Any, kernel_size: Any, stride: Any = None, padding: Any = 0, alpha: Any = 0.5) -> np.ndarray:
+        return mixed_pool_forward(input, alpha, nd, kernel_size, stride, padding)[0]
+
+    pool.__name__ = pool.__qualname__ = f"mixed_pool{nd}d"
+    pool.__doc__ = f"{nd}-d mixed max-average pooling.\n\n" + (mixed_pool_forward.__doc__ or "")
+    return pool
+
+
+def _gated(nd: int) -> Callable[..., np.ndarray]:
+    def pool(input: Any, weight: Any, bias: Any = None, stride: Any = None, padding: Any = 0) -> np.ndarray:
+        return gated_pool_forward(input, weight, bias, nd, stride, padding)[0]
+
+    pool.__name__ = pool.__qualname__ = f"gated_pool{nd}d"
+    pool.__doc__ = f"{nd}-d gated max-average pooling.\n\n" + (gated_pool_forward.__doc__ or "")
+    return pool
+
+
+gem_pool1d, gem_pool2d, gem_pool3d = _gem(1), _gem(2), _gem(3)
+lse_pool1d, lse_pool2d, lse_pool3d = _lse(1), _lse(2), _lse(3)
+mixed_pool1d, mixed_pool2d, mixed_pool3d = _mixed(1), _mixed(2), _mixed(3)
+gated_pool1d, gated_pool2d, gated_pool3d = _gated(1), _gated(2), _gated(3)
