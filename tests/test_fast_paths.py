@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import convpool
 import convpool.functional as F
 from convpool import _kernels
 
@@ -15,8 +16,7 @@ pytestmark = pytest.mark.skipif(not _kernels.enabled(), reason="numba not instal
 
 def both(fn, monkeypatch):  # type: ignore[no-untyped-def]
     fast = fn()
-    with monkeypatch.context() as m:
-        m.setattr(_kernels, "enabled", lambda: False)
+    with convpool.backend("numpy"):
         slow = fn()
     return fast, slow
 
@@ -85,16 +85,16 @@ def test_conv_fast_equals_reference(c, groups, mode, seed):  # type: ignore[no-u
 
 
 def test_large_conv_is_chunked_and_equal(monkeypatch):  # type: ignore[no-untyped-def]
-    from convpool.functional import conv
+    from convpool.functional import _conv_im2col
 
-    monkeypatch.setattr(conv, "COLS_BUDGET", 4096)  # force many chunks
+    monkeypatch.setattr(_conv_im2col, "COLS_BUDGET", 4096)  # force many chunks
     rng = np.random.default_rng(0)
     x = rng.standard_normal((5, 4, 9, 9)).astype(np.float32)
     w = rng.standard_normal((6, 4, 3, 3)).astype(np.float32)
     monkeypatch.setattr(_kernels, "DIRECT", False)  # the im2col path, which chunks
     (yf, ctxf) = F.conv_forward(x, w, None, 1, 1)
-    monkeypatch.setattr(_kernels, "enabled", lambda: False)
-    (ys, ctxs) = F.conv_forward(x, w, None, 1, 1)
+    with convpool.backend("numpy"):
+        (ys, ctxs) = F.conv_forward(x, w, None, 1, 1)
     np.testing.assert_allclose(yf, ys, rtol=1e-5, atol=1e-5)
     dy = rng.standard_normal(yf.shape).astype(np.float32)
     for a, b in zip(F.conv_backward(dy, ctxf)[:2], F.conv_backward(dy, ctxs)[:2]):

@@ -1,0 +1,159 @@
+"""The float32 convolution on explicit SIMD vectors (:mod:`convpool._direct`): when it
+applies, and its forward and backward drivers.
+
+* "wide": any dense or grouped window, any stride - every image padded and laid out
+  channel by channel, each (channel, tap) pair a shifted run of the layout;
+* "stencil": depthwise with stride 1 - one (image, channel) plane per job.
+
+The kernels reduce over every position of the padded planes, outputs or not; see
+:func:`finite_or_exact` for what that means for inf and NaN inputs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import _args, _direct, _kernels
+from .._direct import BLOCK_Q, phase_plane
+from ..windows import pad_backward
+from ._common import Geometry
+from ._conv_reference import ConvCtx, reference_backward, reference_forward
+
+
+def kind(xb: np.ndarray, g: Geometry, cg: int, groups: int) -> str | None:
+    """Which SIMD kernels of :mod:`convpool._direct` take a float32 conv with a real
+    window (a 1x1 conv reads its input in place instead): "wide" - the wide layout, any
+    stride, the input split into its stride phases when strided; "stencil" - depthwise
+    (one input channel per group) with stride 1, one (image, channel) plane per job;
+    None - strided depthwise, float64, or no SIMD kernels: the compiled loops."""
+    if not (_kernels.DIRECT and xb.dtype == np.float32 and _args.prod(g.kernel) > 1):
+        return None
+    if not wide_fits(xb.shape[0], g):
+        return None
+    if cg > 1 or groups == 1:
+        return "wide"
+    return "stencil" if all(s == 1 for s in g.stride) else None
+
+
+def wide_fits(n: int, g: Geometry) -> bool:
+    """Whether the wide layout (each padded plane split into prod(stride) phase rows of
+    the batch, each row with room for a block's over-read) stays within about twice
+    the padded input: strides that are large against the input would make it mostly
+    row overhead (stride 1000 on a 2000x2000 image: a million rows per channel)."""
+    phases = _args.prod(g.stride)
+    wide = phases * (n * _args.prod(phase_plane(g.padded, g.stride)) + 2 * BLOCK_Q)
+    return wide <= 2 * n * _args.prod(g.padded) + 4096
+
+
+def input_grad_padding(g: Geometry, mode: str) -> tuple[bool, _args.Pairs]:
+    """How to pad the output gradient so that a stride-1 convolution with the flipped
+    weights gives the input gradient: by (reach - lo, reach - hi), the result then being
+    the input's gradient itself (``exact``: zero padding no wider than the reach); else by
+    (reach, reach), the result being the padded input's, to fold back with the padding's
+    adjoint."""
+    reach = tuple(d * (k - 1) for k, d in zip(g.kernel, g.dilation, strict=True))
+    exact = mode == "constant" and all(r >= lo and r >= hi for r, (lo, hi) in zip(reach, g.pads, strict=True))
+    dpads = tuple((r - lo, r - hi) if exact else (r, r) for r, (lo, hi) in zip(reach, g.pads, strict=True))
+    return exact, dpads
+
+
+def stencil_forward(
+    xb: np.ndarray, weight: np.ndarray, g: Geometry, groups: int, mode: str, unbatched: bool
+) -> tuple[np.ndarray, ConvCtx]:
+    c_out = weight.shape[0]
+    w = weight.astype(np.float32, copy=False).reshape(groups, c_out // groups, -1)
+    y = _direct.depthwise(xb, weight, g.pads, mode, g.kernel, g.dilation, ratio=c_out // groups)
+    ctx = ConvCtx(
+        g, groups, mode, None, w, xb.shape, weight.shape, weight.dtype, False, unbatched, y.shape, xp=xb, stencil=True
+    )
+    return y, ctx
+
+
+def stencil_backward(dy: np.ndarray, ctx: ConvCtx, input_grad: bool) -> tuple[np.ndarray | None, np.ndarray]:
+    """Weight gradient: each channel's plane products, three taps per pass.  Input
+    gradient: the same stencil on the output gradient padded by (reach - lo, reach - hi),
+    taps flipped, summed over each input channel's outputs."""
+    g, xb = ctx.geom, ctx.xp
+    assert xb is not None
+    c, co = ctx.x_shape[1], ctx.w_shape[0] // ctx.groups
+    dw = _direct.depthwise_weight_grad(xb, dy, g.pads, ctx.mode, g.kernel, g.dilation, co)
+    dw = finite_or_exact(dw, dy, ctx).astype(ctx.w_dtype, copy=False)
+    if not input_grad:
+        return None, dw
+    exact, dpads = input_grad_padding(g, ctx.mode)
+    wf = np.flip(ctx.w.reshape(c, co, -1), axis=-1)  # (C_in, multiplier, taps), taps reversed
+    wf = np.ascontiguousarray(wf).reshape((c, co) + g.kernel)
+    dx = _direct.depthwise(dy, wf, dpads, "constant", g.kernel, g.dilation, ratio=1)
+    return (dx if exact else pad_backward(dx, g.pads, ctx.mode)), dw
+
+
+def finite_or_exact(dw: np.ndarray, dy: np.ndarray, ctx: ConvCtx) -> np.ndarray:
+    """``dw`` from a SIMD kernel, or the weight gradient recomputed on the NumPy path
+    when it is not finite.  The SIMD kernels reduce over every position of the padded
+    planes, outputs or not, with zeros in ``dy`` where there is no output; an inf or
+    NaN in the input at such a position would make 0 * inf = NaN of a weight that never
+    met it (PyTorch's gradient stays finite there).  Checking the small ``dw`` costs
+    nothing; the recomputation runs only when the input holds inf or NaN."""
+    if np.isfinite(dw).all():
+        return dw
+    assert ctx.xp is not None
+    weight = ctx.w.reshape(ctx.w_shape)
+    _, ref = reference_forward(ctx.xp, weight, ctx.geom, ctx.groups, ctx.mode, False)
+    return reference_backward(dy, ref)[1]
+
+
+def wide_forward(
+    xb: np.ndarray, weight: np.ndarray, g: Geometry, groups: int, mode: str, unbatched: bool
+) -> tuple[np.ndarray, ConvCtx]:
+    n, c = xb.shape[:2]
+    c_out = weight.shape[0]
+    w = weight.astype(np.float32, copy=False).reshape(groups, c_out // groups, -1)
+    plane = _direct.phase_plane(g.padded, g.stride)
+    reach = _direct.reach(plane, g.kernel, g.dilation, g.stride)
+    src = _direct.Wide(xb, g.pads, mode, reach, stride=g.stride)
+    y = _direct.convolve(src, w.reshape(groups, c_out // groups, c // groups, -1), g.kernel, g.dilation, n)
+    assert y.shape[2:] == g.out
+    ctx = ConvCtx(
+        g, groups, mode, None, w, xb.shape, weight.shape, weight.dtype, False, unbatched, y.shape, xp=xb, wide=src
+    )
+    return y, ctx
+
+
+def wide_backward(dy: np.ndarray, ctx: ConvCtx, input_grad: bool = True) -> tuple[np.ndarray | None, np.ndarray]:
+    """Weight gradient: the shifted-run product reduced over positions.  Input gradient
+    (unless ``input_grad`` is False): the stride-1 convolution of the output gradient
+    with the flipped, transposed weights, the output gradient padded so the result is
+    exactly the (padded) input; for a strided conv, phase by phase."""
+    g, groups, src = ctx.geom, ctx.groups, ctx.wide
+    n, c = ctx.x_shape[:2]
+    co = ctx.w_shape[0] // groups
+    w4 = ctx.w.reshape(groups, co, c // groups, -1)
+    exact, dpads = input_grad_padding(g, ctx.mode)
+    dpadded = tuple(o + lo + hi for o, (lo, hi) in zip(g.out, dpads, strict=True))
+    # a 'same'-size conv (lo + hi == reach): dy padded for the input gradient has the
+    # plane of the weight gradient's layout, so one copy of dy serves both
+    shared = input_grad and exact and all(s == 1 for s in g.stride) and dpadded == src.padded
+    shift = _direct.flat_offset(src.padded, tuple(lo for lo, _ in dpads)) if shared else 0
+    dyw = _direct.grad_layout(dy, src, groups, margin=shift)
+    dw = _direct.weight_grad(src, dyw, groups, co, g.kernel, g.dilation, _kernels.num_threads())
+    dw = finite_or_exact(dw, dy, ctx).astype(ctx.w_dtype, copy=False)
+    if not input_grad:
+        return None, dw
+    if shared:
+        return _direct.input_grad_shared(dyw, w4, g.kernel, g.dilation, shift, n), dw
+    if any(s > 1 for s in g.stride):  # phase by phase, straight into the input's shape
+        if ctx.mode == "constant":
+            lo, shape = tuple(p for p, _ in g.pads), ctx.x_shape
+        else:
+            lo, shape = (0,) * g.nd, (n, c) + g.padded
+        dx = _direct.input_grad_strided(dy, w4, g.kernel, g.dilation, g.stride, g.padded, lo, shape)
+        folded = ctx.mode != "constant"
+    else:
+        reach_dx = _direct.reach(dpadded, g.kernel, g.dilation)
+        dsrc = _direct.Wide(dy, dpads, "constant", reach_dx, scratch=True)
+        wf = np.flip(w4, axis=-1).transpose(0, 2, 1, 3)  # (groups, cg, co, taps), taps reversed
+        dx = _direct.convolve(dsrc, np.ascontiguousarray(wf), g.kernel, g.dilation, n)
+        folded = not exact
+    if folded:  # dx is the padded input's gradient
+        dx = pad_backward(dx, g.pads, ctx.mode)
+    return dx, dw
