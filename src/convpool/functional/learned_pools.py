@@ -69,6 +69,13 @@ def check_positive(value: Any, name: str, hint: str = "") -> float:
     return v
 
 
+def check_flag(value: Any, name: str) -> bool:
+    """``value`` if it is a bool (Python's or NumPy's), else a TypeError naming ``name``."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a bool, got {value!r} ({type(value).__name__})")
+    return bool(value)
+
+
 def check_unit(value: Any, name: str) -> float:
     """A number in ``[0, 1]``."""
     v = check_number(value, name)

@@ -36,7 +36,7 @@ import numpy as np
 
 from .. import _args
 from .._random import generator
-from ._common import batched, check_bool, check_grad
+from ._common import batched, check_grad
 from .adaptive import (
     adaptive_avg_pool_backward,
     adaptive_avg_pool_forward,
@@ -44,6 +44,7 @@ from .adaptive import (
     adaptive_max_pool_forward,
 )
 from .conv import conv_backward, conv_forward
+from .learned_pools import check_flag
 from .pool import reduce_window_backward, reduce_window_forward
 from .reductions import Reduction
 
@@ -138,7 +139,7 @@ def stochastic_pool_forward(
     expectation ``sum(x_j**2) / sum(x)`` (0 for a window of zeros).
     """
     xa = _args.check_array(x)
-    training = check_bool(training, "training")
+    training = check_flag(training, "training")
     _check_non_negative(xa)
     if training:
         y, ctx = reduce_window_forward(xa, Sample(generator()), nd, kernel_size, stride)

@@ -19,7 +19,6 @@ import numpy as np
 from .. import _args
 from .._random import generator
 from ..functional import learned_pools as LP
-from ..functional._common import check_bool
 from .module import Module, Parameter
 
 
@@ -103,7 +102,7 @@ class _GeMPoolNd(Module):
             self.kernel_size, self.stride, self.padding = pool_window(self.nd, kernel_size, stride, padding)
         pv = LP.check_positive(p, "p")
         self.eps = LP.check_positive(eps, "eps")
-        self.learn_p = check_bool(learn_p, "learn_p")
+        self.learn_p = LP.check_flag(learn_p, "learn_p")
         self.p: Parameter | float = scalar_parameter(pv, dtype) if self.learn_p else pv
         self._ctx: Any = None
 
@@ -167,7 +166,7 @@ class _LSEPoolNd(Module):
         super().__init__()
         self.kernel_size, self.stride, self.padding = pool_window(self.nd, kernel_size, stride, padding)
         bv = LP.check_positive(beta, "beta")
-        self.learn_beta = check_bool(learn_beta, "learn_beta")
+        self.learn_beta = LP.check_flag(learn_beta, "learn_beta")
         self.beta: Parameter | float = scalar_parameter(bv, dtype) if self.learn_beta else bv
         self._ctx: Any = None
 
@@ -231,7 +230,7 @@ class _MixedPoolNd(Module):
         super().__init__()
         self.kernel_size, self.stride, self.padding = pool_window(self.nd, kernel_size, stride, padding)
         av = LP.check_unit(alpha, "alpha")
-        self.learn_alpha = check_bool(learn_alpha, "learn_alpha")
+        self.learn_alpha = LP.check_flag(learn_alpha, "learn_alpha")
         self.alpha: Parameter | float = scalar_parameter(av, dtype) if self.learn_alpha else av
         self._ctx: Any = None
 
