@@ -29,6 +29,14 @@ from .learned_pools import (
     MixedPool2d,
     MixedPool3d,
 )
+from .maxplus import (
+    MaxPlusConv1d,
+    MaxPlusConv2d,
+    MaxPlusConv3d,
+    MinPlusConv1d,
+    MinPlusConv2d,
+    MinPlusConv3d,
+)
 from .module import Module, Parameter
 from .pool import (
     AdaptiveAvgPool1d,
@@ -111,12 +119,18 @@ __all__ = [
     "MaxBlurPool1d",
     "MaxBlurPool2d",
     "MaxBlurPool3d",
+    "MaxPlusConv1d",
+    "MaxPlusConv2d",
+    "MaxPlusConv3d",
     "MaxPool1d",
     "MaxPool2d",
     "MaxPool3d",
     "MedianPool1d",
     "MedianPool2d",
     "MedianPool3d",
+    "MinPlusConv1d",
+    "MinPlusConv2d",
+    "MinPlusConv3d",
     "MinPool1d",
     "MinPool2d",
     "MinPool3d",

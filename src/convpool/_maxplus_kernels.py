@@ -1,0 +1,286 @@
+"""Compiled max-plus convolution kernels (numba); import only when numba is available.
+
+Max-plus convolution is the direct convolution with ``max`` in place of the sum and
+``+`` in place of the product: ``y[o, p] = max over (c, t) of x[c, p + off[t]] + w[o, c, t]``.
+These kernels compute it for *finite* inputs (the caller falls back to the NumPy
+reference for inf and NaN, whose tie and NaN rules cost the fast loop too much):
+
+* :func:`forward_wide` (float32, stride 1, on explicit 16-lane vectors): the batch is
+  laid out as in :mod:`convpool._direct` - every padded plane flattened, channel by
+  channel, so each (input channel, tap) entry is one shifted, contiguous run
+  (:func:`to_wide`, which also applies the sign, the padding and the finiteness check).
+  A block of 4 output channels x 16 positions keeps, per input channel, the maximum
+  over the taps in registers (an add and a max per entry), then the running best and
+  the winning channel (a compare and two selects per channel, not per entry).  The
+  winning tap of the winning channel is found once per output at the end (the first
+  tap whose sum equals the maximum), so the winner is the first in scan order.
+* :func:`forward_generic` (float32/float64, any stride): the same per-channel scheme,
+  one (image, output channel) per job, over a padded input.
+* :func:`route` - the backward pass: each output's gradient goes to its winning
+  input element and weight entry (bias: the sum), images split between threads.
+
+Winners are stored as the entry index ``c * K + t`` within the group (int32).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from llvmlite import ir
+from numba import njit, prange, types
+from numba.extending import intrinsic
+
+from ._simd import _VEC, f32x16, vbroadcast, vload
+
+BLOCK = 16  # positions per block: one f32x16 vector
+
+
+@intrinsic
+def vadd(typingctx, a, b):
+    """``a + b`` lane by lane."""
+
+    def codegen(context, builder, sig, args):
+        return builder.fadd(args[0], args[1])
+
+    return f32x16(f32x16, f32x16), codegen
+
+
+@intrinsic
+def vmax(typingctx, a, b):
+    """``a if a > b else b`` lane by lane (one vmaxps; finite lanes only here)."""
+
+    def codegen(context, builder, sig, args):
+        return builder.select(builder.fcmp_ordered(">", args[0], args[1]), args[0], args[1])
+
+    return f32x16(f32x16, f32x16), codegen
+
+
+@intrinsic
+def vpick(typingctx, a, b, x, y):
+    """``x if a > b else y`` lane by lane."""
+
+    def codegen(context, builder, sig, args):
+        return builder.select(builder.fcmp_ordered(">", args[0], args[1]), args[2], args[3])
+
+    return f32x16(f32x16, f32x16, f32x16, f32x16), codegen
+
+
+@intrinsic
+def vget(typingctx, v, i):
+    """Lane ``i`` of ``v`` as a float32."""
+
+    def codegen(context, builder, sig, args):
+        return builder.extract_element(args[0], builder.trunc(args[1], ir.IntType(32)))
+
+    return types.float32(f32x16, i), codegen
+
+
+assert _VEC.count == BLOCK
+
+
+@njit(parallel=True, cache=True)
+def to_wide(x, lo, padded, fill, sign, length, src, bad):
+    """src[c * length + n * P + i] = sign * (padded plane of channel c, image n)[i], with
+    ``fill`` around the input (``lo`` before it in each of the 3 dims), 0 past the planes.
+    x: (N, C, D, H, W); bad[c * N + n] becomes NaN if that plane holds inf or NaN."""
+    n_img, n_ch, d0, d1, d2 = x.shape
+    q0, q1, q2 = padded[0], padded[1], padded[2]
+    plane = q0 * q1 * q2
+    for job in prange(n_ch * n_img):
+        c = job // n_img
+        n = job % n_img
+        base = c * length + n * plane
+        check = np.float32(0.0)
+        for z in range(q0):
+            u = z - lo[0]
+            for h in range(q1):
+                v = h - lo[1]
+                row = base + (z * q1 + h) * q2
+                if 0 <= u < d0 and 0 <= v < d1:
+                    for w in range(lo[2]):
+                        src[row + w] = fill
+                    for w in range(d2):
+                        val = x[n, c, u, v, w]
+                        check += val - val  # NaN iff val is inf or NaN
+                        src[row + lo[2] + w] = sign * val
+                    for w in range(lo[2] + d2, q2):
+                        src[row + w] = fill
+                else:
+                    for w in range(q2):
+                        src[row + w] = fill
+        bad[job] = check
+        if n == n_img - 1:  # the row's tail: read only for positions that are not outputs
+            for i in range(n_img * plane, length):
+                src[c * length + i] = 0.0
+
+
+@njit(inline="always")
+def _emit(best, win, o, co, gi, q0, q_len, ymap, out_plane, src, gbase, ents, wp, wrow, taps, sign, bias, y, wout):
+    """Store the outputs of one block row: for each lane that is an output, its value
+    and its winning entry (the first tap of the winning channel reaching the maximum).
+    Returns True if an output is -inf (a window of -inf sums: the caller redoes it)."""
+    low = False
+    if o >= co:
+        return low
+    oc = gi * co + o
+    for lane in range(BLOCK):
+        q = q0 + lane
+        if q >= q_len or ymap[q] < 0:
+            continue
+        bv = vget(best, lane)
+        c = np.int64(vget(win, lane))
+        t = 0
+        while t < taps - 1:  # the last tap must be it if no earlier one is
+            e = c * taps + t
+            if src[gbase + ents[e] + q] + wp[wrow + e * 4 + o % 4] == bv:
+                break
+            t += 1
+        at = ymap[q] + oc * out_plane
+        y[at] = sign * bv + bias[oc]
+        wout[at] = c * taps + t
+        low = low or bv == -np.inf
+    return low
+
+
+@njit(parallel=True, cache=True)
+def forward_wide(src, gstride, wp, ents, taps, groups, co, q_len, ymap, out_plane, sign, bias, y, wout, flags):
+    """Max-plus forward on a :func:`to_wide` layout, stride 1.
+
+    Entry ``e = c * taps + t`` reads ``src[g * gstride + ents[e] + q]`` for wide position
+    ``q``; wp: flat (groups, ceil(co/4), E, 4) packed weights; ymap[q]: the y index of
+    position q's output in channel 0 (-1: not an output); y, wout: flat (N, C_out, P).
+    flags[job] = 1 where some output came out -inf."""
+    nb = (co + 3) // 4
+    n_ent = ents.shape[0]
+    cg = n_ent // taps
+    nq = (q_len + BLOCK - 1) // BLOCK
+    neg = vbroadcast(np.float32(-np.inf))
+    zero = vbroadcast(np.float32(0.0))
+    for job in prange(groups * nq * nb):
+        b = job % nb  # output-channel blocks fastest: they share the source block in cache
+        rest = job // nb
+        qb = rest % nq
+        gi = rest // nq
+        q0 = qb * BLOCK
+        gbase = gi * gstride
+        xrow = gbase + q0
+        wrow = (gi * nb + b) * n_ent * 4
+        best0 = best1 = best2 = best3 = neg
+        win0 = win1 = win2 = win3 = zero
+        for c in range(cg):
+            m0 = m1 = m2 = m3 = neg
+            for t in range(taps):
+                e = c * taps + t
+                xv = vload(src, xrow + ents[e])
+                k = wrow + e * 4
+                m0 = vmax(vadd(xv, vbroadcast(wp[k])), m0)
+                m1 = vmax(vadd(xv, vbroadcast(wp[k + 1])), m1)
+                m2 = vmax(vadd(xv, vbroadcast(wp[k + 2])), m2)
+                m3 = vmax(vadd(xv, vbroadcast(wp[k + 3])), m3)
+            cv = vbroadcast(np.float32(c))
+            win0 = vpick(m0, best0, cv, win0)
+            best0 = vmax(m0, best0)
+            win1 = vpick(m1, best1, cv, win1)
+            best1 = vmax(m1, best1)
+            win2 = vpick(m2, best2, cv, win2)
+            best2 = vmax(m2, best2)
+            win3 = vpick(m3, best3, cv, win3)
+            best3 = vmax(m3, best3)
+        low = False
+        for i in range(4):  # unrolled by the compiler: the vectors are named
+            best, win = (
+                (best0, win0) if i == 0 else (best1, win1) if i == 1 else (best2, win2) if i == 2 else (best3, win3)
+            )
+            low |= _emit(best, win, b * 4 + i, co, gi, q0, q_len, ymap, out_plane, src, gbase, ents, wp, wrow, taps,
+                         sign, bias, y, wout)  # fmt: skip
+        flags[job] = low
+
+
+@njit(parallel=True, cache=True)
+def forward_generic(xp, w, groups, k3, s3, d3, sign, bias, y, wout, flags):
+    """Max-plus forward over a padded, signed input xp (N, C, P0, P1, P2); w: (C_out,
+    C_in/groups, K) signed; y, wout: (N, C_out, o0, o1, o2).  flags[job] = 1 where some
+    output came out -inf."""
+    n_img, c_out, o0, o1, o2 = y.shape
+    cg, kk = w.shape[1], w.shape[2]
+    co = c_out // groups
+    k1, k2 = k3[1], k3[2]
+    s0, s1, s2 = s3[0], s3[1], s3[2]
+    for job in prange(n_img * c_out):
+        n = job // c_out
+        oc = job % c_out
+        g = oc // co
+        best = np.full((o0, o1, o2), -np.inf, dtype=y.dtype)
+        cm = np.empty((o0, o1, o2), dtype=y.dtype)
+        win = np.zeros((o0, o1, o2), dtype=np.int64)
+        for ci in range(cg):
+            cm[:] = -np.inf
+            for t in range(kk):
+                i, j, m = t // (k1 * k2), t // k2 % k1, t % k2
+                wv = w[oc, ci, t]
+                for a in range(o0):
+                    for bb in range(o1):
+                        row = xp[n, g * cg + ci, a * s0 + i * d3[0], bb * s1 + j * d3[1]]
+                        r = cm[a, bb]
+                        off = m * d3[2]
+                        if s2 == 1:  # contiguous: the loop vectorises
+                            for cc in range(o2):
+                                val = row[off + cc] + wv
+                                r[cc] = val if val > r[cc] else r[cc]
+                        else:
+                            for cc in range(o2):
+                                val = row[off + cc * s2] + wv
+                                r[cc] = val if val > r[cc] else r[cc]
+            for a in range(o0):
+                for bb in range(o1):
+                    for cc in range(o2):
+                        if cm[a, bb, cc] > best[a, bb, cc]:
+                            best[a, bb, cc] = cm[a, bb, cc]
+                            win[a, bb, cc] = ci
+        low = False
+        for a in range(o0):
+            for bb in range(o1):
+                for cc in range(o2):
+                    bv = best[a, bb, cc]
+                    ci = win[a, bb, cc]
+                    t = 0
+                    while t < kk - 1:
+                        i, j, m = t // (k1 * k2), t // k2 % k1, t % k2
+                        u, v, z = a * s0 + i * d3[0], bb * s1 + j * d3[1], cc * s2 + m * d3[2]
+                        if xp[n, g * cg + ci, u, v, z] + w[oc, ci, t] == bv:
+                            break
+                        t += 1
+                    y[n, oc, a, bb, cc] = sign * bv + bias[oc]
+                    wout[n, oc, a, bb, cc] = ci * kk + t
+                    low = low or bv == -np.inf
+        flags[job] = low
+
+
+@njit(parallel=True, cache=True)
+def route(win, dy, groups, cg, tap3, s3, d3, lo3, want_dx, dx, dw, db):
+    """Backward: each output's gradient to its winning entry's weight (dw: (parts, C_out,
+    E) float64, zeroed), its bias (db: (parts, C_out)) and, if ``want_dx``, its input
+    element (dx: (N, C, n0, n1, n2), zeroed; input coordinate ``p*s + tap*d - lo``,
+    dropped outside dx: a zero of 'zeros' padding).  tap3: (3, K) tap coordinates."""
+    n_img, c_out, o0, o1, o2 = dy.shape
+    n0, n1, n2 = dx.shape[2], dx.shape[3], dx.shape[4]
+    kk = tap3.shape[1]
+    co = c_out // groups
+    parts = dw.shape[0]
+    for part in prange(parts):
+        for n in range(part * n_img // parts, (part + 1) * n_img // parts):
+            for oc in range(c_out):
+                ch0 = oc // co * cg
+                for a in range(o0):
+                    for bb in range(o1):
+                        for cc in range(o2):
+                            e = win[n, oc, a, bb, cc]
+                            g = dy[n, oc, a, bb, cc]
+                            dw[part, oc, e] += g
+                            db[part, oc] += g
+                            if want_dx:
+                                t = e % kk
+                                u = a * s3[0] + tap3[0, t] * d3[0] - lo3[0]
+                                v = bb * s3[1] + tap3[1, t] * d3[1] - lo3[1]
+                                z = cc * s3[2] + tap3[2, t] * d3[2] - lo3[2]
+                                if 0 <= u < n0 and 0 <= v < n1 and 0 <= z < n2:
+                                    dx[n, ch0 + e // kk, u, v, z] += g

@@ -1,0 +1,200 @@
+"""Morphological layers: max-plus (dilation) and min-plus (erosion) convolution.
+
+``MaxPlusConv1d/2d/3d`` and ``MinPlusConv1d/2d/3d``: a convolution whose product is a
+sum and whose sum is a maximum (minimum), with a learned structuring element.  See
+:mod:`convpool.functional.maxplus`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .. import _args
+from ..functional import maxplus as MP
+from .module import Module, Parameter
+
+
+def _doc(reduction: str, nd: int) -> str:
+    name = f"{'Max' if reduction == 'max' else 'Min'}PlusConv{nd}d"
+    op, morph = ("max", "dilation") if reduction == "max" else ("min", "erosion")
+    pool, inf = ("MaxPool", "-inf") if reduction == "max" else ("MinPool", "+inf")
+    dims = ("L",) if nd == 1 else ("H", "W") if nd == 2 else ("D", "H", "W")
+    size = ("32",) if nd == 1 else ("28", "28") if nd == 2 else ("8", "16", "16")
+    k = "3" if nd < 3 else "(3, 3, 3)"
+    return f"""{nd}-d {op}-plus convolution: grey-scale morphological {morph} with a learned
+    structuring element.
+
+    ``y[n, o, p] = {op} over (c in o's group, k) of x[n, c, p*stride + k*dilation - pad_lo] + weight[o, c, k]``
+    (+ ``bias[o]``): a convolution with ``+`` for the product and ``{op}`` for the sum.
+    The weights start at zero (a flat structuring element), so
+    ``{name}(C, C, k, groups=C)`` is exactly ``{pool}{nd}d(k, stride=1)`` at
+    initialisation; unlike the pool it then *learns* the shape of its window - a
+    per-offset additive weight - and can mix channels.  The gradient reaches the
+    input and the weight at each window's winner (ties: the first (c, k) in scan
+    order, as in {op} pooling; a NaN wins and propagates).
+
+    Source: mathematical morphology (J. Serra, *Image Analysis and Mathematical
+    Morphology*, 1982); as trainable layers, "deep morphological networks" (e.g.
+    Mondal et al. 2019, *Dense Morphological Network*; Franchi et al. 2020, *Deep
+    Morphological Networks*).
+
+    Args:
+        in_channels: C_in.
+        out_channels: C_out.
+        kernel_size: int or tuple of {nd}.
+        stride, dilation: int or tuple of {nd} (default 1).
+        padding: int, tuple of {nd}, {nd} ``(lo, hi)`` pairs, 'valid' or 'same' (default 0).
+        groups: C_in and C_out split into ``groups`` independent groups (default 1).
+        bias: add a learned per-channel bias, initialised to zero (default False).
+        padding_mode: None (default) pads with the reduction's identity, {inf}, which
+            takes no part; 'zeros', 'reflect', 'replicate' or 'circular' fill the
+            border with real values.
+        dtype: of the parameters (default float32).
+
+    Shape:
+        Input ``(N, C_in, {", ".join(dims)})`` or ``(C_in, {", ".join(dims)})``; output ``(N, C_out, {", ".join(d + "_out" for d in dims)})``
+        with, per dimension,
+        ``out = floor((in + pad_lo + pad_hi - dilation*(kernel_size-1) - 1) / stride) + 1``.
+        Parameters: weight ``(C_out, C_in/groups, *kernel_size)``, bias ``(C_out,)``.
+
+    Example::
+
+        >>> m = nn.{name}(4, 4, {k}, padding=1, groups=4)
+        >>> x = np.random.rand(2, 4, {", ".join(size)}).astype(np.float32)
+        >>> y = m(x)                       # == {op}_pool{nd}d(x, {k}, stride=1, padding=1) at init
+        >>> gx = m.backward(np.ones_like(y))   # accumulates m.weight.grad
+    """
+
+
+class _MaxPlusConvNd(Module):
+    """N-d max-plus (min-plus) convolution layer; subclasses fix ``nd`` and ``reduction``."""
+
+    nd = 0
+    reduction = "max"
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: Any,
+        stride: Any = 1,
+        padding: Any = 0,
+        dilation: Any = 1,
+        groups: int = 1,
+        bias: bool = False,
+        padding_mode: str | None = None,
+        dtype: Any = np.float32,
+    ):
+        super().__init__()
+        nd = self.nd
+        for name, v in (("in_channels", in_channels), ("out_channels", out_channels), ("groups", groups)):
+            if not _args._is_int(v) or v < 1:
+                raise ValueError(f"{name} must be a positive int, got {v!r}")
+        if in_channels % groups or out_channels % groups:
+            raise ValueError(
+                f"groups={groups} must divide both in_channels={in_channels} and out_channels={out_channels}"
+            )
+        self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
+        self.kernel_size = _args.ntuple(kernel_size, nd, "kernel_size")
+        self.stride = _args.ntuple(stride, nd, "stride")
+        self.dilation = _args.ntuple(dilation, nd, "dilation")
+        if isinstance(padding, str):
+            if padding not in ("same", "valid"):
+                raise ValueError(f"padding must be 'valid', 'same' or ints, got {padding!r}")
+            self.padding: Any = padding
+        else:
+            self.padding = _args.padding_pairs(padding, nd)
+        if padding_mode is not None:
+            _args.check_padding_mode(padding_mode)
+        self.padding_mode = padding_mode
+        dtype = np.dtype(dtype)
+        if not np.issubdtype(dtype, np.floating):
+            raise TypeError(f"dtype must be a floating-point type, got {dtype}")
+        shape = (out_channels, in_channels // groups, *self.kernel_size)
+        self.weight = Parameter(np.zeros(shape, dtype=dtype))  # flat structuring element
+        self.bias = Parameter(np.zeros(out_channels, dtype=dtype)) if bias else None
+        self._ctx: MP.MaxPlusCtx | None = None
+
+    def forward(self, x: Any) -> np.ndarray:
+        forward = MP.maxplus_conv_forward if self.reduction == "max" else MP.minplus_conv_forward
+        bias = None if self.bias is None else self.bias.data
+        y, self._ctx = forward(
+            x,
+            self.weight.data,
+            bias,
+            self.stride,
+            self.padding,
+            self.dilation,
+            self.groups,
+            self.padding_mode,
+            nd=self.nd,
+        )
+        return y
+
+    def backward(self, grad_output: Any) -> np.ndarray:
+        dx, dw, db = MP.maxplus_conv_backward(grad_output, self._need_ctx(self._ctx))
+        self._accumulate(dw, db)
+        return dx
+
+    def backward_params(self, grad_output: Any) -> None:
+        self._accumulate(*MP.maxplus_conv_param_backward(grad_output, self._need_ctx(self._ctx)))
+
+    def _accumulate(self, dw: np.ndarray, db: np.ndarray | None) -> None:
+        self.weight.accumulate(dw)
+        if self.bias is not None and db is not None:
+            self.bias.accumulate(db)
+
+    def extra_repr(self) -> str:
+        s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
+        if self.padding != ((0, 0),) * self.nd:
+            pad = self.padding
+            if not isinstance(pad, str) and all(lo == hi for lo, hi in pad):
+                pad = tuple(lo for lo, _ in pad)
+            s += f", padding={pad}"
+        if self.dilation != (1,) * self.nd:
+            s += f", dilation={self.dilation}"
+        if self.groups != 1:
+            s += f", groups={self.groups}"
+        if self.bias is not None:
+            s += ", bias=True"
+        if self.padding_mode is not None:
+            s += f", padding_mode={self.padding_mode!r}"
+        return s
+
+
+class _MinPlusConvNd(_MaxPlusConvNd):
+    """N-d min-plus convolution layer (erosion); subclasses fix ``nd``."""
+
+    reduction = "min"
+
+
+class MaxPlusConv1d(_MaxPlusConvNd):
+    __doc__ = _doc("max", 1)
+    nd = 1
+
+
+class MaxPlusConv2d(_MaxPlusConvNd):
+    __doc__ = _doc("max", 2)
+    nd = 2
+
+
+class MaxPlusConv3d(_MaxPlusConvNd):
+    __doc__ = _doc("max", 3)
+    nd = 3
+
+
+class MinPlusConv1d(_MinPlusConvNd):
+    __doc__ = _doc("min", 1)
+    nd = 1
+
+
+class MinPlusConv2d(_MinPlusConvNd):
+    __doc__ = _doc("min", 2)
+    nd = 2
+
+
+class MinPlusConv3d(_MinPlusConvNd):
+    __doc__ = _doc("min", 3)
+    nd = 3
