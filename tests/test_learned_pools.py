@@ -203,6 +203,24 @@ def test_lse_exact_formula(backend: str):
     np.testing.assert_allclose(F.lse_pool2d(x, 3, 2, 1, beta=beta), ref_pad, rtol=1e-13)
 
 
+@pytest.mark.parametrize("beta", [0.05, 3.0])  # the expm1 path (beta * spread < 1/4) and the exp path
+def test_lse_both_paths_padding_and_minus_inf(backend: str, beta: float):
+    x = _signed((2, 2, 6, 5))
+    ref = np.log(F.avg_pool2d(np.exp(beta * x), 3, 2, 1, count_include_pad=False)) / beta
+    np.testing.assert_allclose(F.lse_pool2d(x, 3, 2, 1, beta=beta), ref, rtol=1e-12)
+    y, ctx = F.lse_pool_forward(x, np.array([beta]), 2, 3, 2, 1)
+    dy = np.random.default_rng(0).standard_normal(y.shape)
+    gx, gb = F.lse_pool_backward(dy, ctx)
+    assert_grad(lambda a: F.lse_pool2d(a, 3, 2, 1, beta=beta), x.copy(), dy, gx, "input")
+    assert_grad(lambda a: F.lse_pool2d(x, 3, 2, 1, beta=a), np.array([beta]), dy, gb, "beta")
+    # an input -inf counts in the mean with exp(-inf) = 0 (padding does not count)
+    xi = x.copy()
+    xi[0, 0, 0, 0] = -np.inf
+    with np.errstate(divide="ignore"):
+        ref_inf = np.log(F.avg_pool2d(np.exp(beta * xi), 3, 2, 1, count_include_pad=False)) / beta
+    np.testing.assert_allclose(F.lse_pool2d(xi, 3, 2, 1, beta=beta), ref_inf, rtol=1e-12)
+
+
 def test_gated_gate_saturated_is_max_or_average(backend: str):
     x = _signed((2, 3, 6, 7))
     w = np.zeros((3, 2, 2))

@@ -44,7 +44,7 @@ from .adaptive import (
     adaptive_max_pool_forward,
 )
 from .conv import conv_backward, conv_forward
-from .learned_pools import check_flag
+from .learned_pools import check_flag, kernel_first
 from .pool import reduce_window_backward, reduce_window_forward
 from .reductions import Reduction
 
@@ -60,16 +60,17 @@ class SoftmaxWeighted(Reduction):
     pad_value = -np.inf
 
     def forward(self, w: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, object]:
-        e = np.exp(w - w.max(axis=-1, keepdims=True))
-        s = e / e.sum(axis=-1, keepdims=True)
-        wv = np.where(e > 0, w, 0.0)  # padding (and -inf) has weight 0 and must not make 0 * inf
-        y = (s * wv).sum(axis=-1)
-        return y, (s, wv, y)
+        wk = kernel_first(w)
+        e = np.exp(wk - wk.max(axis=0))
+        e /= e.sum(axis=0)  # the softmax weights
+        wv = np.where(e > 0, wk, 0.0)  # padding (and -inf) has weight 0 and must not make 0 * inf
+        y = (e * wv).sum(axis=0)
+        return y, (e, wv, y)
 
     def backward(self, dy: np.ndarray, aux: object, k: int) -> np.ndarray:
         assert isinstance(aux, tuple)
         s, wv, y = aux
-        return dy[..., None] * s * (1.0 + wv - y[..., None])
+        return np.moveaxis(dy * s * (1.0 + wv - y), 0, -1)
 
 
 def soft_pool_forward(x: Any, nd: int, kernel_size: Any, stride: Any = None) -> tuple[np.ndarray, Any]:
@@ -95,12 +96,13 @@ class Sample(Reduction):
         self.rng = rng
 
     def forward(self, w: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, object]:
-        k = w.shape[-1]
-        cdf = np.cumsum(w, axis=-1)
-        total = cdf[..., -1]
+        wk = kernel_first(w)
+        k = wk.shape[0]
+        cdf = np.cumsum(wk, axis=0)
+        total = cdf[-1]
         u = self.rng.random(w.shape[:-1])
         # the first j with cdf_j > u * total: x_j > 0 there, so a zero is never drawn
-        idx = np.minimum((cdf <= (u * total)[..., None]).sum(axis=-1), k - 1)
+        idx = np.minimum((cdf <= u * total).sum(axis=0), k - 1)
         idx = np.where(total > 0, idx, np.minimum((u * k).astype(np.int64), k - 1))[..., None]
         return np.take_along_axis(w, idx, axis=-1)[..., 0], idx
 
