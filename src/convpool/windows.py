@@ -42,9 +42,27 @@ def _border_index(n: int, lo: int, hi: int, mode: str) -> np.ndarray:
     raise ValueError(f"unknown padding mode {mode!r}")
 
 
+def source_index(n: int, lo: int, hi: int, mode: str | None, extra: int = 0) -> np.ndarray:
+    """For each position along one padded axis, ``lo + n + hi`` plus ``extra`` room: the
+    input index it holds, -1 for a zero ('constant' padding), -2 for nothing (identity
+    padding when ``mode`` is None, and the room)."""
+    if mode is None or mode == "constant":
+        border = np.full(lo + n + hi, -2 if mode is None else -1, dtype=np.int64)
+        border[lo : lo + n] = np.arange(n)
+    else:
+        border = _border_index(n, lo, hi, mode)
+    return np.concatenate([border, np.full(extra, -2, dtype=np.int64)])
+
+
 def check_border_padding(in_size: Sequence[int], pads: Pairs, mode: str) -> None:
-    """PyTorch's limits: reflect needs pad < size, circular pad <= size."""
+    """PyTorch's limits: reflect needs pad < size, circular pad <= size, and no border
+    mode can pad an empty dimension (there is no value to copy)."""
     for i, (n, (lo, hi)) in enumerate(zip(in_size, pads, strict=True)):
+        if n == 0 and (lo or hi):
+            raise ValueError(
+                f"{mode} padding needs values to copy, but spatial dim {i} of the input is empty "
+                f"(spatial size {tuple(in_size)}, padding ({lo}, {hi}))"
+            )
         if mode == "reflect" and max(lo, hi) >= n:
             raise ValueError(
                 f"reflect padding must be smaller than the input size: spatial dim {i} "
@@ -155,6 +173,19 @@ def scatter_add(
     return g
 
 
+def tap_counts(k: int, s: int, d: int, out: int, lo: int, hi: int) -> np.ndarray:
+    """Along one dimension: for every output ``o``, how many taps ``t`` in ``0..k-1`` read
+    a position ``o*s + t*d`` inside ``[lo, hi)``.
+
+    Closed form, ``O(out)`` whatever the kernel size: the taps that land in the range
+    are ``ceil((lo - o*s)/d) <= t < ceil((hi - o*s)/d)``, clipped to ``[0, k)``.
+    """
+    base = np.arange(out, dtype=np.int64) * s
+    first = np.minimum(np.maximum(-((base - lo) // d), 0), k)  # ceil((lo - base) / d), in [0, k]
+    stop = np.minimum(np.maximum(-((base - hi) // d), 0), k)
+    return np.maximum(stop - first, 0)
+
+
 def valid_counts(
     kernel: Sequence[int],
     stride: Sequence[int],
@@ -168,11 +199,9 @@ def valid_counts(
     Positions are in padded coordinates; e.g. ``lo = pad_lo, hi = pad_lo + in``
     counts the real input elements of each window (the divisor of an average
     that excludes padding).  The count is separable, so it is built as an
-    outer product of one small vector per dimension.  Shape ``out``.
+    outer product of one :func:`tap_counts` vector per dimension.  Shape ``out``.
     """
     counts = np.ones((), dtype=np.int64)
     for k, s, d, o, a, b in zip(kernel, stride, dilation, out, lo, hi, strict=True):
-        pos = np.arange(o)[:, None] * s + np.arange(k)[None, :] * d
-        c = ((pos >= a) & (pos < b)).sum(axis=1)
-        counts = np.multiply.outer(counts, c)
+        counts = np.multiply.outer(counts, tap_counts(k, s, d, o, a, b))
     return counts

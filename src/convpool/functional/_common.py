@@ -71,8 +71,7 @@ def make_geometry(
     pool: bool = False,
 ) -> Geometry:
     kernel, strides, dil = window_args(nd, kernel_size, stride, dilation, pool=pool)
-    if not isinstance(ceil_mode, (bool, np.bool_)):
-        raise TypeError(f"ceil_mode must be a bool, got {ceil_mode!r}")
+    check_bool(ceil_mode, "ceil_mode")
     pads = _args.resolve_padding(padding, nd, in_size, kernel, strides, dil)
     if pool:
         _args.check_pool_padding(pads, kernel, dil)
@@ -96,3 +95,24 @@ def check_grad(dy: Any, expected: tuple[int, ...], dtype: np.dtype, name: str = 
     if dy.shape != tuple(expected):
         raise ValueError(f"{name} must have the output's shape {tuple(expected)}, got {dy.shape}")
     return dy.astype(dtype, copy=False)
+
+
+def check_bool(value: Any, name: str) -> bool:
+    """``value`` if it is a bool (Python's or NumPy's), else a TypeError naming ``name``
+    (PyTorch's rule: flags take ``True``/``False``, not ``1`` or ``'no'``)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a bool, got {value!r} ({type(value).__name__})")
+    return bool(value)
+
+
+def check_spatial(x: np.ndarray, nd: int, unbatched: bool = False, name: str = "input") -> None:
+    """Every spatial dimension of the batched ``x`` must be non-empty: a window of
+    nothing has no value.  An empty batch or no channels is fine (the output is empty
+    too).  The message names the shape the caller passed."""
+    shape = x.shape[1:] if unbatched else x.shape
+    for i, n in enumerate(shape[len(shape) - nd :]):
+        if n == 0:
+            raise ValueError(
+                f"{name} of shape {shape} has an empty spatial dim {i} (axis {len(shape) - nd + i}): "
+                f"pooling needs at least one element per spatial dim"
+            )

@@ -5,12 +5,18 @@ reduces input indices ``floor(i*n/o) .. ceil((i+1)*n/o) - 1`` (PyTorch's rule),
 so windows may differ in size by one and may overlap.  Global pooling is the
 case ``output_size = 1``.
 
-* Average: separable and linear, so it is one small ``(n, o)`` averaging matrix
-  per dimension; the backward pass multiplies by its transpose.  Global average
-  pooling (output size 1) is one mean per plane, compiled: a pass over memory.
+* Average: separable, so window sums are taken one dimension at a time, then
+  divided by the window sizes; the backward pass sums, for every input element,
+  the gradients of the windows that contain it, the same way.  A NaN or inf
+  stays in the windows that contain it (an averaging matrix would spread it:
+  ``0 * nan = nan``).  Global average pooling (output size 1) is one mean per
+  plane, compiled: a pass over memory.
 * Max: each window is gathered with index arrays (short windows repeat their
   last index, which changes neither the max nor which element is first), and
   the gradient is scattered back with a bincount.
+
+An empty batch or channel axis gives an empty output; an empty spatial
+dimension is refused (a window of nothing has no value).
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from .. import _args, _kernels
-from ._common import batched, check_grad
+from ._common import batched, check_bool, check_grad, check_spatial
 
 
 def _output_size(output_size: Any, in_size: tuple[int, ...]) -> tuple[int, ...]:
@@ -50,16 +56,26 @@ def bounds(n: int, o: int) -> tuple[np.ndarray, np.ndarray]:
     return (i * n) // o, -((-(i + 1) * n) // o)
 
 
-def _avg_matrix(n: int, o: int, dtype: np.dtype) -> np.ndarray:
-    start, end = bounds(n, o)
-    j = np.arange(n)[:, None]
-    inside = (j >= start) & (j < end)
-    return (inside / (end - start)).astype(dtype)
-
-
-def _along(x: np.ndarray, axis: int, m: np.ndarray) -> np.ndarray:
-    """Contract axis ``axis`` of ``x`` with the first axis of ``m``."""
-    return np.moveaxis(np.moveaxis(x, axis, -1) @ m, -1, axis)
+def _window_sums(a: np.ndarray, axis: int, start: np.ndarray, end: np.ndarray) -> np.ndarray:
+    """``a[start[i]:end[i]].sum()`` along ``axis`` for every ``i`` (``start < end``;
+    windows may overlap).  A loop over the windows or over the offsets inside them,
+    whichever is shorter (a few of either: there are about ``n / o`` offsets); each
+    step a slice sum or a gather, never a product with zeros, so that a NaN or inf
+    reaches only the windows that contain it."""
+    length = end - start
+    at = (slice(None),) * axis
+    with np.errstate(invalid="ignore"):  # inf - inf is NaN, as in the direct sum
+        if len(start) <= length.max():  # few, long windows: a slice sum each
+            return np.concatenate(
+                [a[at + (slice(s, e),)].sum(axis=axis, keepdims=True) for s, e in zip(start, end)], axis
+            )
+        n = a.shape[axis]
+        zero = np.zeros(a.shape[:axis] + (1,) + a.shape[axis + 1 :], dtype=a.dtype)
+        padded = np.concatenate([a, zero], axis=axis)  # offsets past a short window's end read the zero
+        total = np.take(a, start, axis=axis)
+        for t in range(1, int(length.max())):
+            total += np.take(padded, np.where(t < length, start + t, n), axis=axis)
+        return total
 
 
 @dataclass
@@ -68,12 +84,21 @@ class AdaptiveCtx:
     y_shape: tuple[int, ...]
     unbatched: bool
     dtype: np.dtype
-    mats: list[np.ndarray] | None = None  # averaging matrices; None: global pooling
+    windows: list[tuple[np.ndarray, np.ndarray]] | None = None  # per dim (start, end); None: global pooling
     flat: np.ndarray | None = None
+
+
+def _window_sizes(windows: list[tuple[np.ndarray, np.ndarray]], dtype: np.dtype) -> np.ndarray:
+    """The number of elements of every window, shaped like the output's spatial dims."""
+    sizes = np.ones((), dtype=np.int64)
+    for start, end in windows:
+        sizes = np.multiply.outer(sizes, end - start)
+    return sizes.astype(dtype)
 
 
 def adaptive_avg_pool_forward(x: Any, nd: int, output_size: Any) -> tuple[np.ndarray, AdaptiveCtx]:
     xb, unbatched = batched(x, nd)
+    check_spatial(xb, nd, unbatched)
     out = _output_size(output_size, xb.shape[2:])
     if all(o == 1 for o in out):  # global average pooling: one mean over the flattened plane
         plane = _args.prod(xb.shape[2:])
@@ -83,42 +108,43 @@ def adaptive_avg_pool_forward(x: Any, nd: int, output_size: Any) -> tuple[np.nda
             _kernels.plane_sum(flat, y.ravel())
             y /= plane
         else:
-            y = (flat @ np.full(plane, 1.0 / plane, dtype=xb.dtype)).reshape(xb.shape[:2] + (1,) * nd)  # BLAS gemv
+            with np.errstate(invalid="ignore"):  # inf - inf is NaN
+                y = (flat @ np.full(plane, 1.0 / plane, dtype=xb.dtype)).reshape(xb.shape[:2] + (1,) * nd)  # gemv
         ctx = AdaptiveCtx(xb.shape, y.shape, unbatched, xb.dtype)
         return (y[0] if unbatched else y), ctx
-    mats = [_avg_matrix(n, o, xb.dtype) for n, o in zip(xb.shape[2:], out, strict=True)]
+    windows = [bounds(n, o) for n, o in zip(xb.shape[2:], out, strict=True)]
     y = xb
-    for i, m in enumerate(mats):
-        # an output size of 1 is the plain mean (global pooling): no matrix product
-        y = y.mean(axis=2 + i, keepdims=True, dtype=y.dtype) if m.shape[1] == 1 else _along(y, 2 + i, m)
-    ctx = AdaptiveCtx(xb.shape, y.shape, unbatched, xb.dtype, mats=mats)
+    for i, (start, end) in enumerate(windows):
+        y = _window_sums(y, 2 + i, start, end)
+    y = y / _window_sizes(windows, xb.dtype)
+    ctx = AdaptiveCtx(xb.shape, y.shape, unbatched, xb.dtype, windows=windows)
     return (y[0] if unbatched else y), ctx
 
 
 def adaptive_avg_pool_backward(dy: Any, ctx: AdaptiveCtx) -> np.ndarray:
     dy = check_grad(dy, ctx.y_shape[1:] if ctx.unbatched else ctx.y_shape, ctx.dtype)
     g = dy[None] if ctx.unbatched else dy
-    if ctx.mats is None:  # global: every input element gets dy / plane
+    if ctx.windows is None:  # global: every input element gets dy / plane
         gx = np.empty(ctx.in_shape, dtype=ctx.dtype)
         if _kernels.worth_parallel(gx):  # one parallel fill
             _kernels.plane_fill(np.ascontiguousarray(g).ravel(), gx.reshape(g.size, -1))
         else:
             gx[...] = g / _args.prod(ctx.in_shape[2:])
         return gx[0] if ctx.unbatched else gx
-    for i, m in enumerate(ctx.mats):
-        if m.shape[1] == 1:
-            shape = list(g.shape)
-            shape[2 + i] = m.shape[0]
-            g = np.broadcast_to(g * m[0, 0], shape)
-        else:
-            g = _along(g, 2 + i, m.T)
-    g = np.ascontiguousarray(g)
+    g = g / _window_sizes(ctx.windows, ctx.dtype)
+    for i, (start, end) in enumerate(ctx.windows):
+        # input element j lies in the windows first..last-1: the first ending after j,
+        # up to the last starting at or before it
+        j = np.arange(ctx.in_shape[2 + i])
+        first, last = np.searchsorted(end, j, side="right"), np.searchsorted(start, j, side="right")
+        g = _window_sums(g, 2 + i, first, last)
     return g[0] if ctx.unbatched else g
 
 
 def adaptive_max_pool_forward(x: Any, nd: int, output_size: Any) -> tuple[np.ndarray, np.ndarray, AdaptiveCtx]:
     """Returns ``(y, indices, ctx)``; indices are flat per-channel input indices."""
     xb, unbatched = batched(x, nd)
+    check_spatial(xb, nd, unbatched)
     in_size = xb.shape[2:]
     out = _output_size(output_size, in_size)
     index = []  # per dim: (o, kmax) input indices of each window
@@ -171,6 +197,7 @@ def _adaptive_avg(nd: int) -> Callable[..., Any]:
 
 def _adaptive_max(nd: int) -> Callable[..., Any]:
     def pool(input: Any, output_size: Any, return_indices: bool = False) -> Any:
+        check_bool(return_indices, "return_indices")
         y, idx, _ = adaptive_max_pool_forward(input, nd, output_size)
         return (y, idx) if return_indices else y
 

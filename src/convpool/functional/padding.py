@@ -32,12 +32,34 @@ def pad(input: Any, pad: Any, mode: str = "constant", value: float | None = None
     pairs = _pairs(x, pad)
     if mode not in ("constant", "reflect", "replicate", "circular"):
         raise ValueError(f"mode must be 'constant', 'reflect', 'replicate' or 'circular', got {mode!r}")
+    if value is not None and not isinstance(value, (int, float, np.integer, np.floating, np.bool_)):
+        raise TypeError(f"value must be a real number (or None), got {value!r} ({type(value).__name__})")
     if value is not None and mode != "constant":
         raise ValueError(f"value is only used with mode='constant', got mode={mode!r} and value={value!r}")
-    return windows.pad(x, pairs, mode, 0.0 if value is None else value)
+    if mode != "constant":
+        _check_border(x.shape, pairs, mode)
+    return windows.pad(x, pairs, mode, 0.0 if value is None else float(value))
+
+
+def _check_border(shape: tuple[int, ...], pairs: _args.Pairs, mode: str) -> None:
+    """A border mode copies values from the input: it cannot pad an empty dimension
+    (a constant can: ``pad(zeros((1, 0)), (1, 1))`` is ``zeros((1, 2))``, as PyTorch)."""
+    for axis, (lo, hi) in enumerate(pairs, start=len(shape) - len(pairs)):
+        if shape[axis] == 0 and (lo or hi):
+            raise ValueError(
+                f"mode={mode!r} copies values from the input, but dim {axis} of the input of shape {shape} "
+                f"is empty: got padding ({lo}, {hi}) for it"
+            )
 
 
 def pad_grad(grad_output: Any, pad: Any, mode: str = "constant") -> np.ndarray:
     """Gradient of :func:`pad` with respect to its input (the adjoint)."""
     g = _args.check_array(grad_output, "grad_output")
-    return windows.pad_backward(g, _pairs(g, pad), mode)
+    pairs = _pairs(g, pad)
+    lead = g.ndim - len(pairs)
+    shape = g.shape[:lead] + tuple(n - lo - hi for n, (lo, hi) in zip(g.shape[lead:], pairs, strict=True))
+    if min(shape, default=0) < 0:
+        raise ValueError(f"grad_output of shape {g.shape} is smaller than its padding {tuple(pad)}")
+    if mode != "constant":
+        _check_border(shape, pairs, mode)
+    return windows.pad_backward(g, pairs, mode)

@@ -54,6 +54,13 @@ class _SelectOne(Reduction):
         y = np.take_along_axis(w, idx, axis=-1)[..., 0]
         return y, idx
 
+    def rank_among_real(self, w: np.ndarray, y: np.ndarray, real: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        """For windows ``w`` (M, K) whose selected value ``y`` (M,) equals the padding
+        value: which of the real elements equal to ``y`` (0: the first in scan order)
+        the selection stands for, so that padding can be skipped.  ``real`` (M, K)
+        marks the real elements, ``valid`` (M,) counts them."""
+        return np.zeros(len(y), dtype=np.int64)
+
     def backward(self, dy: np.ndarray, aux: object, k: int) -> np.ndarray:
         assert isinstance(aux, np.ndarray)
         gw = np.zeros(dy.shape + (k,), dtype=dy.dtype)
@@ -102,6 +109,11 @@ class Median(_SelectOne):
         if nan.any():  # point NaN windows at their first NaN so the value is NaN
             idx = np.where(nan, np.argmax(np.isnan(w), axis=-1), idx)
         return idx
+
+    def rank_among_real(self, w: np.ndarray, y: np.ndarray, real: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        """The median's rank among the real elements, less those below ``y``: equal
+        values keep scan order, as in the stable sort."""
+        return (valid - 1) // 2 - (real & (w < y[:, None])).sum(axis=-1)
 
 
 class Sum(Reduction):

@@ -14,14 +14,15 @@ import numpy as np
 
 from .. import _args
 from .. import functional as F
-from ..functional._common import window_args
+from ..functional._common import check_bool, window_args
+from ..functional._reduce import flat_indices
 from ..functional.adaptive import (
     adaptive_avg_pool_backward,
     adaptive_avg_pool_forward,
     adaptive_max_pool_backward,
     adaptive_max_pool_forward,
 )
-from ..functional.pool import reduce_window_backward, reduce_window_forward
+from ..functional.pool import check_divisor_override, check_norm_type, reduce_window_backward, reduce_window_forward
 from .module import Module
 
 
@@ -60,7 +61,8 @@ class _SelectPoolNd(Module):
         self.kernel_size, self.stride, self.padding, self.dilation = _validate_window(
             self.nd, kernel_size, stride, padding, dilation
         )
-        self.return_indices, self.ceil_mode = bool(return_indices), bool(ceil_mode)
+        self.return_indices = check_bool(return_indices, "return_indices")
+        self.ceil_mode = check_bool(ceil_mode, "ceil_mode")
         if padding_mode is not None:
             _args.check_padding_mode(padding_mode)
         self.padding_mode = padding_mode
@@ -79,7 +81,7 @@ class _SelectPoolNd(Module):
             self.padding_mode,
         )
         if self.return_indices:
-            return y, F.pool._flat_indices(self._ctx)
+            return y, flat_indices(self._ctx)
         return y
 
     def backward(self, grad_output: Any) -> np.ndarray:
@@ -121,7 +123,9 @@ class _AvgPoolNd(Module):
     ):
         super().__init__()
         self.kernel_size, self.stride, self.padding, _ = _validate_window(self.nd, kernel_size, stride, padding, 1)
-        self.ceil_mode, self.count_include_pad = bool(ceil_mode), bool(count_include_pad)
+        self.ceil_mode = check_bool(ceil_mode, "ceil_mode")
+        self.count_include_pad = check_bool(count_include_pad, "count_include_pad")
+        check_divisor_override(divisor_override)
         self.divisor_override = divisor_override
         if padding_mode is not None:
             _args.check_padding_mode(padding_mode)
@@ -156,11 +160,10 @@ class _LPPoolNd(Module):
 
     def __init__(self, norm_type: float, kernel_size: Any, stride: Any = None, ceil_mode: bool = False):
         super().__init__()
-        if isinstance(norm_type, bool) or not isinstance(norm_type, (int, float)) or not norm_type > 0:
-            raise ValueError(f"norm_type must be a positive number, got {norm_type!r}")
+        check_norm_type(norm_type)
         self.norm_type = norm_type
         self.kernel_size, self.stride, _, _ = _validate_window(self.nd, kernel_size, stride, 0, 1)
-        self.ceil_mode = bool(ceil_mode)
+        self.ceil_mode = check_bool(ceil_mode, "ceil_mode")
         self._ctx: Any = None
 
     def forward(self, x: Any) -> np.ndarray:
@@ -203,7 +206,7 @@ class _AdaptiveMaxPoolNd(Module):
 
     def __init__(self, output_size: Any, return_indices: bool = False):
         super().__init__()
-        self.output_size, self.return_indices = output_size, bool(return_indices)
+        self.output_size, self.return_indices = output_size, check_bool(return_indices, "return_indices")
         F.adaptive._output_size(output_size, (1,) * self.nd)
         self._ctx: Any = None
 
