@@ -29,7 +29,7 @@ from . import functional as F
 @dataclass
 class Case:
     name: str
-    kind: str  # "conv" or "pool"
+    kind: str  # "conv" or "pool" against PyTorch; "maxplus" against convpool's conv2d
     ours_fwd: Callable[[], Any]
     ours_bwd: Callable[[], Any] | None
     torch_fwd: Callable[[], Any] | None
@@ -134,6 +134,27 @@ def _pool_case(name: str, op: str, x_shape: tuple, **kw: Any) -> Case:
     )
 
 
+def _maxplus_case(name: str, x_shape: tuple, w_shape: tuple, padding: int = 1) -> Case:
+    """Max-plus convolution, float32.  PyTorch has none: the baseline ("torch" columns)
+    is convpool's own conv2d on the same shapes, so the ratio reads "max-plus / conv";
+    kind "maxplus" keeps it out of the geometric means against PyTorch."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(x_shape, dtype=np.float32)
+    w = rng.standard_normal(w_shape, dtype=np.float32) * 0.1
+    y, ctx = F.maxplus_conv_forward(x, w, None, 1, padding)
+    _, conv_ctx = F.conv_forward(x, w, None, 1, padding)
+    dy = rng.standard_normal(y.shape, dtype=np.float32)
+    return Case(
+        name,
+        "maxplus",
+        lambda: F.maxplus_conv_forward(x, w, None, 1, padding),
+        lambda: F.maxplus_conv_backward(dy, ctx),
+        lambda: F.conv_forward(x, w, None, 1, padding),
+        lambda: F.conv_backward(dy, conv_ctx),
+        flops=2.0 * y.size * math.prod(w_shape[1:]),  # an add and a max per (output, entry)
+    )
+
+
 def suite(quick: bool = False) -> list[Callable[[], Case]]:
     n = 4 if quick else 1  # quick: smaller batches for tests and smoke runs
     return [
@@ -157,6 +178,9 @@ def suite(quick: bool = False) -> list[Callable[[], Case]]:
         lambda: _pool_case("max_pool1d k2 s2 256x64x256", "max", (256 // n, 64, 256), kernel_size=2, stride=2),
         lambda: _pool_case(
             "median_pool2d 3x3 s1 p1 16x32x56x56", "median", (16 // n, 32, 56, 56), kernel_size=3, stride=1, padding=1
+        ),
+        lambda: _maxplus_case(
+            "maxplus conv 64->64 k3 28x28 (vs convpool conv2d)", (32 // n, 64, 28, 28), (64, 64, 3, 3)
         ),
     ]
 
