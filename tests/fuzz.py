@@ -244,6 +244,9 @@ def run_torch(case: Case) -> Result:
     a = dict(case.args)
     if case.op == "median_pool" or (case.op != "conv" and "padding_mode" in a):
         raise NoOracle(case.op)
+    if case.op != "pad" and 0 in case.x.shape[-case.nd :]:
+        # convpool refuses a window of nothing; PyTorch's adaptive average returns NaN
+        raise NoOracle("an empty spatial dim")
     if case.op.endswith("_pool") and _window_in_padding(case):
         # convpool refuses it; PyTorch 2.13's max_pool3d backward writes out of bounds
         # on it ("corrupted size vs. prev_size", seed 144)

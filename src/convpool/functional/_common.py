@@ -114,5 +114,5 @@ def check_spatial(x: np.ndarray, nd: int, unbatched: bool = False, name: str = "
         if n == 0:
             raise ValueError(
                 f"{name} of shape {shape} has an empty spatial dim {i} (axis {len(shape) - nd + i}): "
-                f"pooling needs at least one element per spatial dim"
+                f"convolution and pooling need at least one element per spatial dim"
             )

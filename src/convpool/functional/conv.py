@@ -30,7 +30,7 @@ import numpy as np
 
 from .. import _args, _kernels
 from . import _conv_im2col, _trim
-from ._common import Geometry, batched, check_grad, make_geometry
+from ._common import Geometry, batched, check_grad, check_spatial, make_geometry
 from ._conv_reference import ConvCtx, reference_backward, reference_forward
 from ._trim import Trim
 
@@ -74,8 +74,7 @@ def conv_forward(
     if nd is None:
         nd = np.ndim(weight) - 2
     xb, unbatched = batched(x, nd)
-    if 0 in xb.shape[2:]:  # PyTorch refuses it too: only the batch or channels may be empty
-        raise ValueError(f"input has an empty spatial dimension: shape {np.shape(x)}; only N or C may be 0")
+    check_spatial(xb, nd, unbatched)  # PyTorch refuses it too: only the batch or channels may be empty
     weight, bias = _check_weight(xb, weight, bias, nd, groups)
     mode = _args.check_padding_mode(padding_mode)
     g = make_geometry(xb.shape[2:], nd, weight.shape[2:], stride, padding, dilation)
