@@ -134,7 +134,9 @@ def gem_pool_forward(
     padding: Any = 0,
     eps: float = 1e-6,
 ) -> tuple[np.ndarray, GeMCtx]:
-    """Generalised mean ``(mean over the window of clamp(x, eps)**p) ** (1/p)``.
+    """Generalised mean ``(mean over the window of clamp(x, eps)**p) ** (1/p)``: average
+    pooling at ``p = 1``, max pooling as ``p -> inf``, differentiable in ``p`` so that a
+    network can learn it (Radenovic, Tolias and Chum, TPAMI 2018).
 
     ``kernel_size=None`` pools globally (output size 1 per spatial dim; ``stride``
     and ``padding`` must then keep their defaults).  Padding is left out of the mean.
@@ -245,7 +247,11 @@ class LSECtx:
 def lse_pool_forward(
     x: Any, beta: Any, nd: int, kernel_size: Any, stride: Any = None, padding: Any = 0
 ) -> tuple[np.ndarray, LSECtx]:
-    """Log-mean-exp pooling ``(1/beta) log(mean over the window of exp(beta x))``."""
+    """Log-mean-exp pooling ``(1/beta) log(mean over the window of exp(beta x))``: a
+    smooth maximum, the mean as ``beta -> 0`` and the max as ``beta -> inf``, with a
+    softmax share of the gradient for every element (Pinheiro and Collobert, CVPR
+    2015).  Stable at any ``beta`` (the window's max is subtracted); padding is left
+    out of the mean."""
     xa = _args.check_array(x)
     b = check_positive(beta, "beta")
     y, pctx = reduce_window_forward(xa, LogMeanExp(b), nd, kernel_size, stride, padding)
@@ -280,7 +286,9 @@ class MixedCtx:
 def mixed_pool_forward(
     x: Any, alpha: Any, nd: int, kernel_size: Any, stride: Any = None, padding: Any = 0
 ) -> tuple[np.ndarray, MixedCtx]:
-    """``alpha * max_pool + (1 - alpha) * avg_pool`` (padding excluded from the average)."""
+    """``alpha * max_pool + (1 - alpha) * avg_pool`` with ``alpha`` in ``[0, 1]`` (padding
+    excluded from the average): a learnable blend of the two (Yu et al., RSKT 2014;
+    Lee, Gallagher and Tu, AISTATS 2016)."""
     xa = _args.check_array(x)
     a = check_unit(alpha, "alpha")
     mx, av, mctx, actx = _pool_pair(xa, nd, kernel_size, stride, padding)
@@ -322,7 +330,9 @@ def gated_pool_forward(
 ) -> tuple[np.ndarray, GatedCtx]:
     """``g * max_pool + (1 - g) * avg_pool`` with the gate ``g = sigmoid(conv(x))``, a
     depthwise conv with ``weight`` ``(C, *kernel)`` and ``bias`` ``(C,)`` (or None) on
-    the pool's windows (kernel, stride and padding; the conv pads with zeros)."""
+    the pool's windows (kernel, stride and padding; the conv pads with zeros): each
+    window's content decides how max-like its output is (Lee, Gallagher and Tu,
+    AISTATS 2016)."""
     xb, _ = batched(x, nd)
     w = _args.check_array(weight, "weight")
     if w.ndim != nd + 1 or w.shape[0] != xb.shape[1]:

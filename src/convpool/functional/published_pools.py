@@ -74,7 +74,9 @@ class SoftmaxWeighted(Reduction):
 
 
 def soft_pool_forward(x: Any, nd: int, kernel_size: Any, stride: Any = None) -> tuple[np.ndarray, Any]:
-    """SoftPool: ``sum(exp(x) * x) / sum(exp(x))`` over each window (no padding)."""
+    """SoftPool: ``sum(exp(x) * x) / sum(exp(x))`` over each window (no padding): large
+    values dominate as in max pooling, yet every element contributes and gets a
+    gradient (Stergiou, Poppe and Kalliatakis, ICCV 2021)."""
     return reduce_window_forward(x, SoftmaxWeighted(), nd, kernel_size, stride)
 
 
@@ -133,7 +135,8 @@ def _check_non_negative(x: np.ndarray) -> None:
 def stochastic_pool_forward(
     x: Any, nd: int, kernel_size: Any, stride: Any = None, training: bool = True
 ) -> tuple[np.ndarray, StochasticCtx]:
-    """Stochastic pooling of a non-negative input (ValueError otherwise).
+    """Stochastic pooling of a non-negative input (ValueError otherwise), a
+    regulariser (Zeiler and Fergus, ICLR 2013).
 
     Training: per window, the element ``x_j`` drawn with probability ``x_j / sum(x)``
     (uniformly in a window of zeros, whose output is 0 anyway), from convpool's
@@ -201,7 +204,8 @@ def blur_pool_forward(
     """Blur, then subsample: a depthwise conv with :func:`binomial_filter` at ``stride``,
     the input padded by ``(filt_size - 1) // 2`` before and ``filt_size // 2`` after in
     every spatial dim with ``pad_mode`` (Zhang's code).  ``filt_size=1`` is plain
-    subsampling ``x[..., ::stride]``."""
+    subsampling ``x[..., ::stride]``.  Anti-aliased downsampling: nearly invariant to
+    small shifts, where strided pooling is not (Zhang, ICML 2019)."""
     mode = check_blur_args(filt_size, stride, pad_mode)
     xb, _ = batched(x, nd)
     c = xb.shape[1]
@@ -270,7 +274,8 @@ def spatial_pyramid_pool_forward(
 ) -> tuple[np.ndarray, SPPCtx]:
     """Adaptive ``mode`` pooling to ``l`` bins per spatial dim for each level ``l``, each
     flattened (channel-major, as ``(N, C, l, l)`` reshaped) and concatenated: output
-    ``(N, C * sum(l**nd))``.  Every level must be at most every spatial size."""
+    ``(N, C * sum(l**nd))`` whatever the input size.  Every level must be at most every
+    spatial size (He, Zhang, Ren and Sun, ECCV 2014)."""
     lv, mode = check_levels(levels), check_spp_mode(mode)
     xb, unbatched = batched(x, nd)
     for i, n in enumerate(xb.shape[2:]):

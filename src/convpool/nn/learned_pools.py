@@ -42,6 +42,8 @@ def scalar_parameter(value: float, dtype: Any) -> Parameter:
 
 
 def _window_repr(kernel: Any, stride: Any, pads: Any) -> str:
+    if all(lo == hi for lo, hi in pads):  # symmetric: one number per dim, as Conv*d prints it
+        pads = tuple(lo for lo, _ in pads)
     return f"kernel_size={kernel}, stride={stride}, padding={pads}"
 
 
