@@ -5,17 +5,18 @@ Max-plus convolution is the direct convolution with ``max`` in place of the sum 
 These kernels compute it for *finite* inputs (the caller falls back to the NumPy
 reference for inf and NaN, whose tie and NaN rules cost the fast loop too much):
 
-* :func:`forward_wide` (float32, stride 1, on explicit 16-lane vectors): the batch is
-  laid out as in :mod:`convpool._direct` - every padded plane flattened, channel by
-  channel, so each (input channel, tap) entry is one shifted, contiguous run
-  (:func:`to_wide`, which also applies the sign, the padding and the finiteness check).
+* :func:`forward_wide` (float32, on explicit 16-lane vectors): the batch is laid out as
+  in :mod:`convpool._direct` - every padded plane flattened, channel by channel, and
+  split into its stride phases when strided - so each (input channel, tap) entry is one
+  shifted, contiguous run (:func:`to_wide`, which also applies the sign, the padding
+  and the finiteness check).
   A block of 4 output channels x 16 positions keeps, per input channel, the maximum
   over the taps in registers (an add and a max per entry), then the running best and
   the winning channel (a compare and two selects per channel, not per entry).  The
   winning tap of the winning channel is found once per output at the end (the first
   tap whose sum equals the maximum), so the winner is the first in scan order.
-* :func:`forward_generic` (float32/float64, any stride): the same per-channel scheme,
-  one (image, output channel) per job, over a padded input.
+* :func:`forward_runs` (float64, or without the SIMD vectors): the same per-channel
+  scheme on the same layout, one output channel x 256 positions per job.
 * :func:`route` - the backward pass: each output's gradient goes to its winning
   input element and weight entry (bias: the sum), images split between threads.
 
@@ -32,6 +33,7 @@ from numba.extending import intrinsic
 from ._simd import _VEC, f32x16, vbroadcast, vload
 
 BLOCK = 16  # positions per block: one f32x16 vector
+RUN = 256  # positions per job of forward_runs
 
 
 @intrinsic
@@ -78,31 +80,43 @@ assert _VEC.count == BLOCK
 
 
 @njit(parallel=True, cache=True)
-def to_wide(x, lo, padded, fill, sign, length, src, bad):
-    """src[c * length + n * P + i] = sign * (padded plane of channel c, image n)[i], with
-    ``fill`` around the input (``lo`` before it in each of the 3 dims), 0 past the planes.
-    x: (N, C, D, H, W); bad[c * N + n] becomes NaN if that plane holds inf or NaN."""
+def to_wide(x, lo, q, st, fill, sign, length, src, bad):
+    """The layout: row ``c * S + ph`` (S = prod(st) stride phases) holds, for each image n
+    at ``[n * Q, (n + 1) * Q)`` (Q = prod(q)), phase ``ph`` of the padded plane of channel
+    c times ``sign``: the elements at padded coordinates ``r + st * m`` for the phase's
+    remainders r, a ``q`` plane, with ``fill`` around the input (``lo`` before it in
+    each of the 3 dims); 0 past the planes.  With stride 1
+    there is one phase, the padded plane itself.  x: (N, C, D, H, W); bad[(c * N + n) * S
+    + ph] becomes NaN if those elements hold inf or NaN."""
     n_img, n_ch, d0, d1, d2 = x.shape
-    q0, q1, q2 = padded[0], padded[1], padded[2]
+    q0, q1, q2 = q[0], q[1], q[2]
+    s0, s1, s2 = st[0], st[1], st[2]
+    n_ph = s0 * s1 * s2
     plane = q0 * q1 * q2
-    for job in prange(n_ch * n_img):
-        c = job // n_img
-        n = job % n_img
-        base = c * length + n * plane
+    for job in prange(n_ch * n_img * n_ph):
+        ph = job % n_ph
+        n = job // n_ph % n_img
+        c = job // (n_ph * n_img)
+        r0, r1, r2 = ph // (s1 * s2), ph // s2 % s1, ph % s2
+        base = (c * n_ph + ph) * length + n * plane
+        # columns m whose padded coordinate m*s2 + r2 lies on the input: [w_lo, w_hi)
+        off = r2 - lo[2]
+        w_lo = min(q2, max(0, (-off + s2 - 1) // s2))
+        w_hi = max(w_lo, min(q2, (d2 - 1 - off) // s2 + 1))
         check = np.float32(0.0)
         for z in range(q0):
-            u = z - lo[0]
+            u = z * s0 + r0 - lo[0]
             for h in range(q1):
-                v = h - lo[1]
+                v = h * s1 + r1 - lo[1]
                 row = base + (z * q1 + h) * q2
                 if 0 <= u < d0 and 0 <= v < d1:
-                    for w in range(lo[2]):
+                    for w in range(w_lo):
                         src[row + w] = fill
-                    for w in range(d2):
-                        val = x[n, c, u, v, w]
+                    for w in range(w_lo, w_hi):
+                        val = x[n, c, u, v, w * s2 + off]
                         check += val - val  # NaN iff val is inf or NaN
-                        src[row + lo[2] + w] = sign * val
-                    for w in range(lo[2] + d2, q2):
+                        src[row + w] = sign * val
+                    for w in range(w_hi, q2):
                         src[row + w] = fill
                 else:
                     for w in range(q2):
@@ -110,7 +124,7 @@ def to_wide(x, lo, padded, fill, sign, length, src, bad):
         bad[job] = check
         if n == n_img - 1:  # the row's tail: read only for positions that are not outputs
             for i in range(n_img * plane, length):
-                src[c * length + i] = 0.0
+                src[(c * n_ph + ph) * length + i] = 0.0
 
 
 @njit(inline="always")
@@ -143,7 +157,7 @@ def _emit(best, win, o, co, gi, q0, q_len, ymap, out_plane, src, gbase, ents, wp
 
 @njit(parallel=True, cache=True)
 def forward_wide(src, gstride, wp, ents, taps, groups, co, q_len, ymap, out_plane, sign, bias, y, wout, flags):
-    """Max-plus forward on a :func:`to_wide` layout, stride 1.
+    """Max-plus forward on a :func:`to_wide` layout.
 
     Entry ``e = c * taps + t`` reads ``src[g * gstride + ents[e] + q]`` for wide position
     ``q``; wp: flat (groups, ceil(co/4), E, 4) packed weights; ymap[q]: the y index of
@@ -196,62 +210,53 @@ def forward_wide(src, gstride, wp, ents, taps, groups, co, q_len, ymap, out_plan
 
 
 @njit(parallel=True, cache=True)
-def forward_generic(xp, w, groups, k3, s3, d3, sign, bias, y, wout, flags):
-    """Max-plus forward over a padded, signed input xp (N, C, P0, P1, P2); w: (C_out,
-    C_in/groups, K) signed; y, wout: (N, C_out, o0, o1, o2).  flags[job] = 1 where some
-    output came out -inf."""
-    n_img, c_out, o0, o1, o2 = y.shape
-    cg, kk = w.shape[1], w.shape[2]
-    co = c_out // groups
-    k1, k2 = k3[1], k3[2]
-    s0, s1, s2 = s3[0], s3[1], s3[2]
-    for job in prange(n_img * c_out):
-        n = job // c_out
-        oc = job % c_out
-        g = oc // co
-        best = np.full((o0, o1, o2), -np.inf, dtype=y.dtype)
-        cm = np.empty((o0, o1, o2), dtype=y.dtype)
-        win = np.zeros((o0, o1, o2), dtype=np.int64)
-        for ci in range(cg):
+def forward_runs(src, gstride, w, ents, taps, groups, co, q_len, ymap, out_plane, sign, bias, y, wout, flags):
+    """:func:`forward_wide` for any dtype, without explicit vectors: one output channel
+    and RUN positions per job, the per-channel maxima in a small array that the compiler
+    vectorises over (a load, an add, a max and a store per entry).  w: (C_out, E) signed."""
+    n_ent = ents.shape[0]
+    cg = n_ent // taps
+    nq = (q_len + RUN - 1) // RUN
+    for job in prange(groups * co * nq):
+        oc = job % (groups * co)  # channels fastest: they share the source run in cache
+        qb = job // (groups * co)
+        gbase = oc // co * gstride
+        q0 = qb * RUN
+        m = min(RUN, q_len - q0)
+        best = np.full(RUN, -np.inf, dtype=y.dtype)
+        cm = np.empty(RUN, dtype=y.dtype)
+        nxt = np.empty(RUN, dtype=y.dtype)
+        win = np.zeros(RUN, dtype=np.int64)
+        for c in range(cg):
             cm[:] = -np.inf
-            for t in range(kk):
-                i, j, m = t // (k1 * k2), t // k2 % k1, t % k2
-                wv = w[oc, ci, t]
-                for a in range(o0):
-                    for bb in range(o1):
-                        row = xp[n, g * cg + ci, a * s0 + i * d3[0], bb * s1 + j * d3[1]]
-                        r = cm[a, bb]
-                        off = m * d3[2]
-                        if s2 == 1:  # contiguous: the loop vectorises
-                            for cc in range(o2):
-                                val = row[off + cc] + wv
-                                r[cc] = val if val > r[cc] else r[cc]
-                        else:
-                            for cc in range(o2):
-                                val = row[off + cc * s2] + wv
-                                r[cc] = val if val > r[cc] else r[cc]
-            for a in range(o0):
-                for bb in range(o1):
-                    for cc in range(o2):
-                        if cm[a, bb, cc] > best[a, bb, cc]:
-                            best[a, bb, cc] = cm[a, bb, cc]
-                            win[a, bb, cc] = ci
+            for t in range(taps):
+                e = c * taps + t
+                wv = w[oc, e]
+                run = src[gbase + ents[e] + q0 : gbase + ents[e] + q0 + m]
+                # into the other buffer: an update in place becomes a masked store (microcoded on AMD)
+                for i in range(m):
+                    nxt[i] = max(cm[i], run[i] + wv)
+                cm, nxt = nxt, cm
+            for i in range(m):
+                if cm[i] > best[i]:
+                    best[i] = cm[i]
+                    win[i] = c
         low = False
-        for a in range(o0):
-            for bb in range(o1):
-                for cc in range(o2):
-                    bv = best[a, bb, cc]
-                    ci = win[a, bb, cc]
-                    t = 0
-                    while t < kk - 1:
-                        i, j, m = t // (k1 * k2), t // k2 % k1, t % k2
-                        u, v, z = a * s0 + i * d3[0], bb * s1 + j * d3[1], cc * s2 + m * d3[2]
-                        if xp[n, g * cg + ci, u, v, z] + w[oc, ci, t] == bv:
-                            break
-                        t += 1
-                    y[n, oc, a, bb, cc] = sign * bv + bias[oc]
-                    wout[n, oc, a, bb, cc] = ci * kk + t
-                    low = low or bv == -np.inf
+        for i in range(m):
+            q = q0 + i
+            if ymap[q] < 0:
+                continue
+            bv, c = best[i], win[i]
+            t = 0
+            while t < taps - 1:  # the first tap of the winning channel that reaches the maximum
+                e = c * taps + t
+                if src[gbase + ents[e] + q] + w[oc, e] == bv:
+                    break
+                t += 1
+            at = ymap[q] + oc * out_plane
+            y[at] = sign * bv + bias[oc]
+            wout[at] = c * taps + t
+            low = low or bv == -np.inf
         flags[job] = low
 
 

@@ -259,79 +259,81 @@ def _as3(v: tuple[int, ...], fill: int) -> np.ndarray:
 def _fast_forward(
     xb: np.ndarray, w: np.ndarray, b: np.ndarray, g: Geometry, groups: int, mode: str | None, sign: float
 ) -> tuple[np.ndarray, np.ndarray] | None:
-    """The compiled forward for finite inputs; None where the NumPy reference must decide
-    (an inf or NaN in the input, or an output of -inf, whose tie and NaN rules the fast
-    loops leave out)."""
+    """The compiled forward for finite inputs on the channel-major padded layout, split
+    into stride phases; None where the NumPy reference must decide (an inf or NaN in the
+    input, an output of -inf - whose tie and NaN rules the fast loops leave out - or a
+    stride so large against the input that the layout would be mostly overhead)."""
     from .. import _maxplus_kernels as K
 
-    if _kernels.DIRECT and xb.dtype == np.float32 and all(s == 1 for s in g.stride):
-        return _wide_forward(xb, w, b, g, groups, mode, sign)
-    if not np.isfinite(xb).all():
+    if not _wide_fits(xb.shape[0], g):
         return None
-    sx = xb if sign > 0 else -xb
-    xp = pad(sx, g.pads, mode or "constant", -np.inf if mode is None else 0.0)
-    n, c_out = xb.shape[0], w.shape[0]
-    x5 = np.ascontiguousarray(xp).reshape(xp.shape[:2] + (1,) * (3 - g.nd) + xp.shape[2:])
-    ws = np.ascontiguousarray(w.reshape(c_out, w.shape[1], -1) * sign)
-    y = np.empty((n, c_out) + tuple(_as3(g.out, 1)), dtype=xb.dtype)
-    win = np.empty(y.shape, dtype=np.int32)
-    flags = np.zeros(n * c_out, dtype=np.bool_)
-    K.forward_generic(x5, ws, groups, _as3(g.kernel, 1), _as3(g.stride, 1), _as3(g.dilation, 1), sign, b, y, win, flags)
-    if flags.any():
-        return None
-    shape = (n, c_out) + g.out
-    return y.reshape(shape), win.reshape(shape)
-
-
-def _wide_forward(
-    xb: np.ndarray, w: np.ndarray, b: np.ndarray, g: Geometry, groups: int, mode: str | None, sign: float
-) -> tuple[np.ndarray, np.ndarray] | None:
-    """float32, stride 1: the SIMD kernel on the channel-major padded layout."""
-    from .. import _maxplus_kernels as K
-
     n, c = xb.shape[:2]
     c_out, cg = w.shape[:2]
-    co = c_out // groups
     if mode is None or mode == "constant":
         src_x, lo = xb, tuple(a for a, _ in g.pads)
     else:
         src_x, lo = pad(xb, g.pads, mode), (0,) * g.nd
     x5 = np.ascontiguousarray(src_x).reshape((n, c) + (1,) * (3 - g.nd) + src_x.shape[2:])
-    padded3 = _as3(g.padded, 1)
-    offs = _tap_offsets(tuple(padded3), tuple(_as3(g.kernel, 1)), tuple(_as3(g.dilation, 1)))
-    q_len = n * _args.prod(g.padded)
-    length = -(-(-(-q_len // K.BLOCK) * K.BLOCK + int(offs[-1])) // 16) * 16
-    src = _kernels.workspace((c * length,), np.float32)
-    bad = np.empty(c * n, dtype=np.float32)
-    fill = np.float32(-np.inf if mode is None else 0.0)
-    K.to_wide(x5, _as3(lo, 0), padded3, fill, np.float32(sign), length, src, bad)
+    q3, s3 = _as3(_phase_plane(g), 1), _as3(g.stride, 1)
+    phase, offs = _tap_offsets(tuple(q3), tuple(_as3(g.kernel, 1)), tuple(_as3(g.dilation, 1)), tuple(s3))
+    phases, q_len = _args.prod(g.stride), n * int(np.prod(q3))
+    length = -(-(-(-q_len // K.RUN) * K.RUN + int(offs.max())) // 16) * 16
+    src = _kernels.workspace((c * phases * length,), xb.dtype)
+    bad = np.empty(c * n * phases, dtype=xb.dtype)
+    fill = xb.dtype.type(-np.inf if mode is None else 0.0)
+    K.to_wide(x5, _as3(lo, 0), q3, s3, fill, xb.dtype.type(sign), length, src, bad)
     if np.isnan(bad).any():
         return None
-    ents = (np.arange(cg, dtype=np.int64)[:, None] * length + offs[None, :]).ravel()
-    y = np.empty((n, c_out) + g.out, dtype=np.float32)
+    rows = np.arange(cg, dtype=np.int64)[:, None] * phases + phase[None, :]
+    ents = (rows * length + offs[None, :]).ravel()
+    y = np.empty((n, c_out) + g.out, dtype=xb.dtype)
     win = np.empty(y.shape, dtype=np.int32)
-    nb = -(-co // 4)
-    flags = np.zeros(groups * nb * -(-q_len // K.BLOCK), dtype=np.bool_)
-    ymap = _output_map(tuple(g.padded), g.out, n, c_out)
-    K.forward_wide(src, cg * length, _pack(w * np.float32(sign), groups), ents, len(offs), groups, co, q_len, ymap,
-                   _args.prod(g.out), np.float32(sign), b, y.ravel(), win.ravel(), flags)  # fmt: skip
+    co = c_out // groups
+    ymap = _output_map(tuple(q3[3 - g.nd :]), g.out, n, c_out)
+    args = (ents, len(offs), groups, co, q_len, ymap, _args.prod(g.out), xb.dtype.type(sign), b, y.ravel(), win.ravel())
+    if _kernels.DIRECT and xb.dtype == np.float32:  # explicit 16-lane vectors
+        flags = np.zeros(groups * -(-co // 4) * -(-q_len // K.BLOCK), dtype=np.bool_)
+        K.forward_wide(src, cg * phases * length, _pack(w * np.float32(sign), groups), *args, flags)
+    else:
+        flags = np.zeros(c_out * -(-q_len // K.RUN), dtype=np.bool_)
+        K.forward_runs(src, cg * phases * length, (w * sign).reshape(c_out, -1), *args, flags)
     return None if flags.any() else (y, win)
 
 
-@functools.lru_cache(maxsize=32)
-def _tap_offsets(padded: tuple[int, ...], kernel: tuple[int, ...], dilation: tuple[int, ...]) -> np.ndarray:
-    """Flat offset of every tap (scan order) in a padded plane: ``sum(k*d * plane stride)``."""
-    steps = [int(np.prod(padded[i + 1 :])) for i in range(3)]
-    taps = np.indices(kernel).reshape(3, -1)
-    return sum(taps[i] * dilation[i] * steps[i] for i in range(3)).astype(np.int64)
+def _phase_plane(g: Geometry) -> tuple[int, ...]:
+    """The plane of one stride phase of the padded plane: ceil(padded / stride)."""
+    return tuple(-(-p // s) for p, s in zip(g.padded, g.stride, strict=True))
+
+
+def _wide_fits(n: int, g: Geometry) -> bool:
+    """Whether the phase layout stays within about twice the padded input (a stride large
+    against the input would make it mostly per-row overhead)."""
+    phases = _args.prod(g.stride)
+    return phases * (n * _args.prod(_phase_plane(g)) + 64) <= 2 * n * _args.prod(g.padded) + 4096
 
 
 @functools.lru_cache(maxsize=32)
-def _output_map(padded: tuple[int, ...], out: tuple[int, ...], n: int, c_out: int) -> np.ndarray:
-    """For every wide position (image, padded-plane index), the flat index of its output
-    in channel 0 of ``(N, C_out, *out)``, or -1 where it is not an output."""
-    img, rest = np.divmod(np.arange(n * _args.prod(padded), dtype=np.int64), _args.prod(padded))
-    coords = np.unravel_index(rest, padded)
+def _tap_offsets(
+    plane: tuple[int, ...], kernel: tuple[int, ...], dilation: tuple[int, ...], stride: tuple[int, ...]
+) -> tuple[np.ndarray, np.ndarray]:
+    """For every tap (scan order): which stride phase it reads and its flat offset in the
+    phase ``plane``.  Tap coordinate ``k*d`` reads phase ``k*d % s`` shifted by ``k*d // s``:
+    output m reads padded ``s*m + k*d``."""
+    steps = [int(np.prod(plane[i + 1 :])) for i in range(3)]
+    taps = np.indices(kernel).reshape(3, -1) * np.array(dilation)[:, None]
+    phase, offset = np.zeros(taps.shape[1], dtype=np.int64), np.zeros(taps.shape[1], dtype=np.int64)
+    for i in range(3):
+        phase = phase * stride[i] + taps[i] % stride[i]
+        offset += taps[i] // stride[i] * steps[i]
+    return phase, offset
+
+
+@functools.lru_cache(maxsize=32)
+def _output_map(plane: tuple[int, ...], out: tuple[int, ...], n: int, c_out: int) -> np.ndarray:
+    """For every wide position (image, index in the phase ``plane``), the flat index of its
+    output in channel 0 of ``(N, C_out, *out)``, or -1 where it is not an output."""
+    img, rest = np.divmod(np.arange(n * _args.prod(plane), dtype=np.int64), _args.prod(plane))
+    coords = np.unravel_index(rest, plane)
     valid = functools.reduce(np.logical_and, [cc < o for cc, o in zip(coords, out, strict=True)])
     flat = np.ravel_multi_index(tuple(np.minimum(cc, o - 1) for cc, o in zip(coords, out, strict=True)), out)
     ymap = np.where(valid, img * c_out * _args.prod(out) + flat, -1)
