@@ -5,10 +5,11 @@ Replace the product of a convolution by a sum and its sum by a maximum::
     y[n, o, p] = max over (c in o's group, k) of  x[n, c, p*stride + k*dilation - pad_lo] + w[o, c, k]  (+ b[o])
 
 and ``min`` for min-plus.  This is grey-scale morphology with a learned structuring
-element ``w`` (Serra 1982): max-plus is a dilation, min-plus an erosion (by ``-w``
-reflected).  With ``w = 0`` and one input channel per output channel it *is* max
-(min) pooling, which is why pooling and convolution are one family here: the same
-window engine, a different (combine, reduce) pair.
+element (Serra 1982): max-plus is a dilation by ``w`` reflected (like the convolution
+here, it is a correlation), min-plus an erosion by ``-w``.  With ``w = 0`` and one
+input channel per output channel it *is* max (min) pooling, which is why pooling and
+convolution are one family here: the same window engine, a different (combine,
+reduce) pair.
 
 Shapes and arguments are the convolution's: input ``(N, C_in, *in)`` or unbatched,
 weight ``(C_out, C_in/groups, *kernel)``, optional bias ``(C_out,)``, ``padding`` an int,
@@ -24,7 +25,9 @@ scan order (c outer, k inner, C order), as in max pooling.  A NaN sum wins (the
 first one), so NaN propagates as in max pooling.  The bias gradient is the sum.
 
 Two implementations: the readable NumPy loop over (channel, tap) entries below, and
-compiled kernels (:mod:`convpool._maxplus_kernels`) for finite inputs.
+compiled kernels (:mod:`convpool._maxplus_kernels`) for finite inputs; an inf or NaN
+in the input sends the call to the NumPy loop.  Each output's winner is kept as an
+int32 entry index (the output's size again) for the backward pass.
 """
 
 from __future__ import annotations
