@@ -35,7 +35,18 @@ import convpool
 import convpool.functional as F
 from convpool import _args, nn
 
-OPS = ("conv", "max_pool", "min_pool", "median_pool", "avg_pool", "lp_pool", "adaptive_avg", "adaptive_max", "pad")
+OPS = (
+    "conv",
+    "maxplus_conv",
+    "max_pool",
+    "min_pool",
+    "median_pool",
+    "avg_pool",
+    "lp_pool",
+    "adaptive_avg",
+    "adaptive_max",
+    "pad",
+)
 
 
 class NoOracle(Exception):
@@ -116,7 +127,7 @@ def draw_case(seed: int) -> Case:
     size = _spatial(rng, nd)
     args: dict[str, Any] = {}
     w = b = None
-    if op == "conv":
+    if op in ("conv", "maxplus_conv"):
         groups = int(rng.choice([1, 1, 2]))
         cin, cout = groups * int(rng.integers(1, 3)), groups * int(rng.integers(1, 3))
         kernel = tuple(int(rng.integers(1, 4)) for _ in range(nd))
@@ -126,6 +137,11 @@ def draw_case(seed: int) -> Case:
         args["groups"] = groups
         if rng.random() < 0.25:
             args["padding_mode"] = str(rng.choice(["reflect", "replicate", "circular"]))
+        if op == "maxplus_conv":  # windows must reach the input: identity padding at most half
+            args["padding"] = tuple(
+                min(p, (d * (k - 1) + 1) // 2) for p, d, k in zip(args["padding"], args["dilation"], kernel)
+            )
+            args["minplus"] = bool(rng.random() < 0.5)
         c = cin
         w = _values(rng, (cout, cin // groups, *kernel), dtype, specials=False)
         b = _values(rng, (cout,), dtype, specials=False) if rng.random() < 0.5 else None
@@ -190,6 +206,11 @@ def run_convpool(case: Case) -> Result:
         y, ctx = F.conv_forward(case.x, case.w, case.b, padding_mode=mode, nd=case.nd, **a)
         dx, dw, db = F.conv_backward(_grad_out(case, y.shape), ctx)
         return y, [dx, dw] + ([] if db is None else [db])
+    if case.op == "maxplus_conv":
+        forward = F.minplus_conv_forward if a.pop("minplus") else F.maxplus_conv_forward
+        y, ctx = forward(case.x, case.w, case.b, padding_mode=a.pop("padding_mode", None), nd=case.nd, **a)
+        dx, dw, db = F.maxplus_conv_backward(_grad_out(case, y.shape), ctx)
+        return y, [dx, dw] + ([] if db is None else [db])
     if case.op == "pad":
         y = F.pad(case.x, a["pad"], a["mode"], a.get("value"))
         return y, [F.pad_grad(_grad_out(case, y.shape), a["pad"], a["mode"])]
@@ -242,7 +263,7 @@ def run_torch(case: Case) -> Result:
     ]
     xt = tensors[0]
     a = dict(case.args)
-    if case.op == "median_pool" or (case.op != "conv" and "padding_mode" in a):
+    if case.op in ("median_pool", "maxplus_conv") or (case.op != "conv" and "padding_mode" in a):
         raise NoOracle(case.op)
     if case.op != "pad" and 0 in case.x.shape[-case.nd :]:
         # convpool refuses a window of nothing; PyTorch's adaptive average returns NaN

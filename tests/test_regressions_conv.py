@@ -251,3 +251,14 @@ def test_im2col_span_stays_within_the_row() -> None:
         start, end = _kernels._span(o2, s2 + 1, w0 - 6, n2 + 1)
         inside = [c for c in range(o2) if 0 <= c * (s2 + 1) + w0 - 6 < n2 + 1]
         assert 0 <= start <= end <= o2 and list(range(start, end)) == inside
+
+
+@pytest.mark.parametrize("n", [0, 2])
+def test_conv_border_padding_limits_hold_for_an_empty_batch(n: int) -> None:
+    """Found by the fuzzer: with N=0 a reflect padding as large as the input was
+    accepted (the border was never built); PyTorch refuses it whatever the batch."""
+    x, w = np.ones((n, 2, 2, 6)), np.ones((1, 2, 1, 1))
+    with pytest.raises(ValueError, match="reflect padding must be smaller than the input size"):
+        F.conv_forward(x, w, None, 1, (3, 1), 1, 1, "reflect")
+    with pytest.raises(ValueError, match="circular padding must be at most the input size"):
+        F.conv_forward(x, w, None, 1, (3, 1), 1, 1, "circular")

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from .. import _args, _kernels
+from ..windows import check_border_padding
 from . import _conv_im2col, _trim
 from ._common import Geometry, batched, check_grad, check_spatial, make_geometry
 from ._conv_reference import ConvCtx, reference_backward, reference_forward
@@ -78,6 +79,8 @@ def conv_forward(
     weight, bias = _check_weight(xb, weight, bias, nd, groups)
     mode = _args.check_padding_mode(padding_mode)
     g = make_geometry(xb.shape[2:], nd, weight.shape[2:], stride, padding, dilation)
+    if mode != "constant":  # checked here too, not only when padding: an empty batch is no exception
+        check_border_padding(g.in_size, g.pads, mode)
     trim = _trim.plan(g) if mode == "constant" else None
     y: np.ndarray
     ctx: ConvCtx | TrimmedCtx
