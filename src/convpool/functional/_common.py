@@ -116,3 +116,28 @@ def check_spatial(x: np.ndarray, nd: int, unbatched: bool = False, name: str = "
                 f"{name} of shape {shape} has an empty spatial dim {i} (axis {len(shape) - nd + i}): "
                 f"convolution and pooling need at least one element per spatial dim"
             )
+
+
+def check_weight(x: np.ndarray, weight: Any, bias: Any, nd: int, groups: Any) -> tuple[np.ndarray, np.ndarray | None]:
+    """``weight`` (C_out, C_in/groups, *kernel) and ``bias`` (C_out,) checked against the
+    batched input ``x``: the layout convolution and max-plus convolution share."""
+    weight = _args.check_array(weight, "weight")
+    if weight.ndim != nd + 2:
+        raise ValueError(
+            f"weight of a {nd}-d conv must have {nd + 2} dims (C_out, C_in/groups, *kernel), got shape {weight.shape}"
+        )
+    if not _args._is_int(groups) or groups < 1:
+        raise ValueError(f"groups must be a positive int, got {groups!r}")
+    c_in, c_out = x.shape[1], weight.shape[0]
+    if c_in % groups or c_out % groups:
+        raise ValueError(f"groups={groups} must divide both in_channels={c_in} and out_channels={c_out}")
+    if weight.shape[1] * groups != c_in:
+        raise ValueError(
+            f"input has {c_in} channels but weight of shape {weight.shape} with groups={groups} "
+            f"expects {weight.shape[1] * groups} (weight.shape[1] * groups)"
+        )
+    if bias is not None:
+        bias = _args.check_array(bias, "bias")
+        if bias.shape != (c_out,):
+            raise ValueError(f"bias must have shape ({c_out},) (out_channels), got {bias.shape}")
+    return weight, bias

@@ -31,32 +31,9 @@ import numpy as np
 from .. import _args, _kernels
 from ..windows import check_border_padding
 from . import _conv_im2col, _trim
-from ._common import Geometry, batched, check_grad, check_spatial, make_geometry
+from ._common import Geometry, batched, check_grad, check_spatial, check_weight, make_geometry
 from ._conv_reference import ConvCtx, reference_backward, reference_forward
 from ._trim import Trim
-
-
-def _check_weight(x: np.ndarray, weight: Any, bias: Any, nd: int, groups: Any) -> tuple[np.ndarray, np.ndarray | None]:
-    weight = _args.check_array(weight, "weight")
-    if weight.ndim != nd + 2:
-        raise ValueError(
-            f"weight of a {nd}-d conv must have {nd + 2} dims (C_out, C_in/groups, *kernel), got shape {weight.shape}"
-        )
-    if not _args._is_int(groups) or groups < 1:
-        raise ValueError(f"groups must be a positive int, got {groups!r}")
-    c_in, c_out = x.shape[1], weight.shape[0]
-    if c_in % groups or c_out % groups:
-        raise ValueError(f"groups={groups} must divide both in_channels={c_in} and out_channels={c_out}")
-    if weight.shape[1] * groups != c_in:
-        raise ValueError(
-            f"input has {c_in} channels but weight of shape {weight.shape} with groups={groups} "
-            f"expects {weight.shape[1] * groups} (weight.shape[1] * groups)"
-        )
-    if bias is not None:
-        bias = _args.check_array(bias, "bias")
-        if bias.shape != (c_out,):
-            raise ValueError(f"bias must have shape ({c_out},) (out_channels), got {bias.shape}")
-    return weight, bias
 
 
 def conv_forward(
@@ -76,7 +53,7 @@ def conv_forward(
         nd = np.ndim(weight) - 2
     xb, unbatched = batched(x, nd)
     check_spatial(xb, nd, unbatched)  # PyTorch refuses it too: only the batch or channels may be empty
-    weight, bias = _check_weight(xb, weight, bias, nd, groups)
+    weight, bias = check_weight(xb, weight, bias, nd, groups)
     mode = _args.check_padding_mode(padding_mode)
     g = make_geometry(xb.shape[2:], nd, weight.shape[2:], stride, padding, dilation)
     if mode != "constant":  # checked here too, not only when padding: an empty batch is no exception

@@ -42,8 +42,7 @@ import numpy as np
 
 from .. import _args, _kernels
 from ..windows import check_border_padding, pad, pad_backward, window_view
-from ._common import Geometry, batched, check_grad, make_geometry
-from .conv import _check_weight
+from ._common import Geometry, batched, check_grad, check_weight, make_geometry
 
 
 @dataclass
@@ -70,7 +69,7 @@ def _forward(
     xb, unbatched = batched(x, nd)
     if 0 in xb.shape[2:]:
         raise ValueError(f"input has an empty spatial dimension: shape {np.shape(x)}; only N or C may be 0")
-    weight, bias = _check_weight(xb, weight, bias, nd, groups)
+    weight, bias = check_weight(xb, weight, bias, nd, groups)
     if weight.shape[1] == 0:
         raise ValueError(f"weight of shape {weight.shape}: a max/min over no input channels has no value")
     mode = None if padding_mode is None else _args.check_padding_mode(padding_mode)
