@@ -262,3 +262,15 @@ def test_conv_border_padding_limits_hold_for_an_empty_batch(n: int) -> None:
         F.conv_forward(x, w, None, 1, (3, 1), 1, 1, "reflect")
     with pytest.raises(ValueError, match="circular padding must be at most the input size"):
         F.conv_forward(x, w, None, 1, (3, 1), 1, 1, "circular")
+
+
+def test_geometry_that_would_index_outside_the_padded_input_is_refused() -> None:
+    """Geometry is validated before any kernel runs: a window reaching past the padded
+    input (here output 3 of stride 2 on 4 padded elements) cannot be built."""
+    from convpool.functional._common import Geometry
+
+    Geometry((4,), (1,), (2,), (1,), ((0, 0),), (2,), (0,))  # windows at 0 and 2: fine
+    with pytest.raises(ValueError, match="inconsistent window geometry in spatial dim 0"):
+        Geometry((4,), (1,), (2,), (1,), ((0, 0),), (3,), (0,))
+    with pytest.raises(ValueError, match="inconsistent window geometry"):
+        Geometry((4,), (1,), (0,), (1,), ((0, 0),), (1,), (0,))

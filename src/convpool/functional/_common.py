@@ -29,6 +29,19 @@ class Geometry:
     out: tuple[int, ...]
     extra: tuple[int, ...]
 
+    def __post_init__(self) -> None:
+        """Every window lies inside the padded input (plus the ceil_mode room): the
+        compiled kernels index by these numbers, so a geometry that breaks this never
+        reaches them (an out-of-range read or write would be silent there)."""
+        for i, (n, k, s, d, (lo, hi), o, e) in enumerate(
+            zip(self.in_size, self.kernel, self.stride, self.dilation, self.pads, self.out, self.extra, strict=True)
+        ):
+            if min(n, lo, hi, o, e) < 0 or min(k, s, d) < 1 or (o - 1) * s + d * (k - 1) + 1 > n + lo + hi + e:
+                raise ValueError(
+                    f"inconsistent window geometry in spatial dim {i}: input {n}, kernel {k}, stride {s}, "
+                    f"dilation {d}, padding ({lo}, {hi}), output {o}, extra {e}"
+                )
+
     @property
     def nd(self) -> int:
         return len(self.kernel)
