@@ -13,7 +13,73 @@ from .._random import generator
 from .module import Module, Parameter
 
 
-class _ConvNd(Module):
+class _ConvLayer(Module):
+    """What the convolution-like layers share: checked and stored geometry,
+    ``_accumulate`` and the geometry part of ``extra_repr``.  Subclasses fix ``nd``
+    and create ``weight`` and ``bias``."""
+
+    nd = 0
+    weight: Parameter
+    bias: Parameter | None
+
+    def _init_geometry(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: Any,
+        stride: Any,
+        padding: Any,
+        dilation: Any,
+        groups: int,
+    ) -> None:
+        """Check and store channels, groups, kernel size, stride, dilation and padding."""
+        nd = self.nd
+        for name, v in (("in_channels", in_channels), ("out_channels", out_channels), ("groups", groups)):
+            if not _args._is_int(v) or v < 1:
+                raise ValueError(f"{name} must be a positive int, got {v!r}")
+        if in_channels % groups or out_channels % groups:
+            raise ValueError(
+                f"groups={groups} must divide both in_channels={in_channels} and out_channels={out_channels}"
+            )
+        self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
+        self.kernel_size = _args.ntuple(kernel_size, nd, "kernel_size")
+        self.stride = _args.ntuple(stride, nd, "stride")
+        self.dilation = _args.ntuple(dilation, nd, "dilation")
+        if isinstance(padding, str):
+            if padding not in ("same", "valid"):
+                raise ValueError(f"padding must be 'valid', 'same' or ints, got {padding!r}")
+            self.padding: Any = padding
+        else:
+            self.padding = _args.padding_pairs(padding, nd)
+
+    def _accumulate(self, dw: np.ndarray, db: np.ndarray | None) -> None:
+        self.weight.accumulate(dw)
+        if self.bias is not None and db is not None:
+            self.bias.accumulate(db)
+
+    def _geometry_repr(self) -> str:
+        s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
+        if self.padding != ((0, 0),) * self.nd:
+            pad = self.padding
+            if not isinstance(pad, str) and all(lo == hi for lo, hi in pad):
+                pad = tuple(lo for lo, _ in pad)
+            s += f", padding={pad}"
+        if self.dilation != (1,) * self.nd:
+            s += f", dilation={self.dilation}"
+        if self.groups != 1:
+            s += f", groups={self.groups}"
+        return s
+
+
+def _float_dtype(dtype: Any) -> np.dtype:
+    """``dtype`` as an ``np.dtype``; TypeError unless it is floating-point."""
+    dtype = np.dtype(dtype)
+    if not np.issubdtype(dtype, np.floating):
+        raise TypeError(f"dtype must be a floating-point type, got {dtype}")
+    return dtype
+
+
+class _ConvNd(_ConvLayer):
     """N-d convolution with learned weights ``(C_out, C_in/groups, *kernel)`` and bias.
 
     Arguments and defaults are PyTorch's.  Initialisation is PyTorch's default
@@ -41,29 +107,10 @@ class _ConvNd(Module):
         dtype: Any = np.float32,
     ):
         super().__init__()
-        nd = self.nd
-        for name, v in (("in_channels", in_channels), ("out_channels", out_channels), ("groups", groups)):
-            if not _args._is_int(v) or v < 1:
-                raise ValueError(f"{name} must be a positive int, got {v!r}")
-        if in_channels % groups or out_channels % groups:
-            raise ValueError(
-                f"groups={groups} must divide both in_channels={in_channels} and out_channels={out_channels}"
-            )
-        self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
-        self.kernel_size = _args.ntuple(kernel_size, nd, "kernel_size")
-        self.stride = _args.ntuple(stride, nd, "stride")
-        self.dilation = _args.ntuple(dilation, nd, "dilation")
-        if isinstance(padding, str):
-            if padding not in ("same", "valid"):
-                raise ValueError(f"padding must be 'valid', 'same' or ints, got {padding!r}")
-            self.padding: Any = padding
-        else:
-            self.padding = _args.padding_pairs(padding, nd)
+        self._init_geometry(in_channels, out_channels, kernel_size, stride, padding, dilation, groups)
         _args.check_padding_mode(padding_mode)
         self.padding_mode = padding_mode
-        dtype = np.dtype(dtype)
-        if not np.issubdtype(dtype, np.floating):
-            raise TypeError(f"dtype must be a floating-point type, got {dtype}")
+        dtype = _float_dtype(dtype)
         fan_in = in_channels // groups * _args.prod(self.kernel_size)
         bound = 1.0 / math.sqrt(fan_in)
         rng = generator()
@@ -95,22 +142,8 @@ class _ConvNd(Module):
     def backward_params(self, grad_output: Any) -> None:
         self._accumulate(*F.conv.conv_param_backward(grad_output, self._need_ctx(self._ctx)))
 
-    def _accumulate(self, dw: np.ndarray, db: np.ndarray | None) -> None:
-        self.weight.accumulate(dw)
-        if self.bias is not None and db is not None:
-            self.bias.accumulate(db)
-
     def extra_repr(self) -> str:
-        s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
-        if self.padding != ((0, 0),) * self.nd:
-            pad = self.padding
-            if not isinstance(pad, str) and all(lo == hi for lo, hi in pad):
-                pad = tuple(lo for lo, _ in pad)
-            s += f", padding={pad}"
-        if self.dilation != (1,) * self.nd:
-            s += f", dilation={self.dilation}"
-        if self.groups != 1:
-            s += f", groups={self.groups}"
+        s = self._geometry_repr()
         if self.bias is None:
             s += ", bias=False"
         if self.padding_mode != "zeros":

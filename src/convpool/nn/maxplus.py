@@ -13,7 +13,8 @@ import numpy as np
 
 from .. import _args
 from ..functional import maxplus as MP
-from .module import Module, Parameter
+from .conv import _ConvLayer, _float_dtype
+from .module import Parameter
 
 
 def _doc(reduction: str, nd: int) -> str:
@@ -68,7 +69,7 @@ def _doc(reduction: str, nd: int) -> str:
     """
 
 
-class _MaxPlusConvNd(Module):
+class _MaxPlusConvNd(_ConvLayer):
     """N-d max-plus (min-plus) convolution layer; subclasses fix ``nd`` and ``reduction``."""
 
     nd = 0
@@ -88,30 +89,11 @@ class _MaxPlusConvNd(Module):
         dtype: Any = np.float32,
     ):
         super().__init__()
-        nd = self.nd
-        for name, v in (("in_channels", in_channels), ("out_channels", out_channels), ("groups", groups)):
-            if not _args._is_int(v) or v < 1:
-                raise ValueError(f"{name} must be a positive int, got {v!r}")
-        if in_channels % groups or out_channels % groups:
-            raise ValueError(
-                f"groups={groups} must divide both in_channels={in_channels} and out_channels={out_channels}"
-            )
-        self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
-        self.kernel_size = _args.ntuple(kernel_size, nd, "kernel_size")
-        self.stride = _args.ntuple(stride, nd, "stride")
-        self.dilation = _args.ntuple(dilation, nd, "dilation")
-        if isinstance(padding, str):
-            if padding not in ("same", "valid"):
-                raise ValueError(f"padding must be 'valid', 'same' or ints, got {padding!r}")
-            self.padding: Any = padding
-        else:
-            self.padding = _args.padding_pairs(padding, nd)
+        self._init_geometry(in_channels, out_channels, kernel_size, stride, padding, dilation, groups)
         if padding_mode is not None:
             _args.check_padding_mode(padding_mode)
         self.padding_mode = padding_mode
-        dtype = np.dtype(dtype)
-        if not np.issubdtype(dtype, np.floating):
-            raise TypeError(f"dtype must be a floating-point type, got {dtype}")
+        dtype = _float_dtype(dtype)
         shape = (out_channels, in_channels // groups, *self.kernel_size)
         self.weight = Parameter(np.zeros(shape, dtype=dtype))  # flat structuring element
         self.bias = Parameter(np.zeros(out_channels, dtype=dtype)) if bias else None
@@ -141,22 +123,8 @@ class _MaxPlusConvNd(Module):
     def backward_params(self, grad_output: Any) -> None:
         self._accumulate(*MP.maxplus_conv_param_backward(grad_output, self._need_ctx(self._ctx)))
 
-    def _accumulate(self, dw: np.ndarray, db: np.ndarray | None) -> None:
-        self.weight.accumulate(dw)
-        if self.bias is not None and db is not None:
-            self.bias.accumulate(db)
-
     def extra_repr(self) -> str:
-        s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
-        if self.padding != ((0, 0),) * self.nd:
-            pad = self.padding
-            if not isinstance(pad, str) and all(lo == hi for lo, hi in pad):
-                pad = tuple(lo for lo, _ in pad)
-            s += f", padding={pad}"
-        if self.dilation != (1,) * self.nd:
-            s += f", dilation={self.dilation}"
-        if self.groups != 1:
-            s += f", groups={self.groups}"
+        s = self._geometry_repr()
         if self.bias is not None:
             s += ", bias=True"
         if self.padding_mode is not None:
