@@ -19,7 +19,9 @@ import numpy as np
 from .. import _args
 from .._random import generator
 from ..functional import learned_pools as LP
+from ._common import positive_int, set_dim_docs
 from .module import Module, Parameter
+from .pool import _validate_window
 
 
 def pool_window(
@@ -27,18 +29,29 @@ def pool_window(
 ) -> tuple[tuple[int, ...], tuple[int, ...], _args.Pairs]:
     """Kernel, stride (default: the kernel) and padding pairs of a pooling layer, checked
     now: positive sizes, padding at most half the kernel."""
-    kernel = _args.ntuple(kernel_size, nd, "kernel_size")
-    strides = kernel if stride is None else _args.ntuple(stride, nd, "stride")
-    if isinstance(padding, str):
-        raise TypeError(f"padding of a pooling layer must be ints, got {padding!r}")
-    pads = _args.padding_pairs(padding, nd)
-    _args.check_pool_padding(pads, kernel, (1,) * nd)
+    kernel, strides, pads, _ = _validate_window(nd, kernel_size, stride, padding, 1, TypeError)
     return kernel, strides, pads
 
 
 def scalar_parameter(value: float, dtype: Any) -> Parameter:
     """A learned scalar, as PyTorch's GeM implementations hold it: shape ``(1,)``."""
     return Parameter(np.full((1,), value, dtype=np.dtype(dtype)))
+
+
+def _maybe_learned(value: float, learn: bool, dtype: Any) -> Parameter | float:
+    """A scalar hyper-parameter: a :func:`scalar_parameter` if ``learn``, else the float."""
+    return scalar_parameter(value, dtype) if learn else value
+
+
+def _current(v: Parameter | float) -> Any:
+    """The value now: a learned scalar's data (shape ``(1,)``) or the fixed float."""
+    return v.data if isinstance(v, Parameter) else v
+
+
+def _accumulate(v: Parameter | float, grad: np.ndarray) -> None:
+    """Accumulate a learned scalar's gradient (nothing for a fixed float)."""
+    if isinstance(v, Parameter):
+        v.accumulate(grad.reshape(v.shape))
 
 
 def _window_repr(kernel: Any, stride: Any, pads: Any) -> str:
@@ -105,19 +118,18 @@ class _GeMPoolNd(Module):
         pv = LP.check_positive(p, "p")
         self.eps = LP.check_positive(eps, "eps")
         self.learn_p = LP.check_flag(learn_p, "learn_p")
-        self.p: Parameter | float = scalar_parameter(pv, dtype) if self.learn_p else pv
+        self.p = _maybe_learned(pv, self.learn_p, dtype)
         self._ctx: Any = None
 
     def forward(self, x: Any) -> np.ndarray:
-        p = self.p.data if isinstance(self.p, Parameter) else self.p
+        p = _current(self.p)
         LP.check_positive(p, "p", " (a learned p must stay positive: lower the learning rate, or fix p)")
         y, self._ctx = LP.gem_pool_forward(x, p, self.nd, self.kernel_size, self.stride, self.padding, self.eps)
         return y
 
     def backward(self, grad_output: Any) -> np.ndarray:
         gx, dp = LP.gem_pool_backward(grad_output, self._need_ctx(self._ctx))
-        if isinstance(self.p, Parameter):
-            self.p.accumulate(dp)
+        _accumulate(self.p, dp)
         return gx
 
     def extra_repr(self) -> str:
@@ -169,19 +181,18 @@ class _LSEPoolNd(Module):
         self.kernel_size, self.stride, self.padding = pool_window(self.nd, kernel_size, stride, padding)
         bv = LP.check_positive(beta, "beta")
         self.learn_beta = LP.check_flag(learn_beta, "learn_beta")
-        self.beta: Parameter | float = scalar_parameter(bv, dtype) if self.learn_beta else bv
+        self.beta = _maybe_learned(bv, self.learn_beta, dtype)
         self._ctx: Any = None
 
     def forward(self, x: Any) -> np.ndarray:
-        beta = self.beta.data if isinstance(self.beta, Parameter) else self.beta
+        beta = _current(self.beta)
         LP.check_positive(beta, "beta", " (a learned beta must stay positive: lower the learning rate)")
         y, self._ctx = LP.lse_pool_forward(x, beta, self.nd, self.kernel_size, self.stride, self.padding)
         return y
 
     def backward(self, grad_output: Any) -> np.ndarray:
         gx, db = LP.lse_pool_backward(grad_output, self._need_ctx(self._ctx))
-        if isinstance(self.beta, Parameter):
-            self.beta.accumulate(db)
+        _accumulate(self.beta, db)
         return gx
 
     def extra_repr(self) -> str:
@@ -233,7 +244,7 @@ class _MixedPoolNd(Module):
         self.kernel_size, self.stride, self.padding = pool_window(self.nd, kernel_size, stride, padding)
         av = LP.check_unit(alpha, "alpha")
         self.learn_alpha = LP.check_flag(learn_alpha, "learn_alpha")
-        self.alpha: Parameter | float = scalar_parameter(av, dtype) if self.learn_alpha else av
+        self.alpha = _maybe_learned(av, self.learn_alpha, dtype)
         self._ctx: Any = None
 
     def _alpha(self) -> float:
@@ -247,8 +258,7 @@ class _MixedPoolNd(Module):
 
     def backward(self, grad_output: Any) -> np.ndarray:
         gx, da = LP.mixed_pool_backward(grad_output, self._need_ctx(self._ctx))
-        if isinstance(self.alpha, Parameter):
-            self.alpha.accumulate(da.reshape(self.alpha.shape))
+        _accumulate(self.alpha, da)
         return gx
 
     def extra_repr(self) -> str:
@@ -292,9 +302,7 @@ class _GatedPoolNd(Module):
         self, in_channels: int, kernel_size: Any, stride: Any = None, padding: Any = 0, dtype: Any = np.float32
     ):
         super().__init__()
-        if not _args._is_int(in_channels) or in_channels < 1:
-            raise ValueError(f"in_channels must be a positive int, got {in_channels!r}")
-        self.in_channels = int(in_channels)
+        self.in_channels = positive_int(in_channels, "in_channels")
         self.kernel_size, self.stride, self.padding = pool_window(self.nd, kernel_size, stride, padding)
         bound = 1.0 / math.sqrt(_args.prod(self.kernel_size))
         rng = generator()
@@ -366,19 +374,19 @@ class GatedPool3d(_GatedPoolNd):
     nd = 3
 
 
-_classes: tuple[type[Module], ...] = (
-    GeMPool1d,
-    GeMPool2d,
-    GeMPool3d,
-    LSEPool1d,
-    LSEPool2d,
-    LSEPool3d,
-    MixedPool1d,
-    MixedPool2d,
-    MixedPool3d,
-    GatedPool1d,
-    GatedPool2d,
-    GatedPool3d,
+set_dim_docs(
+    (
+        GeMPool1d,
+        GeMPool2d,
+        GeMPool3d,
+        LSEPool1d,
+        LSEPool2d,
+        LSEPool3d,
+        MixedPool1d,
+        MixedPool2d,
+        MixedPool3d,
+        GatedPool1d,
+        GatedPool2d,
+        GatedPool3d,
+    )
 )
-for _cls in _classes:
-    _cls.__doc__ = f"{_cls.nd}-d version.\n\n" + (_cls.__mro__[1].__doc__ or "")  # type: ignore[attr-defined]

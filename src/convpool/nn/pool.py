@@ -26,10 +26,15 @@ from ..functional.pool import check_divisor_override, check_norm_type, reduce_wi
 from .module import Module
 
 
-def _validate_window(nd: int, kernel_size: Any, stride: Any, padding: Any, dilation: Any) -> tuple:
+def _validate_window(
+    nd: int, kernel_size: Any, stride: Any, padding: Any, dilation: Any, padding_error: type[Exception] = ValueError
+) -> tuple:
+    """Kernel, stride (default: the kernel), padding pairs and dilation of a pooling
+    layer, checked now: positive sizes, int padding (``padding_error`` otherwise) at
+    most half the (dilated) kernel."""
     kernel, strides, dil = window_args(nd, kernel_size, stride, dilation, pool=True)
     if isinstance(padding, str):
-        raise ValueError(f"padding of a pooling layer must be ints, got {padding!r}")
+        raise padding_error(f"padding of a pooling layer must be ints, got {padding!r}")
     pads = _args.padding_pairs(padding, nd)
     _args.check_pool_padding(pads, kernel, dil)
     return kernel, strides, pads, dil
