@@ -15,13 +15,9 @@ import numpy as np
 
 from .. import _args
 from ..functional import published_pools as PP
-from ..functional._common import batched
+from ..functional._common import batched, window_args
+from ._common import positive_int, set_dim_docs
 from .module import Module
-
-
-def _pool_kernel(nd: int, kernel_size: Any, stride: Any) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    kernel = _args.ntuple(kernel_size, nd, "kernel_size")
-    return kernel, (kernel if stride is None else _args.ntuple(stride, nd, "stride"))
 
 
 def _check_channels(x: Any, nd: int, channels: int, owner: str) -> None:
@@ -30,7 +26,21 @@ def _check_channels(x: Any, nd: int, channels: int, owner: str) -> None:
         raise ValueError(f"{owner} was built for channels={channels}, got an input with {xb.shape[1]} channels")
 
 
-class _SoftPoolNd(Module):
+class _WindowPoolNd(Module):
+    """A pool of ``kernel_size`` windows at ``stride`` (default: the kernel), no padding."""
+
+    nd = 0
+
+    def __init__(self, kernel_size: Any, stride: Any = None):
+        super().__init__()
+        self.kernel_size, self.stride, _ = window_args(self.nd, kernel_size, stride, 1, pool=True)
+        self._ctx: Any = None
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}, stride={self.stride}"
+
+
+class _SoftPoolNd(_WindowPoolNd):
     """SoftPool: the softmax-weighted sum ``sum(exp(x) * x) / sum(exp(x))`` of each window.
 
     Between average and max pooling: large activations dominate, yet every element
@@ -52,13 +62,6 @@ class _SoftPoolNd(Module):
         (1, 3, 4, 4)
     """
 
-    nd = 0
-
-    def __init__(self, kernel_size: Any, stride: Any = None):
-        super().__init__()
-        self.kernel_size, self.stride = _pool_kernel(self.nd, kernel_size, stride)
-        self._ctx: Any = None
-
     def forward(self, x: Any) -> np.ndarray:
         y, self._ctx = PP.soft_pool_forward(x, self.nd, self.kernel_size, self.stride)
         return y
@@ -66,11 +69,8 @@ class _SoftPoolNd(Module):
     def backward(self, grad_output: Any) -> np.ndarray:
         return PP.soft_pool_backward(grad_output, self._need_ctx(self._ctx))
 
-    def extra_repr(self) -> str:
-        return f"kernel_size={self.kernel_size}, stride={self.stride}"
 
-
-class _StochasticPoolNd(Module):
+class _StochasticPoolNd(_WindowPoolNd):
     """Stochastic pooling for a **non-negative** input (e.g. after a ReLU; a negative
     input is a ValueError).
 
@@ -97,22 +97,12 @@ class _StochasticPoolNd(Module):
         >>> y = pool.eval()(np.random.rand(1, 3, 8, 8))  # evaluation: expectation
     """
 
-    nd = 0
-
-    def __init__(self, kernel_size: Any, stride: Any = None):
-        super().__init__()
-        self.kernel_size, self.stride = _pool_kernel(self.nd, kernel_size, stride)
-        self._ctx: Any = None
-
     def forward(self, x: Any) -> np.ndarray:
         y, self._ctx = PP.stochastic_pool_forward(x, self.nd, self.kernel_size, self.stride, self.training)
         return y
 
     def backward(self, grad_output: Any) -> np.ndarray:
         return PP.stochastic_pool_backward(grad_output, self._need_ctx(self._ctx))
-
-    def extra_repr(self) -> str:
-        return f"kernel_size={self.kernel_size}, stride={self.stride}"
 
 
 class _BlurPoolNd(Module):
@@ -147,10 +137,9 @@ class _BlurPoolNd(Module):
 
     def __init__(self, channels: int, filt_size: int = 3, stride: int = 2, pad_mode: str = "reflect"):
         super().__init__()
-        if not _args._is_int(channels) or channels < 1:
-            raise ValueError(f"channels must be a positive int, got {channels!r}")
+        self.channels = positive_int(channels, "channels")
         PP.check_blur_args(filt_size, stride, pad_mode)
-        self.channels, self.filt_size, self.stride, self.pad_mode = int(channels), filt_size, stride, pad_mode
+        self.filt_size, self.stride, self.pad_mode = filt_size, stride, pad_mode
         self._ctx: Any = None
 
     def forward(self, x: Any) -> np.ndarray:
@@ -192,11 +181,10 @@ class _MaxBlurPoolNd(Module):
         self, channels: int, kernel_size: Any = 2, stride: int = 2, filt_size: int = 3, pad_mode: str = "reflect"
     ):
         super().__init__()
-        if not _args._is_int(channels) or channels < 1:
-            raise ValueError(f"channels must be a positive int, got {channels!r}")
+        self.channels = positive_int(channels, "channels")
         self.kernel_size = _args.ntuple(kernel_size, self.nd, "kernel_size")
         PP.check_blur_args(filt_size, stride, pad_mode)
-        self.channels, self.stride, self.filt_size, self.pad_mode = int(channels), stride, filt_size, pad_mode
+        self.stride, self.filt_size, self.pad_mode = stride, filt_size, pad_mode
         self._ctx: Any = None
 
     def forward(self, x: Any) -> np.ndarray:
@@ -317,21 +305,22 @@ class SpatialPyramidPool3d(_SpatialPyramidPoolNd):
     nd = 3
 
 
-for _cls in (
-    SoftPool1d,
-    SoftPool2d,
-    SoftPool3d,
-    StochasticPool1d,
-    StochasticPool2d,
-    StochasticPool3d,
-    BlurPool1d,
-    BlurPool2d,
-    BlurPool3d,
-    MaxBlurPool1d,
-    MaxBlurPool2d,
-    MaxBlurPool3d,
-    SpatialPyramidPool1d,
-    SpatialPyramidPool2d,
-    SpatialPyramidPool3d,
-):
-    _cls.__doc__ = f"{_cls.nd}-d version.\n\n" + (_cls.__mro__[1].__doc__ or "")
+set_dim_docs(
+    (
+        SoftPool1d,
+        SoftPool2d,
+        SoftPool3d,
+        StochasticPool1d,
+        StochasticPool2d,
+        StochasticPool3d,
+        BlurPool1d,
+        BlurPool2d,
+        BlurPool3d,
+        MaxBlurPool1d,
+        MaxBlurPool2d,
+        MaxBlurPool3d,
+        SpatialPyramidPool1d,
+        SpatialPyramidPool2d,
+        SpatialPyramidPool3d,
+    )
+)
