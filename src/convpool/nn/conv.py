@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -10,6 +11,7 @@ import numpy as np
 from .. import _args
 from .. import functional as F
 from .._random import generator
+from ._common import positive_int
 from .module import Module, Parameter
 
 
@@ -21,6 +23,12 @@ class _ConvLayer(Module):
     nd = 0
     weight: Parameter
     bias: Parameter | None
+    # the functional ops, as staticmethods: (x, weight, bias, stride, padding, dilation,
+    # groups, padding_mode, *, nd) -> (y, ctx); (dy, ctx) -> (dx, dw, db); (dy, ctx) -> (dw, db)
+    _forward_op: Callable[..., tuple[np.ndarray, Any]]
+    _backward_op: Callable[[Any, Any], tuple[np.ndarray, np.ndarray, np.ndarray | None]]
+    _param_backward_op: Callable[[Any, Any], tuple[np.ndarray, np.ndarray | None]]
+    padding_mode: str | None
 
     def _init_geometry(
         self,
@@ -35,8 +43,7 @@ class _ConvLayer(Module):
         """Check and store channels, groups, kernel size, stride, dilation and padding."""
         nd = self.nd
         for name, v in (("in_channels", in_channels), ("out_channels", out_channels), ("groups", groups)):
-            if not _args._is_int(v) or v < 1:
-                raise ValueError(f"{name} must be a positive int, got {v!r}")
+            positive_int(v, name)
         if in_channels % groups or out_channels % groups:
             raise ValueError(
                 f"groups={groups} must divide both in_channels={in_channels} and out_channels={out_channels}"
@@ -51,6 +58,29 @@ class _ConvLayer(Module):
             self.padding: Any = padding
         else:
             self.padding = _args.padding_pairs(padding, nd)
+
+    def forward(self, x: Any) -> np.ndarray:
+        bias = None if self.bias is None else self.bias.data
+        y, self._ctx = self._forward_op(
+            x,
+            self.weight.data,
+            bias,
+            self.stride,
+            self.padding,
+            self.dilation,
+            self.groups,
+            self.padding_mode,
+            nd=self.nd,
+        )
+        return y
+
+    def backward(self, grad_output: Any) -> np.ndarray:
+        dx, dw, db = self._backward_op(grad_output, self._need_ctx(self._ctx))
+        self._accumulate(dw, db)
+        return dx
+
+    def backward_params(self, grad_output: Any) -> None:
+        self._accumulate(*self._param_backward_op(grad_output, self._need_ctx(self._ctx)))
 
     def _accumulate(self, dw: np.ndarray, db: np.ndarray | None) -> None:
         self.weight.accumulate(dw)
@@ -91,7 +121,9 @@ class _ConvNd(_ConvLayer):
     Parameters: ``C_out * C_in/groups * prod(kernel) (+ C_out bias)``.
     """
 
-    nd = 0
+    _forward_op = staticmethod(F.conv_forward)
+    _backward_op = staticmethod(F.conv_backward)
+    _param_backward_op = staticmethod(F.conv.conv_param_backward)
 
     def __init__(
         self,
@@ -118,29 +150,6 @@ class _ConvNd(_ConvLayer):
         self.weight = Parameter(rng.uniform(-bound, bound, shape).astype(dtype))
         self.bias = Parameter(rng.uniform(-bound, bound, out_channels).astype(dtype)) if bias else None
         self._ctx: F.conv.ConvCtx | F.conv.TrimmedCtx | None = None
-
-    def forward(self, x: Any) -> np.ndarray:
-        bias = None if self.bias is None else self.bias.data
-        y, self._ctx = F.conv_forward(
-            x,
-            self.weight.data,
-            bias,
-            self.stride,
-            self.padding,
-            self.dilation,
-            self.groups,
-            self.padding_mode,
-            nd=self.nd,
-        )
-        return y
-
-    def backward(self, grad_output: Any) -> np.ndarray:
-        dx, dw, db = F.conv_backward(grad_output, self._need_ctx(self._ctx))
-        self._accumulate(dw, db)
-        return dx
-
-    def backward_params(self, grad_output: Any) -> None:
-        self._accumulate(*F.conv.conv_param_backward(grad_output, self._need_ctx(self._ctx)))
 
     def extra_repr(self) -> str:
         s = self._geometry_repr()

@@ -74,6 +74,9 @@ class _MaxPlusConvNd(_ConvLayer):
 
     nd = 0
     reduction = "max"
+    _forward_op = staticmethod(MP.maxplus_conv_forward)
+    _backward_op = staticmethod(MP.maxplus_conv_backward)
+    _param_backward_op = staticmethod(MP.maxplus_conv_param_backward)
 
     def __init__(
         self,
@@ -99,30 +102,6 @@ class _MaxPlusConvNd(_ConvLayer):
         self.bias = Parameter(np.zeros(out_channels, dtype=dtype)) if bias else None
         self._ctx: MP.MaxPlusCtx | None = None
 
-    def forward(self, x: Any) -> np.ndarray:
-        forward = MP.maxplus_conv_forward if self.reduction == "max" else MP.minplus_conv_forward
-        bias = None if self.bias is None else self.bias.data
-        y, self._ctx = forward(
-            x,
-            self.weight.data,
-            bias,
-            self.stride,
-            self.padding,
-            self.dilation,
-            self.groups,
-            self.padding_mode,
-            nd=self.nd,
-        )
-        return y
-
-    def backward(self, grad_output: Any) -> np.ndarray:
-        dx, dw, db = MP.maxplus_conv_backward(grad_output, self._need_ctx(self._ctx))
-        self._accumulate(dw, db)
-        return dx
-
-    def backward_params(self, grad_output: Any) -> None:
-        self._accumulate(*MP.maxplus_conv_param_backward(grad_output, self._need_ctx(self._ctx)))
-
     def extra_repr(self) -> str:
         s = self._geometry_repr()
         if self.bias is not None:
@@ -136,6 +115,7 @@ class _MinPlusConvNd(_MaxPlusConvNd):
     """N-d min-plus convolution layer (erosion); subclasses fix ``nd``."""
 
     reduction = "min"
+    _forward_op = staticmethod(MP.minplus_conv_forward)
 
 
 class MaxPlusConv1d(_MaxPlusConvNd):
