@@ -362,10 +362,13 @@ def main(quick: bool = False, only: str | None = None, out: str | None = None) -
         f"\nmachine: matmul {lim['matmul_gflops']:.0f} GFLOP/s (NumPy BLAS, float32), copy {lim['copy_gbs']:.1f} GB/s; "
         f"{res['threads']} threads; BLAS {res['environment'].get('blas')}"
     )
-    print(
-        f"geometric mean ratio convpool/torch: conv {res['geomean_conv']:.2f} (max {res['max_conv']:.2f}), "
-        f"pooling {res['geomean_pool']:.2f} (max {res['max_pool']:.2f})"
-    )
+    means = [
+        f"{label} {res['geomean_' + kind]:.2f} (max {res['max_' + kind]:.2f})"
+        for kind, label in (("conv", "conv"), ("pool", "pooling"))
+        if not math.isnan(res["geomean_" + kind])  # no case of that kind ran (--only)
+    ]
+    if means:
+        print(f"geometric mean ratio convpool/torch: {', '.join(means)}")
     if "lenet_step" in res:
         s = res["lenet_step"]
         print(f"LeNet training step: {s['ours'] * 1e3:.2f} / {s['torch'] * 1e3:.2f} ms = {s['ratio']:.2f}")
