@@ -17,6 +17,7 @@ import torch.nn.functional as TF
 import convpool
 import convpool.functional as F
 from convpool import nn
+from convpool.functional.conv import TrimmedCtx
 from oracle import check_against_torch
 
 TORCH_CONV = {1: TF.conv1d, 2: TF.conv2d, 3: TF.conv3d}
@@ -123,7 +124,9 @@ def test_conv_far_padding_matches_torch_with_trimmed_outputs(nd: int) -> None:
     x = rng.standard_normal((2, 2) + (4,) * nd)
     w = rng.standard_normal((3, 2) + (3,) * nd)
     b = rng.standard_normal(3)
-    stride, padding, dilation = (2,) + (1,) * (nd - 1), (9,) + (3,) * (nd - 1), (5,) + (1,) * (nd - 1)
+    # padding far past the input in dim 0 (padded 6004 against 4): trimmed
+    stride, padding, dilation = (2,) + (1,) * (nd - 1), (3000,) + (3,) * (nd - 1), (2000,) + (1,) * (nd - 1)
+    assert isinstance(F.conv_forward(x, w, b, stride, padding, dilation, nd=nd)[1], TrimmedCtx)
     check_against_torch(
         lambda x, w, b: F.conv_forward(x, w, b, stride, padding, dilation, nd=nd),
         F.conv_backward,
