@@ -51,19 +51,12 @@ class Trim:
         """An index of the last ``len(slices)`` axes of an (N, C, *spatial) array."""
         return (Ellipsis, *slices)
 
-    def full(self, g: Geometry) -> bool:
-        """Whether the sub-problem's input, taps and outputs are the whole of ``g``'s."""
-        whole = [
-            (s.start, s.stop) == (0, n)
-            for slices, sizes in ((self.in_slices, g.in_size), (self.tap_slices, g.kernel), (self.out_slices, g.out))
-            for s, n in zip(slices, sizes, strict=True)
-        ]
-        return all(whole)
-
-    def full_input(self, x_shape: tuple[int, ...]) -> bool:
-        """Whether the sub-problem reads the whole input (no crop)."""
-        spatial = x_shape[len(x_shape) - len(self.in_slices) :]
-        return all((s.start, s.stop) == (0, n) for s, n in zip(self.in_slices, spatial, strict=True))
+    @staticmethod
+    def whole(slices: tuple[slice, ...], sizes: tuple[int, ...]) -> bool:
+        """Whether ``slices`` cover the last ``len(slices)`` of ``sizes`` (nothing cut):
+        then the sub-problem's array is the full one and needs no zero-filled copy."""
+        spatial = sizes[len(sizes) - len(slices) :]
+        return all((s.start, s.stop) == (0, n) for s, n in zip(slices, spatial, strict=True))
 
 
 def _dim(n: int, k: int, s: int, d: int, lo: int, out: int) -> tuple[slice, slice, slice, tuple[int, int]] | None:

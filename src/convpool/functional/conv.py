@@ -80,7 +80,6 @@ def _compiled_forward(
     xb: np.ndarray, weight: np.ndarray, g: Geometry, groups: int, mode: str, unbatched: bool
 ) -> tuple[np.ndarray, ConvCtx]:
     """The SIMD kernels where they apply, else the compiled loops and BLAS."""
-    kind = None
     if _kernels.DIRECT:
         from . import _conv_direct  # numba's SIMD module: only loaded with the compiled backend
 
@@ -121,7 +120,7 @@ def _trimmed_forward(
         x_sub = xb[trim.at(trim.in_slices)]
         w_sub = weight[trim.at(trim.tap_slices)]
         y_sub, sub = conv_forward(x_sub, w_sub, None, trim.stride, trim.pads, trim.dilation, groups, nd=g.nd)
-        if trim.full(g):
+        if trim.whole(trim.out_slices, shape):
             y = y_sub
         else:
             y = np.zeros(shape, dtype=xb.dtype)
@@ -136,11 +135,14 @@ def _trimmed_backward(dy: np.ndarray, ctx: TrimmedCtx, input_grad: bool) -> tupl
         return dx, np.zeros(ctx.w_shape, dtype=ctx.w_dtype)
     dy_sub = np.ascontiguousarray(dy[trim.at(trim.out_slices)])
     dx_sub, dw_sub, _ = _backward(dy_sub, ctx.sub, input_grad)
-    dw = np.zeros(ctx.w_shape, dtype=ctx.w_dtype)
-    dw[trim.at(trim.tap_slices)] = dw_sub
+    if trim.whole(trim.tap_slices, ctx.w_shape):
+        dw = dw_sub
+    else:
+        dw = np.zeros(ctx.w_shape, dtype=ctx.w_dtype)
+        dw[trim.at(trim.tap_slices)] = dw_sub
     if dx_sub is None:
         return None, dw
-    if trim.full_input(ctx.x_shape):
+    if trim.whole(trim.in_slices, ctx.x_shape):
         return dx_sub, dw
     dx = np.zeros(ctx.x_shape, dtype=ctx.dtype)
     dx[trim.at(trim.in_slices)] = dx_sub
@@ -193,16 +195,6 @@ def _bias_grad(dy: np.ndarray) -> np.ndarray:
         _kernels.plane_sum(np.ascontiguousarray(dy).reshape(n * c, -1), sums)  # one parallel pass
         return sums.reshape(n, c).sum(axis=0)
     return dy.sum(axis=(0, *range(2, dy.ndim)))
-
-
-# --- compiled path -------------------------------------------------------------------
-#
-# Which kernel runs (float32 / float64 as the input):
-#   float32, window > 1x1, not depthwise  -> convpool._direct wide layout (SIMD, any stride)
-#   float32 depthwise, stride 1           -> convpool._direct.depthwise (SIMD plane stencil)
-#   float32 1x1, stride 1, no padding     -> convpool._direct.pointwise (SIMD, in place)
-#   other depthwise (float64, strided)    -> _kernels.depthwise_*
-#   otherwise (float64)                   -> im2col + BLAS, chunked; 1x1: one matmul
 
 
 def _conv(nd: int) -> Callable[..., Any]:
