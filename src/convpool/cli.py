@@ -59,7 +59,15 @@ def _folder(text: str) -> str:
 def _explain(args: argparse.Namespace) -> int:
     from .lab import explain
 
-    explain.main(args.kernel, args.pool, args.padding, args.stride, out=args.out)
+    explain.main(
+        args.kernel,
+        args.pool,
+        args.padding,
+        args.stride,
+        out=args.out,
+        learn=args.learn,
+        learn_epochs=args.learn_epochs,
+    )
     return 0
 
 
@@ -222,6 +230,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--padding", type=_count, default=1)
     p.add_argument("--stride", type=_positive, default=2)
     p.add_argument("--out", type=_folder, default=None, help="folder for explain.png and explain.json")
+    p.add_argument(
+        "--learn",
+        type=_count,
+        default=5000,
+        help="train LeNet-5 with GeM, mixed and max-plus pooling on this many MNIST images and show what they "
+        "learned (0: skip)",
+    )
+    p.add_argument("--learn-epochs", type=_positive, default=3)
     p.set_defaults(func=_explain)
     p = sub.add_parser("filters", help="filters and pools on a real photograph; learned first-layer filters")
     p.add_argument("--image", default=None, help="an image path (default: matplotlib's grace_hopper.jpg)")

@@ -5,7 +5,9 @@ on the centre pixel), the full output maps with borders discarded or padded and
 stride 1 or 2, then the usual questions answered numerically:
 
 1. average pooling *is* a (depthwise) convolution with fixed weights 1/9;
-2. max pooling is *not* a convolution: it is not linear;
+2. max pooling is not a *linear* convolution (it is not linear) - but it *is* a
+   convolution in the (max, +) algebra with zero weights, and pooling can learn
+   parameters (:mod:`.algebra`, trained on MNIST when ``learn`` is set);
 3. a conv layer has ``C_out*C_in*k*k + C_out`` parameters that a training step
    changes, a pooling layer has none;
 4. gradient flow: which inputs receive gradient through each layer.
@@ -20,6 +22,7 @@ import numpy as np
 from .. import functional as F
 from .. import nn, optim
 from ..examples import INPUT, KERNELS, centre_pixel
+from . import algebra
 from ._common import grid_table, pyplot, save_figure, write_json
 
 POOLS = ("max", "avg", "median", "min")
@@ -98,8 +101,17 @@ def _training_step(seed: int = 0) -> dict[str, Any]:
     }
 
 
-def run(kernel: str = "vertical-edge", pool: str = "max", padding: int = 1, stride: int = 2) -> dict[str, Any]:
-    """Compute every number of the explanation; returns a JSON-able dict."""
+def run(
+    kernel: str = "vertical-edge",
+    pool: str = "max",
+    padding: int = 1,
+    stride: int = 2,
+    learn: int = 0,
+    learn_epochs: int = 3,
+) -> dict[str, Any]:
+    """Compute every number of the explanation; returns a JSON-able dict.  With
+    ``learn`` > 0, LeNet-5 is trained on that many MNIST images with each learned
+    pooling layer (GeM, mixed, max-plus) and their learned parameters are reported."""
     if pool not in POOLS:
         raise ValueError(f"pool must be one of {POOLS}, got {pool!r}")
     if padding < 0 or stride < 1:
@@ -170,6 +182,10 @@ def run(kernel: str = "vertical-edge", pool: str = "max", padding: int = 1, stri
     # avg pooling *is* linear (checked on the same numbers)
     ap = lambda v: float(F.avg_pool1d(v[None, None], 4)[0, 0, 0])  # noqa: E731
     facts["avg_linear"] = {"avg(a+b)": ap(a + b), "avg(a)+avg(b)": ap(a) + ap(b)}
+    # 2b. ... but it is a convolution in the (max, +) algebra, with zero weights
+    facts["maxplus"] = algebra.maxplus_facts(window, K)
+    if learn:
+        facts["learned"] = algebra.learned_pooling(n_train=learn, epochs=learn_epochs)
     # 3. parameters
     c_in, c_out = 3, 16
     layer = nn.Conv2d(c_in, c_out, k)
@@ -247,8 +263,10 @@ def render(facts: dict[str, Any]) -> None:
         f"max(a+b) = {ml['max(a+b)']:g} but max(a)+max(b) = {ml['max(a)+max(b)']:g}; "
         f"max(-a) = {ml['max(-a)']:g} but -max(a) = {ml['-max(a)']:g}. "
         f"(avg: {facts['avg_linear']['avg(a+b)']:g} = {facts['avg_linear']['avg(a)+avg(b)']:g}.) "
-        "It is 'max instead of sum, and no coefficients'."
+        "So it is no convolution of the usual, linear kind..."
     )
+    for line in algebra.describe(facts):
+        con.print("   " + line)
     p = facts["parameters"]
     ts = p["training_step"]
     con.print(
@@ -311,13 +329,16 @@ def main(
     stride: int = 2,
     out: str | None = None,
     quiet: bool = False,
+    learn: int = 0,
+    learn_epochs: int = 3,
 ) -> dict[str, Any]:
     import os
 
-    facts = run(kernel, pool, padding, stride)
+    facts = run(kernel, pool, padding, stride, learn, learn_epochs)
     if not quiet:
         render(facts)
     if out:
         facts["figure"] = figure(facts, os.path.join(out, "explain.png"))
+        facts["algebra_figure"] = algebra.save(facts, out)
         write_json(os.path.join(out, "explain.json"), facts)
     return facts
