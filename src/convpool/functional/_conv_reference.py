@@ -66,13 +66,20 @@ def reference_forward(
 def reference_backward(dy: np.ndarray, ctx: ConvCtx) -> tuple[np.ndarray, np.ndarray]:
     g, groups, cols = ctx.geom, ctx.groups, ctx.cols
     assert cols is not None
-    nd = g.nd
-    n, c = ctx.x_shape[:2]
+    n = ctx.x_shape[0]
     dyg = dy.reshape(n, groups, ctx.w_shape[0] // groups, cols.shape[-1])  # (N, g, Cout/g, P)
     dw = np.matmul(dyg, cols.transpose(0, 1, 3, 2)).sum(axis=0)
     dw = dw.reshape(ctx.w_shape).astype(ctx.w_dtype, copy=False)
     dcols = np.matmul(ctx.w.transpose(0, 2, 1), dyg)  # (N, g, Cg*K, P)
+    return col2im(dcols, ctx.x_shape, g, ctx.mode), dw
+
+
+def col2im(dcols: np.ndarray, x_shape: tuple[int, ...], g: Geometry, mode: str) -> np.ndarray:
+    """Adjoint of the columns: column gradients ``(N, g, Cg*K, P)`` added back onto the
+    input ``x_shape`` (N, C, *in) - the window view's adjoint, then the padding's."""
+    nd = g.nd
+    n, c = x_shape[:2]
     dcols = dcols.reshape((n, c) + g.kernel + g.out)
     axes = (0, 1, *range(2 + nd, 2 + 2 * nd), *range(2, 2 + nd))
     gp = scatter_add(dcols.transpose(axes), (n, c) + g.padded, g.stride, g.dilation)
-    return pad_backward(gp, g.pads, ctx.mode), dw
+    return pad_backward(gp, g.pads, mode)

@@ -1,0 +1,85 @@
+"""Convolution's input gradient as an op of its own: the adjoint of convolution, which
+is the transposed convolution's forward pass.
+
+Per group, ``cols = W^T @ dy`` (one matrix product) and then col2im, the window view's
+adjoint, adds every column back where its window read the input:
+
+* NumPy backend: :func:`._conv_reference.col2im` (``windows.scatter_add`` and the
+  padding's adjoint) - the readable path;
+* compiled backend: ``_kernels.col2im`` / ``col2im_serial`` into a zeroed output, the
+  batch in chunks whose columns fit ``_conv_im2col.COLS_BUDGET``, each core its own chunks
+  with one BLAS thread (as the convolution's backward pass); a 1x1, stride-1, unpadded
+  window is one product (float32: the SIMD kernel reading the input in place).
+
+Shapes are the convolution's: ``dy`` is its output gradient ``(N, C_out, *g.out)``,
+``weight`` ``(C_out, C_in/groups, *kernel)``, the result ``x_shape`` = ``(N, C_in, *g.in_size)``.
+``g.out`` need not be the size the convolution of ``x_shape`` would give: a transposed
+convolution's ``output_padding`` leaves room at the high end of the input that no
+window reads (zeros in the result).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .. import _args, _kernels
+from ._common import Geometry
+from ._conv_im2col import _as5, _batch_in_columns, _column_layout, _k3, _over_batch
+from ._conv_reference import col2im
+
+
+def conv_input_grad(
+    dy: np.ndarray, weight: np.ndarray, x_shape: tuple[int, ...], g: Geometry, groups: int
+) -> np.ndarray:
+    """The gradient with respect to a zero-padded convolution's input, in ``dy``'s dtype."""
+    n, c = x_shape[:2]
+    c_out = weight.shape[0]
+    cg, co = c // groups, c_out // groups
+    k, p = _args.prod(g.kernel), _args.prod(g.out)
+    w = weight.astype(dy.dtype, copy=False).reshape(groups, co, cg * k)
+    wt = w.transpose(0, 2, 1)  # (groups, Cg*K, Co)
+    dyg = np.ascontiguousarray(dy).reshape(n, groups, co, p)
+    if n == 0 or c == 0 or c_out == 0:
+        return np.zeros(x_shape, dtype=dy.dtype)
+    if not (_kernels.enabled() and dy.dtype in (np.float32, np.float64)):
+        return col2im(np.matmul(wt, dyg), x_shape, g, "constant")
+    if _is_pointwise(g):
+        if _kernels.DIRECT and dy.dtype == np.float32:
+            from .. import _direct  # numba's SIMD module: only loaded with the compiled backend
+
+            return _direct.pointwise(dyg.reshape(n, c_out, p), np.ascontiguousarray(wt)).reshape(x_shape)
+        return np.matmul(wt, dyg).reshape(x_shape)
+    return _compiled_col2im(dyg, wt, x_shape, g, groups)
+
+
+def _is_pointwise(g: Geometry) -> bool:
+    """Every input element read by exactly one window, in place: the columns are the result."""
+    ones = (1,) * g.nd
+    return g.kernel == ones and g.stride == ones and g.out == g.in_size and not any(lo for lo, _ in g.pads)
+
+
+def _compiled_col2im(dyg: np.ndarray, wt: np.ndarray, x_shape: tuple[int, ...], g: Geometry, groups: int) -> np.ndarray:
+    """Columns per chunk of the batch into a reused workspace, then the compiled col2im."""
+    nd = g.nd
+    n = x_shape[0]
+    co = dyg.shape[2]
+    rows, p = wt.shape[1], dyg.shape[3]  # rows = Cg*K
+    lo = tuple(a for a, _ in g.pads)
+    geo = (_k3(g.kernel, 1), _k3(g.stride, 1), _k3(g.dilation, 1), _k3(lo, 0), _k3(g.out, 1))
+    gx = np.zeros(x_shape, dtype=dyg.dtype)
+    gx5 = _as5(gx, nd)
+
+    def chunk(sl: slice, _im2col: Any, col2im_kernel: Any) -> None:
+        m = sl.stop - sl.start
+        cols = _kernels.workspace((m * groups * rows * p,), dyg.dtype)
+        if _batch_in_columns(p):  # one (Cg*K x Co) @ (Co x m*P) product per group
+            dyt = np.ascontiguousarray(dyg[sl].transpose(1, 2, 0, 3)).reshape(groups, co, m * p)
+            np.matmul(wt, dyt, out=cols.reshape(groups, rows, m * p))
+        else:  # one product per image
+            np.matmul(wt, dyg[sl], out=cols.reshape(m, groups, rows, p))
+        col2im_kernel(cols, *geo, groups, *_column_layout(m, groups, rows, p), gx5[sl])
+
+    _over_batch(chunk, n, groups * rows * p * dyg.itemsize, backward=True)
+    return gx
