@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from . import nn
+from .. import nn
 
 
 def _torch() -> Any:

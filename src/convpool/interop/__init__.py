@@ -1,0 +1,11 @@
+"""Exchange with other engines.
+
+* :mod:`._torch` - ``to_torch(model)`` / ``from_torch(module)``: the equivalent PyTorch
+  model with the same weights and buffers, and back.
+
+PyTorch (and any other engine) is imported only when these functions are called.
+"""
+
+from ._torch import from_torch, to_torch
+
+__all__ = ["from_torch", "to_torch"]
