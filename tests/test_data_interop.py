@@ -45,7 +45,7 @@ def test_idx_errors(tmp_path):  # type: ignore[no-untyped-def]
     with pytest.raises(ValueError, match="bytes follow"):
         data.read_idx(str(tmp_path / "short"))
     with pytest.raises(ValueError, match="data must be"):
-        data.load_dataset("mnist")
+        data.load_dataset("cifar10")
 
 
 def test_npz_loads(tmp_path):  # type: ignore[no-untyped-def]
