@@ -17,6 +17,21 @@ from .adaptive import (
     adaptive_max_pool_forward,
 )
 from .conv import conv1d, conv2d, conv3d, conv_backward, conv_forward
+from .conv_transpose import (
+    conv_transpose1d,
+    conv_transpose2d,
+    conv_transpose3d,
+    conv_transpose_backward,
+    conv_transpose_forward,
+    conv_transpose_param_backward,
+)
+from .fold import fold, fold_backward, fold_forward, unfold, unfold_backward, unfold_forward
+from .fractional import (
+    fractional_max_pool2d,
+    fractional_max_pool3d,
+    fractional_max_pool_backward,
+    fractional_max_pool_forward,
+)
 from .learned_pools import (
     gated_pool1d,
     gated_pool2d,
@@ -52,6 +67,14 @@ from .maxplus import (
     minplus_conv_forward,
 )
 from .padding import pad, pad_grad
+from .pixel_shuffle import (
+    pixel_shuffle,
+    pixel_shuffle_backward,
+    pixel_shuffle_forward,
+    pixel_unshuffle,
+    pixel_unshuffle_backward,
+    pixel_unshuffle_forward,
+)
 from .pool import (
     avg_pool1d,
     avg_pool2d,
@@ -103,6 +126,8 @@ from .published_pools import (
     stochastic_pool_forward,
 )
 from .reductions import Max, Median, Min, Reduction, Sum, get_reduction
+from .unpool import max_unpool1d, max_unpool2d, max_unpool3d, max_unpool_backward, max_unpool_forward
+from .upsample import interpolate, interpolate_backward, interpolate_forward
 
 __all__ = [
     "Max",
@@ -134,6 +159,19 @@ __all__ = [
     "conv3d",
     "conv_backward",
     "conv_forward",
+    "conv_transpose1d",
+    "conv_transpose2d",
+    "conv_transpose3d",
+    "conv_transpose_backward",
+    "conv_transpose_forward",
+    "conv_transpose_param_backward",
+    "fold",
+    "fold_backward",
+    "fold_forward",
+    "fractional_max_pool2d",
+    "fractional_max_pool3d",
+    "fractional_max_pool_backward",
+    "fractional_max_pool_forward",
     "gated_pool1d",
     "gated_pool2d",
     "gated_pool3d",
@@ -145,6 +183,9 @@ __all__ = [
     "gem_pool_backward",
     "gem_pool_forward",
     "get_reduction",
+    "interpolate",
+    "interpolate_backward",
+    "interpolate_forward",
     "lp_pool1d",
     "lp_pool2d",
     "lp_pool3d",
@@ -163,6 +204,11 @@ __all__ = [
     "max_pool1d",
     "max_pool2d",
     "max_pool3d",
+    "max_unpool1d",
+    "max_unpool2d",
+    "max_unpool3d",
+    "max_unpool_backward",
+    "max_unpool_forward",
     "maxplus_conv1d",
     "maxplus_conv2d",
     "maxplus_conv3d",
@@ -186,6 +232,12 @@ __all__ = [
     "mixed_pool_forward",
     "pad",
     "pad_grad",
+    "pixel_shuffle",
+    "pixel_shuffle_backward",
+    "pixel_shuffle_forward",
+    "pixel_unshuffle",
+    "pixel_unshuffle_backward",
+    "pixel_unshuffle_forward",
     "reduce_window",
     "reduce_window_backward",
     "reduce_window_forward",
@@ -204,4 +256,7 @@ __all__ = [
     "stochastic_pool3d",
     "stochastic_pool_backward",
     "stochastic_pool_forward",
+    "unfold",
+    "unfold_backward",
+    "unfold_forward",
 ]

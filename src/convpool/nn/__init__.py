@@ -2,6 +2,9 @@
 
 from ..losses import CrossEntropyLoss, MSELoss
 from .conv import Conv1d, Conv2d, Conv3d
+from .conv_transpose import ConvTranspose1d, ConvTranspose2d, ConvTranspose3d
+from .fold import Fold, Unfold
+from .fractional import FractionalMaxPool2d, FractionalMaxPool3d
 from .layers import (
     BatchNorm1d,
     BatchNorm2d,
@@ -38,6 +41,23 @@ from .maxplus import (
     MinPlusConv3d,
 )
 from .module import Module, Parameter
+from .padding import (
+    CircularPad1d,
+    CircularPad2d,
+    CircularPad3d,
+    ConstantPad1d,
+    ConstantPad2d,
+    ConstantPad3d,
+    ReflectionPad1d,
+    ReflectionPad2d,
+    ReflectionPad3d,
+    ReplicationPad1d,
+    ReplicationPad2d,
+    ReplicationPad3d,
+    ZeroPad1d,
+    ZeroPad2d,
+    ZeroPad3d,
+)
 from .pool import (
     AdaptiveAvgPool1d,
     AdaptiveAvgPool2d,
@@ -78,6 +98,8 @@ from .published_pools import (
     StochasticPool2d,
     StochasticPool3d,
 )
+from .unpool import MaxUnpool1d, MaxUnpool2d, MaxUnpool3d
+from .upsample import PixelShuffle, PixelUnshuffle, Upsample, UpsamplingBilinear2d, UpsamplingNearest2d
 
 __all__ = [
     "AdaptiveAvgPool1d",
@@ -94,12 +116,24 @@ __all__ = [
     "BlurPool1d",
     "BlurPool2d",
     "BlurPool3d",
+    "CircularPad1d",
+    "CircularPad2d",
+    "CircularPad3d",
+    "ConstantPad1d",
+    "ConstantPad2d",
+    "ConstantPad3d",
     "Conv1d",
     "Conv2d",
     "Conv3d",
+    "ConvTranspose1d",
+    "ConvTranspose2d",
+    "ConvTranspose3d",
     "CrossEntropyLoss",
     "Dropout",
     "Flatten",
+    "Fold",
+    "FractionalMaxPool2d",
+    "FractionalMaxPool3d",
     "GatedPool1d",
     "GatedPool2d",
     "GatedPool3d",
@@ -125,6 +159,9 @@ __all__ = [
     "MaxPool1d",
     "MaxPool2d",
     "MaxPool3d",
+    "MaxUnpool1d",
+    "MaxUnpool2d",
+    "MaxUnpool3d",
     "MedianPool1d",
     "MedianPool2d",
     "MedianPool3d",
@@ -139,7 +176,15 @@ __all__ = [
     "MixedPool3d",
     "Module",
     "Parameter",
+    "PixelShuffle",
+    "PixelUnshuffle",
     "ReLU",
+    "ReflectionPad1d",
+    "ReflectionPad2d",
+    "ReflectionPad3d",
+    "ReplicationPad1d",
+    "ReplicationPad2d",
+    "ReplicationPad3d",
     "Sequential",
     "Sigmoid",
     "SoftPool1d",
@@ -152,4 +197,11 @@ __all__ = [
     "StochasticPool2d",
     "StochasticPool3d",
     "Tanh",
+    "Unfold",
+    "Upsample",
+    "UpsamplingBilinear2d",
+    "UpsamplingNearest2d",
+    "ZeroPad1d",
+    "ZeroPad2d",
+    "ZeroPad3d",
 ]
