@@ -1,15 +1,24 @@
-"""``convpool ablate``: what each layer contributes, measured by training without it.
+"""``convpool ablate``: what the downsampling layer is worth, measured on MNIST.
 
-Every variant is trained with the same recipe and budget (AdamW, cosine
-schedule, same epochs and batch size) over several seeds, in parallel
-processes, and measured on: test accuracy (mean +- std), trainable parameters,
-multiply-adds and activation memory per example, training time, receptive
-field, and robustness to translation (accuracy and prediction consistency when
-the test images are shifted by 0..k pixels).
+Two experiments, every training run in a worker process (in parallel) with the
+same recipe (AdamW lr 3e-3, weight decay 1e-2, cosine schedule, batch 64):
+
+* **the ablation**: LeNet-5 with each downsampling layer of
+  :data:`~convpool.lab._variants.VARIANTS` (fixed pools, learned pools, a strided
+  conv, none) and without learned filters or without convs, over several seeds:
+  test accuracy (mean +- std), trainable parameters, multiply-adds, training
+  time (compilation excluded: each worker warms the model up first), and shift
+  robustness (accuracy and consistency under random shifts of 0..4 pixels, zero
+  fill, as Zhang 2019 measures it);
+* **the training-set-size sweep**: max pool, average pool, strided conv and no
+  downsampling trained on 500 ... 60,000 examples - does pooling matter more
+  when data are scarce?  A small set is trained for more epochs, so that every
+  run sees at least ``sweep_min_examples`` examples.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -18,215 +27,147 @@ from typing import Any
 import numpy as np
 
 from .. import nn
-from ._common import pyplot, save_figure, write_json
+from . import _variants as V
+from ._common import write_json
 
-VARIANTS = {
-    "conv + max pool": "the LeNet-style CNN: conv-ReLU-maxpool twice, then an MLP head",
-    "conv + avg pool": "the same with average pooling",
-    "conv + median pool": "the same with median pooling",
-    "strided conv, no pool": "pooling replaced by stride-2 convolutions (all-convolutional)",
-    "conv, no downsampling": "the two convs without any pooling or stride: full-size maps into the head",
-    "fixed filters + max pool": "no learned conv: 8 hand-made edge/blob filters (frozen), ReLU, max pool, linear classifier",
-    "MLP (no conv, no pool)": "pixels straight into a 2-hidden-layer MLP",
+RECIPE = "AdamW lr 3e-3, weight decay 1e-2, cosine schedule over the epochs, batch 64"
+
+# the full run (``convpool ablate --data mnist``) and the demo's short one
+FULL: dict[str, Any] = {
+    "n_train": None,
+    "n_test": None,
+    "seeds": 3,
+    "epochs": 10,
+    "batch_size": 64,
+    "sizes": (500, 1000, 2000, 5000, 60000),
+    "sweep_seeds": 3,
+    "sweep_min_examples": 60000,
+}
+DEMO: dict[str, Any] = {
+    "n_train": 2000,
+    "n_test": 500,
+    "seeds": 3,
+    "epochs": 2,
+    "batch_size": 32,
+    "sizes": (250, 500, 1000, 2000),
+    "sweep_seeds": 1,
+    "sweep_min_examples": 4000,
 }
 
-FIXED_BANK = (
-    np.array(
-        [
-            [[1, 0, -1], [2, 0, -2], [1, 0, -1]],
-            [[1, 2, 1], [0, 0, 0], [-1, -2, -1]],
-            [[2, 1, 0], [1, 0, -1], [0, -1, -2]],
-            [[0, 1, 2], [-1, 0, 1], [-2, -1, 0]],
-            [[0, 1, 0], [1, -4, 1], [0, 1, 0]],
-            [[1, 1, 1], [1, 1, 1], [1, 1, 1]],
-            [[-1, 2, -1], [-1, 2, -1], [-1, 2, -1]],
-            [[-1, -1, -1], [2, 2, 2], [-1, -1, -1]],
-        ],
-        dtype=np.float32,
-    )
-    / 4.0
-)
+_SPLITS: dict[tuple[str, int | None], Any] = {}  # per process: the dataset, loaded once
+_WARM: set[str] = set()  # per process: the variants already warmed up
 
 
-def build_variant(name: str, c: int, s: int, k: int, width: int = 16) -> nn.Sequential:
-    from .. import models
+def load(data: str, n_test: int | None) -> Any:
+    """The whole training set and the first ``n_test`` test images of ``data`` (cached)."""
+    from .. import data as D
 
-    def lenet_with(pool: type) -> nn.Sequential:
-        q = s // 2 // 2
-        return nn.Sequential(
-            nn.Conv2d(c, width, 3, padding=1),
-            nn.ReLU(),
-            pool(2),
-            nn.Conv2d(width, 2 * width, 3, padding=1),
-            nn.ReLU(),
-            pool(2),
-            nn.Flatten(),
-            nn.Linear(2 * width * q * q, 64),
-            nn.ReLU(),
-            nn.Linear(64, k),
-        )
-
-    if name == "conv + max pool":
-        return lenet_with(nn.MaxPool2d)
-    if name == "conv + avg pool":
-        return lenet_with(nn.AvgPool2d)
-    if name == "conv + median pool":
-        return lenet_with(nn.MedianPool2d)
-    if name == "strided conv, no pool":
-        return models.allconv(c, k, s, width=width)
-    if name == "conv, no downsampling":
-        return nn.Sequential(
-            nn.Conv2d(c, width, 3, padding=1),
-            nn.ReLU(),
-            nn.Conv2d(width, 2 * width, 3, padding=1),
-            nn.ReLU(),
-            nn.Flatten(),
-            nn.Linear(2 * width * s * s, 64),
-            nn.ReLU(),
-            nn.Linear(64, k),
-        )
-    if name == "fixed filters + max pool":
-        conv = nn.Conv2d(c, len(FIXED_BANK) * c, 3, padding=1, groups=c, bias=False)
-        conv.weight.data = np.tile(FIXED_BANK[:, None], (c, 1, 1, 1))
-        conv.weight.requires_grad = False
-        q = s // 2
-        return nn.Sequential(conv, nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(len(FIXED_BANK) * c * q * q, k))
-    if name == "MLP (no conv, no pool)":
-        return models.mlp(c, k, s)
-    raise ValueError(f"variant must be one of {list(VARIANTS)}, got {name!r}")
+    key = (data, n_test)
+    if key not in _SPLITS:
+        split = D.load_dataset(data)
+        if n_test is not None:
+            if (
+                isinstance(n_test, bool)
+                or not isinstance(n_test, (int, np.integer))
+                or not 1 <= n_test <= len(split.test)
+            ):
+                raise ValueError(f"n_test must be an int in [1, {len(split.test)}] or None, got {n_test!r}")
+            test = D.Dataset(split.test.x[:n_test], split.test.y[:n_test], split.test.classes)
+            split = D.Split(split.train, test, split.name)
+        _SPLITS[key] = split
+    return _SPLITS[key]
 
 
-def shift_images(x: np.ndarray, d: int, seed: int) -> np.ndarray:
-    """Shift each image by ``d`` pixels in a random direction (right, left, down, up), zero-filled."""
-    if d == 0:
-        return x
-    rng = np.random.default_rng(seed)
-    out = np.zeros_like(x)
-    direction = rng.integers(0, 4, len(x))
-    out[direction == 0, :, :, d:] = x[direction == 0, :, :, :-d]
-    out[direction == 1, :, :, :-d] = x[direction == 1, :, :, d:]
-    out[direction == 2, :, d:, :] = x[direction == 2, :, :-d, :]
-    out[direction == 3, :, :-d, :] = x[direction == 3, :, d:, :]
-    return out
+def _subset(train: Any, n: int | None, seed: int | None) -> Any:
+    """The first ``n`` training examples (``seed`` None) or a random ``n`` drawn with ``seed``."""
+    from ..data import Dataset
+
+    if n is None or n >= len(train):
+        return train
+    idx = np.arange(n) if seed is None else np.sort(np.random.default_rng(seed).permutation(len(train))[:n])
+    return Dataset(train.x[idx], train.y[idx], train.classes)
 
 
-def _load(dataset: str, quick: bool) -> Any:
-    from .. import data
-
-    if dataset == "lines":
-        return data.load_lines(n_train=1200 if quick else 3000, n_test=400 if quick else 1000, noise=0.25)
-    return data.load_dataset(dataset)
+def _warm_up(key: str, x: np.ndarray, num_classes: int, batch_size: int) -> float:
+    """One training step and one evaluation batch on a throwaway model, so that numba's
+    compilation (or loading from its cache) is not counted in the training time; once
+    per variant and process (0.0 when already warm)."""
+    if key in _WARM:
+        return 0.0
+    _WARM.add(key)
+    t = time.perf_counter()
+    model = V.build(key, x.shape[1], num_classes, x.shape[2])
+    out = model(x[:batch_size])
+    model.backward_params(np.ones_like(out) / len(out))
+    model.eval()
+    model(x[:512])
+    return time.perf_counter() - t
 
 
 def run_one(task: dict[str, Any]) -> dict[str, Any]:
     """Train one variant with one seed and measure it (runs in a worker process)."""
-    from .. import _random, models, train
+    from .. import _random, optim, train
 
-    split = _load(task["dataset"], task["quick"])
-    c, s = split.train.x.shape[1], split.train.x.shape[2]
+    split = load(task["data"], task["n_test"])
+    sweep = task["kind"] == "sweep"
+    data = _subset(split.train, task["n_train"], task["seed"] if sweep else None)
+    c, s, k = data.x.shape[1], data.x.shape[2], split.train.num_classes
+    warm = _warm_up(task["variant"], data.x, k, task["batch_size"])
     _random.manual_seed(task["seed"])
-    model = build_variant(task["variant"], c, s, split.train.num_classes)
-    rows = models.summary_rows(model, split.train.x.shape[1:])
-    _, final = train.train_classifier(model, split.train, split.test, epochs=task["epochs"], progress=False)
-    base = train.predict(model, split.test.x)
-    shift_acc, consistency = [], []
-    for d in range(task["max_shift"] + 1):
-        pred = train.predict(model, shift_images(split.test.x, d, seed=1000 + d))
-        shift_acc.append(float((pred == split.test.y).mean()))
-        consistency.append(float((pred == base).mean()))
-    rfs = [r.receptive_field for r in rows if r.receptive_field is not None]
+    model = V.build(task["variant"], c, k, s)
+    opt = train.make_optimizer("adamw", model.parameters(), task["lr"], 1e-2)
+    hist = train.fit(
+        model,
+        data,
+        epochs=task["epochs"],
+        optimizer=opt,
+        batch_size=task["batch_size"],
+        scheduler=optim.CosineAnnealingLR(opt, task["epochs"]),
+        progress=False,
+    )
+    x, y = split.test.x, split.test.y
+    shift = V.shift_robustness(lambda v: train.predict(model, v), x, y, 0 if sweep else task["max_shift"])
+    first = model[0]
     return {
         **task,
-        "test_acc": final["test_acc"],
-        "train_time": final["train_time"],
-        "params": int(sum(p.size for p in model.parameters() if p.requires_grad)),
-        "fixed_params": int(sum(p.size for p in model.parameters() if not p.requires_grad)),
-        "mult_adds": int(sum(r.mult_adds for r in rows)),
-        "activation_bytes": int(sum(int(np.prod(r.output_shape)) for r in rows) * 4),
-        "receptive_field": int(max(rfs)) if rfs else None,
-        "shift_acc": shift_acc,
-        "shift_consistency": consistency,
+        "n_examples": len(data),
+        "test_acc": shift["accuracy"][0],
+        "train_time": float(sum(e["time"] for e in hist.epochs)),
+        "warmup_time": warm,
+        "final_train_loss": hist.last["train_loss"],
+        "shift_acc": shift["accuracy"],
+        "shift_consistency": shift["consistency"],
+        "learned": V.learned_values(model),
+        # the learned first-layer filters (the report draws those of seed 0)
+        "first_filters": first.weight.data[:, 0].tolist() if isinstance(first, nn.Conv2d) and not sweep else None,
     }
 
 
-def _aggregate(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    acc = np.array([r["test_acc"] for r in runs])
-    first = runs[0]
-    return {
-        "description": VARIANTS[first["variant"]],
-        "seeds": [r["seed"] for r in runs],
-        "test_acc": acc.tolist(),
-        "acc_mean": float(acc.mean()),
-        "acc_std": float(acc.std(ddof=1)) if len(acc) > 1 else 0.0,
-        "params": first["params"],
-        "fixed_params": first["fixed_params"],
-        "mult_adds": first["mult_adds"],
-        "activation_bytes": first["activation_bytes"],
-        "receptive_field": first["receptive_field"],
-        "train_time_mean": float(np.mean([r["train_time"] for r in runs])),
-        "shift_acc": np.mean([r["shift_acc"] for r in runs], axis=0).tolist(),
-        "shift_consistency": np.mean([r["shift_consistency"] for r in runs], axis=0).tolist(),
-    }
-
-
-def run(
-    datasets: tuple[str, ...] = ("digits", "lines"),
-    variants: tuple[str, ...] = tuple(VARIANTS),
-    seeds: int = 3,
-    epochs: int = 10,
-    max_shift: int = 2,
-    workers: int = 2,
-    quick: bool = False,
-    progress: bool = True,
-) -> dict[str, Any]:
-    """Train every (dataset, variant, seed) and aggregate."""
-    for v in variants:
-        if v not in VARIANTS:
-            raise ValueError(f"variant must be one of {list(VARIANTS)}, got {v!r}")
-    if seeds < 1 or epochs < 1 or workers < 1:
-        raise ValueError(f"seeds, epochs and workers must be positive, got {seeds}, {epochs}, {workers}")
-    tasks = [
-        {"dataset": d, "variant": v, "seed": s, "epochs": epochs, "max_shift": max_shift, "quick": quick}
-        for d in datasets
-        for v in variants
-        for s in range(seeds)
-    ]
-    t0 = time.perf_counter()
-    done = _execute(tasks, workers, progress)
-    out: dict[str, Any] = {
-        "config": {
-            "datasets": list(datasets),
-            "seeds": seeds,
-            "epochs": epochs,
-            "max_shift": max_shift,
-            "workers": workers,
-            "quick": quick,
-            "recipe": "AdamW lr 3e-3, weight decay 1e-2, cosine schedule, batch 32",
-        },
-        "datasets": {},
-        "wall_time": 0.0,
-    }
-    for d in datasets:
-        out["datasets"][d] = {
-            v: _aggregate(sorted([r for r in done if r["dataset"] == d and r["variant"] == v], key=lambda r: r["seed"]))
-            for v in variants
-        }
-    out["wall_time"] = time.perf_counter() - t0
-    return out
+def _cost(t: dict[str, Any]) -> float:
+    return t["epochs"] * (t["n_train"] or 60000) * V.COST.get(t["variant"], 1.0)
 
 
 def _execute(tasks: list[dict[str, Any]], workers: int, progress: bool) -> list[dict[str, Any]]:
+    """Run ``tasks`` (longest first), in ``workers`` processes; a progress bar on stderr."""
+    tasks = sorted(tasks, key=_cost, reverse=True)
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=len(tasks), desc="ablation trainings", unit="run", dynamic_ncols=True)
-    done = []
-    if workers == 1:
+        bar = tqdm(total=len(tasks), desc="trainings", unit="run", dynamic_ncols=True)
+
+    def finished(r: dict[str, Any]) -> None:
+        done.append(r)
+        if bar is not None:
+            n = f", n={r['n_examples']:,}" if r["kind"] == "sweep" else ""
+            bar.set_postfix_str(f"{r['kind']}: {V.label(r['variant'])}{n}, seed {r['seed']}: {r['test_acc']:.3f}")
+            bar.update(1)
+
+    done: list[dict[str, Any]] = []
+    workers = min(workers, len(tasks))
+    if workers <= 1:
         for t in tasks:
-            done.append(run_one(t))
-            if bar is not None:
-                bar.update(1)
+            finished(run_one(t))
     else:
         import multiprocessing as mp
 
@@ -237,11 +178,8 @@ def _execute(tasks: list[dict[str, Any]], workers: int, progress: bool) -> list[
         os.environ.update({k: "1" for k in saved})
         try:
             with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
-                futures = [pool.submit(run_one, t) for t in tasks]
-                for f in as_completed(futures):
-                    done.append(f.result())
-                    if bar is not None:
-                        bar.update(1)
+                for f in as_completed([pool.submit(run_one, t) for t in tasks]):
+                    finished(f.result())
         finally:
             for k, v in saved.items():
                 if v is None:
@@ -253,111 +191,198 @@ def _execute(tasks: list[dict[str, Any]], workers: int, progress: bool) -> list[
     return done
 
 
-def findings(res: dict[str, Any]) -> list[str]:
-    """Plain-language conclusions, every number taken from ``res``."""
-    out = []
-    for d, per in res["datasets"].items():
-        base = per.get("conv + max pool")
-        if base is None:
-            continue
-        for v, r in per.items():
-            if v == "conv + max pool":
-                continue
-            delta = (r["acc_mean"] - base["acc_mean"]) * 100
-            ratio_p = r["params"] / base["params"]
-            ratio_m = r["mult_adds"] / max(base["mult_adds"], 1)
-            k = len(r["shift_acc"]) - 1
-            out.append(
-                f"{d}: {v}: accuracy {r['acc_mean']:.3f} ({delta:+.1f} points vs conv + max pool), "
-                f"{ratio_p:.2f}x the parameters, {ratio_m:.2f}x the multiply-adds; "
-                f"accuracy at a {k}-pixel shift {r['shift_acc'][-1]:.3f} (conv + max pool: {base['shift_acc'][-1]:.3f})."
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    a = np.asarray(values, dtype=np.float64)
+    return float(a.mean()), float(a.std(ddof=1)) if len(a) > 1 else 0.0
+
+
+def _aggregate(key: str, runs: list[dict[str, Any]], shape: tuple[int, ...], num_classes: int) -> dict[str, Any]:
+    runs = sorted(runs, key=lambda r: r["seed"])
+    mean, std = _mean_std([r["test_acc"] for r in runs])
+    learned: dict[str, dict[str, float]] = {}
+    for layer in runs[0]["learned"]:
+        for name in ("p", "alpha"):
+            if name in runs[0]["learned"][layer]:
+                learned.setdefault(layer, {})[name] = float(np.mean([r["learned"][layer][name] for r in runs]))
+        if "se" in runs[0]["learned"][layer]:
+            se = np.array([r["learned"][layer]["se"] for r in runs])
+            learned.setdefault(layer, {}).update(
+                {"se_first_seed": se[0].tolist(), "se_mean_abs": float(np.abs(se).mean())}
             )
+    return {
+        "label": V.label(key),
+        "description": V.VARIANTS[key][1],
+        "seeds": [r["seed"] for r in runs],
+        "test_acc": [r["test_acc"] for r in runs],
+        "acc_mean": mean,
+        "acc_std": std,
+        **V.costs(V.build(key, shape[0], num_classes, shape[1]), shape),
+        "train_time_mean": float(np.mean([r["train_time"] for r in runs])),
+        "warmup_time_mean": float(np.mean([r["warmup_time"] for r in runs])),
+        "shift_acc": np.mean([r["shift_acc"] for r in runs], axis=0).tolist(),
+        "shift_consistency": np.mean([r["shift_consistency"] for r in runs], axis=0).tolist(),
+        "learned": learned,
+        "first_filters": runs[0]["first_filters"],  # seed 0's first conv kernels (None without a conv)
+    }
+
+
+def maxplus_equals_max(x: np.ndarray, num_classes: int, seed: int = 0) -> float:
+    """Max |difference| between the outputs of the untrained max-plus variant (zero
+    structuring elements) and LeNet-5 with max pooling, built from the same seed (the
+    max-plus layers draw no random numbers, so every other weight is the same)."""
+    from .. import _random
+
+    outs = []
+    for key in ("max", "maxplus"):
+        _random.manual_seed(seed)
+        model = V.build(key, x.shape[1], num_classes, x.shape[2])
+        model.eval()
+        outs.append(model(x))
+    return float(np.abs(outs[0] - outs[1]).max())
+
+
+def sweep_epochs(n: int, epochs: int, min_examples: int) -> int:
+    """Epochs for ``n`` training examples: ``epochs``, or more so that the run sees at
+    least ``min_examples`` examples (a small set gets the optimiser steps to converge)."""
+    return max(epochs, math.ceil(min_examples / n))
+
+
+def _positive(name: str, v: Any, allow_none: bool = False) -> None:
+    if allow_none and v is None:
+        return
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+        raise ValueError(f"{name} must be a positive int{' or None' if allow_none else ''}, got {v!r}")
+
+
+def run(
+    data: str = "mnist",
+    variants: tuple[str, ...] = tuple(V.VARIANTS),
+    seeds: int = 3,
+    epochs: int = 10,
+    n_train: int | None = None,
+    n_test: int | None = None,
+    max_shift: int = 4,
+    sizes: tuple[int, ...] = FULL["sizes"],
+    sweep_variants: tuple[str, ...] = V.SWEEP_VARIANTS,
+    sweep_seeds: int | None = None,
+    sweep_min_examples: int = 60000,
+    batch_size: int = 64,
+    lr: float = 3e-3,
+    workers: int = 2,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Train every (variant, seed) of the ablation and every (variant, size, seed) of the
+    sweep (``sizes`` empty: no sweep; ``variants`` empty: no ablation); aggregate."""
+    if variants:
+        V.check_variants(variants)
+    if sizes:
+        V.check_variants(sweep_variants, "sweep_variants")
+    for name, v in (("seeds", seeds), ("epochs", epochs), ("batch_size", batch_size), ("workers", workers)):
+        _positive(name, v)
+    _positive("n_train", n_train, allow_none=True)
+    _positive("sweep_seeds", sweep_seeds, allow_none=True)
+    _positive("sweep_min_examples", sweep_min_examples)
+    if isinstance(max_shift, bool) or not isinstance(max_shift, int) or not 0 <= max_shift <= 8:
+        raise ValueError(f"max_shift must be an int from 0 to 8, got {max_shift!r}")
+    split = load(data, n_test)
+    shape = tuple(split.train.x.shape[1:])
+    if len(shape) != 3 or shape[1] < 12:
+        raise ValueError(f"the ablation trains LeNet-5 on images of at least 12x12; {data!r} has shape {shape}")
+    train_len = len(split.train)
+    for n in (*sizes, *([n_train] if n_train else [])):
+        _positive("sizes", n)
+        if n > train_len:
+            raise ValueError(f"training-set sizes must be at most {train_len:,} ({split.name}'s), got {n:,}")
+    common = {"data": data, "n_test": n_test, "batch_size": batch_size, "lr": lr, "max_shift": max_shift}
+    tasks = [
+        {**common, "kind": "ablation", "variant": v, "seed": s, "epochs": epochs, "n_train": n_train}
+        for v in variants
+        for s in range(seeds)
+    ]
+    sweep_seeds = sweep_seeds or seeds
+    tasks += [
+        {
+            **common,
+            "kind": "sweep",
+            "variant": v,
+            "seed": s,
+            "n_train": n,
+            "epochs": sweep_epochs(n, epochs, sweep_min_examples),
+        }
+        for v in sweep_variants
+        if sizes
+        for n in sizes
+        for s in range(sweep_seeds)
+    ]
+    t0 = time.perf_counter()
+    done = _execute(tasks, workers, progress)
+    k = split.train.num_classes
+    out: dict[str, Any] = {
+        "config": {
+            "data": split.name,
+            "data_label": "MNIST" if split.name == "mnist" else split.name,
+            "image_shape": list(shape),
+            "n_train": n_train or train_len,
+            "train_size": train_len,
+            "n_test": len(split.test),
+            "seeds": seeds,
+            "epochs": epochs,
+            "batch_size": batch_size,
+            "lr": lr,
+            "max_shift": max_shift,
+            "workers": workers,
+            "recipe": RECIPE.replace("batch 64", f"batch {batch_size}").replace("3e-3", f"{lr:g}"),
+            "variants": list(variants),
+            "sizes": list(sizes),
+            "sweep_variants": list(sweep_variants) if sizes else [],
+            "sweep_seeds": sweep_seeds if sizes else 0,
+            "sweep_min_examples": sweep_min_examples,
+            "timing": "training time excludes compilation (each run warms its model up first) and evaluation; "
+            "runs share the cores with each other (one worker per core)",
+        },
+        "ablation": {
+            v: _aggregate(v, [r for r in done if r["kind"] == "ablation" and r["variant"] == v], shape, k)
+            for v in variants
+        },
+        "sweep": {"sizes": list(sizes), "variants": list(sweep_variants) if sizes else [], "entries": []},
+    }
+    for v in out["sweep"]["variants"]:
+        for n in sizes:
+            runs = sorted(
+                (r for r in done if r["kind"] == "sweep" and r["variant"] == v and r["n_train"] == n),
+                key=lambda r: r["seed"],
+            )
+            mean, std = _mean_std([r["test_acc"] for r in runs])
+            out["sweep"]["entries"].append(
+                {
+                    "variant": v,
+                    "label": V.label(v),
+                    "n_train": n,
+                    "epochs": runs[0]["epochs"],
+                    "seeds": [r["seed"] for r in runs],
+                    "test_acc": [r["test_acc"] for r in runs],
+                    "acc_mean": mean,
+                    "acc_std": std,
+                    "train_time_mean": float(np.mean([r["train_time"] for r in runs])),
+                }
+            )
+    out["wall_time"] = time.perf_counter() - t0
+    out["maxplus_zero_vs_max_pool"] = {
+        "images": min(256, len(split.test)),
+        "max_abs_diff": maxplus_equals_max(split.test.x[:256], k),
+    }
     return out
 
 
-def render(res: dict[str, Any]) -> None:
-    from rich.table import Table
-
-    from ._common import console
-
-    con = console()
-    for d, per in res["datasets"].items():
-        k = res["config"]["max_shift"]
-        t = Table(title=f"{d}: {res['config']['seeds']} seeds x {res['config']['epochs']} epochs", title_justify="left")
-        for col in (
-            "variant",
-            "test acc",
-            "params",
-            "mult-adds",
-            "act. KB",
-            "time s",
-            "RF",
-            f"acc @{k}px",
-            f"same pred @{k}px",
-        ):
-            t.add_column(col, justify="left" if col == "variant" else "right")
-        for v, r in per.items():
-            rf = "-" if r["receptive_field"] is None else f"{r['receptive_field']}"
-            t.add_row(
-                v,
-                f"{r['acc_mean']:.3f}±{r['acc_std']:.3f}",
-                f"{r['params']:,}",
-                f"{r['mult_adds']:,}",
-                f"{r['activation_bytes'] / 1024:.1f}",
-                f"{r['train_time_mean']:.1f}",
-                rf,
-                f"{r['shift_acc'][-1]:.3f}",
-                f"{r['shift_consistency'][-1]:.3f}",
-            )
-        con.print(t)
-    for line in findings(res):
-        con.print("- " + line)
-
-
-def figures(res: dict[str, Any], out: str) -> list[str]:
-    plt = pyplot()
-    paths = []
-    ds = list(res["datasets"])
-    fig, axes = plt.subplots(1, len(ds), figsize=(6.5 * len(ds), 4.2), squeeze=False)
-    for ax, d in zip(axes[0], ds, strict=True):
-        per = res["datasets"][d]
-        names = list(per)
-        means = [per[v]["acc_mean"] for v in names]
-        stds = [per[v]["acc_std"] for v in names]
-        ax.barh(names, means, xerr=stds, color="tab:blue", alpha=0.8)
-        ax.set_xlim(max(0.0, min(means) - 0.1), 1.0)
-        ax.set_title(f"{d}: test accuracy (mean ± std)")
-        ax.invert_yaxis()
-    paths.append(save_figure(fig, os.path.join(out, "ablation_accuracy.png")))
-    fig, axes = plt.subplots(1, len(ds), figsize=(6.5 * len(ds), 4.2), squeeze=False)
-    for ax, d in zip(axes[0], ds, strict=True):
-        for v, r in res["datasets"][d].items():
-            ax.plot(range(len(r["shift_acc"])), r["shift_acc"], marker="o", label=v)
-        ax.set_title(f"{d}: accuracy on shifted test images")
-        ax.set_xlabel("shift (pixels)")
-        ax.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=7)
-    paths.append(save_figure(fig, os.path.join(out, "ablation_shift.png")))
-    fig, axes = plt.subplots(1, len(ds), figsize=(6.5 * len(ds), 4.2), squeeze=False)
-    for ax, d in zip(axes[0], ds, strict=True):
-        for v, r in res["datasets"][d].items():
-            ax.scatter(r["params"], r["acc_mean"], s=40)
-            ax.annotate(v, (r["params"], r["acc_mean"]), fontsize=7, xytext=(3, 3), textcoords="offset points")
-        ax.set_xscale("log")
-        ax.set_xlabel("trainable parameters")
-        ax.set_ylabel("test accuracy")
-        ax.set_title(f"{d}: accuracy versus parameters")
-        ax.grid(alpha=0.3)
-    paths.append(save_figure(fig, os.path.join(out, "ablation_params.png")))
-    return paths
-
-
 def main(out: str | None = None, quiet: bool = False, **kw: Any) -> dict[str, Any]:
+    """Run, print the tables and findings, write ``OUT/ablation.json`` and the figures."""
+    from . import _ablate_show as show
+
     res = run(progress=not quiet, **kw)
-    res["findings"] = findings(res)
+    res["findings"] = show.findings(res)
     if not quiet:
-        render(res)
+        show.render(res)
     if out:
-        res["figures"] = figures(res, out)
-        write_json(os.path.join(out, "results.json"), res)
+        res["figures"] = show.figures(res, out)
+        res["json"] = write_json(os.path.join(out, "ablation.json"), res)
     return res

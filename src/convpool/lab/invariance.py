@@ -133,15 +133,16 @@ def counterexample() -> dict[str, Any]:
 
 def figure(res: dict[str, Any], path: str) -> str:
     plt = pyplot()
-    fig, axes = plt.subplots(1, len(res), figsize=(5.2 * len(res), 4), sharey=True)
+    fig, axes = plt.subplots(1, len(res), figsize=(3.7 * len(res), 4.2), sharey=True, layout="constrained")
     for ax, (in_name, per) in zip(np.atleast_1d(axes), res.items(), strict=True):
         for name, r in per.items():
-            ax.plot(range(len(r["relative_change"])), r["relative_change"], marker="o", label=name)
-        ax.set_title(in_name)
+            ax.plot(range(len(r["relative_change"])), r["relative_change"], marker="o", ms=4, label=name)
+        ax.set_title(in_name, fontsize=10)
         ax.set_xlabel("shift (pixels)")
         ax.grid(alpha=0.3)
     np.atleast_1d(axes)[0].set_ylabel("relative change of the output")
-    np.atleast_1d(axes)[0].legend(fontsize=8)
+    handles, labels = np.atleast_1d(axes)[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=len(labels), fontsize=8, frameon=False)
     fig.suptitle("How much a layer's output changes when its input shifts (0 = invariant)")
     return save_figure(fig, path)
 
