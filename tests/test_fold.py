@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 import convpool
 from convpool import _kernels
 from convpool.functional.conv import conv2d
-from convpool.functional.fold import fold, fold_backward, fold_forward, unfold, unfold_backward, unfold_forward
+from convpool.functional.folding import fold, fold_backward, fold_forward, unfold, unfold_backward, unfold_forward
 from convpool.nn.fold import Fold, Unfold
 from oracle import assert_close, check_against_torch
 

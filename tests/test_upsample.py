@@ -12,7 +12,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from convpool import config
-from convpool.functional.pixel_shuffle import (
+from convpool.functional.shuffle import (
     pixel_shuffle,
     pixel_shuffle_backward,
     pixel_shuffle_forward,

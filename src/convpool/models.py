@@ -124,7 +124,7 @@ class LayerInfo:
     output_shape: tuple[int, ...]
     params: int
     mult_adds: int
-    receptive_field: int | None  # pixels (one side); None once flattened: the whole input
+    receptive_field: int | None  # pixels (one side); None once flattened: the whole input; 0: not tracked
 
 
 def _window(m: nn.Module) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]] | None:
@@ -141,7 +141,9 @@ def summary_rows(model: nn.Sequential, input_shape: tuple[int, ...]) -> list[Lay
 
     Runs one forward pass on zeros to get exact shapes.  Multiply-adds count
     conv and linear layers (per example); pooling has none (it compares or adds).
-    The receptive field follows ``rf += (k-1)*dilation*jump; jump *= stride``.
+    The receptive field follows ``rf += (k-1)*dilation*jump; jump *= stride`` through
+    conv and pooling layers; a layer that resamples otherwise (transposed conv,
+    upsampling, pixel shuffle, unpooling, fold...) ends the tracking (0: not tracked).
     """
     was_training = model.training
     model.eval()
@@ -150,18 +152,22 @@ def summary_rows(model: nn.Sequential, input_shape: tuple[int, ...]) -> list[Lay
     rf: int | None = 1
     jump = 1
     for name, m in model.named_children():
-        x = m(x)
+        x_in, x = x, m(x)
         params = sum(p.size for p in m.parameters())
         macs = 0
         if isinstance(m, nn.conv._ConvNd):
             macs = int(np.prod(x.shape[1:])) * (m.in_channels // m.groups) * math.prod(m.kernel_size)
+        elif isinstance(m, nn.conv_transpose._ConvTransposeNd):  # each input scatters into C_out/g * K outputs
+            macs = int(np.prod(x_in.shape[1:])) * (m.out_channels // m.groups) * math.prod(m.kernel_size)
         elif isinstance(m, nn.Linear):
             macs = m.in_features * m.out_features
         win = _window(m)
-        if win is not None and rf is not None:
+        if win is not None and rf:
             k, s, d = win
             rf += (k[0] - 1) * d[0] * jump
             jump *= s[0]
+        elif win is None and rf and x.ndim > 2 and x.shape[2:] != x_in.shape[2:]:
+            rf = 0  # resampled by a layer the formula does not cover
         if isinstance(m, nn.Flatten):
             rf = None
         rows.append(LayerInfo(name, type(m).__name__, tuple(x.shape[1:]), params, macs, rf))
@@ -175,7 +181,7 @@ def summary(model: nn.Sequential, input_shape: tuple[int, ...]) -> str:
     lines = [f"{'layer':<6}{'type':<16}{'output shape':<18}{'params':>10}{'mult-adds':>12}{'recept. field':>15}"]
     lines.append("-" * len(lines[0]))
     for r in rows:
-        rf = "whole input" if r.receptive_field is None else f"{r.receptive_field}x{r.receptive_field}"
+        rf = {None: "whole input", 0: "n/a"}.get(r.receptive_field, f"{r.receptive_field}x{r.receptive_field}")
         lines.append(
             f"{r.name:<6}{r.kind:<16}{'x'.join(map(str, r.output_shape)):<18}{r.params:>10,}{r.mult_adds:>12,}{rf:>15}"
         )

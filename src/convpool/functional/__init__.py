@@ -25,7 +25,7 @@ from .conv_transpose import (
     conv_transpose_forward,
     conv_transpose_param_backward,
 )
-from .fold import fold, fold_backward, fold_forward, unfold, unfold_backward, unfold_forward
+from .folding import fold, fold_backward, fold_forward, unfold, unfold_backward, unfold_forward
 from .fractional import (
     fractional_max_pool2d,
     fractional_max_pool3d,
@@ -67,14 +67,6 @@ from .maxplus import (
     minplus_conv_forward,
 )
 from .padding import pad, pad_grad
-from .pixel_shuffle import (
-    pixel_shuffle,
-    pixel_shuffle_backward,
-    pixel_shuffle_forward,
-    pixel_unshuffle,
-    pixel_unshuffle_backward,
-    pixel_unshuffle_forward,
-)
 from .pool import (
     avg_pool1d,
     avg_pool2d,
@@ -126,6 +118,14 @@ from .published_pools import (
     stochastic_pool_forward,
 )
 from .reductions import Max, Median, Min, Reduction, Sum, get_reduction
+from .shuffle import (
+    pixel_shuffle,
+    pixel_shuffle_backward,
+    pixel_shuffle_forward,
+    pixel_unshuffle,
+    pixel_unshuffle_backward,
+    pixel_unshuffle_forward,
+)
 from .unpool import max_unpool1d, max_unpool2d, max_unpool3d, max_unpool_backward, max_unpool_forward
 from .upsample import interpolate, interpolate_backward, interpolate_forward
 

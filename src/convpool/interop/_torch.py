@@ -25,6 +25,32 @@ def _torch() -> Any:
 
 _SIMPLE = ("ReLU", "Tanh", "Sigmoid", "Identity")
 
+# layers without parameters whose constructor arguments are attributes of the same name
+# on both sides: built from those attributes, in either direction
+_BY_ATTRIBUTES: dict[str, tuple[str, ...]] = {
+    "Unfold": ("kernel_size", "dilation", "padding", "stride"),
+    "Fold": ("output_size", "kernel_size", "dilation", "padding", "stride"),
+    "PixelShuffle": ("upscale_factor",),
+    "PixelUnshuffle": ("downscale_factor",),
+    "Upsample": ("size", "scale_factor", "mode", "align_corners", "recompute_scale_factor"),
+    "UpsamplingNearest2d": ("size", "scale_factor"),
+    "UpsamplingBilinear2d": ("size", "scale_factor"),
+    **{f"MaxUnpool{d}d": ("kernel_size", "stride", "padding") for d in (1, 2, 3)},
+    **{f"{kind}Pad{d}d": ("padding",) for d in (1, 2, 3) for kind in ("Zero", "Reflection", "Replication", "Circular")},
+    **{f"ConstantPad{d}d": ("padding", "value") for d in (1, 2, 3)},
+    **{f"FractionalMaxPool{d}d": ("kernel_size", "output_size", "output_ratio", "return_indices") for d in (2, 3)},
+}
+
+
+def _by_attributes(src: Any, target: Any) -> Any:
+    """``target`` (a class) built from the same-named attributes of ``src``."""
+    kwargs = {a: getattr(src, a) for a in _BY_ATTRIBUTES[type(src).__name__]}
+    samples = getattr(src, "_random_samples", None)
+    if samples is not None:  # a fractional pool's fixed samples: a buffer on both sides
+        to_torch = isinstance(samples, np.ndarray)
+        kwargs["_random_samples"] = _torch().from_numpy(samples.copy()) if to_torch else samples.detach().cpu().numpy()
+    return target(**kwargs)
+
 
 def _pad_arg(m: Any) -> Any:
     if isinstance(m.padding, str):
@@ -53,10 +79,26 @@ def _layer_to_torch(m: nn.Module) -> Any:
             m.padding_mode,
             dtype=_dtype(m.weight.dtype),
         )
+    if isinstance(m, nn.conv_transpose._ConvTransposeNd):
+        return getattr(tnn, name)(
+            m.in_channels,
+            m.out_channels,
+            m.kernel_size,
+            m.stride,
+            m.padding,
+            m.output_padding,
+            m.groups,
+            m.bias is not None,
+            m.dilation,
+            m.padding_mode,
+            dtype=_dtype(m.weight.dtype),
+        )
     if isinstance(m, nn.Linear):
         return tnn.Linear(m.in_features, m.out_features, m.bias is not None, dtype=_dtype(m.weight.dtype))
     if name in _SIMPLE:
         return getattr(tnn, name)()
+    if name in _BY_ATTRIBUTES:
+        return _by_attributes(m, getattr(tnn, name))
     if isinstance(m, nn.LeakyReLU):
         return tnn.LeakyReLU(m.negative_slope)
     if isinstance(m, nn.Flatten):
@@ -125,10 +167,26 @@ def _layer_from_torch(t: Any) -> nn.Module:
             t.padding_mode,
             dtype=dtype,
         )
+    if isinstance(t, (tnn.ConvTranspose1d, tnn.ConvTranspose2d, tnn.ConvTranspose3d)):
+        return getattr(nn, name)(
+            t.in_channels,
+            t.out_channels,
+            t.kernel_size,
+            t.stride,
+            t.padding,
+            t.output_padding,
+            t.groups,
+            t.bias is not None,
+            t.dilation,
+            t.padding_mode,
+            dtype=dtype,
+        )
     if isinstance(t, tnn.Linear):
         return nn.Linear(t.in_features, t.out_features, t.bias is not None, dtype=dtype)
     if name in _SIMPLE:
         return getattr(nn, name)()
+    if name in _BY_ATTRIBUTES:
+        return _by_attributes(t, getattr(nn, name))
     if isinstance(t, tnn.LeakyReLU):
         return nn.LeakyReLU(t.negative_slope)
     if isinstance(t, tnn.Flatten):

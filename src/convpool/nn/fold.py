@@ -1,6 +1,6 @@
 """``Unfold`` and ``Fold``: sliding windows to columns and back, as ``torch.nn``.
 
-Thin layers over :mod:`convpool.functional.fold` (the engine's window view and its
+Thin layers over :mod:`convpool.functional.folding` (the engine's window view and its
 adjoint).  Like PyTorch they keep their arguments as given (an int stays an int); the
 number of spatial dims is ``len(kernel_size)`` for a tuple (for ``Fold``: ``kernel_size``
 or ``output_size``, whichever is a tuple), else 2.  No parameters.
@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from .. import _args
-from ..functional.fold import fold_backward, fold_forward, spatial_rank, unfold_backward, unfold_forward
+from ..functional.folding import fold_backward, fold_forward, spatial_rank, unfold_backward, unfold_forward
 from .module import Module
 
 

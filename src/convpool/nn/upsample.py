@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from ..functional import pixel_shuffle as PS
+from ..functional import shuffle as PS
 from ..functional import upsample as U
 from ._common import positive_int
 from .module import Module
