@@ -213,6 +213,26 @@ def _info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _port(text: str) -> int:
+    port = _count(text)
+    if port > 65535:
+        raise argparse.ArgumentTypeError(f"expected a port from 0 to 65535, got {port}")
+    return port
+
+
+def _serve(args: argparse.Namespace) -> int:
+    try:
+        from .serve.app import run
+    except ImportError as exc:  # fastapi / uvicorn come with the lab extra
+        print(
+            f"convpool serve: error: the explorer needs {exc.name or 'its web server'}: pip install 'convpool[lab]'",
+            file=sys.stderr,
+        )
+        return 2
+    run(args.host, args.port, open_browser=not args.no_browser, cache_dir=args.cache_dir)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="convpool",
@@ -294,6 +314,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="the main job (what `make demo` runs): the report, shortened")
     p.add_argument("--out", type=_folder, default="convpool-report")
     p.set_defaults(func=_demo)
+    p = sub.add_parser("serve", help="the interactive explorer in the browser: every window, number and gradient")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=_port, default=8765, help="port (default 8765; 0: any free port)")
+    p.add_argument("--no-browser", action="store_true", help="do not open a browser")
+    p.add_argument(
+        "--cache-dir",
+        default=None,
+        help="folder for the network view's checkpoints (default $CONVPOOL_CACHE_DIR, else ~/.cache/convpool)",
+    )
+    p.set_defaults(func=_serve)
     return parser
 
 
