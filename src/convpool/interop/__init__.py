@@ -6,6 +6,8 @@
 PyTorch (and any other engine) is imported only when these functions are called.
 """
 
+from ._onnx import from_onnx, to_onnx
+from ._safetensors import load_safetensors, save_safetensors
 from ._torch import from_torch, to_torch
 
-__all__ = ["from_torch", "to_torch"]
+__all__ = ["from_onnx", "from_torch", "load_safetensors", "save_safetensors", "to_onnx", "to_torch"]
