@@ -14,7 +14,9 @@ from hypothesis import strategies as st
 
 import convpool
 from convpool import _kernels
-from convpool.functional.conv import conv_forward
+from convpool.functional._common import make_geometry
+from convpool.functional._conv_transpose_adjoint import conv_input_grad
+from convpool.functional.conv import conv_backward, conv_forward
 from convpool.functional.conv_transpose import (
     conv_transpose1d,
     conv_transpose2d,
@@ -118,6 +120,27 @@ def test_adjoint_of_convolution(case, seed):  # type: ignore[no-untyped-def]
     assert math.isclose(float(np.sum(y * v)), float(np.sum(x * xt)), rel_tol=1e-9, abs_tol=1e-9)
 
 
+@settings(max_examples=150)
+@given(ct_case(), st.sampled_from([np.float32, np.float64]), st.integers(0, 2**16))
+def test_conv_input_grad_is_conv_backward(case, dtype, seed):  # type: ignore[no-untyped-def]
+    """The adjoint on its own (flipped-kernel conv at stride 1, col2im otherwise) gives
+    convolution's input gradient."""
+    nd, _, cin, cout, _, kernel, stride, _, pads, _, dilation, groups, _, _ = case
+    rng = np.random.default_rng(seed)
+    size = tuple(
+        int(rng.integers(max(d * (k - 1) + 1 - 2 * p, 1), d * (k - 1) + 6)) for k, d, p in zip(kernel, dilation, pads)
+    )
+    x = rng.standard_normal((2, cin, *size)).astype(dtype)
+    w = rng.standard_normal((cout, cin // groups, *kernel)).astype(dtype)
+    y, ctx = conv_forward(x, w, None, stride, pads, dilation, groups, nd=nd)
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    g = make_geometry(size, nd, kernel, stride, pads, dilation)
+    gx = conv_input_grad(dy, w, x.shape, g, groups)
+    assert gx.dtype == dtype
+    tol = 1e-4 if dtype == np.float32 else 1e-11
+    np.testing.assert_allclose(gx, conv_backward(dy, ctx)[0], rtol=tol, atol=tol)
+
+
 def _torch_all(nd, x, w, b, dy, **kw):  # type: ignore[no-untyped-def]
     ts = [torch.tensor(a, requires_grad=True) for a in (x, w, b)]
     y = TORCH_CT[nd](*ts, **kw)
@@ -128,8 +151,9 @@ def _torch_all(nd, x, w, b, dy, **kw):  # type: ignore[no-untyped-def]
 @pytest.mark.parametrize(
     ("nd", "x_shape", "cout", "kernel", "kw"),
     [
-        (2, (3, 8, 7, 6), 4, 4, {"stride": 2, "padding": 1}),  # decoder-style, images in the columns
-        (2, (2, 4, 33, 32), 6, 3, {"stride": 1, "padding": 1}),  # >= 1024 positions: one product per image
+        (2, (3, 8, 7, 6), 4, 4, {"stride": 2, "padding": 1}),  # decoder-style: col2im, images in the columns
+        (2, (2, 4, 33, 32), 6, 3, {"stride": 2, "padding": 1}),  # >= 1024 positions: one product per image
+        (2, (2, 4, 33, 32), 6, 3, {"stride": 1, "padding": 1}),  # stride 1: a conv with the flipped kernel
         (2, (2, 6, 5, 5), 6, 3, {"stride": 2, "padding": 1, "output_padding": 1, "groups": 6}),  # depthwise
         (2, (2, 8, 5, 6), 4, 1, {}),  # 1x1: one product (the SIMD kernel in float32)
         (1, (2, 4, 9), 4, 1, {"groups": 2, "dilation": 3, "output_padding": 2}),  # 1x1 with room after it

@@ -77,6 +77,33 @@ def _conv_case(
     )
 
 
+def _conv_transpose_case(name: str, x_shape: tuple, w_shape: tuple, stride: int = 1, padding: int = 0) -> Case:
+    """2-d transposed convolution (decoder upsampling), float32; weight (C_in, C_out, *kernel)."""
+    import torch
+
+    from .functional import conv_transpose as CT
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(x_shape, dtype=np.float32)
+    w = rng.standard_normal(w_shape, dtype=np.float32) * 0.1
+    b = rng.standard_normal(w_shape[1], dtype=np.float32)
+    y, ctx = CT.conv_transpose_forward(x, w, b, stride, padding)
+    dy = rng.standard_normal(y.shape, dtype=np.float32)
+    tfn = torch.nn.functional.conv_transpose2d
+    xt, wt, bt = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
+    yt = tfn(xt, wt, bt, stride, padding)
+    dyt = torch.tensor(dy)
+    return Case(
+        name,
+        "conv",
+        lambda: CT.conv_transpose_forward(x, w, b, stride, padding),
+        lambda: CT.conv_transpose_backward(dy, ctx),
+        lambda: tfn(xt, wt, bt, stride, padding),
+        lambda: torch.autograd.grad(yt, (xt, wt, bt), dyt, retain_graph=True),
+        flops=2.0 * x.size * math.prod(w_shape[1:]),  # every input element times a (C_out, *kernel) slice
+    )
+
+
 def _pool_case(name: str, op: str, x_shape: tuple, **kw: Any) -> Case:
     import torch
 
@@ -166,6 +193,12 @@ def suite(quick: bool = False) -> list[Callable[[], Case]]:
         lambda: _conv_case("conv2d 1x1 256->64 28x28", 2, (32 // n, 256, 28, 28), (64, 256, 1, 1)),
         lambda: _conv_case("conv1d 512x32x40 32->64 k5 p2", 1, (512 // n, 32, 40), (64, 32, 5), 1, 2),
         lambda: _conv_case("conv3d 8x4x16^3 4->8 k3 p1", 3, (8 // n, 4, 16, 16, 16), (8, 4, 3, 3, 3), 1, 1),
+        lambda: _conv_transpose_case(
+            "conv_transpose2d 64->32 k4 s2 p1 28x28", (32 // n, 64, 28, 28), (64, 32, 4, 4), 2, 1
+        ),
+        lambda: _conv_transpose_case(
+            "conv_transpose2d 64->32 k3 s1 p1 28x28", (32 // n, 64, 28, 28), (64, 32, 3, 3), 1, 1
+        ),
         lambda: _pool_case("max_pool2d 2x2 s2 64x64x56x56", "max", (64 // n, 64, 56, 56), kernel_size=2, stride=2),
         lambda: _pool_case(
             "max_pool2d 3x3 s2 p1 32x64x112x112", "max", (32 // n, 64, 112, 112), kernel_size=3, stride=2, padding=1
