@@ -120,7 +120,7 @@ def render(res: dict[str, Any]) -> None:
                 f"{r['params']:,}",
                 f"{r['mult_adds']:,}",
                 f"{r['window_ops']:,}",
-                f"{r['train_time_mean']:.1f}",
+                f"{r['train_time_mean']:.2f}",
                 _rf(r),
                 f"{r['shift_acc'][-1]:.4f}",
                 f"{r['shift_consistency'][-1]:.4f}",
@@ -130,7 +130,10 @@ def render(res: dict[str, Any]) -> None:
     table = sweep_table(res)
     if table:
         sizes = res["sweep"]["sizes"]
-        t = Table(title=f"Training-set-size sweep: test accuracy, {cfg['sweep_seeds']} seeds", title_justify="left")
+        t = Table(
+            title=f"Training-set-size sweep: test accuracy, {cfg['sweep_seeds']} seed{'s' if cfg['sweep_seeds'] > 1 else ''}",
+            title_justify="left",
+        )
         t.add_column("variant")
         for n in sizes:
             t.add_column(f"{n:,} ({next(iter(table.values()))[n]['epochs']} ep.)", justify="right")

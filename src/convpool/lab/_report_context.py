@@ -192,15 +192,13 @@ def sweep(ab: dict[str, Any]) -> dict[str, Any] | None:
                 continue
             g_small = (table[BASE][small]["acc_mean"] - per[small]["acc_mean"]) * 100
             g_large = (table[BASE][large]["acc_mean"] - per[large]["acc_mean"]) * 100
-            gaps.append(
-                {
-                    "label": per[small]["label"],
-                    "small": g_small,
-                    "large": g_large,
-                    "verdict": _verdict(g_small, g_large),
-                }
-            )
+            gaps.append({"label": per[small]["label"], "small": g_small, "large": g_large})
+    mean_small = float(np.mean([g["small"] for g in gaps])) if gaps else 0.0
+    mean_large = float(np.mean([g["large"] for g in gaps])) if gaps else 0.0
     return {
+        "mean_small": mean_small,
+        "mean_large": mean_large,
+        "verdict": _verdict(mean_small, mean_large),
         "sizes": sizes,
         "header": ["variant", *(f"{n:,} ({e} epochs)" for n, e in zip(sizes, epochs, strict=True))],
         "rows": rows,
@@ -215,12 +213,13 @@ def sweep(ab: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def _verdict(small: float, large: float, tolerance: float = 0.5) -> str:
-    """How max pooling's lead with few examples compares with its lead with many."""
+    """Whether max pooling's advantage (accuracy points) was larger with few examples
+    than with many."""
     if small > large + tolerance:
-        return "a larger lead with less data"
+        return "max pooling's advantage was larger when data were scarce"
     if small < large - tolerance:
-        return "a smaller lead with less data"
-    return f"within {tolerance:g} points: about the same lead"
+        return "max pooling's advantage was smaller when data were scarce"
+    return f"max pooling's advantage was about the same (within {tolerance:g} points) with few and with many examples"
 
 
 # the variants the answer "what happens without each?" quotes, and how it names them
