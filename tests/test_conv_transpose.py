@@ -363,6 +363,11 @@ W = np.zeros((2, 3, 3, 3))
         ),
         (lambda: conv_transpose2d(np.zeros((1, 3, 4, 4)), np.zeros((3, 1, 3, 3)), groups=2), ValueError, "groups=2"),
         (lambda: conv_transpose2d(X, W, groups=0), ValueError, "groups must be a positive int, got 0"),
+        (
+            lambda: conv_transpose2d(X, np.zeros((2, 3, 0, 3))),
+            ValueError,
+            r"kernel_size .* must be positive, got \(0, 3\)",
+        ),
         (lambda: conv_transpose2d(X, W, bias=np.zeros(2)), ValueError, r"bias must have shape \(3,\)"),
         (lambda: conv_transpose2d(X, W, padding="same"), ValueError, r"got 'same' \('same' and 'valid' are not"),
         (lambda: conv_transpose2d(X, W, padding="valid"), ValueError, "got 'valid'"),

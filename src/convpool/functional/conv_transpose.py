@@ -167,7 +167,7 @@ def conv_transpose_forward(
     xb, unbatched = batched(input, nd)
     check_spatial(xb, nd, unbatched)
     weight, bias = _check_weight(xb, weight, bias, nd, groups)
-    kernel = tuple(int(k) for k in weight.shape[2:])
+    kernel = _args.ntuple(tuple(weight.shape[2:]), nd, "kernel_size (weight.shape[2:])")
     strides = _args.ntuple(stride, nd, "stride")
     dil = _args.ntuple(dilation, nd, "dilation")
     pads = check_padding(padding, nd)
