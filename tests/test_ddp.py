@@ -3,7 +3,7 @@ on localhost equals one process on the same global batches, one process equals
 convpool's NumPy trainer, a killed run resumes, and the errors.
 
 Tolerances (measured: float64 weights differ by at most 2.2e-16, float32 by 6e-8):
-in float64, after 2 epochs of digits (45 AdamW steps each; only the order of the
+in float64, after 2 epochs of digits (44 AdamW steps each; only the order of the
 gradient sums differs), 2 processes, 1 process and the NumPy trainer agree to
 ``rtol=1e-12, atol=1e-14``; a float32 run resumed after a kill agrees with an
 uninterrupted one to ``rtol=1e-5, atol=1e-6``."""
@@ -27,6 +27,7 @@ from convpool.checkpoint import load_checkpoint  # noqa: E402
 from convpool.interop._ddp import train_torch  # noqa: E402
 
 RTOL64, ATOL64 = 1e-12, 1e-14
+BATCH = 33  # the last batch of an epoch splits unevenly between 2 processes
 
 
 def _model() -> nn.Sequential:
@@ -62,14 +63,16 @@ def _close(a: dict[str, np.ndarray], b: dict[str, np.ndarray], rtol: float, atol
 @pytest.fixture(scope="module")
 def one_process(digits64):  # type: ignore[no-untyped-def]
     model = _model()
-    hist, final = train_torch(model, digits64.train, digits64.test, epochs=2, nproc=1)
+    hist, final = train_torch(model, digits64.train, digits64.test, epochs=2, batch_size=BATCH, nproc=1)
     return _weights(model), hist, final
 
 
 def test_two_processes_equal_one_on_the_same_global_batches(digits64, one_process, tmp_path):  # type: ignore[no-untyped-def]
-    """1437 images in batches of 32: 45 steps an epoch, the last batch (29) split 15/14."""
+    """1438 images in batches of 33: 44 steps an epoch, the last batch (19) split 10/9."""
     model = _model()
-    hist, final = train_torch(model, digits64.train, digits64.test, epochs=2, nproc=2, out_dir=str(tmp_path))
+    hist, final = train_torch(
+        model, digits64.train, digits64.test, epochs=2, batch_size=BATCH, nproc=2, out_dir=str(tmp_path)
+    )
     want, want_hist, want_final = one_process
     _close(_weights(model), want, RTOL64, ATOL64)
     assert [e["epoch"] for e in hist.epochs] == [1, 2]
@@ -86,7 +89,9 @@ def test_two_processes_equal_one_on_the_same_global_batches(digits64, one_proces
 def test_one_process_equals_the_numpy_trainer(digits64, one_process):  # type: ignore[no-untyped-def]
     """Same batches, AdamW, cosine schedule and seed handling as convpool's own trainer."""
     model = _model()
-    hist, final = train.train_classifier(model, digits64.train, digits64.test, epochs=2, progress=False)
+    hist, final = train.train_classifier(
+        model, digits64.train, digits64.test, epochs=2, batch_size=BATCH, progress=False
+    )
     _close(_weights(model), one_process[0], RTOL64, ATOL64)
     assert final["test_acc"] == one_process[2]["test_acc"]
 
@@ -101,10 +106,19 @@ def test_a_numpy_checkpoint_resumes_on_torch(digits64, one_process, tmp_path):  
 
     with pytest.raises(KeyboardInterrupt):
         train.train_classifier(
-            model, digits64.train, digits64.test, epochs=2, out_dir=str(tmp_path), progress=False, on_epoch=stop
+            model,
+            digits64.train,
+            digits64.test,
+            epochs=2,
+            batch_size=BATCH,
+            out_dir=str(tmp_path),
+            progress=False,
+            on_epoch=stop,
         )
     model = _model()
-    hist, _ = train_torch(model, digits64.train, digits64.test, epochs=2, out_dir=str(tmp_path), resume=True)
+    hist, _ = train_torch(
+        model, digits64.train, digits64.test, epochs=2, batch_size=BATCH, out_dir=str(tmp_path), resume=True
+    )
     assert hist.resumed_from == 1 and [e["epoch"] for e in hist.epochs] == [1, 2]
     _close(_weights(model), one_process[0], RTOL64, ATOL64)
 

@@ -8,6 +8,7 @@ eval mode; it then imports the graph back (``from_onnx``) and compares again."""
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 import pytest
@@ -34,7 +35,9 @@ from convpool.nn.padding import (  # noqa: E402
 from convpool.nn.unpool import MaxUnpool2d  # noqa: E402
 from convpool.nn.upsample import PixelShuffle, PixelUnshuffle, Upsample  # noqa: E402
 
-SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(
+    max_examples=int(os.environ.get("ONNX_EXAMPLES", "25")), deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 RTOL, ATOL = 1e-4, 1e-5  # float32
 
 
@@ -112,6 +115,15 @@ def test_select_pools(data, nd, seed, kind):  # type: ignore[no-untyped-def]
     mode = data.draw(st.sampled_from([None, "zeros", "reflect", "replicate", "circular"]))
     layer = getattr(nn, f"{kind}Pool{nd}d")(k, stride, padding, dilation, False, ceil, padding_mode=mode)
     check(nn.Sequential(layer), _x(np.random.default_rng(seed), (2, 3, *_size(data.draw, nd))))
+
+
+@pytest.mark.parametrize("padding_mode", [None, "reflect"])
+def test_median_pool_even_and_cut_windows(padding_mode):  # type: ignore[no-untyped-def]
+    """Windows of 2 and 4 elements, and windows the padding or ceil_mode cuts: the lower
+    median of the real elements."""
+    layer = nn.MedianPool2d((2, 3), 2, 1, 1, False, True, padding_mode=padding_mode)
+    check(nn.Sequential(layer), _x(np.random.default_rng(0), (2, 3, 5, 6)))
+    check(nn.Sequential(nn.MedianPool1d(2, 1)), _x(np.random.default_rng(1), (2, 3, 5)))
 
 
 @SETTINGS
@@ -248,6 +260,24 @@ def test_upsample(data, nd, seed):  # type: ignore[no-untyped-def]
             recompute_scale_factor=data.draw(st.sampled_from([None, True])),
         )
     check(nn.Sequential(layer), _x(np.random.default_rng(seed), (2, 3, *size)))
+
+
+@pytest.mark.parametrize(
+    ("kw", "size", "resize"),
+    [
+        ({"scale_factor": 2, "mode": "bilinear"}, (4, 4), True),
+        ({"scale_factor": 3, "mode": "trilinear", "align_corners": True}, (3, 2, 4), True),
+        ({"size": (7, 9), "mode": "nearest"}, (4, 5), True),
+        ({"scale_factor": 2, "mode": "nearest-exact"}, (3, 5), True),
+        # PyTorch's special cases Resize cannot express: convpool's indices instead
+        ({"scale_factor": 1.1, "mode": "nearest"}, (7,), False),  # an unchanged size, yet not a copy
+        ({"scale_factor": 1.1, "mode": "nearest-exact"}, (7, 1), False),  # onnxruntime would copy
+        ({"scale_factor": (2.0, 1.1), "mode": "bilinear"}, (3, 7), False),  # PyTorch copies one axis
+    ],
+)
+def test_upsample_resize_or_exact_indices(kw, size, resize):  # type: ignore[no-untyped-def]
+    proto = check(nn.Sequential(Upsample(**kw)), _x(np.random.default_rng(0), (2, 3, *size)))
+    assert any(n.op_type == "Resize" for n in proto.graph.node) == resize
 
 
 @SETTINGS

@@ -13,7 +13,8 @@ PyTorch's interpolation rules and ONNX's ``Resize`` attributes line up as:
 
 PyTorch also has special cases ``Resize`` cannot express (an axis whose output size
 equals its input size is copied whatever the scale factor; 'nearest' halves exactly
-where the output is twice the input on small 2-d outputs; its scale in float32).  So
+where the output is twice the input on small 2-d outputs; its scale in float32), and
+onnxruntime copies the input whenever the output has its size, whatever the scales.  So
 the exporter computes, for every axis, the input pixels (and weights) convpool uses
 and those ``Resize`` would use under the ONNX formulas, in float32 and in float64; if
 any differ the layer is written as one ``Gather`` per axis (nearest) or two
@@ -45,7 +46,19 @@ def _onnx_src(n: int, o: int, scale: float, mode: str, corners: bool, dtype: Any
     return (dst + dtype(0.5)) / s - dtype(0.5)
 
 
+def _matrix(n: int, i0: np.ndarray, i1: np.ndarray, w0: np.ndarray, w1: np.ndarray) -> np.ndarray:
+    """Linear interpolation along one axis as an ``(out, in)`` matrix."""
+    m = np.zeros((len(i0), n))
+    rows = np.arange(len(i0))
+    np.add.at(m, (rows, i0), w0)
+    np.add.at(m, (rows, i1), w1)
+    return m
+
+
 def _resize_reads_the_same(n: int, o: int, onnx_scale: float, mode: str, corners: bool, taps: tuple) -> bool:
+    """Whether ``Resize`` with ``onnx_scale`` reads the pixels (with the weights) that
+    convpool's ``taps`` read along one axis, its coordinates computed in float32 and in
+    float64 (a runtime may use either)."""
     for dtype in (np.float32, np.float64):
         if int(np.floor(dtype(n) * dtype(onnx_scale))) != o:
             return False
@@ -53,25 +66,21 @@ def _resize_reads_the_same(n: int, o: int, onnx_scale: float, mode: str, corners
         if mode in ("nearest", "nearest-exact"):
             if mode == "nearest-exact":
                 src = src + dtype(0.5)  # round half up
-            index = np.clip(np.floor(src).astype(np.int64), 0, n - 1)
-            if not np.array_equal(index, taps[0]):
+            if not np.array_equal(np.clip(np.floor(src).astype(np.int64), 0, n - 1), taps[0]):
                 return False
         else:
             src = np.clip(src, 0, n - 1)
             i0 = np.floor(src).astype(np.int64)
-            i0 = np.minimum(i0, n - 1)
-            w1 = src - i0
-            c0, _, _, cw1 = taps
-            # an index that differs with a weight of 0 (or 1 on the other side) reads the same
-            same = (i0 == c0) | ((i0 == c0 + 1) & np.isclose(cw1, 1, atol=1e-6)) | ((i0 + 1 == c0) & (w1 > 1 - 1e-6))
-            w_same = np.where(i0 == c0, np.abs(w1 - cw1) <= 1e-5 * max(1, n), True)
-            if not (same.all() and w_same.all()):
+            w1 = (src - i0).astype(np.float64)
+            onnx = _matrix(n, i0, np.minimum(i0 + 1, n - 1), 1 - w1, w1)
+            if not np.allclose(onnx, _matrix(n, *taps), rtol=0, atol=1e-5):
                 return False
     return True
 
 
 def emit_upsample(g: Graph, m: Any, x: str, si: Shape, so: Shape) -> str:
     from ..functional import upsample as U
+
     in_size, out = si[1:], so[1:]
     nd = len(in_size)
     if m.mode == "area":
@@ -91,6 +100,9 @@ def emit_upsample(g: Graph, m: Any, x: str, si: Shape, so: Shape) -> str:
         plans.append(taps)
         onnx_scale = o / n if s is None else s
         resize_ok = resize_ok and _resize_reads_the_same(n, o, onnx_scale, m.mode, corners, taps)
+    if resize_ok and tuple(out) == tuple(in_size):  # onnxruntime copies then, whatever the scales say
+        resize_ok = all(np.array_equal(taps[0], np.arange(n)) for taps, n in zip(plans, in_size, strict=True))
+        resize_ok = resize_ok and all(len(taps) == 1 or np.all(taps[3] == 0) for taps in plans)
     if resize_ok:
         attrs: dict[str, Any] = {}
         if m.mode in _LINEAR:
