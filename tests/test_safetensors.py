@@ -10,9 +10,9 @@ import pytest
 
 pytest.importorskip("safetensors", reason="safetensors files need the safetensors package (test extra)")
 
-import convpool  # noqa: E402
-from convpool import models, nn  # noqa: E402
-from convpool.interop._safetensors import load_safetensors, save_safetensors  # noqa: E402
+import convpool
+from convpool import models, nn
+from convpool.interop._safetensors import load_safetensors, save_safetensors
 
 
 def _model(seed: int = 0) -> nn.Sequential:
