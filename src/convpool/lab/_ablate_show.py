@@ -269,7 +269,8 @@ def figure_sweep(res: dict[str, Any], path: str) -> str:
         if BASE in table:
             base = np.array([table[BASE][n]["acc_mean"] for n in sizes])
             axes[1].plot(sizes, (mean - base) * 100, marker="o", ms=4, color=c, label=lab)
-    axes[0].set_title("test accuracy (mean ± std over seeds)")
+    n_seeds = res["config"]["sweep_seeds"]
+    axes[0].set_title(f"test accuracy (mean ± std over {n_seeds} seeds)" if n_seeds > 1 else "test accuracy (1 seed)")
     axes[0].set_ylabel("test accuracy")
     axes[1].set_title("difference to conv + max pool")
     axes[1].set_ylabel("accuracy points")

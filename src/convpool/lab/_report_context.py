@@ -30,6 +30,10 @@ def _values(v: Any) -> list[float]:
     return [float(x) for x in np.ravel(np.asarray(v, dtype=float))]
 
 
+def _epochs(n: int) -> str:
+    return f"{n} epoch{'' if n == 1 else 's'}"
+
+
 def worked_example(ex: dict[str, Any]) -> dict[str, Any]:
     """The centre window: the products, the sum, the pool's choice, the window mask."""
     kernel = np.asarray(ex["kernel"])
@@ -62,7 +66,7 @@ def learned_pooling(ex: dict[str, Any], ab: dict[str, Any] | None) -> dict[str, 
         se = [np.asarray(s, dtype=float) for s in le.get("maxplus_se", [])]
         acc = le.get("test_acc", {})
         return {
-            "source": f"LeNet-5 trained on {le.get('n_train', 0):,} MNIST images for {le.get('epochs', '?')} epochs "
+            "source": f"LeNet-5 trained on {le.get('n_train', 0):,} MNIST images for {_epochs(le.get('epochs', 0))} "
             "(convpool explain)",
             "gem": {"start": _values(le["gem_p"]["start"]), "learned": _values(le["gem_p"]["learned"])},
             "mixed": {"start": _values(le["mixed_alpha"]["start"]), "learned": _values(le["mixed_alpha"]["learned"])},
@@ -82,7 +86,7 @@ def learned_pooling(ex: dict[str, Any], ab: dict[str, Any] | None) -> dict[str, 
     se = [np.asarray(d["se_first_seed"]) for d in per["maxplus"]["learned"].values()] if "maxplus" in per else []
     cfg = ab["config"]
     return {
-        "source": f"the ablation's LeNet-5 trainings ({cfg['n_train']:,} MNIST images, {cfg['epochs']} epochs; "
+        "source": f"the ablation's LeNet-5 trainings ({cfg['n_train']:,} {cfg.get('data_label', cfg['data'])} images, {_epochs(cfg['epochs'])}; "
         f"p and alpha are means over {cfg['seeds']} seeds, the structuring elements those of seed 0)",
         "gem": {"start": [3.0] * len(layers("gem", "p")), "learned": layers("gem", "p")} if "gem" in per else None,
         "mixed": {"start": [0.5] * len(layers("mixed", "alpha")), "learned": layers("mixed", "alpha")}
