@@ -2,11 +2,11 @@
 on localhost equals one process on the same global batches, one process equals
 convpool's NumPy trainer, a killed run resumes, and the errors.
 
-Tolerances (measured: float64 weights differ by at most 2.2e-16, float32 by 6e-8):
+Tolerances (measured: float64 weights differ by at most 2.2e-16):
 in float64, after 2 epochs of digits (44 AdamW steps each; only the order of the
 gradient sums differs), 2 processes, 1 process and the NumPy trainer agree to
-``rtol=1e-12, atol=1e-14``; a float32 run resumed after a kill agrees with an
-uninterrupted one to ``rtol=1e-5, atol=1e-6``."""
+``rtol=1e-12, atol=1e-14``; a run resumed after a kill equals an uninterrupted one
+with the same number of processes exactly."""
 
 from __future__ import annotations
 
@@ -125,10 +125,11 @@ def test_a_numpy_checkpoint_resumes_on_torch(digits64, one_process, tmp_path):  
 
 def test_killed_run_resumes(tmp_path):  # type: ignore[no-untyped-def]
     """`convpool train --engine torch --nproc 2` killed (SIGKILL, every process) after
-    its first checkpoint, then run again with --resume, ends where a run that was not
-    interrupted ends."""
+    its first checkpoint, then run again with --resume, ends with the weights of a run
+    that was not interrupted (bit for bit: the optimiser state and generator are restored
+    exactly, and gloo sums in a fixed order)."""
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "convpool.cli", "train", "--engine", "torch", "--nproc", "2", "--epochs", "3"]
+    cmd = [sys.executable, "-m", "convpool.cli", "train", "--engine", "torch", "--nproc", "2", "--epochs", "2"]
     cmd += ["--out", str(out), "--no-progress"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
@@ -142,15 +143,15 @@ def test_killed_run_resumes(tmp_path):  # type: ignore[no-untyped-def]
     assert (out / "checkpoint.npz").exists() and not (out / "history.json").exists(), "killed before the end"
     done = subprocess.run([*cmd, "--resume"], env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "(resumed after epoch" in done.stdout
+    assert "(resumed after epoch 1)" in done.stdout
     resumed = convpool.models.lenet(1, 10, 8)
     meta = load_checkpoint(str(out / "checkpoint.npz"), resumed)
-    assert [e["epoch"] for e in meta["history"]] == [1, 2, 3]
-    convpool.manual_seed(0)  # the CLI's default seed
+    assert [e["epoch"] for e in meta["history"]] == [1, 2]
+    convpool.manual_seed(0)  # what the CLI does: its default seed, the data, the model
     split = data.load_digits()
     model = convpool.models.lenet(1, 10, 8)
-    train_torch(model, split.train, split.test, epochs=3, nproc=1)
-    _close(_weights(resumed), _weights(model), 1e-5, 1e-6)
+    train_torch(model, split.train, split.test, epochs=2, nproc=2)
+    _close(_weights(resumed), _weights(model), 0.0, 0.0)
 
 
 def test_errors(digits64, monkeypatch, capsys):  # type: ignore[no-untyped-def]

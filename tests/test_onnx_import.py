@@ -15,7 +15,13 @@ from convpool.interop._onnx import build_onnx, from_onnx  # noqa: E402
 from convpool.nn.conv_transpose import ConvTranspose2d  # noqa: E402
 from convpool.nn.fold import Fold  # noqa: E402
 from convpool.nn.padding import CircularPad2d, ConstantPad2d, ReflectionPad2d, ReplicationPad2d  # noqa: E402
-from convpool.nn.upsample import PixelShuffle, PixelUnshuffle, Upsample  # noqa: E402
+from convpool.nn.upsample import (  # noqa: E402
+    PixelShuffle,
+    PixelUnshuffle,
+    Upsample,
+    UpsamplingBilinear2d,
+    UpsamplingNearest2d,
+)
 
 RTOL, ATOL = 1e-4, 1e-5
 
@@ -86,7 +92,13 @@ def test_standard_operators_import_without_metadata():  # type: ignore[no-untype
 
 def test_metadata_round_trip_keeps_layers_names_and_nesting(tmp_path):  # type: ignore[no-untyped-def]
     convpool.manual_seed(0)
-    model = nn.Sequential(nn.Sequential(nn.Conv2d(1, 2, 3), nn.GeMPool2d(2)), nn.MedianPool2d(2), nn.Flatten())
+    model = nn.Sequential(
+        nn.Sequential(nn.Conv2d(1, 2, 3), nn.GeMPool2d(2)),
+        UpsamplingBilinear2d(scale_factor=2),
+        UpsamplingNearest2d(size=(8, 7)),
+        nn.MedianPool2d(2),
+        nn.Flatten(),
+    )
     path = str(tmp_path / "m.onnx")
     convpool.interop._onnx.to_onnx(model, (1, 9, 9), path)
     back = from_onnx(path)

@@ -31,6 +31,11 @@ def plain(v: Any) -> Any:
     return v
 
 
+def _tuples(v: Any) -> Any:
+    """JSON's lists back as tuples (what the layers hold)."""
+    return tuple(_tuples(e) for e in v) if isinstance(v, list) else v
+
+
 def _value(v: Any, unit: bool = False) -> float:
     """A fixed scalar, or a learned one's value (a Parameter of shape (1,)) made valid
     for the constructor (the state_dict then sets it): a learned alpha may stray outside
@@ -109,6 +114,8 @@ _CONFIG: dict[str, Callable[[Any], dict[str, Any]]] = {
     "_ConstantPadNd": lambda m: {"padding": m.padding, "value": m.value},
     "_ZeroPadNd": lambda m: {"padding": m.padding},
     "_PadNd": lambda m: {"padding": m.padding},
+    "UpsamplingNearest2d": lambda m: {"size": m.size, "scale_factor": m.scale_factor},
+    "UpsamplingBilinear2d": lambda m: {"size": m.size, "scale_factor": m.scale_factor},
     "Upsample": lambda m: {
         "size": m.size,
         "scale_factor": m.scale_factor,
@@ -204,6 +211,6 @@ def build_layer(type_name: str, config: Any, where: str) -> Module:
     if not isinstance(config, dict):
         raise ValueError(f"{where}: the constructor arguments of {type_name} are {config!r}, not a record")
     try:
-        return classes[type_name](**config)
+        return classes[type_name](**{k: _tuples(v) for k, v in config.items()})
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{where}: {type_name}(**{config}) fails: {exc}") from exc
