@@ -3,7 +3,8 @@ options) and every zoo model equal to convpool, float32 tolerance; the refusals.
 
 Each example builds the graph (checked by ``onnx.checker.check_model(full_check=True)``
 inside ``build_onnx``), runs it in onnxruntime and compares with the convpool layer in
-eval mode; it then imports the graph back (``from_onnx``) and compares again."""
+eval mode; it then imports the graph back (``from_onnx``) and compares again.
+``ONNX_EXAMPLES=200`` runs more hypothesis examples per test (default 25)."""
 
 from __future__ import annotations
 
