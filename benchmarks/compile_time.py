@@ -1,33 +1,96 @@
 """Import and first-call (compile) times of the compiled kernels, cold and cached.
 
-    python benchmarks/compile_time.py
+    python benchmarks/compile_time.py            # the first-call table and the kernels compiled
+    python benchmarks/compile_time.py --demo     # also: `convpool demo` from a cold cache
+    python benchmarks/compile_time.py --json out.json
 
 Runs the same small script twice in fresh processes that share an empty numba cache
 directory (``NUMBA_CACHE_DIR``): the first run compiles every kernel it touches, the
 second loads them from that cache.  Your own cache is left alone.
+
+Two clocks for every figure: wall time (``time.perf_counter``) and the CPU time of the
+process (``time.process_time``: all its threads).  Compiling is single-threaded, so on
+an idle machine the two agree; on a shared one wall time grows with the load and CPU
+time does not - quote CPU time there.
+
+Per kernel: a listener on numba's ``numba:compile`` event (sent only when a signature
+is compiled, not when it is loaded from the cache) records every compilation - kernel,
+argument types, and the time spent in it, both inclusive and "self" (less the kernels
+it compiled on the way, e.g. an ``@njit`` helper it calls).  The listener goes into
+each Python process through a ``sitecustomize`` module on ``PYTHONPATH``, so ``--demo``
+also counts the compilations in the ablation's worker processes.
 """
 
 from __future__ import annotations
 
+import argparse
+import collections
 import json
 import os
 import subprocess
 import sys
 import tempfile
+import time
+
+# Installed as sitecustomize.py: appends one JSON line per compilation to $CONVPOOL_COMPILE_LOG.
+LISTENER = r"""
+import json, os, time
+_path = os.environ.get("CONVPOOL_COMPILE_LOG")
+if _path:
+    from numba.core import event
+
+    class _CompileLog(event.Listener):
+        def __init__(self):
+            self.stack = []  # compilations nest (a kernel compiles the helpers it calls)
+
+        def on_start(self, ev):
+            self.stack.append([time.perf_counter(), time.process_time(), 0.0, 0.0])
+
+        def on_end(self, ev):
+            t0, c0, child_wall, child_cpu = self.stack.pop()
+            wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+            if self.stack:
+                self.stack[-1][2] += wall
+                self.stack[-1][3] += cpu
+            fn = ev.data["dispatcher"].py_func
+            rec = {
+                "kernel": f"{fn.__module__}.{fn.__qualname__}",
+                "args": str(ev.data["args"]),
+                "wall": wall,
+                "cpu": cpu,
+                "self_wall": wall - child_wall,
+                "self_cpu": cpu - child_cpu,
+                "depth": len(self.stack),
+                "pid": os.getpid(),
+            }
+            with open(_path, "a") as f:
+                f.write(json.dumps(rec) + "\n")
+
+    event.register("numba:compile", _CompileLog())
+"""
 
 PROBE = r"""
-import json, time
-t0 = time.perf_counter()
+import json, os, time
+
+def mark(name, t, c):
+    with open(os.environ["CONVPOOL_COMPILE_LOG"], "a") as f:
+        f.write(json.dumps({"case": name, "wall": time.perf_counter() - t, "cpu": time.process_time() - c}) + "\n")
+
+t, c = time.perf_counter(), time.process_time()
 import numpy as np
 import convpool.functional as F
-times = {"import": time.perf_counter() - t0}
+mark("import", t, c)
 x = np.random.default_rng(0).standard_normal((2, 4, 9, 9)).astype(np.float32)
 w = np.ones((6, 4, 3, 3), np.float32)
 
+only = os.environ.get("CONVPOOL_PROBE_ONLY")
+
 def timed(name, fn):
-    t = time.perf_counter()
+    if only and name != only:
+        return
+    t, c = time.perf_counter(), time.process_time()
     fn()
-    times[name] = time.perf_counter() - t
+    mark(name, t, c)
 
 def conv(*args):
     y, ctx = F.conv_forward(x, *args)
@@ -42,21 +105,117 @@ timed("strided conv fwd+bwd", lambda: conv(w, None, 2, 1))
 timed("1x1 conv fwd+bwd", lambda: conv(w[:, :, :1, :1]))
 timed("depthwise conv fwd+bwd", lambda: conv(np.ones((4, 1, 3, 3), np.float32), None, 1, 1, 1, 4))
 timed("2x2 max pool fwd+bwd", lambda: pool("max", 2, 2, 2))
+timed("3x3 max pool fwd+bwd", lambda: pool("max", 2, 3, 2, 1))
 timed("3x3 avg (sum) pool fwd+bwd", lambda: pool("sum", 2, 3, 1, 1))
-print(json.dumps(times))
+x = x.astype(np.float64)
+timed("float64 conv fwd+bwd", lambda: conv(w.astype(np.float64), None, 1, 1))
+timed("float64 2x2 max pool fwd+bwd", lambda: pool("max", 2, 2, 2))
 """
 
 
+def _run(cmd: list[str], env: dict[str, str], log: str, **kw: object) -> list[dict]:
+    """Run ``cmd`` with the compile log at ``log``; return the log's records."""
+    open(log, "w").close()
+    subprocess.run(cmd, env={**env, "CONVPOOL_COMPILE_LOG": log}, check=True, **kw)  # type: ignore[call-overload]
+    with open(log) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def _split(records: list[dict]) -> dict[str, dict]:
+    """Per probe case: its wall and CPU time and the compilations it triggered."""
+    cases: dict[str, dict] = {}
+    pending: list[dict] = []
+    for rec in records:
+        if "case" in rec:
+            cases[rec["case"]] = {"wall": rec["wall"], "cpu": rec["cpu"], "compiled": pending}
+            pending = []
+        else:
+            pending.append(rec)
+    return cases
+
+
+def _kernel_table(records: list[dict]) -> list[tuple[str, int, float, float]]:
+    """(kernel, signatures compiled, self wall s, self CPU s), the costliest first."""
+    by: dict[str, list[float]] = collections.defaultdict(lambda: [0, 0.0, 0.0])
+    for rec in records:
+        if "kernel" in rec:
+            entry = by[rec["kernel"].removeprefix("convpool.")]
+            entry[0] += 1
+            entry[1] += rec["self_wall"]
+            entry[2] += rec["self_cpu"]
+    return sorted(((k, int(v[0]), v[1], v[2]) for k, v in by.items()), key=lambda r: -r[3])
+
+
+def _demo(env: dict[str, str], log: str) -> dict:
+    """`convpool demo` from a cold cache: total wall/CPU time and compile time over
+    every process (the ablation's workers included)."""
+    exe = os.path.join(os.path.dirname(sys.executable), "convpool")
+    with tempfile.TemporaryDirectory() as out:
+        t = time.perf_counter()
+        records = _run([exe, "demo", "--out", out], env, log, stdout=subprocess.DEVNULL)
+        wall = time.perf_counter() - t
+    top = [r for r in records if r.get("depth") == 0]
+    pids = collections.Counter(r["pid"] for r in top)
+    return {
+        "wall": wall,
+        "compile_wall": sum(r["wall"] for r in top),
+        "compile_cpu": sum(r["cpu"] for r in top),
+        "processes": len(pids),
+        "signatures": len(records),
+        "kernels": _kernel_table(records),
+    }
+
+
 def main() -> None:
-    with tempfile.TemporaryDirectory() as cache:
-        env = {**os.environ, "NUMBA_CACHE_DIR": cache}
-        runs = []
-        for _ in range(2):
-            out = subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True, text=True, check=True)
-            runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
-    print(f"{'':28s} {'cold s':>8s} {'cached s':>9s}")
-    for name in runs[0]:
-        print(f"{name:28s} {runs[0][name]:8.2f} {runs[1][name]:9.2f}")
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--demo", action="store_true", help="also time `convpool demo` from a cold cache (minutes)")
+    parser.add_argument("--json", help="write every figure to this file")
+    args = parser.parse_args()
+    report: dict = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        with open(os.path.join(tmp, "sitecustomize.py"), "w") as f:
+            f.write(LISTENER)
+        path = os.pathsep.join([tmp] + [p for p in [os.environ.get("PYTHONPATH")] if p])
+        env = {**os.environ, "NUMBA_CACHE_DIR": os.path.join(tmp, "cache"), "PYTHONPATH": path}
+        log = os.path.join(tmp, "log.jsonl")
+        runs = [_run([sys.executable, "-c", PROBE], env, log) for _ in range(2)]
+        cold, cached = _split(runs[0]), _split(runs[1])
+        alone = {}
+        for i, name in enumerate(n for n in cold if n != "import"):  # each in a fresh process and cache
+            one = {**env, "NUMBA_CACHE_DIR": os.path.join(tmp, f"cache-{i}"), "CONVPOOL_PROBE_ONLY": name}
+            alone[name] = _split(_run([sys.executable, "-c", PROBE], one, log))[name]
+        report["cases"] = {
+            name: {"alone": alone.get(name), "cold": cold[name], "cached": cached[name]} for name in cold
+        }
+        report["kernels"] = _kernel_table(runs[0])
+        print("first call of each op (seconds): alone = in a fresh process with an empty cache; in sequence =")
+        print("all in one process, in this order (later ones reuse kernels compiled before); cached = the")
+        print("sequence again with the cache filled\n")
+        print(f"{'':30s} {'alone, cold':>15s} {'in sequence, cold':>19s} {'cached':>15s}")
+        print(f"{'':30s} {'wall':>7s} {'CPU':>7s} {'wall':>9s} {'CPU':>9s} {'wall':>7s} {'CPU':>7s}")
+        for name, c in report["cases"].items():
+            a, b, d = c["alone"] or {"wall": float("nan"), "cpu": float("nan")}, c["cold"], c["cached"]
+            print(
+                f"{name:30s} {a['wall']:7.2f} {a['cpu']:7.2f} {b['wall']:9.2f} {b['cpu']:9.2f} "
+                f"{d['wall']:7.2f} {d['cpu']:7.2f}"
+            )
+        recompiled = sum(len(c["compiled"]) for c in cached.values())
+        print(f"\nsignatures compiled: {len(runs[0]) - len(cold)} cold, {recompiled} cached (0: the cache holds)")
+        print(f"\n{'kernel (self time, cold)':44s} {'sigs':>4s} {'wall s':>7s} {'CPU s':>7s}")
+        for kernel, n, wall, cpu in report["kernels"]:
+            print(f"{kernel:44s} {n:4d} {wall:7.2f} {cpu:7.2f}")
+        if args.demo:
+            env["NUMBA_CACHE_DIR"] = os.path.join(tmp, "cache-demo")
+            d = report["demo"] = _demo(env, log)
+            print(
+                f"\nconvpool demo, cold cache: {d['wall']:.0f} s wall; compiling {d['compile_wall']:.1f} s wall, "
+                f"{d['compile_cpu']:.1f} s CPU ({d['signatures']} signatures, {d['processes']} processes)"
+            )
+            for kernel, n, wall, cpu in d["kernels"][:15]:
+                print(f"  {kernel:42s} {n:4d} {wall:7.2f} {cpu:7.2f}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(report, f, indent=1)
 
 
 if __name__ == "__main__":

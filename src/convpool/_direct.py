@@ -39,11 +39,12 @@ from __future__ import annotations
 import functools
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from . import _args, _kernels
-from ._kernels import _span
-from ._simd import vbroadcast, vfma, vload, vload_even, vload_lanes, vstore, vstore_lanes, vzero
+from ._conv_kernels import _span
+from ._simd import vfma, vload, vload_even, vload_lanes, vpart, vstore, vstore_lanes, wbroadcast, wload, wzero
+from ._threads import KERNEL, parallel_for
 from .windows import pad
 
 BLOCK_OC = 4  # output channels per micro-kernel block
@@ -51,12 +52,12 @@ BLOCK_Q = 64  # positions per block: 4 vectors of 16 lanes
 DW_OC = 5  # output channels per weight-gradient block
 DW_TAPS = 3  # kernel taps per weight-gradient block
 DW_CHUNK = 512  # positions per weight-gradient pass (keeps the sources in L2)
-# rows shorter than this are copied as vectors, longer ones as slices (measured on the
-# layout copy: 32 and 40 floats 10-25% faster as vectors, 56 floats 7% slower)
-SHORT_ROW = 48
 
 
 # --- kernels -------------------------------------------------------------------------
+# Each kernel computes a range of independent jobs, ``kernel(j0, j1, *args)``; the
+# function of the same name without the underscore runs it over all jobs on the
+# kernel threads (:func:`convpool._threads.parallel_for`).
 
 
 @njit(inline="always")
@@ -67,8 +68,54 @@ def _store(y, oc_base, v, plan, ptr, vi):
         vstore_lanes(y, oc_base + plan[s, 2], v, plan[s, 0], plan[s, 1])
 
 
-@njit(parallel=True, fastmath=True, cache=True)
-def conv_wide(src, gstride, wp, ents, groups, co, q_len, plan, ptr, plane, y, n_img, img_src, img_y):
+@njit(**KERNEL, fastmath=True)
+def _conv_wide(j0, j1, src, gstride, wp, ents, groups, co, q_len, plan, ptr, plane, y, n_img, img_src, img_y):
+    """Jobs ``j0 .. j1`` of :func:`conv_wide`: one block of 4 output channels x 64
+    positions each, the sums in four 64-lane vectors (16 registers of 16 floats)."""
+    nb = (co + BLOCK_OC - 1) // BLOCK_OC
+    n_ent = ents.shape[0]
+    nq = (q_len + BLOCK_Q - 1) // BLOCK_Q
+    for job in range(j0, j1):
+        b = job % nb  # output-channel blocks fastest: they share the source block in cache
+        gq = job // nb
+        qb = gq % nq
+        gn = gq // nq
+        gi = gn % groups
+        img = gn // groups
+        a0 = a1 = a2 = a3 = wzero()
+        xrow = img * img_src + gi * gstride + qb * BLOCK_Q
+        wrow = (gi * nb + b) * n_ent * BLOCK_OC
+        for e in range(n_ent):
+            x = wload(src, xrow + ents[e])
+            k = wrow + e * BLOCK_OC
+            a0 = vfma(wbroadcast(wp[k]), x, a0)
+            a1 = vfma(wbroadcast(wp[k + 1]), x, a1)
+            a2 = vfma(wbroadcast(wp[k + 2]), x, a2)
+            a3 = vfma(wbroadcast(wp[k + 3]), x, a3)
+        o = b * BLOCK_OC
+        yb = img * img_y + (gi * co + o) * plane
+        for r in range(min(BLOCK_OC, co - o)):  # loops of 4 the compiler unrolls
+            a = a0 if r == 0 else a1 if r == 1 else a2 if r == 2 else a3
+            for vi in range(BLOCK_Q // 16):
+                _store(y, yb + r * plane, vpart(a, vi), plan, ptr, qb * 4 + vi)
+
+
+def conv_wide(
+    src: np.ndarray,
+    gstride: int,
+    wp: np.ndarray,
+    ents: np.ndarray,
+    groups: int,
+    co: int,
+    q_len: int,
+    plan: np.ndarray,
+    ptr: np.ndarray,
+    plane: int,
+    y: np.ndarray,
+    n_img: int,
+    img_src: int,
+    img_y: int,
+) -> None:
     """y[n, g*co + o, *out] = sum_e w[g, o, e] * src[g*gstride + ents[e] + i]  (flat src).
 
     An entry ``e`` is one (input channel, kernel tap) pair: its source row and the tap's
@@ -77,88 +124,27 @@ def conv_wide(src, gstride, wp, ents, groups, co, q_len, plan, ptr, plane, y, n_
     ``q_len`` positions, through the store plan; or, with ``n_img`` > 1, ``q_len``
     positions for each of n_img images, image n's source at ``n * img_src`` and its
     output at ``n * img_y`` (a 1x1 conv reads the input where it lies)."""
-    nb = (co + BLOCK_OC - 1) // BLOCK_OC
-    n_ent = ents.shape[0]
-    nq = (q_len + BLOCK_Q - 1) // BLOCK_Q
-    for job in prange(n_img * groups * nb * nq):
-        b = job % nb  # output-channel blocks fastest: they share the source block in cache
-        gq = job // nb
-        qb = gq % nq
-        gn = gq // nq
-        gi = gn % groups
-        img = gn // groups
-        q0 = qb * BLOCK_Q
-        a00 = a01 = a02 = a03 = vzero()
-        a10 = a11 = a12 = a13 = vzero()
-        a20 = a21 = a22 = a23 = vzero()
-        a30 = a31 = a32 = a33 = vzero()
-        xrow = img * img_src + gi * gstride + q0
-        wrow = (gi * nb + b) * n_ent * 4
-        for e in range(n_ent):
-            i = xrow + ents[e]
-            x0 = vload(src, i)
-            x1 = vload(src, i + 16)
-            x2 = vload(src, i + 32)
-            x3 = vload(src, i + 48)
-            k = wrow + e * 4
-            w = vbroadcast(wp[k])
-            a00 = vfma(w, x0, a00)
-            a01 = vfma(w, x1, a01)
-            a02 = vfma(w, x2, a02)
-            a03 = vfma(w, x3, a03)
-            w = vbroadcast(wp[k + 1])
-            a10 = vfma(w, x0, a10)
-            a11 = vfma(w, x1, a11)
-            a12 = vfma(w, x2, a12)
-            a13 = vfma(w, x3, a13)
-            w = vbroadcast(wp[k + 2])
-            a20 = vfma(w, x0, a20)
-            a21 = vfma(w, x1, a21)
-            a22 = vfma(w, x2, a22)
-            a23 = vfma(w, x3, a23)
-            w = vbroadcast(wp[k + 3])
-            a30 = vfma(w, x0, a30)
-            a31 = vfma(w, x1, a31)
-            a32 = vfma(w, x2, a32)
-            a33 = vfma(w, x3, a33)
-        o = b * 4
-        oc = gi * co + o
-        yb = img * img_y
-        if o < co:
-            _store(y, yb + oc * plane, a00, plan, ptr, qb * 4 + 0)
-            _store(y, yb + oc * plane, a01, plan, ptr, qb * 4 + 1)
-            _store(y, yb + oc * plane, a02, plan, ptr, qb * 4 + 2)
-            _store(y, yb + oc * plane, a03, plan, ptr, qb * 4 + 3)
-        if o + 1 < co:
-            _store(y, yb + (oc + 1) * plane, a10, plan, ptr, qb * 4 + 0)
-            _store(y, yb + (oc + 1) * plane, a11, plan, ptr, qb * 4 + 1)
-            _store(y, yb + (oc + 1) * plane, a12, plan, ptr, qb * 4 + 2)
-            _store(y, yb + (oc + 1) * plane, a13, plan, ptr, qb * 4 + 3)
-        if o + 2 < co:
-            _store(y, yb + (oc + 2) * plane, a20, plan, ptr, qb * 4 + 0)
-            _store(y, yb + (oc + 2) * plane, a21, plan, ptr, qb * 4 + 1)
-            _store(y, yb + (oc + 2) * plane, a22, plan, ptr, qb * 4 + 2)
-            _store(y, yb + (oc + 2) * plane, a23, plan, ptr, qb * 4 + 3)
-        if o + 3 < co:
-            _store(y, yb + (oc + 3) * plane, a30, plan, ptr, qb * 4 + 0)
-            _store(y, yb + (oc + 3) * plane, a31, plan, ptr, qb * 4 + 1)
-            _store(y, yb + (oc + 3) * plane, a32, plan, ptr, qb * 4 + 2)
-            _store(y, yb + (oc + 3) * plane, a33, plan, ptr, qb * 4 + 3)
+    nb = -(-co // BLOCK_OC)
+    jobs = n_img * groups * nb * -(-q_len // BLOCK_Q)
+    args = (src, gstride, wp, _ro(ents), groups, co, q_len, _ro(plan), _ro(ptr), plane, y, n_img, img_src, img_y)
+    parallel_for(_conv_wide, jobs, *args, work=jobs * ents.shape[0] * BLOCK_OC * BLOCK_Q)
 
 
-@njit(parallel=True, fastmath=True, cache=True)
-def weight_grad_wide(src, gstride, dyw, ld, ents3, groups, nb, q_len, parts, acc):
-    """Per-lane partial sums of dw[g, o, e] = sum_i dyw[g*5nb + o, i] * src[g*gstride + ents3[e] + i].
+def _ro(a: np.ndarray) -> np.ndarray:
+    """A read-only view: every caller passes the tables read-only, so the kernel has one
+    signature (numba compiles one per combination of writable and read-only arrays)."""
+    if a.flags.writeable:
+        a = a.view()
+        a.flags.writeable = False
+    return a
 
-    A block is 5 output channels x 3 entries (15 vector sums).  dyw: flat (groups * nb * 5
-    rows of ``ld``), zero wherever i is not an output; ents3: the entries (see
-    :func:`conv_wide`) padded to a multiple of 3 (extra ones read offset 0 and are
-    dropped); acc: (parts, groups, nb, ntb, 5, 3, 16) float32, zeroed.  Part ``p`` sums its
-    own range of positions, in chunks of DW_CHUNK so that a chunk's sources stay in cache
-    while every block passes over them."""
+
+@njit(**KERNEL, fastmath=True)
+def _weight_grad_wide(j0, j1, src, gstride, dyw, ld, ents3, groups, nb, q_len, parts, acc, sums):
+    """Parts ``j0 .. j1`` of :func:`weight_grad_wide`."""
     ntb = ents3.shape[0] // 3
     span = ((q_len + parts - 1) // parts + 15) // 16 * 16
-    for p in prange(parts):
+    for p in range(j0, j1):
         q_lo = p * span
         q_hi = min(q_len, q_lo + span)
         for c0 in range(q_lo, q_hi, DW_CHUNK):
@@ -228,6 +214,39 @@ def weight_grad_wide(src, gstride, dyw, ld, ents3, groups, nb, q_len, parts, acc
                 vstore(acc, base + 192, a40)
                 vstore(acc, base + 208, a41)
                 vstore(acc, base + 224, a42)
+        n_sums = groups * nb * ntb * 15  # the part's per-lane sums, summed over the lanes
+        for i in range(p * n_sums, (p + 1) * n_sums):
+            total = np.float32(0.0)
+            for lane in range(16):
+                total += acc[i * 16 + lane]
+            sums[i] = total
+
+
+def weight_grad_wide(
+    src: np.ndarray,
+    gstride: int,
+    dyw: np.ndarray,
+    ld: int,
+    ents3: np.ndarray,
+    groups: int,
+    nb: int,
+    q_len: int,
+    parts: int,
+    acc: np.ndarray,
+    sums: np.ndarray,
+) -> None:
+    """Partial sums of dw[g, o, e] = sum_i dyw[g*5nb + o, i] * src[g*gstride + ents3[e] + i].
+
+    A block is 5 output channels x 3 entries (15 vector sums).  dyw: flat (groups * nb * 5
+    rows of ``ld``), zero wherever i is not an output; ents3: the entries (see
+    :func:`conv_wide`) padded to a multiple of 3 (extra ones read offset 0 and are
+    dropped); acc: (parts, groups, nb, ntb, 5, 3, 16) float32, zeroed: per-lane sums.  Part
+    ``p`` sums its own range of positions, in chunks of DW_CHUNK so that a chunk's sources
+    stay in cache while every block passes over them, then its lanes into sums[p] (sums:
+    like acc without the lanes; the caller adds the parts)."""
+    work = q_len * ents3.shape[0] * nb * DW_OC
+    args = (src, gstride, dyw, ld, ents3, groups, nb, q_len, parts, acc, sums)
+    parallel_for(_weight_grad_wide, parts, *args, work=work)
 
 
 @njit(inline="always")
@@ -246,10 +265,11 @@ def _copy_row(a, start, d2, l2, q2, buf, row):
         buf[row + w] = 0.0
 
 
-@njit(inline="always")
+@njit(**KERNEL)
 def _pad_plane(a, src, d0, d1, d2, l0, l1, l2, q0, q1, q2, buf, dst, length):
     """buf[dst : dst + length] = the plane of ``a`` at ``src`` (d0 x d1 x d2), zero-padded
-    to q0 x q1 x q2 with (l0, l1, l2) zeros before, then zeros to ``length``."""
+    to q0 x q1 x q2 with (l0, l1, l2) zeros before, then zeros to ``length``.  A function
+    of its own (called once per plane), compiled once for the kernels that call it."""
     for z in range(q0):
         u = z - l0
         for h in range(q1):
@@ -264,25 +284,17 @@ def _pad_plane(a, src, d0, d1, d2, l0, l1, l2, q0, q1, q2, buf, dst, length):
         buf[i] = 0.0
 
 
-@njit(parallel=True, fastmath=True, cache=True)
-def depthwise_planes(x, shape, lo, q, w, offs, ratio, plan, ptr, out_plane, y):
-    """Depthwise stencil, one (image, output channel) plane per job:
-    y[n, o, *out] = sum_{j, t} w[o, j, t] * xp[n, (o // ratio) * J + j][i + off[t]], J = w.shape[1],
-    xp the input zero-padded (``lo`` before) to the plane ``q``, built per job in a small
-    buffer that stays in cache - no padded copy of the batch.  The forward pass has J = 1
-    and ratio = the channel multiplier; the input gradient J = multiplier, ratio = 1.
-    One output channel x 64 positions per register block.  x: flat (N, C, *in) of the
-    5-entry ``shape``; y: flat (N, C_out, *out)."""
-    n_img, n_ch, d0, d1, d2 = shape[0], shape[1], shape[2], shape[3], shape[4]
+@njit(**KERNEL, fastmath=True)
+def _depthwise_planes(j0, j1, x, shape, lo, q, w, offs, ratio, plan, ptr, out_plane, y, buf):
+    """Jobs (planes) ``j0 .. j1`` of :func:`depthwise_planes`; buf: room for J padded planes."""
+    n_ch, d0, d1, d2 = shape[1], shape[2], shape[3], shape[4]
     q0, q1, q2 = q[0], q[1], q[2]
     c_out, n_in, taps = w.shape[0], w.shape[1], offs.shape[0]
-    plane = q0 * q1 * q2
-    nq = (plane + BLOCK_Q - 1) // BLOCK_Q
-    length = (nq * BLOCK_Q + offs[taps - 1] + 15) // 16 * 16  # the blocks' reach, in whole vectors
-    for job in prange(n_img * c_out):
+    nq = (q0 * q1 * q2 + BLOCK_Q - 1) // BLOCK_Q
+    length = buf.shape[0] // n_in
+    for job in range(j0, j1):
         n = job // c_out
         o = job % c_out
-        buf = np.empty(n_in * length, dtype=np.float32)
         for j in range(n_in):
             c = (o // ratio) * n_in + j
             _pad_plane(
@@ -290,46 +302,68 @@ def depthwise_planes(x, shape, lo, q, w, offs, ratio, plan, ptr, out_plane, y):
             )
         yb = (n * c_out + o) * out_plane
         for qb in range(nq):
-            a0 = a1 = a2 = a3 = vzero()
+            a = wzero()
             for j in range(n_in):
                 base = j * length + qb * BLOCK_Q
                 for t in range(taps):
-                    i = base + offs[t]
-                    wv = vbroadcast(w[o, j, t])
-                    a0 = vfma(wv, vload(buf, i), a0)
-                    a1 = vfma(wv, vload(buf, i + 16), a1)
-                    a2 = vfma(wv, vload(buf, i + 32), a2)
-                    a3 = vfma(wv, vload(buf, i + 48), a3)
-            _store(y, yb, a0, plan, ptr, qb * 4 + 0)
-            _store(y, yb, a1, plan, ptr, qb * 4 + 1)
-            _store(y, yb, a2, plan, ptr, qb * 4 + 2)
-            _store(y, yb, a3, plan, ptr, qb * 4 + 3)
+                    a = vfma(wbroadcast(w[o, j, t]), wload(buf, base + offs[t]), a)
+            for vi in range(BLOCK_Q // 16):
+                _store(y, yb, vpart(a, vi), plan, ptr, qb * 4 + vi)
 
 
-@njit(parallel=True, fastmath=True, cache=True)
-def depthwise_planes_grad(x, shape, lo, q, dy, out3, offs3, ratio, acc):
-    """Per-lane partial sums of dw[o, t] = sum_{n, i} dy[n, o, i] * xp[n, o // ratio][i + off[t]]
-    (xp as in :func:`depthwise_planes`): one output channel per job, image by image, three
-    taps per pass over a plane held in cache.  dy: flat (N, C_out, *out3); offs3: offsets
-    padded to a multiple of 3 with 0 (dropped after); acc: (C_out, ntb * 3 * 16), taps by
-    lanes."""
+def depthwise_planes(
+    x: np.ndarray,
+    shape: np.ndarray,
+    lo: np.ndarray,
+    q: np.ndarray,
+    w: np.ndarray,
+    offs: np.ndarray,
+    ratio: int,
+    plan: np.ndarray,
+    ptr: np.ndarray,
+    out_plane: int,
+    y: np.ndarray,
+) -> None:
+    """Depthwise stencil, one (image, output channel) plane per job:
+    y[n, o, *out] = sum_{j, t} w[o, j, t] * xp[n, (o // ratio) * J + j][i + off[t]], J = w.shape[1],
+    xp the input zero-padded (``lo`` before) to the plane ``q``, built per job in a small
+    buffer that stays in cache - no padded copy of the batch.  The forward pass has J = 1
+    and ratio = the channel multiplier; the input gradient J = multiplier, ratio = 1.
+    One output channel x 64 positions per register block.  x: flat (N, C, *in) of the
+    5-entry ``shape``; y: flat (N, C_out, *out)."""
+    c_out, n_in, taps = w.shape
+    plane = int(q[0] * q[1] * q[2])
+    nq = -(-plane // BLOCK_Q)
+    length = -(-(nq * BLOCK_Q + int(offs[-1])) // 16) * 16  # the blocks' reach, in whole vectors
+    jobs = int(shape[0]) * c_out
+
+    def run(j0: int, j1: int) -> None:  # each thread its own plane buffer
+        buf = np.empty(n_in * length, dtype=np.float32)
+        _depthwise_planes(j0, j1, x, shape, lo, q, w, offs, ratio, _ro(plan), _ro(ptr), out_plane, y, buf)
+
+    parallel_for(run, jobs, work=jobs * nq * BLOCK_Q * n_in * taps)
+
+
+@njit(**KERNEL, fastmath=True)
+def _depthwise_planes_grad(j0, j1, x, shape, lo, q, dy, out3, offs3, ratio, acc, xb, db):
+    """Output channels ``j0 .. j1`` of :func:`depthwise_planes_grad`; xb, db: room for
+    one padded plane each."""
     n_img, n_ch, d0, d1, d2 = shape[0], shape[1], shape[2], shape[3], shape[4]
     q0, q1, q2 = q[0], q[1], q[2]
     c_out, ntb = acc.shape[0], offs3.shape[0] // 3
-    plane = q0 * q1 * q2
     out_plane = out3[0] * out3[1] * out3[2]
-    nv = (plane + 15) // 16 * 16
-    length = (nv + offs3.max() + 16 + 15) // 16 * 16
-    for o in prange(c_out):
-        xb = np.empty(length, dtype=np.float32)
-        db = np.empty(length, dtype=np.float32)
-        sums = np.zeros(ntb * 3 * 16, dtype=np.float32)
+    nv = (q0 * q1 * q2 + 15) // 16 * 16
+    length = xb.shape[0]
+    zero = np.int64(0)  # not the literal 0: _pad_plane then has one signature for all its calls
+    for o in range(j0, j1):
+        sums = acc[o]
+        sums[:] = 0.0
         c = o // ratio
         for n in range(n_img):
-            _pad_plane(x, (n * n_ch + c) * d0 * d1 * d2, d0, d1, d2, lo[0], lo[1], lo[2], q0, q1, q2, xb, 0, length)
+            _pad_plane(x, (n * n_ch + c) * d0 * d1 * d2, d0, d1, d2, lo[0], lo[1], lo[2], q0, q1, q2, xb, zero, length)
             # dy at the plane's output positions (top-left), zero elsewhere
             src = (n * c_out + o) * out_plane
-            _pad_plane(dy, src, out3[0], out3[1], out3[2], 0, 0, 0, q0, q1, q2, db, 0, length)
+            _pad_plane(dy, src, out3[0], out3[1], out3[2], zero, zero, zero, q0, q1, q2, db, zero, length)
             for tb in range(ntb):
                 a0 = vload(sums, tb * 48)
                 a1 = vload(sums, tb * 48 + 16)
@@ -343,35 +377,67 @@ def depthwise_planes_grad(x, shape, lo, q, dy, out3, offs3, ratio, acc):
                 vstore(sums, tb * 48, a0)
                 vstore(sums, tb * 48 + 16, a1)
                 vstore(sums, tb * 48 + 32, a2)
-        acc[o, :] = sums
 
 
-@njit(parallel=True, fastmath=True, cache=True)
-def lane_sum(acc, out):
-    """out[i] = sum over parts p and lanes l of acc[p, i, l] (NumPy's sum over these two
-    axes took 0.5 ms for the LeNet-size weight gradient, longer than the kernel's half)."""
-    for i in prange(acc.shape[1]):
-        total = np.float32(0.0)
-        for p in range(acc.shape[0]):
-            for lane in range(acc.shape[2]):
-                total += acc[p, i, lane]
-        out[i] = total
+def depthwise_planes_grad(
+    x: np.ndarray,
+    shape: np.ndarray,
+    lo: np.ndarray,
+    q: np.ndarray,
+    dy: np.ndarray,
+    out3: np.ndarray,
+    offs3: np.ndarray,
+    ratio: int,
+    acc: np.ndarray,
+) -> None:
+    """Per-lane partial sums of dw[o, t] = sum_{n, i} dy[n, o, i] * xp[n, o // ratio][i + off[t]]
+    (xp as in :func:`depthwise_planes`): one output channel per job, image by image, three
+    taps per pass over a plane held in cache.  dy: flat (N, C_out, *out3); offs3: offsets
+    padded to a multiple of 3 with 0 (dropped after); acc: (C_out, ntb * 3 * 16), taps by
+    lanes."""
+    nv = -(-int(q[0] * q[1] * q[2]) // 16) * 16
+    length = -(-(nv + int(offs3.max()) + 16) // 16) * 16
+    c_out = acc.shape[0]
+
+    def run(j0: int, j1: int) -> None:  # each thread its own plane buffers
+        xb = np.empty(length, dtype=np.float32)
+        db = np.empty(length, dtype=np.float32)
+        _depthwise_planes_grad(j0, j1, x, shape, lo, q, dy, out3, offs3, ratio, acc, xb, db)
+
+    parallel_for(run, c_out, work=int(shape[0]) * c_out * nv * offs3.shape[0])
 
 
-@njit(parallel=True, cache=True)
-def to_wide(a, shape, lo, q, st, rows, length, buf):
-    """buf[rows[c] + ph, n*P : (n+1)*P] = phase ``ph`` of channel c of image n, zero-padded
-    (``lo`` zeros before each dimension): the padded plane's elements at coordinates
-    ``r + st*m`` for the phase's remainders ``r``, laid out as a ``q`` plane.  With stride
-    1 there is one phase, the padded plane itself.  a: flat (N, C, D, H, W) of ``shape``;
-    buf: flat (R rows of ``length``).  Rows move as slices (memcpy / memset), short ones
-    as 16-lane vectors: a slice costs ~10 ns of set-up."""
+@njit(**KERNEL)
+def _to_wide(j0, j1, a, shape, lo, q, rows, length, buf):
+    """Jobs (a channel of an image) ``j0 .. j1`` of :func:`to_wide` with stride 1."""
+    n_img, n_ch, d0, d1, d2 = shape[0], shape[1], shape[2], shape[3], shape[4]
+    q0, q1, q2 = q[0], q[1], q[2]
+    l2 = lo[2]
+    for job in range(j0, j1):
+        n = job % n_img
+        c = job // n_img
+        base = rows[c] * length + n * q0 * q1 * q2
+        src = (n * n_ch + c) * d0 * d1 * d2
+        for z in range(q0):
+            u = z - lo[0]
+            for h in range(q1):
+                v = h - lo[1]
+                row = base + (z * q1 + h) * q2
+                if 0 <= u < d0 and 0 <= v < d1:
+                    _copy_row(a, src + (u * d1 + v) * d2, d2, l2, q2, buf, row)
+                else:
+                    for w in range(q2):
+                        buf[row + w] = 0.0
+
+
+@njit(**KERNEL)
+def _to_wide_phases(j0, j1, a, shape, lo, q, st, rows, length, buf):
+    """Jobs (a stride phase of a channel of an image) ``j0 .. j1`` of :func:`to_wide`."""
     n_img, n_ch, d0, d1, d2 = shape[0], shape[1], shape[2], shape[3], shape[4]
     q0, q1, q2 = q[0], q[1], q[2]
     s0, s1, s2 = st[0], st[1], st[2]
     n_ph = s0 * s1 * s2
-    plane = q0 * q1 * q2
-    for job in prange(n_ch * n_img * n_ph):
+    for job in range(j0, j1):
         ph = job % n_ph
         rest = job // n_ph
         n = rest % n_img
@@ -379,10 +445,10 @@ def to_wide(a, shape, lo, q, st, rows, length, buf):
         r2 = ph % s2
         r1 = ph // s2 % s1
         r0 = ph // (s1 * s2)
-        base = (rows[c] + ph) * length + n * plane
+        base = (rows[c] + ph) * length + n * q0 * q1 * q2
         src = (n * n_ch + c) * d0 * d1 * d2
-        # strided rows: columns w*s2 + r2 - lo2 inside the row are w in [w_lo, w_hi) (found
-        # once per job: two floor divisions per row cost more than a short row's copy)
+        # columns w*s2 + r2 - lo2 inside the row are w in [w_lo, w_hi) (found once per
+        # job: two floor divisions per row cost more than a short row's copy)
         off = r2 - lo[2]
         w_lo, w_hi = _span(q2, s2, off, d2)
         for z in range(q0):
@@ -392,44 +458,53 @@ def to_wide(a, shape, lo, q, st, rows, length, buf):
                 row = base + (z * q1 + h) * q2
                 if 0 <= u < d0 and 0 <= v < d1:
                     start = src + (u * d1 + v) * d2
-                    if s2 == 1 and d2 >= SHORT_ROW:  # memcpy / memset
-                        l2 = lo[2]
-                        buf[row : row + l2] = 0.0
-                        buf[row + l2 : row + l2 + d2] = a[start : start + d2]
-                        buf[row + l2 + d2 : row + q2] = 0.0
-                    elif s2 == 1:  # a short row: vectors
-                        _copy_row(a, start, d2, lo[2], q2, buf, row)
-                    else:  # every s2-th element from r2 - lo2 on
-                        for w in range(w_lo):  # loops, not slices: a slice costs ~10 ns here
-                            buf[row + w] = 0.0
-                        if s2 == 2:  # every other element: vectors, shuffled
-                            for w in range(w_lo, w_hi, 16):
-                                m = min(16, w_hi - w)
-                                vstore_lanes(buf, row + w, vload_even(a, start + 2 * w + off, m), 0, m)
-                        else:
-                            for w in range(w_lo, w_hi):
-                                buf[row + w] = a[start + w * s2 + off]
-                        for w in range(w_hi, q2):
-                            buf[row + w] = 0.0
+                    for w in range(w_lo):
+                        buf[row + w] = 0.0
+                    if s2 == 2:  # every other element: vectors, shuffled
+                        for w in range(w_lo, w_hi, 16):
+                            m = min(16, w_hi - w)
+                            vstore_lanes(buf, row + w, vload_even(a, start + 2 * w + off, m), 0, m)
+                    else:
+                        for w in range(w_lo, w_hi):
+                            buf[row + w] = a[start + w * s2 + off]
+                    for w in range(w_hi, q2):
+                        buf[row + w] = 0.0
                 else:
-                    buf[row : row + q2] = 0.0
+                    for w in range(q2):
+                        buf[row + w] = 0.0
 
 
-@njit(parallel=True, cache=True)
-def from_phases(ys, st, lo, dx):
-    """The inverse of the phase split: dx[p, u, v, w] = phase (U%s0, V%s1, W%s2) of
-    ys at (U//s0, V//s1, W//s2), where (U, V, W) = (u, v, w) + lo.  ys: (S, P, q0, q1, q2),
-    dx: (P, D, H, W).  Row by row and phase by phase, divisions hoisted out of the rows."""
+def to_wide(
+    a: np.ndarray,
+    shape: np.ndarray,
+    lo: np.ndarray,
+    q: np.ndarray,
+    st: np.ndarray,
+    rows: np.ndarray,
+    length: int,
+    buf: np.ndarray,
+) -> None:
+    """buf[rows[c] + ph, n*P : (n+1)*P] = phase ``ph`` of channel c of image n, zero-padded
+    (``lo`` zeros before each dimension): the padded plane's elements at coordinates
+    ``r + st*m`` for the phase's remainders ``r``, laid out as a ``q`` plane.  With stride
+    1 there is one phase, the padded plane itself.  a: flat (N, C, D, H, W) of ``shape``;
+    buf: flat (R rows of ``length``).  Rows are copied as 16-lane vectors (stride 2: every
+    other element, shuffled), the last one masked.  Strided layouts have a kernel of
+    their own, compiled only when a strided convolution runs."""
+    jobs = int(shape[0] * shape[1])
+    work = jobs * int(q[0] * q[1] * q[2])
+    if (st == 1).all():
+        parallel_for(_to_wide, jobs, a, shape, lo, q, rows, length, buf, work=work)
+    else:
+        phases = int(st[0] * st[1] * st[2])
+        parallel_for(_to_wide_phases, jobs * phases, a, shape, lo, q, st, rows, length, buf, work=work * phases)
+
+
+@njit(**KERNEL)
+def _from_phases(j0, j1, ys, st, lo, first, at, count, dx):
+    """Planes ``j0 .. j1`` of :func:`from_phases`."""
     s0, s1, s2 = st[0], st[1], st[2]
-    n2 = dx.shape[3]
-    for p in prange(dx.shape[0]):
-        first = np.empty(s2, dtype=np.int64)  # per last-dim phase: first column, its index
-        at = np.empty(s2, dtype=np.int64)
-        count = np.empty(s2, dtype=np.int64)
-        for r2 in range(s2):
-            first[r2] = (r2 - lo[2]) % s2
-            at[r2] = (first[r2] + lo[2]) // s2
-            count[r2] = (n2 - first[r2] + s2 - 1) // s2
+    for p in range(j0, j1):
         for u in range(dx.shape[1]):
             uu = u + lo[0]
             ph0, m0 = uu % s0 * s1, uu // s0
@@ -442,6 +517,20 @@ def from_phases(ys, st, lo, dx):
                     w0, m = first[r2], at[r2]
                     for k in range(count[r2]):
                         dx[p, u, v, w0 + k * s2] = src[m + k]
+
+
+def from_phases(ys: np.ndarray, st: np.ndarray, lo: np.ndarray, dx: np.ndarray) -> None:
+    """The inverse of the phase split: dx[p, u, v, w] = phase (U%s0, V%s1, W%s2) of
+    ys at (U//s0, V//s1, W//s2), where (U, V, W) = (u, v, w) + lo.  ys: (S, P, q0, q1, q2),
+    dx: (P, D, H, W).  Row by row and phase by phase, divisions hoisted out of the rows:
+    per last-dim phase r2, its first column, that column's index in the phase, and its
+    number of columns."""
+    s2, n2 = int(st[2]), dx.shape[3]
+    r2 = np.arange(s2, dtype=np.int64)
+    first = (r2 - lo[2]) % s2
+    at = (first + lo[2]) // s2
+    count = (n2 - first + s2 - 1) // s2
+    parallel_for(_from_phases, dx.shape[0], ys, st, lo, first, at, count, dx, work=dx.size)
 
 
 # --- drivers -------------------------------------------------------------------------
@@ -740,11 +829,10 @@ def weight_grad(
     ents3[:n_ent] = ents
     acc = np.zeros((parts, groups, nb, ntb, DW_OC, DW_TAPS, 16), dtype=np.float32)
     gstride = cg * src.phases * src.length
-    weight_grad_wide(
-        src.buf.ravel(), gstride, dyw.buf.ravel(), dyw.length, ents3, groups, nb, src.q_len, parts, acc.ravel()
-    )
-    summed = np.empty(acc.shape[1:-1], dtype=np.float32)
-    lane_sum(acc.reshape(parts, -1, 16), summed.ravel())
+    sums = np.empty(acc.shape[:-1], dtype=np.float32)
+    args = (src.buf.ravel(), gstride, dyw.buf.ravel(), dyw.length, ents3, groups, nb, src.q_len, parts)
+    weight_grad_wide(*args, acc.ravel(), sums.ravel())
+    summed = sums.sum(axis=0) if parts > 1 else sums[0]
     # (groups, nb, ntb, oc, 3) -> (groups, co, E)
     dw = summed.transpose(0, 1, 3, 2, 4)
     dw = dw.reshape(groups, nb * DW_OC, ntb * DW_TAPS)[:, :co, :n_ent]

@@ -25,12 +25,15 @@ Winners are stored as the entry index ``c * K + t`` within the group (int32).
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from llvmlite import ir
-from numba import njit, prange, types
+from numba import njit, types
 from numba.extending import intrinsic
 
 from ._simd import _VEC, f32x16, vbroadcast, vload
+from ._threads import KERNEL, parallel_for
 
 BLOCK = 16  # positions per block: one f32x16 vector
 RUN = 256  # positions per job of forward_runs
@@ -79,21 +82,14 @@ def vget(typingctx, v, i):
 assert _VEC.count == BLOCK
 
 
-@njit(parallel=True, cache=True)
-def to_wide(x, lo, q, st, fill, sign, length, src, bad):
-    """The layout: row ``c * S + ph`` (S = prod(st) stride phases) holds, for each image n
-    at ``[n * Q, (n + 1) * Q)`` (Q = prod(q)), phase ``ph`` of the padded plane of channel
-    c times ``sign``: the elements at padded coordinates ``r + st * m`` for the phase's
-    remainders r, a ``q`` plane, with ``fill`` around the input (``lo`` before it in
-    each of the 3 dims); 0 past the planes.  With stride 1
-    there is one phase, the padded plane itself.  x: (N, C, D, H, W); bad[(c * N + n) * S
-    + ph] becomes NaN if those elements hold inf or NaN."""
+@njit(**KERNEL)
+def _to_wide(j0, j1, x, lo, q, st, fill, sign, length, src, bad):
     n_img, n_ch, d0, d1, d2 = x.shape
     q0, q1, q2 = q[0], q[1], q[2]
     s0, s1, s2 = st[0], st[1], st[2]
     n_ph = s0 * s1 * s2
     plane = q0 * q1 * q2
-    for job in prange(n_ch * n_img * n_ph):
+    for job in range(j0, j1):
         ph = job % n_ph
         n = job // n_ph % n_img
         c = job // (n_ph * n_img)
@@ -127,6 +123,28 @@ def to_wide(x, lo, q, st, fill, sign, length, src, bad):
                 src[(c * n_ph + ph) * length + i] = 0.0
 
 
+def to_wide(
+    x: np.ndarray,
+    lo: np.ndarray,
+    q: np.ndarray,
+    st: np.ndarray,
+    fill: Any,
+    sign: float,
+    length: int,
+    src: np.ndarray,
+    bad: np.ndarray,
+) -> None:
+    """The layout: row ``c * S + ph`` (S = prod(st) stride phases) holds, for each image n
+    at ``[n * Q, (n + 1) * Q)`` (Q = prod(q)), phase ``ph`` of the padded plane of channel
+    c times ``sign``: the elements at padded coordinates ``r + st * m`` for the phase's
+    remainders r, a ``q`` plane, with ``fill`` around the input (``lo`` before it in
+    each of the 3 dims); 0 past the planes.  With stride 1
+    there is one phase, the padded plane itself.  x: (N, C, D, H, W); bad[(c * N + n) * S
+    + ph] becomes NaN if those elements hold inf or NaN."""
+    jobs = x.shape[0] * x.shape[1] * int(st[0] * st[1] * st[2])
+    parallel_for(_to_wide, jobs, x, lo, q, st, fill, sign, length, src, bad, work=src.size)
+
+
 @njit(inline="always")
 def _emit(best, win, o, co, gi, q0, q_len, ymap, out_plane, src, gbase, ents, wp, wrow, taps, sign, bias, y, wout):
     """Store the outputs of one block row: for each lane that is an output, its value
@@ -155,21 +173,15 @@ def _emit(best, win, o, co, gi, q0, q_len, ymap, out_plane, src, gbase, ents, wp
     return low
 
 
-@njit(parallel=True, cache=True)
-def forward_wide(src, gstride, wp, ents, taps, groups, co, q_len, ymap, out_plane, sign, bias, y, wout, flags):
-    """Max-plus forward on a :func:`to_wide` layout.
-
-    Entry ``e = c * taps + t`` reads ``src[g * gstride + ents[e] + q]`` for wide position
-    ``q``; wp: flat (groups, ceil(co/4), E, 4) packed weights; ymap[q]: the y index of
-    position q's output in channel 0 (-1: not an output); y, wout: flat (N, C_out, P).
-    flags[job] = 1 where some output came out -inf."""
+@njit(**KERNEL)
+def _forward_wide(j0, j1, src, gstride, wp, ents, taps, groups, co, q_len, ymap, out_plane, sign, bias, y, wout, flags):
     nb = (co + 3) // 4
     n_ent = ents.shape[0]
     cg = n_ent // taps
     nq = (q_len + BLOCK - 1) // BLOCK
     neg = vbroadcast(np.float32(-np.inf))
     zero = vbroadcast(np.float32(0.0))
-    for job in prange(groups * nq * nb):
+    for job in range(j0, j1):
         b = job % nb  # output-channel blocks fastest: they share the source block in cache
         rest = job // nb
         qb = rest % nq
@@ -209,24 +221,67 @@ def forward_wide(src, gstride, wp, ents, taps, groups, co, q_len, ymap, out_plan
         flags[job] = low
 
 
-@njit(parallel=True, cache=True)
-def forward_runs(src, gstride, w, ents, taps, groups, co, q_len, ymap, out_plane, sign, bias, y, wout, flags):
-    """:func:`forward_wide` for any dtype, without explicit vectors: one output channel
-    and RUN positions per job, the per-channel maxima in a small array that the compiler
-    vectorises over (a load, an add, a max and a store per entry).  w: (C_out, E) signed."""
+def forward_wide(
+    src: np.ndarray,
+    gstride: int,
+    wp: np.ndarray,
+    ents: np.ndarray,
+    taps: int,
+    groups: int,
+    co: int,
+    q_len: int,
+    ymap: np.ndarray,
+    out_plane: int,
+    sign: float,
+    bias: np.ndarray,
+    y: np.ndarray,
+    wout: np.ndarray,
+    flags: np.ndarray,
+) -> None:
+    """Max-plus forward on a :func:`to_wide` layout.
+
+    Entry ``e = c * taps + t`` reads ``src[g * gstride + ents[e] + q]`` for wide position
+    ``q``; wp: flat (groups, ceil(co/4), E, 4) packed weights; ymap[q]: the y index of
+    position q's output in channel 0 (-1: not an output); y, wout: flat (N, C_out, P).
+    flags[job] = 1 where some output came out -inf."""
+    args = (src, gstride, wp, ents, taps, groups, co, q_len, ymap, out_plane, sign, bias, y, wout, flags)
+    parallel_for(_forward_wide, flags.shape[0], *args, work=flags.shape[0] * BLOCK * 4 * ents.shape[0])
+
+
+@njit(**KERNEL)
+def _forward_runs(
+    j0,
+    j1,
+    src,
+    gstride,
+    w,
+    ents,
+    taps,
+    groups,
+    co,
+    q_len,
+    ymap,
+    out_plane,
+    sign,
+    bias,
+    y,
+    wout,
+    flags,
+    best,
+    cm,
+    nxt,
+    win,
+):
     n_ent = ents.shape[0]
     cg = n_ent // taps
-    nq = (q_len + RUN - 1) // RUN
-    for job in prange(groups * co * nq):
+    for job in range(j0, j1):
         oc = job % (groups * co)  # channels fastest: they share the source run in cache
         qb = job // (groups * co)
         gbase = oc // co * gstride
         q0 = qb * RUN
         m = min(RUN, q_len - q0)
-        best = np.full(RUN, -np.inf, dtype=y.dtype)
-        cm = np.empty(RUN, dtype=y.dtype)
-        nxt = np.empty(RUN, dtype=y.dtype)
-        win = np.zeros(RUN, dtype=np.int64)
+        best[:] = -np.inf
+        win[:] = 0
         for c in range(cg):
             cm[:] = -np.inf
             for t in range(taps):
@@ -260,18 +315,44 @@ def forward_runs(src, gstride, w, ents, taps, groups, co, q_len, ymap, out_plane
         flags[job] = low
 
 
-@njit(parallel=True, cache=True)
-def route(win, dy, groups, cg, tap3, s3, d3, lo3, want_dx, dx, dw, db):
-    """Backward: each output's gradient to its winning entry's weight (dw: (parts, C_out,
-    E) float64, zeroed), its bias (db: (parts, C_out)) and, if ``want_dx``, its input
-    element (dx: (N, C, n0, n1, n2), zeroed; input coordinate ``p*s + tap*d - lo``,
-    dropped outside dx: a zero of 'zeros' padding).  tap3: (3, K) tap coordinates."""
+def forward_runs(
+    src: np.ndarray,
+    gstride: int,
+    w: np.ndarray,
+    ents: np.ndarray,
+    taps: int,
+    groups: int,
+    co: int,
+    q_len: int,
+    ymap: np.ndarray,
+    out_plane: int,
+    sign: float,
+    bias: np.ndarray,
+    y: np.ndarray,
+    wout: np.ndarray,
+    flags: np.ndarray,
+) -> None:
+    """:func:`forward_wide` for any dtype, without explicit vectors: one output channel
+    and RUN positions per job, the per-channel maxima in a small array that the compiler
+    vectorises over (a load, an add, a max and a store per entry).  w: (C_out, E) signed."""
+    args = (src, gstride, w, ents, taps, groups, co, q_len, ymap, out_plane, sign, bias, y, wout, flags)
+
+    def run(j0: int, j1: int) -> None:  # each thread its own run buffers
+        best, cm, nxt = (np.empty(RUN, dtype=y.dtype) for _ in range(3))
+        win = np.empty(RUN, dtype=np.int64)
+        _forward_runs(j0, j1, *args, best, cm, nxt, win)
+
+    parallel_for(run, flags.shape[0], work=flags.shape[0] * RUN * ents.shape[0])
+
+
+@njit(**KERNEL)
+def _route(j0, j1, win, dy, groups, cg, tap3, s3, d3, lo3, want_dx, dx, dw, db):
     n_img, c_out, o0, o1, o2 = dy.shape
     n0, n1, n2 = dx.shape[2], dx.shape[3], dx.shape[4]
     kk = tap3.shape[1]
     co = c_out // groups
     parts = dw.shape[0]
-    for part in prange(parts):
+    for part in range(j0, j1):
         for n in range(part * n_img // parts, (part + 1) * n_img // parts):
             for oc in range(c_out):
                 ch0 = oc // co * cg
@@ -289,3 +370,25 @@ def route(win, dy, groups, cg, tap3, s3, d3, lo3, want_dx, dx, dw, db):
                                 z = cc * s3[2] + tap3[2, t] * d3[2] - lo3[2]
                                 if 0 <= u < n0 and 0 <= v < n1 and 0 <= z < n2:
                                     dx[n, ch0 + e // kk, u, v, z] += g
+
+
+def route(
+    win: np.ndarray,
+    dy: np.ndarray,
+    groups: int,
+    cg: int,
+    tap3: np.ndarray,
+    s3: np.ndarray,
+    d3: np.ndarray,
+    lo3: np.ndarray,
+    want_dx: bool,
+    dx: np.ndarray,
+    dw: np.ndarray,
+    db: np.ndarray,
+) -> None:
+    """Backward: each output's gradient to its winning entry's weight (dw: (parts, C_out,
+    E) float64, zeroed), its bias (db: (parts, C_out)) and, if ``want_dx``, its input
+    element (dx: (N, C, n0, n1, n2), zeroed; input coordinate ``p*s + tap*d - lo``,
+    dropped outside dx: a zero of 'zeros' padding).  tap3: (3, K) tap coordinates."""
+    parts = dw.shape[0]
+    parallel_for(_route, parts, win, dy, groups, cg, tap3, s3, d3, lo3, want_dx, dx, dw, db, work=dy.size * 3)

@@ -26,80 +26,97 @@ _VEC = ir.VectorType(_F32, LANES)
 _IVEC = ir.VectorType(_I32, LANES)
 
 
-class F32x16(types.Type):
-    """Sixteen float32 lanes, a value type (lives in registers)."""
+class F32xN(types.Type):
+    """``lanes`` float32 lanes, a value type (lives in registers; LLVM splits a vector
+    wider than the CPU's registers into several)."""
 
-    def __init__(self) -> None:
-        super().__init__(name="f32x16")
+    def __init__(self, lanes: int) -> None:
+        self.lanes = lanes
+        super().__init__(name=f"f32x{lanes}")
 
 
-f32x16 = F32x16()
+f32x16 = F32xN(LANES)
 
 
-@register_model(F32x16)
-class _F32x16Model(models.PrimitiveModel):
+@register_model(F32xN)
+class _F32xNModel(models.PrimitiveModel):
     def __init__(self, dmm, fe_type):
-        super().__init__(dmm, fe_type, _VEC)
+        super().__init__(dmm, fe_type, ir.VectorType(_F32, fe_type.lanes))
 
 
-def _address(context, builder, arrty, arr, idx):
-    """Pointer to element ``idx`` of the flat (1-D, contiguous) array ``arr``."""
+def _address(context, builder, arrty, arr, idx, vec=_VEC):
+    """Pointer (to a ``vec``) at element ``idx`` of the flat (1-D, contiguous) array ``arr``."""
     data = cgutils.create_struct_proxy(arrty)(context, builder, value=arr).data
-    return builder.bitcast(builder.gep(data, [idx]), _VEC.as_pointer())
+    return builder.bitcast(builder.gep(data, [idx]), vec.as_pointer())
 
 
 def _splat(builder, value, vec_type):
     one = builder.insert_element(ir.Constant(vec_type, ir.Undefined), value, ir.Constant(_I32, 0))
-    return builder.shuffle_vector(one, ir.Constant(vec_type, ir.Undefined), ir.Constant(_IVEC, [0] * LANES))
+    mask = ir.Constant(ir.VectorType(_I32, vec_type.count), [0] * vec_type.count)
+    return builder.shuffle_vector(one, ir.Constant(vec_type, ir.Undefined), mask)
 
 
-@intrinsic
-def vzero(typingctx):
-    """All lanes 0."""
+def _ops(ty: F32xN):
+    """zero, load and broadcast for vectors of type ``ty`` (the other operations take
+    any width)."""
+    vec = ir.VectorType(_F32, ty.lanes)
 
-    def codegen(context, builder, sig, args):
-        return ir.Constant(_VEC, [0.0] * LANES)
+    @intrinsic
+    def zero(typingctx):
+        def codegen(context, builder, sig, args):
+            return ir.Constant(vec, [0.0] * ty.lanes)
 
-    return f32x16(), codegen
+        return ty(), codegen
+
+    @intrinsic
+    def load(typingctx, arr, idx):
+        def codegen(context, builder, sig, args):
+            return builder.load(_address(context, builder, arr, args[0], args[1], vec), align=4)
+
+        return ty(arr, idx), codegen
+
+    @intrinsic
+    def broadcast(typingctx, value):
+        def codegen(context, builder, sig, args):
+            return _splat(builder, args[0], vec)
+
+        return ty(types.float32), codegen
+
+    zero.__doc__ = f"All {ty.lanes} lanes 0."
+    load.__doc__ = f"Lanes ``arr[idx : idx + {ty.lanes}]`` of a flat float32 array (unaligned)."
+    broadcast.__doc__ = "One float32 in every lane."
+    return zero, load, broadcast
 
 
-@intrinsic
-def vload(typingctx, arr, idx):
-    """Lanes ``arr[idx : idx + 16]`` of a flat float32 array (unaligned)."""
-
-    def codegen(context, builder, sig, args):
-        return builder.load(_address(context, builder, arr, args[0], args[1]), align=4)
-
-    return f32x16(arr, idx), codegen
-
-
-@intrinsic
-def vbroadcast(typingctx, value):
-    """One float32 in every lane."""
-
-    def codegen(context, builder, sig, args):
-        return _splat(builder, args[0], _VEC)
-
-    return f32x16(types.float32), codegen
+vzero, vload, vbroadcast = _ops(f32x16)
+# a whole row of a register tile in one value: the convolution's 4 x 64 tile is 4 of these
+f32x64 = F32xN(64)
+wzero, wload, wbroadcast = _ops(f32x64)
 
 
 @intrinsic
 def vfma(typingctx, a, b, c):
-    """``a * b + c`` lane by lane, one rounding."""
+    """``a * b + c`` lane by lane, one rounding (vectors of one width)."""
+    if not (isinstance(a, F32xN) and a == b == c):
+        return None
 
     def codegen(context, builder, sig, args):
-        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(_VEC, [_VEC] * 3), "llvm.fma.v16f32")
+        vec = ir.VectorType(_F32, a.lanes)
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vec, [vec] * 3), f"llvm.fma.v{a.lanes}f32")
         return builder.call(fn, args)
 
-    return f32x16(f32x16, f32x16, f32x16), codegen
+    return a(a, a, a), codegen
 
 
 @intrinsic
 def vstore(typingctx, arr, idx, v):
-    """``arr[idx : idx + 16] = v``."""
+    """``arr[idx : idx + lanes] = v``."""
+    if not isinstance(v, F32xN):
+        return None
 
     def codegen(context, builder, sig, args):
-        builder.store(args[2], _address(context, builder, arr, args[0], args[1]), align=4)
+        vec = ir.VectorType(_F32, v.lanes)
+        builder.store(args[2], _address(context, builder, arr, args[0], args[1], vec), align=4)
         return context.get_dummy_value()
 
     return types.none(arr, idx, v), codegen
@@ -164,3 +181,25 @@ def vstore_lanes(typingctx, arr, idx, v, lo, hi):
         return context.get_dummy_value()
 
     return types.none(arr, idx, v, lo, hi), codegen
+
+
+@intrinsic
+def vpart(typingctx, v, i):
+    """Lanes ``16*i .. 16*i + 15`` of a wider vector ``v`` as an f32x16 (``i`` a loop
+    counter the compiler unrolls: the choice folds to one register)."""
+    if not isinstance(v, F32xN) or v.lanes % LANES:
+        return None
+    parts = v.lanes // LANES
+
+    def codegen(context, builder, sig, args):
+        vec, index = args
+        out = None
+        for k in reversed(range(parts)):
+            piece = builder.shuffle_vector(vec, vec, ir.Constant(_IVEC, list(range(k * LANES, (k + 1) * LANES))))
+            if out is None:
+                out = piece
+            else:
+                out = builder.select(builder.icmp_signed("==", index, ir.Constant(index.type, k)), piece, out)
+        return out
+
+    return f32x16(v, i), codegen

@@ -249,15 +249,17 @@ def _fast_forward(xb: np.ndarray, red: Reduction, g: Geometry, mode: str | None)
     n, c = xb.shape[:2]
     x4 = np.ascontiguousarray(xb).reshape((n * c,) + (1,) * (3 - g.nd) + g.in_size)
     tables = _tables(g, mode)
+    t0, t1, t2 = tables
+    k0, k1, k2 = _k3(g.kernel)
     y = np.empty((n * c,) + (1,) * (3 - g.nd) + g.out, dtype=xb.dtype)
     aux: np.ndarray | _Selected | None = None
     if red.name == "sum" and _is_2x2(g):
         _kernels.sum_2x2(x4, y)
     elif red.name == "sum":
-        _kernels.sum_separable(x4, tables[0], tables[1], *_last_dim(g, tables[2]), y)
+        _kernels.sum_separable(x4, t0, t1, *_last_dim(g, t2), y)
     elif red.name == "median":
         aux = np.empty(y.shape, dtype=np.int64)
-        _kernels.median_forward(x4, *tables, y, aux)
+        _kernels.median_forward(x4, t0, t1, t2, y, aux)
     else:  # max / min: the values and each winner's position in its window
         k = _args.prod(g.kernel)
         pos = np.empty(y.shape, dtype=np.int8 if k <= 127 else np.int32)
@@ -265,10 +267,10 @@ def _fast_forward(xb: np.ndarray, red: Reduction, g: Geometry, mode: str | None)
         if _is_2x2(g):  # the usual 2x2 pool
             _kernels.select_2x2(x4, sign, y, pos)
         elif _tiled(g):  # whole-row loops, no index tables
-            _kernels.select_tiled(x4, *_k3(g.kernel), sign, y, pos)
+            _kernels.select_tiled(x4, k0, k1, k2, sign, y, pos)
         else:
-            (_kernels.select_max if sign > 0 else _kernels.select_min)(x4, *tables, y)
-            _kernels.find_selected(x4, *tables, y, pos)
+            (_kernels.select_max if sign > 0 else _kernels.select_min)(x4, t0, t1, t2, y)
+            _kernels.find_selected(x4, t0, t1, t2, y, pos)
         aux = _Selected(pos, tables, x4.shape[1:])
     return y.reshape((n, c) + g.out), aux
 
@@ -347,11 +349,13 @@ def _fast_backward(dy: np.ndarray, ctx: PoolCtx) -> np.ndarray:
     elif isinstance(sel, _Selected) and _is_2x2(g):  # one dense pass: every element written once
         _kernels.route_2x2(sel.pos, dy4, gx)
     elif isinstance(sel, _Selected) and _tiled(g):
-        _kernels.route_tiled(sel.pos, *_k3(g.kernel), dy4, gx)
+        k0, k1, k2 = _k3(g.kernel)
+        _kernels.route_tiled(sel.pos, k0, k1, k2, dy4, gx)
     elif isinstance(sel, _Selected):
         k3 = tuple(t.shape[1] for t in sel.tables)
         ei, ej, em = (np.ascontiguousarray(c.ravel()) for c in np.indices(k3))
-        _kernels.route(sel.pos, *sel.tables, ei, ej, em, dy4, gx)
+        t0, t1, t2 = sel.tables
+        _kernels.route(sel.pos, t0, t1, t2, ei, ej, em, dy4, gx)
     else:  # median: flat indices from the forward pass
         _kernels.select_backward(dy4, _chosen(ctx).reshape(dy4.shape), gx.reshape(n * c, -1))
     return gx.reshape(ctx.work_shape)

@@ -1,0 +1,245 @@
+"""Compiled pooling kernels over index tables (numba): max/min and the winner's
+position, its gradient routing, the median.  Import only when numba is available
+(:mod:`convpool._kernels` re-exports these names).
+
+Every kernel sees 3 spatial dimensions and (P, D, H, W) planes; windows are read
+through one index table per dimension (:func:`convpool._kernels.index_table`).  Each
+kernel is a serial loop over a range of planes, ``_kernel(j0, j1, *args)``, released
+from the GIL; the function of the same name without the underscore runs it over all
+planes on the kernel threads (:func:`convpool._threads.parallel_for`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from ._threads import KERNEL, parallel_for
+
+
+def _work(y: np.ndarray, *tables: np.ndarray) -> int:
+    """Window elements a pass reads: outputs times kernel size."""
+    return y.size * int(np.prod([t.shape[1] for t in tables]))
+
+
+def _select_for(sign: float):
+    """The kernel for max (sign 1) or min (sign -1): each compiled on its first use, the
+    sign a constant of the code (a kernel taking it as an argument keeps both loops)."""
+
+    @njit(**KERNEL)
+    def _select(j0, j1, x, t0, t1, t2, y):
+        """Planes ``j0 .. j1`` of :func:`select_max` (sign 1) / :func:`select_min` (sign -1)."""
+        o0, k0 = t0.shape
+        o1, k1 = t1.shape
+        o2, k2 = t2.shape
+        zero_v = x.dtype.type(0.0)
+        start = x.dtype.type(-np.inf * sign)
+        for p in range(j0, j1):
+            for a in range(o0):
+                for b in range(o1):
+                    for c in range(o2):
+                        best = start
+                        total = zero_v  # NaN iff a NaN (or inf - inf) was seen
+                        for i in range(k0):
+                            si = t0[a, i]
+                            if si == -2:
+                                continue
+                            for j in range(k1):
+                                sj = t1[b, j]
+                                if sj == -2:
+                                    continue
+                                zero = si < 0 or sj < 0
+                                for m in range(k2):
+                                    sm = t2[c, m]
+                                    if sm == -2:
+                                        continue
+                                    v = zero_v if (zero or sm < 0) else x[p, si, sj, sm]
+                                    total += v
+                                    # max()/min(), not an if on the data: branch-free (the test of
+                                    # sign is the same for the whole call: hoisted out of the loop)
+                                    best = max(best, v) if sign > 0 else min(best, v)
+                        if total != total:  # rare: propagate a NaN if there really is one
+                            for i in range(k0):
+                                for j in range(k1):
+                                    for m in range(k2):
+                                        si, sj, sm = t0[a, i], t1[b, j], t2[c, m]
+                                        if si >= 0 and sj >= 0 and sm >= 0 and x[p, si, sj, sm] != x[p, si, sj, sm]:
+                                            best = x[p, si, sj, sm]
+                        y[p, a, b, c] = best
+
+    return _select
+
+
+_select_max, _select_min = _select_for(1.0), _select_for(-1.0)
+
+
+def select_max(x: np.ndarray, t0: np.ndarray, t1: np.ndarray, t2: np.ndarray, y: np.ndarray) -> None:
+    """Max of every window; NaN wins.  Values only: the chosen element is found by
+    :func:`find_selected` (measured: two passes took 20 + 36 ms on the 3x3/s2 benchmark
+    case, one pass tracking both 87-90 ms).  x: (P, D, H, W); t0, t1, t2: index tables."""
+    parallel_for(_select_max, x.shape[0], x, t0, t1, t2, y, work=_work(y, t0, t1, t2))
+
+
+def select_min(x: np.ndarray, t0: np.ndarray, t1: np.ndarray, t2: np.ndarray, y: np.ndarray) -> None:
+    """Min of every window; NaN wins (as :func:`select_max`)."""
+    parallel_for(_select_min, x.shape[0], x, t0, t1, t2, y, work=_work(y, t0, t1, t2))
+
+
+@njit(**KERNEL)
+def _find_selected(j0, j1, x, t0, t1, t2, y, pos):
+    o0, k0 = t0.shape
+    o1, k1 = t1.shape
+    o2, k2 = t2.shape
+    for p in range(j0, j1):
+        for a in range(o0):
+            for b in range(o1):
+                for c in range(o2):
+                    target = y[p, a, b, c]
+                    is_nan = target != target
+                    where = 0
+                    for i in range(k0 - 1, -1, -1):
+                        si = t0[a, i]
+                        if si == -2:
+                            continue
+                        for j in range(k1 - 1, -1, -1):
+                            sj = t1[b, j]
+                            if sj == -2:
+                                continue
+                            for m in range(k2 - 1, -1, -1):
+                                sm = t2[c, m]
+                                if sm == -2:
+                                    continue
+                                if si < 0 or sj < 0 or sm < 0:
+                                    v = x.dtype.type(0.0)
+                                else:
+                                    v = x[p, si, sj, sm]
+                                if v == target or (is_nan and v != v):
+                                    where = (i * k1 + j) * k2 + m
+                    pos[p, a, b, c] = where
+
+
+def find_selected(
+    x: np.ndarray, t0: np.ndarray, t1: np.ndarray, t2: np.ndarray, y: np.ndarray, pos: np.ndarray
+) -> None:
+    """For every window, the position in the window (scan order over the full kernel,
+    ``(i*k1 + j)*k2 + m``) of its first element equal to the selected value ``y``;
+    for NaN, the first NaN.  The window is scanned backwards and every match
+    overwrites the last, so the first match wins without an early exit."""
+    parallel_for(_find_selected, x.shape[0], x, t0, t1, t2, y, pos, work=_work(y, t0, t1, t2))
+
+
+@njit(**KERNEL)
+def _route(j0, j1, pos, t0, t1, t2, ei, ej, em, dy, g):
+    for p in range(j0, j1):
+        g[p] = 0.0
+        for a in range(t0.shape[0]):
+            for b in range(t1.shape[0]):
+                for c in range(t2.shape[0]):
+                    e = pos[p, a, b, c]
+                    si, sj, sm = t0[a, ei[e]], t1[b, ej[e]], t2[c, em[e]]
+                    if si >= 0 and sj >= 0 and sm >= 0:
+                        g[p, si, sj, sm] += dy[p, a, b, c]
+
+
+def route(
+    pos: np.ndarray,
+    t0: np.ndarray,
+    t1: np.ndarray,
+    t2: np.ndarray,
+    ei: np.ndarray,
+    ej: np.ndarray,
+    em: np.ndarray,
+    dy: np.ndarray,
+    g: np.ndarray,
+) -> None:
+    """Backward of :func:`select_max` and :func:`find_selected`: add each window's
+    gradient to its selected input element (none for a zero from padding).  ei, ej, em:
+    the kernel coordinates of each window position (looked up: three integer divisions
+    per window cost more than the rest).  g: (P, D, H, W), any contents: each plane is
+    zeroed here, by the thread that then writes it."""
+    parallel_for(_route, g.shape[0], pos, t0, t1, t2, ei, ej, em, dy, g, work=g.size + dy.size)
+
+
+@njit(**KERNEL)
+def _median_forward(j0, j1, x, t0, t1, t2, y, idx, vals, where):
+    n1, n2 = x.shape[2], x.shape[3]
+    o0, k0 = t0.shape
+    o1, k1 = t1.shape
+    o2, k2 = t2.shape
+    for p in range(j0, j1):
+        for a in range(o0):
+            for b in range(o1):
+                for c in range(o2):
+                    cnt = 0
+                    nan_at = -1
+                    for i in range(k0):
+                        si = t0[a, i]
+                        if si == -2:
+                            continue
+                        for j in range(k1):
+                            sj = t1[b, j]
+                            if sj == -2:
+                                continue
+                            for m in range(k2):
+                                sm = t2[c, m]
+                                if sm == -2:
+                                    continue
+                                if si < 0 or sj < 0 or sm < 0:
+                                    v = x.dtype.type(0.0)
+                                    f = -1
+                                else:
+                                    v = x[p, si, sj, sm]
+                                    f = (si * n1 + sj) * n2 + sm
+                                if v != v and nan_at < 0:
+                                    nan_at = cnt
+                                q = cnt  # insert, keeping equal values in scan order
+                                while q > 0 and vals[q - 1] > v:
+                                    vals[q] = vals[q - 1]
+                                    where[q] = where[q - 1]
+                                    q -= 1
+                                vals[q] = v
+                                where[q] = f
+                                cnt += 1
+                    if nan_at >= 0:
+                        for q in range(cnt):
+                            if vals[q] != vals[q]:
+                                y[p, a, b, c] = vals[q]
+                                idx[p, a, b, c] = where[q]
+                                break
+                    else:
+                        y[p, a, b, c] = vals[(cnt - 1) // 2]
+                        idx[p, a, b, c] = where[(cnt - 1) // 2]
+
+
+def median_forward(
+    x: np.ndarray, t0: np.ndarray, t1: np.ndarray, t2: np.ndarray, y: np.ndarray, idx: np.ndarray
+) -> None:
+    """Lower median of every window's values (a stable insertion sort, so ties keep
+    scan order) and its flat input index; NaN anywhere gives the first NaN."""
+    kk = t0.shape[1] * t1.shape[1] * t2.shape[1]
+
+    def run(j0: int, j1: int) -> None:  # each thread its own sort buffers
+        vals = np.empty(kk, dtype=x.dtype)
+        where = np.empty(kk, dtype=np.int64)
+        _median_forward(j0, j1, x, t0, t1, t2, y, idx, vals, where)
+
+    parallel_for(run, x.shape[0], work=_work(y, t0, t1, t2) * 4)
+
+
+@njit(**KERNEL)
+def _select_backward(j0, j1, dy, idx, g):
+    for p in range(j0, j1):
+        g[p, :] = 0.0
+        for t in range(dy.shape[1]):
+            i = idx[p, t]
+            if i >= 0:
+                g[p, i] += dy[p, t]
+
+
+def select_backward(dy: np.ndarray, idx: np.ndarray, g: np.ndarray) -> None:
+    """Add each output's gradient to its chosen input element, given as a flat index
+    (-1: none).  g: (P, in), any contents: each plane is zeroed here."""
+    p_count = dy.shape[0]
+    flat_dy = np.ascontiguousarray(dy).reshape(p_count, -1)
+    flat_idx = np.ascontiguousarray(idx).reshape(p_count, -1)
+    parallel_for(_select_backward, p_count, flat_dy, flat_idx, g, work=g.size + dy.size)

@@ -1,0 +1,380 @@
+"""Compiled kernels for pools whose windows tile the input (stride == kernel, no
+padding, no dilation: the usual 2x2 pool) and for window sums computed separably.
+Import only when numba is available (:mod:`convpool._kernels` re-exports these names).
+
+Arrays are (P, D, H, W) planes.  Each kernel is a serial loop over a range of planes,
+``_kernel(j0, j1, *args)``, released from the GIL; the function of the same name
+without the underscore runs it over all planes on the kernel threads
+(:func:`convpool._threads.parallel_for`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from ._threads import KERNEL, parallel_for
+
+# Tiled windows (stride == kernel, no padding, dilation 1: every input element is in at
+# most one window - the usual 2x2 pool) get loops over whole rows, no index tables and
+# no branches on the data (a mispredicted branch per element cost more than the rest
+# of the loop here), and the forward pass records the winner's position in its window
+# (int8), so that the backward pass is one dense write.
+
+
+def _select_tiled_for(sign: float):
+    """The kernel for max (sign 1) or min (sign -1): each compiled on its first use, the
+    sign a constant of the code (a kernel taking it as an argument keeps both loops)."""
+
+    @njit(**KERNEL)
+    def _select_tiled(j0, j1, x, k0, k1, k2, y, pos, total):
+        o0, o1, o2 = y.shape[1], y.shape[2], y.shape[3]
+        start = x.dtype.type(-np.inf * sign)
+        for p in range(j0, j1):
+            for a in range(o0):
+                for b in range(o1):
+                    best = y[p, a, b]
+                    where = pos[p, a, b]
+                    best[:] = start
+                    total[:] = 0.0
+                    for i in range(k0):
+                        for j in range(k1):
+                            row = x[p, a * k0 + i, b * k1 + j]
+                            if k2 == 2:
+                                for c in range(o2):
+                                    v0 = row[2 * c]
+                                    v1 = row[2 * c + 1]
+                                    total[c] += v0 + v1
+                                    if sign > 0:
+                                        best[c] = max(best[c], max(v0, v1))
+                                    else:
+                                        best[c] = min(best[c], min(v0, v1))
+                            else:
+                                for c in range(o2):
+                                    for m in range(k2):
+                                        v = row[c * k2 + m]
+                                        total[c] += v
+                                        best[c] = max(best[c], v) if sign > 0 else min(best[c], v)
+                    # positions: scan backwards, so the last match (first in scan order) stays
+                    where[:] = 0
+                    e = k0 * k1 * k2
+                    for i in range(k0 - 1, -1, -1):
+                        for j in range(k1 - 1, -1, -1):
+                            row = x[p, a * k0 + i, b * k1 + j]
+                            if k2 == 2:
+                                e -= 2
+                                for c in range(o2):
+                                    t = best[c]
+                                    where[c] = e + 1 if row[2 * c + 1] == t else where[c]
+                                    where[c] = e if row[2 * c] == t else where[c]
+                            else:
+                                for m in range(k2 - 1, -1, -1):
+                                    e -= 1
+                                    for c in range(o2):
+                                        where[c] = e if row[c * k2 + m] == best[c] else where[c]
+                    for c in range(o2):
+                        if total[c] != total[c]:  # rare: a NaN in the window wins, the first one
+                            for e in range(k0 * k1 * k2 - 1, -1, -1):
+                                v = x[p, a * k0 + e // (k1 * k2), b * k1 + e // k2 % k1, c * k2 + e % k2]
+                                if v != v:
+                                    best[c] = v
+                                    where[c] = e
+
+    return _select_tiled
+
+
+_select_tiled_max, _select_tiled_min = _select_tiled_for(1.0), _select_tiled_for(-1.0)
+
+
+def select_tiled(x: np.ndarray, k0: int, k1: int, k2: int, sign: float, y: np.ndarray, pos: np.ndarray) -> None:
+    """Max (sign 1) or min (sign -1) of tiled windows and the position in the window
+    (scan order) of its first element equal to it; NaN wins.  y, pos: (P, o0, o1, o2).
+    Works on one output row at a time; 2-wide windows get a loop of their own (a
+    constant stride the compiler vectorises)."""
+
+    def run(j0: int, j1: int) -> None:  # each thread its own row of NaN checks
+        total = np.empty(y.shape[3], dtype=x.dtype)  # NaN iff a NaN (or inf - inf) was seen
+        (_select_tiled_max if sign > 0 else _select_tiled_min)(j0, j1, x, k0, k1, k2, y, pos, total)
+
+    parallel_for(run, x.shape[0], work=x.size)
+
+
+def _select_2x2_for(sign: float):
+    """The kernel for max (sign 1) or min (sign -1), compiled on its first use."""
+
+    @njit(**KERNEL)
+    def _select_2x2(j0, j1, x, y, pos):
+        o0, o1, o2 = y.shape[1], y.shape[2], y.shape[3]
+        for p in range(j0, j1):
+            for d in range(o0):
+                for b in range(o1):
+                    for c in range(o2):
+                        v0 = x[p, d, 2 * b, 2 * c]
+                        v1 = x[p, d, 2 * b, 2 * c + 1]
+                        v2 = x[p, d, 2 * b + 1, 2 * c]
+                        v3 = x[p, d, 2 * b + 1, 2 * c + 1]
+                        if sign > 0:
+                            best = max(max(v0, v1), max(v2, v3))
+                        else:
+                            best = min(min(v0, v1), min(v2, v3))
+                        w = 3
+                        w = 2 if v2 == best else w
+                        w = 1 if v1 == best else w
+                        w = 0 if v0 == best else w
+                        # the first NaN wins: applied in reverse scan order
+                        n3, n2, n1, n0 = v3 != v3, v2 != v2, v1 != v1, v0 != v0
+                        best = v3 if n3 else best
+                        w = 3 if n3 else w
+                        best = v2 if n2 else best
+                        w = 2 if n2 else w
+                        best = v1 if n1 else best
+                        w = 1 if n1 else w
+                        best = v0 if n0 else best
+                        w = 0 if n0 else w
+                        y[p, d, b, c] = best
+                        pos[p, d, b, c] = w
+
+    return _select_2x2
+
+
+_select_2x2_max, _select_2x2_min = _select_2x2_for(1.0), _select_2x2_for(-1.0)
+
+
+def select_2x2(x: np.ndarray, sign: float, y: np.ndarray, pos: np.ndarray) -> None:
+    """:func:`select_tiled` for 2x2 windows (the 2-d pool everyone uses): four scalars
+    per window and selects only - NaN included - so the loop over a row vectorises;
+    small planes (14x14) cost no per-row set-up."""
+    parallel_for(_select_2x2_max if sign > 0 else _select_2x2_min, x.shape[0], x, y, pos, work=x.size)
+
+
+@njit(**KERNEL, fastmath=True)
+def _sum_2x2(j0, j1, x, y):
+    for p in range(j0, j1):
+        for d in range(y.shape[1]):
+            for b in range(y.shape[2]):
+                for c in range(y.shape[3]):
+                    y[p, d, b, c] = (x[p, d, 2 * b, 2 * c] + x[p, d, 2 * b, 2 * c + 1]) + (
+                        x[p, d, 2 * b + 1, 2 * c] + x[p, d, 2 * b + 1, 2 * c + 1]
+                    )
+
+
+def sum_2x2(x: np.ndarray, y: np.ndarray) -> None:
+    """Sum of each tiled 2x2 window (the 2x2 average pool's numerator)."""
+    parallel_for(_sum_2x2, x.shape[0], x, y, work=x.size)
+
+
+@njit(**KERNEL)
+def _spread_2x2(j0, j1, dy, g):
+    o0, o1, o2 = dy.shape[1], dy.shape[2], dy.shape[3]
+    n1, n2 = g.shape[2], g.shape[3]
+    for p in range(j0, j1):
+        for d in range(o0):
+            for b in range(o1):
+                for c in range(o2):
+                    v = dy[p, d, b, c]
+                    g[p, d, 2 * b, 2 * c] = v
+                    g[p, d, 2 * b, 2 * c + 1] = v
+                    g[p, d, 2 * b + 1, 2 * c] = v
+                    g[p, d, 2 * b + 1, 2 * c + 1] = v
+                if n2 > 2 * o2:  # an odd last column: no window reads it
+                    g[p, d, 2 * b, n2 - 1] = 0.0
+                    g[p, d, 2 * b + 1, n2 - 1] = 0.0
+            if n1 > 2 * o1:  # an odd last row
+                for m in range(n2):
+                    g[p, d, n1 - 1, m] = 0.0
+        for d in range(o0, g.shape[1]):  # depth no window reads
+            for h in range(n1):
+                for m in range(n2):
+                    g[p, d, h, m] = 0.0
+
+
+def spread_2x2(dy: np.ndarray, g: np.ndarray) -> None:
+    """Adjoint of :func:`sum_2x2`: every element of g (any contents) written once."""
+    parallel_for(_spread_2x2, g.shape[0], dy, g, work=g.size)
+
+
+@njit(**KERNEL)
+def _route_2x2(j0, j1, pos, dy, g):
+    o0, o1, o2 = dy.shape[1], dy.shape[2], dy.shape[3]
+    n1, n2 = g.shape[2], g.shape[3]
+    for p in range(j0, j1):
+        for d in range(o0):
+            for b in range(o1):
+                for c in range(o2):
+                    w, v = pos[p, d, b, c], dy[p, d, b, c]
+                    g[p, d, 2 * b, 2 * c] = v if w == 0 else 0.0
+                    g[p, d, 2 * b, 2 * c + 1] = v if w == 1 else 0.0
+                    g[p, d, 2 * b + 1, 2 * c] = v if w == 2 else 0.0
+                    g[p, d, 2 * b + 1, 2 * c + 1] = v if w == 3 else 0.0
+                if n2 > 2 * o2:  # an odd last column: no window reads it
+                    g[p, d, 2 * b, n2 - 1] = 0.0
+                    g[p, d, 2 * b + 1, n2 - 1] = 0.0
+            if n1 > 2 * o1:  # an odd last row
+                for m in range(n2):
+                    g[p, d, n1 - 1, m] = 0.0
+        for d in range(o0, g.shape[1]):  # depth no window reads
+            for h in range(n1):
+                for m in range(n2):
+                    g[p, d, h, m] = 0.0
+
+
+def route_2x2(pos: np.ndarray, dy: np.ndarray, g: np.ndarray) -> None:
+    """Backward of :func:`select_2x2`: every element of g (any contents) written once."""
+    parallel_for(_route_2x2, g.shape[0], pos, dy, g, work=g.size)
+
+
+@njit(**KERNEL)
+def _route_tiled(j0, j1, pos, k0, k1, k2, dy, g):
+    o0, o1, o2 = dy.shape[1], dy.shape[2], dy.shape[3]
+    n1, n2 = g.shape[2], g.shape[3]
+    for p in range(j0, j1):
+        g[p, o0 * k0 :] = 0.0
+        for a in range(o0):
+            for i in range(k0):
+                u = a * k0 + i
+                for h in range(o1 * k1, n1):
+                    for m in range(n2):
+                        g[p, u, h, m] = 0.0
+                for b in range(o1):
+                    for j in range(k1):
+                        v_ = b * k1 + j
+                        e0 = (i * k1 + j) * k2
+                        if k2 == 2:  # a constant stride: the compiler vectorises this one
+                            for c in range(o2):
+                                w, d = pos[p, a, b, c], dy[p, a, b, c]
+                                g[p, u, v_, 2 * c] = d if w == e0 else 0.0
+                                g[p, u, v_, 2 * c + 1] = d if w == e0 + 1 else 0.0
+                        else:
+                            for c in range(o2):
+                                w, d = pos[p, a, b, c], dy[p, a, b, c]
+                                for m in range(k2):
+                                    g[p, u, v_, c * k2 + m] = d if w == e0 + m else 0.0
+                        for m in range(o2 * k2, n2):
+                            g[p, u, v_, m] = 0.0
+
+
+def route_tiled(pos: np.ndarray, k0: int, k1: int, k2: int, dy: np.ndarray, g: np.ndarray) -> None:
+    """Backward of :func:`select_tiled`: every element of g (like the input, any
+    contents) written once - the window's gradient at its winner, zero elsewhere
+    (and zero where no window reaches, in floor mode)."""
+    parallel_for(_route_tiled, g.shape[0], pos, k0, k1, k2, dy, g, work=g.size)
+
+
+# Window sums are separable: sum along the last dimension into a small per-plane
+# buffer, then along the middle, then the first.  Each pass is a loop over whole rows
+# (vectorised), where the one-pass kernel gathered every window element through the
+# tables.  ``wmap`` maps the last dimension's padded coordinates to input columns
+# (-1: nothing there), so that a padded row can be built once and read at a
+# constant stride.
+
+
+@njit(**KERNEL, fastmath=True)
+def _sum_separable(j0, j1, x, t0, t1, wmap, k2, s2, d2, y, row, sw):
+    n0, n1 = x.shape[1], x.shape[2]
+    o0, o1, o2 = y.shape[1], y.shape[2], y.shape[3]
+    k0, k1 = t0.shape[1], t1.shape[1]
+    for p in range(j0, j1):
+        for u in range(n0):
+            for v in range(n1):
+                for w in range(wmap.shape[0]):
+                    i = wmap[w]
+                    row[w] = x[p, u, v, i] if i >= 0 else 0.0
+                for c in range(o2):
+                    sw[u, v, c] = 0.0
+                for m in range(k2):
+                    if s2 == 1:  # constant strides: these loops vectorise
+                        for c in range(o2):
+                            sw[u, v, c] += row[c + m * d2]
+                    elif s2 == 2:
+                        for c in range(o2):
+                            sw[u, v, c] += row[2 * c + m * d2]
+                    else:
+                        for c in range(o2):
+                            sw[u, v, c] += row[c * s2 + m * d2]
+        for a in range(o0):
+            for b in range(o1):
+                for c in range(o2):
+                    y[p, a, b, c] = 0.0
+                for i in range(k0):
+                    u = t0[a, i]
+                    if u < 0:
+                        continue
+                    for j in range(k1):
+                        v = t1[b, j]
+                        if v < 0:
+                            continue
+                        for c in range(o2):
+                            y[p, a, b, c] += sw[u, v, c]
+
+
+def sum_separable(
+    x: np.ndarray, t0: np.ndarray, t1: np.ndarray, wmap: np.ndarray, k2: int, s2: int, d2: int, y: np.ndarray
+) -> None:
+    """y[p, a, b, c] = sum over the window of x (padding contributes nothing).
+    x: (P, n0, n1, n2); y: (P, o0, o1, o2); t0, t1: index tables of the first two
+    dimensions; the last dimension's windows start at c*s2, elements m*d2 apart,
+    in padded coordinates resolved by wmap."""
+    n0, n1, o2 = x.shape[1], x.shape[2], y.shape[3]
+
+    def run(j0: int, j1: int) -> None:  # each thread its own padded row and row sums
+        row = np.empty(wmap.shape[0], dtype=x.dtype)
+        sw = np.empty((n0, n1, o2), dtype=x.dtype)  # sums along the last dimension
+        _sum_separable(j0, j1, x, t0, t1, wmap, k2, s2, d2, y, row, sw)
+
+    parallel_for(run, x.shape[0], work=x.size * k2 + y.size * t0.shape[1] * t1.shape[1])
+
+
+@njit(**KERNEL, fastmath=True)
+def _sum_separable_backward(j0, j1, dy, t0, t1, wmap, k2, s2, d2, g, row, sw):
+    n0, n1, n2 = g.shape[1], g.shape[2], g.shape[3]
+    o0, o1, o2 = dy.shape[1], dy.shape[2], dy.shape[3]
+    k0, k1 = t0.shape[1], t1.shape[1]
+    for p in range(j0, j1):
+        sw[:] = 0.0
+        for a in range(o0):
+            for b in range(o1):
+                for i in range(k0):
+                    u = t0[a, i]
+                    if u < 0:
+                        continue
+                    for j in range(k1):
+                        v = t1[b, j]
+                        if v < 0:
+                            continue
+                        for c in range(o2):
+                            sw[u, v, c] += dy[p, a, b, c]
+        for u in range(n0):
+            for v in range(n1):
+                for w in range(wmap.shape[0]):
+                    row[w] = 0.0
+                for m in range(k2):
+                    if s2 == 1:
+                        for c in range(o2):
+                            row[c + m * d2] += sw[u, v, c]
+                    elif s2 == 2:
+                        for c in range(o2):
+                            row[2 * c + m * d2] += sw[u, v, c]
+                    else:
+                        for c in range(o2):
+                            row[c * s2 + m * d2] += sw[u, v, c]
+                for w in range(n2):
+                    g[p, u, v, w] = 0.0
+                for w in range(wmap.shape[0]):
+                    i = wmap[w]
+                    if i >= 0:
+                        g[p, u, v, i] += row[w]
+
+
+def sum_separable_backward(
+    dy: np.ndarray, t0: np.ndarray, t1: np.ndarray, wmap: np.ndarray, k2: int, s2: int, d2: int, g: np.ndarray
+) -> None:
+    """Adjoint of :func:`sum_separable`; g: (P, n0, n1, n2), any contents (each plane
+    is written here)."""
+    n0, n1, o2 = g.shape[1], g.shape[2], dy.shape[3]
+
+    def run(j0: int, j1: int) -> None:  # each thread its own padded row and row sums
+        row = np.empty(wmap.shape[0], dtype=g.dtype)
+        sw = np.empty((n0, n1, o2), dtype=g.dtype)
+        _sum_separable_backward(j0, j1, dy, t0, t1, wmap, k2, s2, d2, g, row, sw)
+
+    parallel_for(run, g.shape[0], work=g.size * k2 + dy.size * t0.shape[1] * t1.shape[1])
