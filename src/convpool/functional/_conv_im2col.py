@@ -53,19 +53,16 @@ def _column_layout(m: int, groups: int, rows: int, p: int) -> tuple[int, int, in
     return groups * rows * p, rows * p, p
 
 
-def _chunks(n: int, per_item: int, budget: int = COLS_BUDGET) -> list[slice]:
-    step = max(1, budget // max(per_item, 1))
+def _chunks(n: int, per_item: int) -> list[slice]:
+    step = max(1, COLS_BUDGET // max(per_item, 1))
     return [slice(i, min(i + step, n)) for i in range(0, n, step)]
 
 
 _pool: ThreadPoolExecutor | None = None
 
 
-def _over_batch(
-    fn: Callable[..., None], n: int, per_item: int, backward: bool = False, budget: int = COLS_BUDGET
-) -> None:
-    """Run ``fn(batch_slice, *kernels)`` over chunks of the batch, each at most ``budget``
-    bytes of columns (``per_item`` per image) unless one image takes more.
+def _over_batch(fn: Callable[..., None], n: int, per_item: int, backward: bool = False) -> None:
+    """Run ``fn(batch_slice, *kernels)`` over chunks of the batch.
 
     With several cores and threadpoolctl available, each core takes its own
     chunks - im2col (serial, GIL released) then a single-threaded matrix
@@ -76,7 +73,7 @@ def _over_batch(
     global _pool
     threads = _kernels.num_threads()
     limiter = _kernels.blas_limiter()
-    chunks = _chunks(n, per_item, budget)
+    chunks = _chunks(n, per_item)
     big = n * per_item >= 8 * 2**20  # below ~8 MB of columns, handing work to threads costs more than it saves
     if threads > 1 and limiter is not None and n >= threads and big:
         if _pool is None:

@@ -7,8 +7,8 @@ is the transposed convolution's forward pass.
 * otherwise, per group, ``cols = W^T @ dy`` (one matrix product) and then col2im, the
   window view's adjoint, adds every column back where its window read the input:
   ``_kernels.col2im`` / ``col2im_serial`` (compiled backend) into a zeroed output, the
-  batch in chunks of cache size (:data:`CACHE_BUDGET`), each core its own chunks with one
-  BLAS thread, as the convolution's backward pass; on the NumPy backend
+  batch in chunks (``_conv_im2col.COLS_BUDGET``), each core its own chunks with one BLAS
+  thread, as the convolution's backward pass; on the NumPy backend
   :func:`._conv_reference.col2im` (``windows.scatter_add`` and the padding's adjoint).
 
 Shapes are the convolution's: ``dy`` is its output gradient ``(N, C_out, *g.out)``,
@@ -30,13 +30,6 @@ from ._common import Geometry
 from ._conv_im2col import _as5, _batch_in_columns, _column_layout, _k3, _over_batch
 from ._conv_reference import col2im
 from .conv import conv_forward
-
-# Bytes of columns per chunk of the batch: the product writes them and col2im reads them
-# straight back, so a chunk that stays in cache (L2-L3) is what pays here, unlike
-# convolution's im2col, whose columns are streamed once into the product
-# (``_conv_im2col.COLS_BUDGET``, 32 MiB).  Measured on 32x64x28x28, 64->32, k4 s2: the
-# product and col2im take 3.7 ms an image in chunks of 25 MiB, 1.3 ms in chunks of 6 MiB.
-CACHE_BUDGET = 4 * 2**20
 
 
 def conv_input_grad(
@@ -107,5 +100,5 @@ def _compiled_col2im(dyg: np.ndarray, wt: np.ndarray, x_shape: tuple[int, ...], 
             np.matmul(wt, dyg[sl], out=cols.reshape(m, groups, rows, p))
         col2im_kernel(cols, *geo, groups, *_column_layout(m, groups, rows, p), gx5[sl])
 
-    _over_batch(chunk, n, groups * rows * p * dyg.itemsize, backward=True, budget=CACHE_BUDGET)
+    _over_batch(chunk, n, groups * rows * p * dyg.itemsize, backward=True)
     return gx
