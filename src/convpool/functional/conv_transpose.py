@@ -16,8 +16,9 @@ picking one of the ``stride`` input sizes a strided convolution maps to the same
 
 Built on convolution, so it is fast wherever convolution is:
 
-* forward = convolution's input gradient (:func:`._conv_transpose_adjoint.conv_input_grad`:
-  ``W^T @ x`` per group, then col2im, the window view's adjoint);
+* forward = convolution's input gradient (:func:`._conv_transpose_adjoint.conv_input_grad`):
+  at stride 1 a convolution with the flipped kernel, otherwise ``W^T @ x`` per group, then
+  col2im, the window view's adjoint;
 * grad_input = the convolution of ``grad_output`` with the same weight, stride, padding
   and dilation (any of convolution's fast paths), and that convolution's context gives
   grad_weight: its weight gradient with the transposed input as the output gradient;
