@@ -163,6 +163,7 @@ def _demo(env: dict[str, str], log: str) -> dict:
         "processes": len(pids),
         "signatures": len(records),
         "kernels": _kernel_table(records),
+        "compiled": records,
     }
 
 
@@ -211,7 +212,7 @@ def main() -> None:
                 f"\nconvpool demo, cold cache: {d['wall']:.0f} s wall; compiling {d['compile_wall']:.1f} s wall, "
                 f"{d['compile_cpu']:.1f} s CPU ({d['signatures']} signatures, {d['processes']} processes)"
             )
-            for kernel, n, wall, cpu in d["kernels"][:15]:
+            for kernel, n, wall, cpu in d["kernels"][:25]:
                 print(f"  {kernel:42s} {n:4d} {wall:7.2f} {cpu:7.2f}")
     if args.json:
         with open(args.json, "w") as f:

@@ -5,7 +5,12 @@ readable reference; these kernels compute the same thing in one pass over
 memory, parallel over (batch x channel) planes, without materialising padded
 copies or window copies.  They are used when numba is installed and
 ``CONVPOOL_PURE_NUMPY`` is not set; the tests check both paths give the same
-results.
+results.  This module holds the runtime (backend switch, threads, BLAS, scratch
+memory, index tables) and re-exports the kernels, which live by family in
+:mod:`._conv_kernels`, :mod:`._pool_kernels` and :mod:`._tiled_kernels` (the SIMD
+convolution in :mod:`._direct`).  Each kernel is a serial loop over a range of jobs
+that :func:`convpool._threads.parallel_for` spreads over threads: compiled without
+numba's ``parallel=True``, a first call compiles in about a second per kernel.
 
 Every kernel sees 3 spatial dimensions: 1-D and 2-D inputs get leading
 size-1 dimensions.  Pooling kernels read through one small index table per

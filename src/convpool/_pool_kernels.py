@@ -39,7 +39,6 @@ def _select_for(sign: float):
                 for b in range(o1):
                     for c in range(o2):
                         best = start
-                        total = zero_v  # NaN iff a NaN (or inf - inf) was seen
                         for i in range(k0):
                             si = t0[a, i]
                             if si == -2:
@@ -54,17 +53,8 @@ def _select_for(sign: float):
                                     if sm == -2:
                                         continue
                                     v = zero_v if (zero or sm < 0) else x[p, si, sj, sm]
-                                    total += v
-                                    # max()/min(), not an if on the data: branch-free (the test of
-                                    # sign is the same for the whole call: hoisted out of the loop)
+                                    # max()/min(), not an if on the data: branch-free, so it vectorises
                                     best = max(best, v) if sign > 0 else min(best, v)
-                        if total != total:  # rare: propagate a NaN if there really is one
-                            for i in range(k0):
-                                for j in range(k1):
-                                    for m in range(k2):
-                                        si, sj, sm = t0[a, i], t1[b, j], t2[c, m]
-                                        if si >= 0 and sj >= 0 and sm >= 0 and x[p, si, sj, sm] != x[p, si, sj, sm]:
-                                            best = x[p, si, sj, sm]
                         y[p, a, b, c] = best
 
     return _select
@@ -74,14 +64,16 @@ _select_max, _select_min = _select_for(1.0), _select_for(-1.0)
 
 
 def select_max(x: np.ndarray, t0: np.ndarray, t1: np.ndarray, t2: np.ndarray, y: np.ndarray) -> None:
-    """Max of every window; NaN wins.  Values only: the chosen element is found by
-    :func:`find_selected` (measured: two passes took 20 + 36 ms on the 3x3/s2 benchmark
-    case, one pass tracking both 87-90 ms).  x: (P, D, H, W); t0, t1, t2: index tables."""
+    """Max of every window, values only: the chosen element is found by
+    :func:`find_selected`, which also puts a window's NaN in its place (here a NaN may
+    win or lose, by its place in the window).  Two passes: measured 20 + 36 ms on the
+    3x3/s2 benchmark case, one pass tracking both 87-90 ms.  x: (P, D, H, W); t0, t1,
+    t2: index tables."""
     parallel_for(_select_max, x.shape[0], x, t0, t1, t2, y, work=_work(y, t0, t1, t2))
 
 
 def select_min(x: np.ndarray, t0: np.ndarray, t1: np.ndarray, t2: np.ndarray, y: np.ndarray) -> None:
-    """Min of every window; NaN wins (as :func:`select_max`)."""
+    """Min of every window, values only (as :func:`select_max`)."""
     parallel_for(_select_min, x.shape[0], x, t0, t1, t2, y, work=_work(y, t0, t1, t2))
 
 
@@ -95,8 +87,9 @@ def _find_selected(j0, j1, x, t0, t1, t2, y, pos):
             for b in range(o1):
                 for c in range(o2):
                     target = y[p, a, b, c]
-                    is_nan = target != target
                     where = 0
+                    nan_at = -1  # the first NaN in the window wins, value and place
+                    nan_v = target
                     for i in range(k0 - 1, -1, -1):
                         si = t0[a, i]
                         if si == -2:
@@ -113,8 +106,13 @@ def _find_selected(j0, j1, x, t0, t1, t2, y, pos):
                                     v = x.dtype.type(0.0)
                                 else:
                                     v = x[p, si, sj, sm]
-                                if v == target or (is_nan and v != v):
-                                    where = (i * k1 + j) * k2 + m
+                                e = (i * k1 + j) * k2 + m
+                                where = e if v == target else where
+                                if v != v:
+                                    nan_at, nan_v = e, v
+                    if nan_at >= 0:
+                        where = nan_at
+                        y[p, a, b, c] = nan_v
                     pos[p, a, b, c] = where
 
 
@@ -123,8 +121,9 @@ def find_selected(
 ) -> None:
     """For every window, the position in the window (scan order over the full kernel,
     ``(i*k1 + j)*k2 + m``) of its first element equal to the selected value ``y``;
-    for NaN, the first NaN.  The window is scanned backwards and every match
-    overwrites the last, so the first match wins without an early exit."""
+    a window holding NaN gets its first NaN, in ``pos`` and in ``y``.  The window is
+    scanned backwards and every match overwrites the last, so the first match wins
+    without an early exit."""
     parallel_for(_find_selected, x.shape[0], x, t0, t1, t2, y, pos, work=_work(y, t0, t1, t2))
 
 

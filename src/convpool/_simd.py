@@ -1,4 +1,4 @@
-"""Explicit 16-lane float32 vectors for numba kernels.
+"""Explicit float32 vectors for numba kernels: 16 lanes, and 64-lane rows of a tile.
 
 LLVM does not turn a block of scalar accumulators in a numba loop into
 vector registers (neither its loop nor its SLP vectoriser does, measured:
@@ -6,10 +6,12 @@ vector registers (neither its loop nor its SLP vectoriser does, measured:
 out: a numba type :data:`f32x16` held in one LLVM ``<16 x float>`` value, and
 intrinsics to load, broadcast, multiply-add and store it.  LLVM lowers them to
 whatever the CPU has (one AVX-512 register, two AVX2 registers, four NEON
-registers), so the kernels stay portable.
+registers), so the kernels stay portable.  A wider vector (:data:`f32x64`, a row of
+the convolution's 4 x 64 register tile) is split by LLVM into as many registers as
+it takes: one value per row keeps the kernel's source (and its compile time) small.
 
-Only :mod:`convpool._direct` uses this module; import it only when numba is
-available.
+Only :mod:`convpool._direct` and :mod:`convpool._maxplus_kernels` use this module;
+import it only when numba is available.
 """
 
 from __future__ import annotations

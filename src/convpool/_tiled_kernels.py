@@ -282,12 +282,9 @@ def _sum_separable(j0, j1, x, t0, t1, wmap, k2, s2, d2, y, row, sw):
                 for c in range(o2):
                     sw[u, v, c] = 0.0
                 for m in range(k2):
-                    if s2 == 1:  # constant strides: these loops vectorise
+                    if s2 == 1:  # a constant stride: this loop vectorises
                         for c in range(o2):
                             sw[u, v, c] += row[c + m * d2]
-                    elif s2 == 2:
-                        for c in range(o2):
-                            sw[u, v, c] += row[2 * c + m * d2]
                     else:
                         for c in range(o2):
                             sw[u, v, c] += row[c * s2 + m * d2]
@@ -351,9 +348,6 @@ def _sum_separable_backward(j0, j1, dy, t0, t1, wmap, k2, s2, d2, g, row, sw):
                     if s2 == 1:
                         for c in range(o2):
                             row[c + m * d2] += sw[u, v, c]
-                    elif s2 == 2:
-                        for c in range(o2):
-                            row[2 * c + m * d2] += sw[u, v, c]
                     else:
                         for c in range(o2):
                             row[c * s2 + m * d2] += sw[u, v, c]
