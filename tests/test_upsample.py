@@ -12,6 +12,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from convpool import config
+from convpool.functional.pool import avg_pool1d, avg_pool2d, avg_pool3d
 from convpool.functional.shuffle import (
     pixel_shuffle,
     pixel_shuffle_backward,
@@ -20,7 +21,6 @@ from convpool.functional.shuffle import (
     pixel_unshuffle_backward,
     pixel_unshuffle_forward,
 )
-from convpool.functional.pool import avg_pool1d, avg_pool2d, avg_pool3d
 from convpool.functional.upsample import interpolate, interpolate_backward, interpolate_forward, nearest_index
 from convpool.nn.upsample import PixelShuffle, PixelUnshuffle, Upsample, UpsamplingBilinear2d, UpsamplingNearest2d
 from oracle import assert_close
