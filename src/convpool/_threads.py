@@ -11,8 +11,9 @@ or none, so a call is never much slower than running all of it on the calling th
 
 Why not numba's ``parallel=True`` (``prange``): its parallel-loop passes and the
 extra function they generate made first calls compile 2-4 times as long (measured,
-CPU seconds for one kernel: the 2x2 max pool's backward 3.6 -> 0.9, the SIMD
-convolution 4.9 -> 0.9) for the same speed on loops of independent jobs.
+CPU seconds to compile one kernel with and without it: the 2x2 max pool's backward
+3.9 and 0.9, the SIMD convolution 5.8 and 2.8), for the same speed on loops of
+independent jobs.
 
 Kernels are compiled with :data:`KERNEL` options: ``nogil``, cached on disk, and without
 numba's reference counting (``_nrt=False``: a kernel allocates nothing - its scratch
