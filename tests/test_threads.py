@@ -218,3 +218,28 @@ def test_each_kernel_compiles_one_signature() -> None:
         y, ctx = F.conv_forward(x, rng.standard_normal(shape).astype(np.float32), None, 1, pad)
         F.conv_backward(np.ones_like(y), ctx)
     assert len(_direct._conv_wide.signatures) == 1
+
+
+@compiled
+def test_im2col_chunks_of_the_batch_on_the_kernel_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """float64 conv with over 8 MB of columns: each thread takes chunks of the batch
+    (serial im2col, one BLAS thread), the chunks smaller than the batch's share."""
+    from convpool.functional import _conv_im2col
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((9, 16, 32, 32))
+    w = rng.standard_normal((8, 16, 3, 3))
+    assert x.shape[0] * 16 * 9 * 32 * 32 * 8 >= 8 * 2**20  # the threaded branch of _over_batch
+    monkeypatch.setattr(_conv_im2col, "COLS_BUDGET", 2 * 16 * 9 * 32 * 32 * 8)  # 2 images a chunk
+    calls: list[int] = []
+    real = _kernels.im2col_serial
+
+    def counted(x5, *args):  # type: ignore[no-untyped-def]
+        calls.append(x5.shape[0])
+        real(x5, *args)
+
+    monkeypatch.setattr(_kernels, "im2col_serial", counted)
+    whole, split = _split_vs_whole(lambda: _conv(x, w, 1, 1, 1), monkeypatch)
+    assert calls and max(calls) <= 2 and sum(calls) == 2 * x.shape[0]  # forward and backward, every image once
+    for a, b in zip(whole, split, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-10)

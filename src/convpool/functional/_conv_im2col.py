@@ -14,12 +14,11 @@ Which kernel runs (float32 / float64 as the input) - decided in :mod:`.conv`:
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 
-from .. import _args, _kernels
+from .. import _args, _kernels, _threads
 from ..windows import pad, pad_backward
 from ._common import Geometry
 from ._conv_reference import ConvCtx
@@ -58,32 +57,29 @@ def _chunks(n: int, per_item: int) -> list[slice]:
     return [slice(i, min(i + step, n)) for i in range(0, n, step)]
 
 
-_pool: ThreadPoolExecutor | None = None
-
-
 def _over_batch(fn: Callable[..., None], n: int, per_item: int, backward: bool = False) -> None:
     """Run ``fn(batch_slice, *kernels)`` over chunks of the batch.
 
-    With several cores and threadpoolctl available, each core takes its own
-    chunks - im2col (serial, GIL released) then a single-threaded matrix
-    product - so the compiled loops and the BLAS threads never fight over the
-    cores.  Otherwise the chunks run in turn with the parallel kernels and the
-    multi-threaded BLAS.
+    With several cores and threadpoolctl available, the kernel threads
+    (:func:`convpool._threads.parallel_for`) take chunks of the batch, each
+    im2col (serial, GIL released) then a single-threaded matrix product, so the
+    compiled loops and the BLAS threads never fight over the cores.  Otherwise
+    the chunks run in turn with the parallel kernels and the multi-threaded BLAS.
     """
-    global _pool
     threads = _kernels.num_threads()
     limiter = _kernels.blas_limiter()
     chunks = _chunks(n, per_item)
     big = n * per_item >= 8 * 2**20  # below ~8 MB of columns, handing work to threads costs more than it saves
     if threads > 1 and limiter is not None and n >= threads and big:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(threads, thread_name_prefix="convpool")
-        size = min(-(-n // threads), chunks[0].stop - chunks[0].start)  # bounded workspace per thread
-        parts = [slice(i, min(i + size, n)) for i in range(0, n, size)]
+        step = chunks[0].stop - chunks[0].start  # bounded workspace per thread
         serial = (_kernels.im2col_serial, _kernels.col2im_serial)[: 2 if backward else 1]
+
+        def run(j0: int, j1: int) -> None:
+            for i in range(j0, j1, step):
+                fn(slice(i, min(i + step, j1)), *serial)
+
         with _kernels.one_blas_thread():
-            for f in [_pool.submit(fn, sl, *serial) for sl in parts]:
-                f.result()
+            _threads.parallel_for(run, n)
         return
     parallel = (_kernels.im2col, _kernels.col2im)[: 2 if backward else 1]
     for sl in chunks:
