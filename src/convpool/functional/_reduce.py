@@ -286,6 +286,30 @@ def _last_dim(g: Geometry, t2: np.ndarray) -> tuple[np.ndarray, int, int, int]:
     return wmap, k2, s2, d2
 
 
+def _adjoint_sum(g: Geometry, mode: str | None) -> Geometry | None:
+    """The windows whose sums over ``dy`` give the input gradient of a stride-1 window
+    sum: input element ``i`` lies in the windows ``o = i + lo - t*d`` (t < k), so its
+    gradient is the sum of ``dy`` over the window of the same kernel and dilation
+    starting at ``i - ((k-1)*d - lo)`` - padding ``(k-1)*d - lo`` before, the windows
+    over ``dy`` lying where the original windows' padding was (identity padding only:
+    a border mode sends some windows' elements elsewhere).  None where that does not
+    hold (stride > 1, a border mode, padding beyond the kernel's reach)."""
+    reach = [d * (k - 1) for k, d in zip(g.kernel, g.dilation, strict=True)]
+    if mode is not None or any(s != 1 for s in g.stride) or any(g.extra):
+        return None
+    if any(not (0 <= lo <= r and 0 <= hi <= r) for (lo, hi), r in zip(g.pads, reach, strict=True)):
+        return None
+    return Geometry(
+        in_size=g.out,
+        kernel=g.kernel,
+        stride=g.stride,
+        dilation=g.dilation,
+        pads=tuple((r - lo, r - hi) for (lo, hi), r in zip(g.pads, reach, strict=True)),
+        out=g.in_size,
+        extra=g.extra,
+    )
+
+
 def _tiled(g: Geometry) -> bool:
     """Windows that tile the input: stride == kernel, no padding, no dilation, no
     ceil_mode room - each input element lies in at most one window."""
@@ -343,6 +367,9 @@ def _fast_backward(dy: np.ndarray, ctx: PoolCtx) -> np.ndarray:
     sel = ctx.aux
     if ctx.reduction.name == "sum" and _is_2x2(g):
         _kernels.spread_2x2(dy4, gx)
+    elif ctx.reduction.name == "sum" and (adj := _adjoint_sum(g, ctx.mode)) is not None:
+        t0, t1, t2 = _tables(adj, None)  # the forward kernel: no kernel of its own to compile
+        _kernels.sum_separable(dy4, t0, t1, *_last_dim(adj, t2), gx)
     elif ctx.reduction.name == "sum":
         t0, t1, t2 = _tables(g, ctx.mode)
         _kernels.sum_separable_backward(dy4, t0, t1, *_last_dim(g, t2), gx)
