@@ -60,6 +60,15 @@ def _pad_arg(m: Any) -> Any:
     return tuple(lo for lo, _ in m.padding)
 
 
+def _conv_args(m: Any, padding: Any, transposed: bool) -> tuple:
+    """The positional arguments of a convolution's (or transposed convolution's)
+    constructor, the same in convpool and PyTorch, read off either library's layer."""
+    head = (m.in_channels, m.out_channels, m.kernel_size, m.stride, padding)
+    if transposed:
+        return (*head, m.output_padding, m.groups, m.bias is not None, m.dilation, m.padding_mode)
+    return (*head, m.dilation, m.groups, m.bias is not None, m.padding_mode)
+
+
 def _layer_to_torch(m: nn.Module) -> Any:
     torch = _torch()
     tnn = torch.nn
@@ -67,32 +76,9 @@ def _layer_to_torch(m: nn.Module) -> Any:
     if isinstance(m, nn.Sequential):
         return tnn.Sequential(*(_layer_to_torch(c) for c in m))
     if isinstance(m, nn.conv._ConvNd):
-        return getattr(tnn, name)(
-            m.in_channels,
-            m.out_channels,
-            m.kernel_size,
-            m.stride,
-            _pad_arg(m),
-            m.dilation,
-            m.groups,
-            m.bias is not None,
-            m.padding_mode,
-            dtype=_dtype(m.weight.dtype),
-        )
+        return getattr(tnn, name)(*_conv_args(m, _pad_arg(m), False), dtype=_dtype(m.weight.dtype))
     if isinstance(m, nn.conv_transpose._ConvTransposeNd):
-        return getattr(tnn, name)(
-            m.in_channels,
-            m.out_channels,
-            m.kernel_size,
-            m.stride,
-            m.padding,
-            m.output_padding,
-            m.groups,
-            m.bias is not None,
-            m.dilation,
-            m.padding_mode,
-            dtype=_dtype(m.weight.dtype),
-        )
+        return getattr(tnn, name)(*_conv_args(m, m.padding, True), dtype=_dtype(m.weight.dtype))
     if isinstance(m, nn.Linear):
         return tnn.Linear(m.in_features, m.out_features, m.bias is not None, dtype=_dtype(m.weight.dtype))
     if name in _SIMPLE:
@@ -155,32 +141,9 @@ def _layer_from_torch(t: Any) -> nn.Module:
     if isinstance(t, tnn.Sequential):
         return nn.Sequential(*(_layer_from_torch(c) for c in t))
     if isinstance(t, (tnn.Conv1d, tnn.Conv2d, tnn.Conv3d)):
-        return getattr(nn, name)(
-            t.in_channels,
-            t.out_channels,
-            t.kernel_size,
-            t.stride,
-            t.padding,
-            t.dilation,
-            t.groups,
-            t.bias is not None,
-            t.padding_mode,
-            dtype=dtype,
-        )
+        return getattr(nn, name)(*_conv_args(t, t.padding, False), dtype=dtype)
     if isinstance(t, (tnn.ConvTranspose1d, tnn.ConvTranspose2d, tnn.ConvTranspose3d)):
-        return getattr(nn, name)(
-            t.in_channels,
-            t.out_channels,
-            t.kernel_size,
-            t.stride,
-            t.padding,
-            t.output_padding,
-            t.groups,
-            t.bias is not None,
-            t.dilation,
-            t.padding_mode,
-            dtype=dtype,
-        )
+        return getattr(nn, name)(*_conv_args(t, t.padding, True), dtype=dtype)
     if isinstance(t, tnn.Linear):
         return nn.Linear(t.in_features, t.out_features, t.bias is not None, dtype=dtype)
     if name in _SIMPLE:
