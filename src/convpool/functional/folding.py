@@ -38,9 +38,10 @@ from typing import Any
 import numpy as np
 
 from .. import _args, _kernels
-from ..windows import pad, pad_backward, scatter_add, window_view
+from ..windows import pad, window_view
 from ._common import Geometry, check_grad, check_spatial
 from ._conv_im2col import _as5, _k3
+from ._conv_reference import col2im
 
 
 @dataclass
@@ -80,16 +81,21 @@ def _compiled(x: np.ndarray, g: Geometry) -> bool:
     return _kernels.enabled() and x.dtype in (np.float32, np.float64) and g.nd <= 3 and x.size > 0
 
 
+def _kernel_geometry(g: Geometry) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Kernel, stride, dilation, low padding and output size as the compiled im2col /
+    col2im kernels take them (3-d)."""
+    lo = tuple(a for a, _ in g.pads)
+    return _k3(g.kernel, 1), _k3(g.stride, 1), _k3(g.dilation, 1), _k3(lo, 0), _k3(g.out, 1)
+
+
 def _columns(xb: np.ndarray, g: Geometry) -> np.ndarray:
     """``(N, C, *in)`` -> ``(N, C * K, L)``: every window as a column."""
     n, c = xb.shape[:2]
     k, p = _args.prod(g.kernel), _args.prod(g.out)
     if _compiled(xb, g):
         cols = np.empty(n * c * k * p, dtype=xb.dtype)
-        lo = tuple(a for a, _ in g.pads)
-        geo = (_k3(g.kernel, 1), _k3(g.stride, 1), _k3(g.dilation, 1), _k3(lo, 0), _k3(g.out, 1))
         # layout (N, C*K, P): image stride C*K*P, one group, row stride P
-        _kernels.im2col(_as5(np.ascontiguousarray(xb), g.nd), *geo, 1, cols, c * k * p, c * k * p, p)
+        _kernels.im2col(_as5(np.ascontiguousarray(xb), g.nd), *_kernel_geometry(g), 1, cols, c * k * p, c * k * p, p)
         return cols.reshape(n, c * k, p)
     view = window_view(pad(xb, g.pads), g.kernel, g.stride, g.dilation, g.out)  # (N, C, *out, *kernel)
     nd = g.nd
@@ -104,16 +110,10 @@ def _uncolumns(cols: np.ndarray, g: Geometry, c: int) -> np.ndarray:
     if _compiled(cols, g):
         gx = np.zeros((n, c) + g.in_size, dtype=cols.dtype)
         k, p = _args.prod(g.kernel), _args.prod(g.out)
-        lo = tuple(a for a, _ in g.pads)
-        geo = (_k3(g.kernel, 1), _k3(g.stride, 1), _k3(g.dilation, 1), _k3(lo, 0), _k3(g.out, 1))
         flat = np.ascontiguousarray(cols).reshape(-1)
-        _kernels.col2im(flat, *geo, 1, c * k * p, c * k * p, p, _as5(gx, nd))
+        _kernels.col2im(flat, *_kernel_geometry(g), 1, c * k * p, c * k * p, p, _as5(gx, nd))
         return gx
-    per_window = cols.reshape((n, c) + g.kernel + g.out)
-    axes = (0, 1, *range(2 + nd, 2 + 2 * nd), *range(2, 2 + nd))  # -> (N, C, *out, *kernel)
-    padded = (n, c) + tuple(s + lo + hi for s, (lo, hi) in zip(g.in_size, g.pads, strict=True))
-    gp = scatter_add(per_window.transpose(axes), padded, g.stride, g.dilation)
-    return pad_backward(gp, g.pads)
+    return col2im(cols, (n, c) + g.in_size, g, "constant")
 
 
 # --- unfold ------------------------------------------------------------------------------
