@@ -61,10 +61,6 @@ def layers(kernel: np.ndarray) -> list[tuple[str, int, Layer]]:
     ]
 
 
-def _roll(x: np.ndarray, shift: int, axis: int) -> np.ndarray:
-    return np.roll(x, shift, axis=axis)
-
-
 def _rel(a: np.ndarray, b: np.ndarray) -> float | None:
     den = float(np.linalg.norm(b))
     if den == 0.0:
@@ -78,7 +74,7 @@ def compute_shift(req: ShiftRequest) -> dict[str, Any]:
     axis = 3 if req.axis == "horizontal" else 2
     n = x.shape[axis]
     shifts = list(range(min(n, MAX_CURVE)))
-    xs = _roll(x, req.shift, axis)
+    xs = np.roll(x, req.shift, axis=axis)
     try:
         return _measure(x, xs, kernel, req, axis, shifts)
     except (ValueError, TypeError) as exc:  # e.g. a kernel whose 'same' padding exceeds the map
@@ -91,10 +87,10 @@ def _measure(
     out = []
     for name, stride, f in layers(kernel):
         y0, ys = f(x), f(xs)
-        curve = [_rel(f(_roll(x, s, axis)), y0) for s in shifts]
+        curve = [_rel(f(np.roll(x, s, axis=axis)), y0) for s in shifts]
         equi = None
         if req.shift % stride == 0:  # shift' = shift / stride output pixels
-            equi = _rel(ys, _roll(y0, req.shift // stride, axis))
+            equi = _rel(ys, np.roll(y0, req.shift // stride, axis=axis))
         out.append(
             {
                 "name": name,
