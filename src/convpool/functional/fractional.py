@@ -53,6 +53,7 @@ import numpy as np
 
 from .. import _args, _random
 from ._common import batched, check_bool, check_grad, check_spatial
+from .upsample import _is_number
 
 
 @dataclass
@@ -98,10 +99,7 @@ def _ratio(output_ratio: Any, nd: int) -> tuple[float, ...]:
             values = values * nd
     else:
         values = (output_ratio,) * nd
-    ok = len(values) == nd and all(
-        isinstance(r, (int, float, np.integer, np.floating)) and not isinstance(r, (bool, np.bool_)) for r in values
-    )
-    if not ok:
+    if not (len(values) == nd and all(_is_number(r) for r in values)):
         raise TypeError(f"output_ratio must be a number or a tuple of {nd} numbers in (0, 1), got {output_ratio!r}")
     if not all(0 < r < 1 for r in values):  # NaN fails too
         raise ValueError(f"output_ratio must be between 0 and 1 (exclusive), got {output_ratio!r}")
