@@ -250,7 +250,6 @@ def _fast_forward(xb: np.ndarray, red: Reduction, g: Geometry, mode: str | None)
     x4 = np.ascontiguousarray(xb).reshape((n * c,) + (1,) * (3 - g.nd) + g.in_size)
     tables = _tables(g, mode)
     t0, t1, t2 = tables
-    k0, k1, k2 = _k3(g.kernel)
     y = np.empty((n * c,) + (1,) * (3 - g.nd) + g.out, dtype=xb.dtype)
     aux: np.ndarray | _Selected | None = None
     if red.name == "sum" and _is_2x2(g):
@@ -267,6 +266,7 @@ def _fast_forward(xb: np.ndarray, red: Reduction, g: Geometry, mode: str | None)
         if _is_2x2(g):  # the usual 2x2 pool
             _kernels.select_2x2(x4, sign, y, pos)
         elif _tiled(g):  # whole-row loops, no index tables
+            k0, k1, k2 = _k3(g.kernel)
             _kernels.select_tiled(x4, k0, k1, k2, sign, y, pos)
         else:
             (_kernels.select_max if sign > 0 else _kernels.select_min)(x4, t0, t1, t2, y)
