@@ -54,7 +54,7 @@ def maxplus_facts(window: np.ndarray, kernel: np.ndarray, seed: int = 0) -> dict
 
 
 def _learned_values(model: Any, kind: str) -> Any:
-    pools = [m for m in model if isinstance(m, (nn.GeMPool2d, nn.MixedPool2d, nn.MaxPlusConv2d))]
+    pools: list[Any] = [m for m in model if isinstance(m, (nn.GeMPool2d, nn.MixedPool2d, nn.MaxPlusConv2d))]
     if kind == "gem":
         return [float(m.p.data[0]) for m in pools]
     if kind == "mixed":
