@@ -25,7 +25,7 @@ from .checkpoint import load_checkpoint as load_checkpoint
 from .data import DataLoader, Dataset
 from .losses import CrossEntropyLoss, _Loss
 from .nn.module import Module
-from .optim import Optimizer, _Schedule
+from .optim import CosineAnnealingLR, Optimizer, _Schedule
 
 
 class TrainingDiverged(RuntimeError):
@@ -191,6 +191,12 @@ def make_optimizer(name: str, params: list, lr: float, weight_decay: float) -> O
     raise ValueError(f"optimizer must be 'adamw', 'adam' or 'sgd', got {name!r}")
 
 
+def _recipe(model: Module, optimizer: str, lr: float, weight_decay: float, epochs: int) -> tuple[Optimizer, _Schedule]:
+    """The standard recipe's optimiser on ``model`` and its cosine schedule over ``epochs``."""
+    opt = make_optimizer(optimizer, model.parameters(), lr, weight_decay)
+    return opt, CosineAnnealingLR(opt, epochs)
+
+
 def train_classifier(
     model: Module,
     train: Dataset,
@@ -211,10 +217,7 @@ def train_classifier(
 
     Returns the history and the final test metrics (loss, accuracy, time).
     """
-    from .optim import CosineAnnealingLR
-
-    opt = make_optimizer(optimizer, model.parameters(), lr, weight_decay)
-    sched = CosineAnnealingLR(opt, epochs)
+    opt, sched = _recipe(model, optimizer, lr, weight_decay, epochs)
     ckpt = os.path.join(out_dir, "checkpoint.npz") if out_dir else None
     t0 = time.perf_counter()
     hist = fit(

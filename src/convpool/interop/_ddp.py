@@ -41,8 +41,7 @@ from .. import _random
 from ..checkpoint import _restore, _resume_point, load_checkpoint, read_checkpoint, save_checkpoint
 from ..data import Dataset
 from ..nn.module import Module
-from ..optim import CosineAnnealingLR
-from ..train import History, _epochs_since_best, evaluate, make_optimizer
+from ..train import History, _epochs_since_best, _recipe, evaluate
 
 
 def _torch() -> Any:
@@ -129,8 +128,7 @@ def _save(run: _Run, model: Module, tmodel: Any, opt: Any, params: list, epoch: 
     """The usual convpool checkpoint (atomic), written by global rank 0."""
     assert run.checkpoint is not None
     model.load_state_dict({k: v.detach().cpu().numpy() for k, v in tmodel.state_dict().items()})
-    cp_opt = make_optimizer(run.optimizer, model.parameters(), run.lr, run.weight_decay)
-    sched = CosineAnnealingLR(cp_opt, run.epochs)
+    cp_opt, sched = _recipe(model, run.optimizer, run.lr, run.weight_decay, run.epochs)
     cp_opt.load_state_dict(_convpool_optim_state(opt, params, _cosine(run.lr, epoch, run.epochs), steps))
     sched.load_state_dict({"base_lr": run.lr, "last_epoch": epoch})
     save_checkpoint(run.checkpoint, model, cp_opt, sched, {"epoch": epoch, "history": run.history})
@@ -347,8 +345,7 @@ def train_torch(
         log,
     )
     if resume and checkpoint and os.path.exists(checkpoint):
-        cp_opt = make_optimizer(optimizer, model.parameters(), run.lr, run.weight_decay)
-        sched = CosineAnnealingLR(cp_opt, epochs)
+        cp_opt, sched = _recipe(model, optimizer, run.lr, run.weight_decay, epochs)
         arrays, meta = read_checkpoint(checkpoint)
         run.start = _resume_point(checkpoint, meta, epochs, patience is not None)
         _restore(checkpoint, arrays, meta, model, cp_opt, sched)
