@@ -30,6 +30,14 @@ def _k3(v: tuple[int, ...], fill: int) -> np.ndarray:
     return np.array((fill,) * (3 - len(v)) + tuple(v), dtype=np.int64)
 
 
+def kernel_geometry(
+    g: Geometry, lo: tuple[int, ...]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Kernel, stride, dilation, the zero padding ``lo`` the kernels apply, and the output
+    size, as the compiled im2col / col2im kernels take them (3-d)."""
+    return _k3(g.kernel, 1), _k3(g.stride, 1), _k3(g.dilation, 1), _k3(lo, 0), _k3(g.out, 1)
+
+
 def _as5(a: np.ndarray, nd: int) -> np.ndarray:
     return a.reshape(a.shape[:2] + (1,) * (3 - nd) + a.shape[2:])
 
@@ -103,7 +111,7 @@ def forward(
     xp = np.ascontiguousarray(xp)
     k, p = _args.prod(g.kernel), _args.prod(g.out)
     w = weight.astype(xb.dtype, copy=False).reshape(groups, c_out // groups, cg * k)
-    geo = (_k3(g.kernel, 1), _k3(g.stride, 1), _k3(g.dilation, 1), _k3(lo, 0), _k3(g.out, 1))
+    geo = kernel_geometry(g, lo)
     if cg == 1:
         y = np.zeros((n, c_out) + g.out, dtype=xb.dtype)
         _kernels.depthwise_forward(
@@ -149,7 +157,7 @@ def backward(dy: np.ndarray, ctx: ConvCtx) -> tuple[np.ndarray, np.ndarray]:
     n, c = ctx.x_shape[:2]
     c_out = ctx.w_shape[0]
     cg, k, p = c // groups, _args.prod(g.kernel), _args.prod(g.out)
-    geo = (_k3(g.kernel, 1), _k3(g.stride, 1), _k3(g.dilation, 1), _k3(ctx.lo, 0))
+    geo = kernel_geometry(g, ctx.lo)[:4]
     dy = np.ascontiguousarray(dy)
     if cg == 1:
         gxp = np.zeros(xp.shape, dtype=xp.dtype)

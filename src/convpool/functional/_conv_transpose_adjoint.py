@@ -27,7 +27,7 @@ import numpy as np
 from .. import _args, _kernels
 from .._args import Pairs
 from ._common import Geometry
-from ._conv_im2col import _as5, _batch_in_columns, _column_layout, _k3, _over_batch
+from ._conv_im2col import _as5, _batch_in_columns, _column_layout, _over_batch, kernel_geometry
 from ._conv_reference import col2im
 from .conv import conv_forward
 
@@ -86,7 +86,7 @@ def _compiled_col2im(dyg: np.ndarray, wt: np.ndarray, x_shape: tuple[int, ...], 
     co = dyg.shape[2]
     rows, p = wt.shape[1], dyg.shape[3]  # rows = Cg*K
     lo = tuple(a for a, _ in g.pads)
-    geo = (_k3(g.kernel, 1), _k3(g.stride, 1), _k3(g.dilation, 1), _k3(lo, 0), _k3(g.out, 1))
+    geo = kernel_geometry(g, lo)
     gx = np.zeros(x_shape, dtype=dyg.dtype)
     gx5 = _as5(gx, nd)
 

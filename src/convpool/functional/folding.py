@@ -40,7 +40,7 @@ import numpy as np
 from .. import _args, _kernels
 from ..windows import pad, window_view
 from ._common import Geometry, check_grad, check_spatial
-from ._conv_im2col import _as5, _k3
+from ._conv_im2col import _as5, kernel_geometry
 from ._conv_reference import col2im
 
 
@@ -82,10 +82,8 @@ def _compiled(x: np.ndarray, g: Geometry) -> bool:
 
 
 def _kernel_geometry(g: Geometry) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Kernel, stride, dilation, low padding and output size as the compiled im2col /
-    col2im kernels take them (3-d)."""
-    lo = tuple(a for a, _ in g.pads)
-    return _k3(g.kernel, 1), _k3(g.stride, 1), _k3(g.dilation, 1), _k3(lo, 0), _k3(g.out, 1)
+    """The compiled kernels' geometry; fold/unfold pad with zeros only, all applied there."""
+    return kernel_geometry(g, tuple(a for a, _ in g.pads))
 
 
 def _columns(xb: np.ndarray, g: Geometry) -> np.ndarray:
