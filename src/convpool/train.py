@@ -234,6 +234,14 @@ def train_classifier(
         progress=progress,
         on_epoch=on_epoch,
     )
+    return hist, _final(model, test, hist, t0, out_dir)
+
+
+def _final(
+    model: Module, test: Dataset, hist: History, t0: float, out_dir: str | None, info: dict[str, Any] | None = None
+) -> dict[str, float]:
+    """The final test metrics and times (``t0``: the run's start); with ``out_dir``, the
+    history, these and ``info`` into ``OUT/history.json``."""
     test_loss, test_acc = evaluate(model, test)
     final = {
         "test_loss": test_loss,
@@ -243,5 +251,7 @@ def train_classifier(
     }
     if out_dir:
         with open(os.path.join(out_dir, "history.json"), "w") as f:
-            json.dump({"epochs": hist.epochs, "final": final, "resumed_from": hist.resumed_from}, f, indent=1)
-    return hist, final
+            json.dump(
+                {"epochs": hist.epochs, "final": final, "resumed_from": hist.resumed_from, **(info or {})}, f, indent=1
+            )
+    return final

@@ -26,7 +26,6 @@ PyTorch stays optional: it is imported only here.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import socket
@@ -41,7 +40,7 @@ from .. import _random
 from ..checkpoint import _restore, _resume_point, load_checkpoint, read_checkpoint, save_checkpoint
 from ..data import Dataset
 from ..nn.module import Module
-from ..train import History, _epochs_since_best, _recipe, evaluate
+from ..train import History, _epochs_since_best, _final, _recipe
 
 
 def _torch() -> Any:
@@ -362,18 +361,8 @@ def train_torch(
         meta = load_checkpoint(checkpoint, model)  # the trained weights (and generator) into the model
         history = History(list(meta.get("history", [])), False, run.start)
         history.stopped_early = patience is not None and len(history.epochs) < epochs
-        test_loss, test_acc = evaluate(model, test)
-        final = {
-            "test_loss": test_loss,
-            "test_acc": test_acc,
-            "train_time": sum(e["time"] for e in history.epochs),
-            "wall_time": time.perf_counter() - t0,
-        }
-        if out_dir:
-            with open(os.path.join(out_dir, "history.json"), "w") as f:
-                info = {"engine": "torch", "processes": nproc * nnodes, "backend": run.backend}
-                json.dump({"epochs": history.epochs, "final": final, "resumed_from": run.start, **info}, f, indent=1)
-        return history, final
+        info = {"engine": "torch", "processes": nproc * nnodes, "backend": run.backend}
+        return history, _final(model, test, history, t0, out_dir, info)
     finally:
         if temp is not None:
             temp.cleanup()
