@@ -7,11 +7,15 @@ import math
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from . import __version__
 from .lab._variants import SWEEP_VARIANTS, VARIANTS
 from .models import POOLS
+
+if TYPE_CHECKING:
+    from .data import Split
+    from .nn.module import Module
 
 # `convpool train --data mnist` defaults: LeNet-5 reaches 99% test accuracy with them
 MNIST_RECIPE = {"epochs": 10, "batch_size": 64}
@@ -294,15 +298,15 @@ def _ablation_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=_positive, default=2, help="parallel training processes")
 
 
-def _train_torch(args: argparse.Namespace, model: object, split: object) -> int:
+def _train_torch(args: argparse.Namespace, model: Module, split: Split) -> int:
     """``convpool train --engine torch``: the same recipe, trained by PyTorch DDP."""
     try:
         from .interop._ddp import train_torch
 
         hist, final = train_torch(
-            model,  # type: ignore[arg-type]
-            split.train,  # type: ignore[attr-defined]
-            split.test,  # type: ignore[attr-defined]
+            model,
+            split.train,
+            split.test,
             epochs=args.epochs,
             lr=args.lr,
             batch_size=args.batch_size,

@@ -2,6 +2,9 @@
 
 * :mod:`._torch` - ``to_torch(model)`` / ``from_torch(module)``: the equivalent PyTorch
   model with the same weights and buffers, and back.
+* :mod:`._onnx` - ``to_onnx(model, input_shape, path)`` / ``from_onnx(path)``: an ONNX file and back.
+* :mod:`._safetensors` - ``save_safetensors(model, path)`` / ``load_safetensors(model,
+  path)``: the weights as a safetensors file, by state_dict key.
 
 PyTorch (and any other engine) is imported only when these functions are called.
 """
