@@ -37,12 +37,11 @@ from . import _onnx_compose as C
 from . import _onnx_layers as L
 from ._onnx_config import config_of
 from ._onnx_graph import ExportError, Graph, _onnx
-from ._onnx_import import from_onnx
+from ._onnx_import import METADATA_KEY, from_onnx
 from ._onnx_resize import emit_upsample
 
 DEFAULT_OPSET = 19
 MIN_OPSET = 19  # Pad 'wrap' (circular padding), Resize with axes, Col2Im
-METADATA_KEY = "convpool.layers"
 
 # base-class name in convpool.nn -> how to write the layer
 EMITTERS: dict[str, Any] = {
