@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 import convpool.functional as F
-from convpool import _kernels
+from convpool.backends.compiled import kernels as _kernels
 from convpool.config import info
 
 CASES = [  # name, input shape, weight shape, padding, groups, stride

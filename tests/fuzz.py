@@ -33,7 +33,7 @@ import torch.nn.functional as TF
 
 import convpool
 import convpool.functional as F
-from convpool import _args, nn
+from convpool import geometry, nn
 
 OPS = (
     "conv",
@@ -245,7 +245,7 @@ def _window_in_padding(case: Case) -> bool:
     pads = a.get("padding", (0,) * nd)
     dil = a.get("dilation", (1,) * nd)
     try:
-        out = _args.output_size(
+        out = geometry.output_size(
             size, a["kernel_size"], a["stride"], tuple((p, p) for p in pads), dil, a.get("ceil_mode", False)
         )
     except ValueError:

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import convpool.functional as F
-from convpool._args import same_padding
+from convpool.geometry import same_padding
 from oracle import check_against_torch
 
 TORCH_CONV = {1: TF.conv1d, 2: TF.conv2d, 3: TF.conv3d}

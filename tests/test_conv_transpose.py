@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import convpool
-from convpool import _kernels
+from convpool.backends.compiled import kernels as _kernels
 from convpool.functional._common import make_geometry
 from convpool.functional._conv_transpose_adjoint import conv_input_grad
 from convpool.functional.conv import conv_backward, conv_forward

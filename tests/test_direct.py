@@ -14,7 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import convpool.functional as F
-from convpool import _direct, _kernels
+from convpool.backends.compiled import direct as _direct
+from convpool.backends.compiled import kernels as _kernels
 from convpool.functional.conv import ConvCtx, TrimmedCtx
 
 pytestmark = pytest.mark.skipif(not _kernels.DIRECT, reason="direct kernels need numba")

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 import convpool
 import convpool.functional as F
-from convpool import _kernels
+from convpool.backends.compiled import kernels as _kernels
 
 pytestmark = pytest.mark.skipif(not _kernels.enabled(), reason="numba not installed or disabled")
 
@@ -85,7 +85,7 @@ def test_conv_fast_equals_reference(c, groups, mode, seed):  # type: ignore[no-u
 
 
 def test_large_conv_is_chunked_and_equal(monkeypatch):  # type: ignore[no-untyped-def]
-    from convpool.functional import _conv_im2col
+    from convpool.backends.compiled import conv_im2col as _conv_im2col
 
     monkeypatch.setattr(_conv_im2col, "COLS_BUDGET", 4096)  # force many chunks
     rng = np.random.default_rng(0)

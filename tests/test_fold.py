@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import convpool
-from convpool import _kernels
+from convpool.backends.compiled import kernels as _kernels
 from convpool.functional.conv import conv2d
 from convpool.functional.folding import fold, fold_backward, fold_forward, unfold, unfold_backward, unfold_forward
 from convpool.nn.fold import Fold, Unfold

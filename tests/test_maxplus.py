@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 import convpool
 import convpool.functional as F
 from convpool import nn, reference
-from convpool._args import resolve_padding
+from convpool.geometry import resolve_padding
 from oracle import numerical_grad, tie_free
 
 BACKENDS = convpool.available_backends()

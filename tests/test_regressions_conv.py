@@ -242,7 +242,7 @@ def test_im2col_span_stays_within_the_row() -> None:
     must give an empty span at the row's end, not a start past it (the zero fill ran into
     the next row, or past the buffer).  The public calls above are now trimmed before
     they reach the kernel, so the kernel's contract is checked here directly."""
-    from convpool import _kernels
+    from convpool.backends.compiled import kernels as _kernels
 
     if not _kernels.AVAILABLE:
         pytest.skip("numba is not loaded")

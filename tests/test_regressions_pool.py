@@ -22,7 +22,8 @@ from hypothesis import strategies as st
 
 import convpool
 import convpool.functional as F
-from convpool import _kernels, nn
+from convpool import nn
+from convpool.backends.compiled import kernels as _kernels
 from convpool.functional import _pool_trim, _reduce
 from oracle import assert_close, check_against_torch
 

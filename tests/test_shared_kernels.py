@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 import convpool
 import convpool.functional as F
-from convpool import _kernels
+from convpool.backends.compiled import kernels as _kernels
 from convpool.functional import _reduce
 
 pytestmark = pytest.mark.skipif(not _kernels.enabled(), reason="numba not installed or disabled")

@@ -1,4 +1,4 @@
-"""The kernel threads (:mod:`convpool._threads`): every job runs exactly once, errors
+"""The kernel threads (:mod:`convpool.backends.compiled.threads`): every job runs exactly once, errors
 reach the caller, calls from several threads and after a fork work; the compiled
 kernels give the same results split over threads in small chunks as in one call;
 each kernel compiles one signature however its callers pass the tables."""
@@ -15,7 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import convpool.functional as F
-from convpool import _kernels, _threads
+from convpool.backends.compiled import kernels as _kernels
+from convpool.backends.compiled import threads as _threads
 
 
 @pytest.fixture
@@ -210,7 +211,7 @@ def test_elementwise_and_plane_kernels_split_over_threads_equal_numpy(threads3: 
 def test_each_kernel_compiles_one_signature() -> None:
     """Callers pass the cached (read-only) tables and fresh (writable) ones alike: the
     kernels see them all read-only, so a geometry change or another caller compiles nothing."""
-    from convpool import _direct
+    from convpool.backends.compiled import direct as _direct
 
     rng = np.random.default_rng(0)
     for shape, pad, n in (((6, 4, 3, 3), 1, 2), ((5, 4, 3, 3), 0, 1), ((6, 4, 1, 1), 0, 3)):
@@ -224,7 +225,7 @@ def test_each_kernel_compiles_one_signature() -> None:
 def test_im2col_chunks_of_the_batch_on_the_kernel_threads(monkeypatch: pytest.MonkeyPatch) -> None:
     """float64 conv with over 8 MB of columns: each thread takes chunks of the batch
     (serial im2col, one BLAS thread), the chunks smaller than the batch's share."""
-    from convpool.functional import _conv_im2col
+    from convpool.backends.compiled import conv_im2col as _conv_im2col
 
     rng = np.random.default_rng(0)
     x = rng.standard_normal((9, 16, 32, 32))

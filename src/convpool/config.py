@@ -26,7 +26,7 @@ _chosen: str | None = None  # None: decided by the environment
 
 
 def _compiled_available() -> bool:
-    from . import _kernels  # the kernels read this module, so not at import time
+    from .backends.compiled import kernels as _kernels  # the kernels read this module, so not at import time
 
     return _kernels.AVAILABLE
 
@@ -80,7 +80,8 @@ def info() -> dict[str, str]:
 
     import numpy as np
 
-    from . import __version__, _blas, _kernels
+    from . import __version__, _blas
+    from .backends.compiled import kernels as _kernels
 
     flags = _blas.cpu_flags()
     isa = "AVX-512" if "avx512f" in flags else "AVX2/FMA" if {"avx2", "fma"} <= flags else platform.machine()

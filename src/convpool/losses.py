@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from . import _args
+from . import geometry
 from .nn.module import Module
 
 REDUCTIONS = ("mean", "sum")
@@ -46,7 +46,7 @@ class CrossEntropyLoss(_Loss):
         self.label_smoothing = float(label_smoothing)
 
     def forward(self, pred: Any, target: Any) -> float:  # type: ignore[override]
-        logits = _args.check_array(pred, "pred")
+        logits = geometry.check_array(pred, "pred")
         target = np.asarray(target)
         if logits.ndim != 2:
             raise ValueError(f"pred must be logits of shape (N, C), got shape {logits.shape}")
@@ -71,7 +71,7 @@ class MSELoss(_Loss):
     """Mean squared error ``mean((pred - target)**2)``."""
 
     def forward(self, pred: Any, target: Any) -> float:  # type: ignore[override]
-        pred = _args.check_array(pred, "pred")
+        pred = geometry.check_array(pred, "pred")
         target = np.asarray(target, dtype=pred.dtype)
         if target.shape != pred.shape:
             raise ValueError(f"target must have pred's shape {pred.shape}, got {target.shape}")

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ._args import Pairs
+from .geometry import Pairs
 
 
 def _border_index(n: int, lo: int, hi: int, mode: str) -> np.ndarray:

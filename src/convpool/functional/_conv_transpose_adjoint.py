@@ -9,7 +9,7 @@ is the transposed convolution's forward pass.
   ``_kernels.col2im`` / ``col2im_serial`` (compiled backend) into a zeroed output, the
   batch in chunks (``_conv_im2col.COLS_BUDGET``), each core its own chunks with one BLAS
   thread, as the convolution's backward pass; on the NumPy backend
-  :func:`._conv_reference.col2im` (``windows.scatter_add`` and the padding's adjoint).
+  :func:`convpool.backends.numpy.conv.col2im` (``windows.scatter_add`` and the padding's adjoint).
 
 Shapes are the convolution's: ``dy`` is its output gradient ``(N, C_out, *g.out)``,
 ``weight`` ``(C_out, C_in/groups, *kernel)``, the result ``x_shape`` = ``(N, C_in, *g.in_size)``.
@@ -24,11 +24,12 @@ from typing import Any
 
 import numpy as np
 
-from .. import _args, _kernels
-from .._args import Pairs
+from .. import geometry
+from ..backends.compiled import kernels as _kernels
+from ..backends.compiled.conv_im2col import _as5, _batch_in_columns, _column_layout, _over_batch, kernel_geometry
+from ..backends.numpy.conv import col2im
+from ..geometry import Pairs
 from ._common import Geometry
-from ._conv_im2col import _as5, _batch_in_columns, _column_layout, _over_batch, kernel_geometry
-from ._conv_reference import col2im
 from .conv import conv_forward
 
 
@@ -44,7 +45,7 @@ def conv_input_grad(
     if flipped is not None:
         return conv_forward(dy, flip_weight(weight, groups), None, 1, flipped, g.dilation, groups, nd=g.nd)[0]
     cg, co = c // groups, c_out // groups
-    k, p = _args.prod(g.kernel), _args.prod(g.out)
+    k, p = geometry.prod(g.kernel), geometry.prod(g.out)
     w = weight.astype(dy.dtype, copy=False).reshape(groups, co, cg * k)
     wt = w.transpose(0, 2, 1)  # (groups, Cg*K, Co)
     dyg = np.ascontiguousarray(dy).reshape(n, groups, co, p)

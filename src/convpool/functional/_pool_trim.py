@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import _args
+from .. import geometry
 from ..windows import source_index
 from ._common import Geometry
 
@@ -98,14 +98,14 @@ def plan(g: Geometry, mode: str | None) -> PoolTrim | None:
     """The sub-problem of a pool with windows ``g`` and padding ``mode`` (None: the
     reduction's identity), or None when ``g`` is ordinary: its padded input not much
     larger than the input, or the sub-problem not much smaller than it."""
-    full = _args.prod(g.padded)
-    if full <= RATIO * _args.prod(g.in_size) + SLACK:
+    full = geometry.prod(g.padded)
+    if full <= RATIO * geometry.prod(g.in_size) + SLACK:
         return None
     dims = tuple(
         _dim(n, k, s, d, pads, o, mode)
         for n, k, s, d, pads, o in zip(g.in_size, g.kernel, g.stride, g.dilation, g.pads, g.out, strict=True)
     )
-    sub = _args.prod([dim.pads[0] + len(dim.source) + dim.pads[1] for dim in dims])
+    sub = geometry.prod([dim.pads[0] + len(dim.source) + dim.pads[1] for dim in dims])
     if full <= RATIO * sub + SLACK:
         return None
     geom = Geometry(

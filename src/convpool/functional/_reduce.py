@@ -16,7 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from .. import _args, _kernels
+from .. import geometry
+from ..backends.compiled import kernels as _kernels
 from ..windows import check_border_padding, pad, pad_backward, scatter_add, source_index, window_view
 from . import _pool_trim
 from ._common import Geometry, batched, check_grad, check_spatial, make_geometry
@@ -62,7 +63,7 @@ def reduce_window_forward(
     xb, unbatched = batched(x, nd)
     check_spatial(xb, nd, unbatched)
     in_shape, dtype = xb.shape, xb.dtype
-    mode = None if padding_mode is None else _args.check_padding_mode(padding_mode)
+    mode = None if padding_mode is None else geometry.check_padding_mode(padding_mode)
     if mode == "constant" and type(red) is Sum:  # zeros add nothing to a sum: identity padding
         mode = None
     g = make_geometry(xb.shape[2:], nd, kernel_size, stride, padding, dilation, ceil_mode, pool=True)
@@ -154,7 +155,7 @@ def _fill_windows(x: np.ndarray, g: Geometry, reduction: Reduction, mode: str | 
 def _reference_forward(x: np.ndarray, red: Reduction, g: Geometry, mode: str | None) -> tuple[np.ndarray, object]:
     xp = _fill_windows(x, g, red, mode)
     view = window_view(xp, g.kernel, g.stride, g.dilation, g.out)
-    w = view.reshape(view.shape[: 2 + g.nd] + (_args.prod(g.kernel),))  # one copy: (N, C, *out, K)
+    w = view.reshape(view.shape[: 2 + g.nd] + (geometry.prod(g.kernel),))  # one copy: (N, C, *out, K)
     valid = g.counts(include_pad=mode is not None)
     y, aux = red.forward(w, valid)
     if isinstance(red, _SelectOne) and w.size:
@@ -214,7 +215,7 @@ def _reference_indices(g: Geometry, mode: str | None, pos: np.ndarray) -> np.nda
 
 def _reference_backward(dy: np.ndarray, ctx: PoolCtx) -> np.ndarray:
     g = ctx.work
-    gw = ctx.reduction.backward(dy, ctx.aux, _args.prod(g.kernel))
+    gw = ctx.reduction.backward(dy, ctx.aux, geometry.prod(g.kernel))
     gw = gw.reshape(dy.shape + g.kernel)
     gp = scatter_add(gw, ctx.in_shape[:2] + g.padded, g.stride, g.dilation)
     if any(g.extra):
@@ -260,7 +261,7 @@ def _fast_forward(xb: np.ndarray, red: Reduction, g: Geometry, mode: str | None)
         aux = np.empty(y.shape, dtype=np.int64)
         _kernels.median_forward(x4, t0, t1, t2, y, aux)
     else:  # max / min: the values and each winner's position in its window
-        k = _args.prod(g.kernel)
+        k = geometry.prod(g.kernel)
         pos = np.empty(y.shape, dtype=np.int8 if k <= 127 else np.int32)
         sign = 1.0 if red.name == "max" else -1.0
         if _is_2x2(g):  # the usual 2x2 pool

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import _args
+from .. import geometry
 from ._common import Geometry
 
 # trim when the full padded plane is larger than this many times the trimmed one
@@ -43,7 +43,7 @@ class Trim:
     in_slices: tuple[slice, ...] = ()
     tap_slices: tuple[slice, ...] = ()
     out_slices: tuple[slice, ...] = ()
-    pads: _args.Pairs = ()
+    pads: geometry.Pairs = ()
     stride: tuple[int, ...] = ()
     dilation: tuple[int, ...] = ()
 
@@ -81,7 +81,7 @@ def plan(g: Geometry) -> Trim | None:
     """The trimmed sub-problem of a zero-padded convolution with geometry ``g``, or None
     when running ``g`` as it is costs about as much (the ordinary case)."""
     normal = all((o > 1 or s == 1) and (k > 1 or d == 1) for o, s, k, d in zip(g.out, g.stride, g.kernel, g.dilation))
-    if normal and _args.prod(g.padded) <= RATIO * _args.prod(g.in_size) + SLACK:
+    if normal and geometry.prod(g.padded) <= RATIO * geometry.prod(g.in_size) + SLACK:
         return None  # padding near the input's size: memory follows the input (checked in O(nd))
     dims = [_dim(n, k, s, d, lo, o) for n, k, s, d, (lo, _), o in zip(*_fields(g), strict=True)]
     if any(dim is None for dim in dims):
@@ -89,8 +89,8 @@ def plan(g: Geometry) -> Trim | None:
     in_s, tap_s, out_s, pads = zip(*dims, strict=True)
     stride = tuple(1 if o.stop - o.start == 1 else s for o, s in zip(out_s, g.stride, strict=True))
     dilation = tuple(1 if t.stop - t.start == 1 else d for t, d in zip(tap_s, g.dilation, strict=True))
-    sub = _args.prod([p[0] + c.stop - c.start + p[1] for c, p in zip(in_s, pads, strict=True)])
-    if _args.prod(g.padded) <= RATIO * sub + SLACK and stride == g.stride and dilation == g.dilation:
+    sub = geometry.prod([p[0] + c.stop - c.start + p[1] for c, p in zip(in_s, pads, strict=True)])
+    if geometry.prod(g.padded) <= RATIO * sub + SLACK and stride == g.stride and dilation == g.dilation:
         return None
     return Trim(False, in_s, tap_s, out_s, pads, stride, dilation)
 

@@ -27,13 +27,14 @@ from typing import Any
 
 import numpy as np
 
-from .. import _args, _kernels
+from .. import geometry
+from ..backends.compiled import kernels as _kernels
 from ._common import batched, check_bool, check_grad, check_spatial
 
 
 def _output_size(output_size: Any, in_size: tuple[int, ...]) -> tuple[int, ...]:
     nd = len(in_size)
-    if output_size is None or _args._is_int(output_size):
+    if output_size is None or geometry._is_int(output_size):
         sizes: tuple[Any, ...] = (output_size,) * nd
     elif isinstance(output_size, (tuple, list)) and len(output_size) == nd:
         sizes = tuple(output_size)
@@ -43,7 +44,7 @@ def _output_size(output_size: Any, in_size: tuple[int, ...]) -> tuple[int, ...]:
     for s, n in zip(sizes, in_size, strict=True):
         if s is None:
             out.append(n)
-        elif not _args._is_int(s) or s < 1:
+        elif not geometry._is_int(s) or s < 1:
             raise ValueError(f"output_size must be positive ints (or None to keep a size), got {output_size!r}")
         else:
             out.append(int(s))
@@ -101,7 +102,7 @@ def adaptive_avg_pool_forward(x: Any, nd: int, output_size: Any) -> tuple[np.nda
     check_spatial(xb, nd, unbatched)
     out = _output_size(output_size, xb.shape[2:])
     if all(o == 1 for o in out):  # global average pooling: one mean over the flattened plane
-        plane = _args.prod(xb.shape[2:])
+        plane = geometry.prod(xb.shape[2:])
         flat = np.ascontiguousarray(xb).reshape(-1, plane)
         if _kernels.worth_parallel(xb):  # one parallel pass
             y = np.empty(xb.shape[:2] + (1,) * nd, dtype=xb.dtype)
@@ -129,7 +130,7 @@ def adaptive_avg_pool_backward(dy: Any, ctx: AdaptiveCtx) -> np.ndarray:
         if _kernels.worth_parallel(gx):  # one parallel fill
             _kernels.plane_fill(np.ascontiguousarray(g).ravel(), gx.reshape(g.size, -1))
         else:
-            gx[...] = g / _args.prod(ctx.in_shape[2:])
+            gx[...] = g / geometry.prod(ctx.in_shape[2:])
         return gx[0] if ctx.unbatched else gx
     g = g / _window_sizes(ctx.windows, ctx.dtype)
     for i, (start, end) in enumerate(ctx.windows):
@@ -159,7 +160,7 @@ def adaptive_max_pool_forward(x: Any, nd: int, output_size: Any) -> tuple[np.nda
         shape[d], shape[nd + d] = ix.shape
         mesh.append(ix.reshape(shape))
     w = xb[(slice(None), slice(None), *mesh)]  # (N, C, *out, *kmax)
-    w = w.reshape(w.shape[: 2 + nd] + (_args.prod(kernel),))
+    w = w.reshape(w.shape[: 2 + nd] + (geometry.prod(kernel),))
     k = np.argmax(w, axis=-1)
     y = np.take_along_axis(w, k[..., None], axis=-1)[..., 0]
     koff = np.unravel_index(k, kernel)
@@ -179,7 +180,7 @@ def adaptive_max_pool_backward(dy: Any, ctx: AdaptiveCtx) -> np.ndarray:
     g = dy[None] if ctx.unbatched else dy
     assert ctx.flat is not None
     n, c = ctx.in_shape[:2]
-    size = _args.prod(ctx.in_shape[2:])
+    size = geometry.prod(ctx.in_shape[2:])
     rows = np.arange(n * c).reshape(n, c, *([1] * (g.ndim - 2))) * size
     gx = np.bincount((rows + ctx.flat).ravel(), weights=g.ravel(), minlength=n * c * size)
     gx = gx.astype(ctx.dtype).reshape(ctx.in_shape)

@@ -15,9 +15,9 @@ context for the backward pass:
 
 * :mod:`._trim` - a zero-padded convolution reaching far past its input runs as the
   sub-problem that reads the input;
-* :mod:`._conv_reference` - the readable NumPy im2col (the numpy backend);
-* :mod:`._conv_direct` - float32 on explicit SIMD vectors (compiled backend);
-* :mod:`._conv_im2col` - the compiled loops and BLAS (compiled backend, the rest).
+* :mod:`convpool.backends.numpy.conv` - the readable NumPy im2col (the numpy backend);
+* :mod:`convpool.backends.compiled.conv_direct` - float32 on explicit SIMD vectors (compiled backend);
+* :mod:`convpool.backends.compiled.conv_im2col` - the compiled loops and BLAS (compiled backend, the rest).
 """
 
 from __future__ import annotations
@@ -28,11 +28,13 @@ from typing import Any
 
 import numpy as np
 
-from .. import _args, _kernels
+from .. import geometry
+from ..backends.compiled import conv_im2col as _conv_im2col
+from ..backends.compiled import kernels as _kernels
+from ..backends.numpy.conv import ConvCtx, reference_backward, reference_forward
 from ..windows import check_border_padding
-from . import _conv_im2col, _trim
+from . import _trim
 from ._common import Geometry, batched, check_grad, check_spatial, check_weight, make_geometry
-from ._conv_reference import ConvCtx, reference_backward, reference_forward
 from ._trim import Trim
 
 
@@ -54,7 +56,7 @@ def conv_forward(
     xb, unbatched = batched(x, nd)
     check_spatial(xb, nd, unbatched)  # PyTorch refuses it too: only the batch or channels may be empty
     weight, bias = check_weight(xb, weight, bias, nd, groups)
-    mode = _args.check_padding_mode(padding_mode)
+    mode = geometry.check_padding_mode(padding_mode)
     g = make_geometry(xb.shape[2:], nd, weight.shape[2:], stride, padding, dilation)
     if mode != "constant":  # checked here too, not only when padding: an empty batch is no exception
         check_border_padding(g.in_size, g.pads, mode)
@@ -81,7 +83,9 @@ def _compiled_forward(
 ) -> tuple[np.ndarray, ConvCtx]:
     """The SIMD kernels where they apply, else the compiled loops and BLAS."""
     if _kernels.DIRECT:
-        from . import _conv_direct  # numba's SIMD module: only loaded with the compiled backend
+        from ..backends.compiled import (
+            conv_direct as _conv_direct,  # numba's SIMD module: only loaded with the compiled backend
+        )
 
         kind = _conv_direct.kind(xb, g, weight.shape[1], groups)  # before any padding: they pad
         if kind == "wide":
@@ -174,7 +178,7 @@ def _backward(
     if isinstance(ctx, TrimmedCtx):
         dx, dw = _trimmed_backward(dy, ctx, input_grad)
     elif ctx.stencil or ctx.wide is not None:
-        from . import _conv_direct
+        from ..backends.compiled import conv_direct as _conv_direct
 
         backward = _conv_direct.stencil_backward if ctx.stencil else _conv_direct.wide_backward
         dx, dw = backward(dy, ctx, input_grad)

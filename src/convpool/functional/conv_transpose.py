@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import _args
+from .. import geometry
 from ._common import Geometry, batched, check_grad, check_spatial
 from ._conv_transpose_adjoint import conv_input_grad
 from .conv import _bias_grad, conv_forward, conv_param_backward
@@ -57,13 +57,13 @@ class ConvTransposeCtx:
 
 def _check_weight(x: np.ndarray, weight: Any, bias: Any, nd: int, groups: Any) -> tuple[np.ndarray, np.ndarray | None]:
     """``weight`` (C_in, C_out/groups, *kernel) and ``bias`` (C_out,) against the batched input."""
-    weight = _args.check_array(weight, "weight")
+    weight = geometry.check_array(weight, "weight")
     if weight.ndim != nd + 2:
         raise ValueError(
             f"weight of a {nd}-d transposed conv must have {nd + 2} dims (C_in, C_out/groups, *kernel), "
             f"got shape {weight.shape}"
         )
-    if not _args._is_int(groups) or groups < 1:
+    if not geometry._is_int(groups) or groups < 1:
         raise ValueError(f"groups must be a positive int, got {groups!r}")
     c_in = x.shape[1]
     if weight.shape[0] != c_in:
@@ -74,7 +74,7 @@ def _check_weight(x: np.ndarray, weight: Any, bias: Any, nd: int, groups: Any) -
     if c_in % groups:
         raise ValueError(f"groups={groups} must divide in_channels={c_in}")
     if bias is not None:
-        bias = _args.check_array(bias, "bias")
+        bias = geometry.check_array(bias, "bias")
         c_out = weight.shape[1] * groups
         if bias.shape != (c_out,):
             raise ValueError(
@@ -91,12 +91,12 @@ def check_padding(padding: Any, nd: int) -> tuple[int, ...]:
             f"padding of a transposed conv must be an int or a tuple of {nd} ints, got {padding!r} "
             "('same' and 'valid' are not defined for transposed convolution, as in PyTorch)"
         )
-    return _args.ntuple(padding, nd, "padding", minimum=0)
+    return geometry.ntuple(padding, nd, "padding", minimum=0)
 
 
 def check_output_padding(output_padding: Any, stride: tuple[int, ...], dilation: tuple[int, ...]) -> tuple[int, ...]:
     """PyTorch's rule: ``output_padding`` smaller than either stride or dilation, per dim."""
-    op = _args.ntuple(output_padding, len(stride), "output_padding", minimum=0)
+    op = geometry.ntuple(output_padding, len(stride), "output_padding", minimum=0)
     if any(o >= max(s, d) for o, s, d in zip(op, stride, dilation, strict=True)):
         raise ValueError(
             f"output_padding must be smaller than either stride or dilation in every dim, got "
@@ -127,7 +127,7 @@ def padding_for_size(
     ``[0, stride)`` (PyTorch's ``_output_padding``)."""
     nd = len(in_size)
     lead = 1 if unbatched else 2
-    if not (isinstance(output_size, (tuple, list)) and all(_args._is_int(v) for v in output_size)):
+    if not (isinstance(output_size, (tuple, list)) and all(geometry._is_int(v) for v in output_size)):
         raise TypeError(f"output_size must be a tuple or list of ints, got {output_size!r}")
     sizes = tuple(int(v) for v in output_size)
     if len(sizes) == nd + lead:
@@ -168,9 +168,9 @@ def conv_transpose_forward(
     xb, unbatched = batched(input, nd)
     check_spatial(xb, nd, unbatched)
     weight, bias = _check_weight(xb, weight, bias, nd, groups)
-    kernel = _args.ntuple(tuple(weight.shape[2:]), nd, "kernel_size (weight.shape[2:])")
-    strides = _args.ntuple(stride, nd, "stride")
-    dil = _args.ntuple(dilation, nd, "dilation")
+    kernel = geometry.ntuple(tuple(weight.shape[2:]), nd, "kernel_size (weight.shape[2:])")
+    strides = geometry.ntuple(stride, nd, "stride")
+    dil = geometry.ntuple(dilation, nd, "dilation")
     pads = check_padding(padding, nd)
     in_size = tuple(int(v) for v in xb.shape[2:])
     min_size = min_output_size(in_size, kernel, strides, pads, dil)

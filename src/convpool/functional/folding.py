@@ -37,11 +37,12 @@ from typing import Any
 
 import numpy as np
 
-from .. import _args, _kernels
+from .. import geometry
+from ..backends.compiled import kernels as _kernels
+from ..backends.compiled.conv_im2col import _as5, kernel_geometry
+from ..backends.numpy.conv import col2im
 from ..windows import pad, window_view
 from ._common import Geometry, check_grad, check_spatial
-from ._conv_im2col import _as5, kernel_geometry
-from ._conv_reference import col2im
 
 
 @dataclass
@@ -69,11 +70,11 @@ def _geometry(
     in_size: tuple[int, ...], kernel_size: Any, dilation: Any, padding: Any, stride: Any, what: str
 ) -> Geometry:
     nd = len(in_size)
-    kernel = _args.ntuple(kernel_size, nd, "kernel_size")
-    dil = _args.ntuple(dilation, nd, "dilation")
-    pads = tuple((p, p) for p in _args.ntuple(padding, nd, "padding", minimum=0))
-    strides = _args.ntuple(stride, nd, "stride")
-    out = _args.output_size(in_size, kernel, strides, pads, dil, what=what)
+    kernel = geometry.ntuple(kernel_size, nd, "kernel_size")
+    dil = geometry.ntuple(dilation, nd, "dilation")
+    pads = tuple((p, p) for p in geometry.ntuple(padding, nd, "padding", minimum=0))
+    strides = geometry.ntuple(stride, nd, "stride")
+    out = geometry.output_size(in_size, kernel, strides, pads, dil, what=what)
     return Geometry(in_size, kernel, strides, dil, pads, out, (0,) * nd)
 
 
@@ -89,7 +90,7 @@ def _kernel_geometry(g: Geometry) -> tuple[np.ndarray, np.ndarray, np.ndarray, n
 def _columns(xb: np.ndarray, g: Geometry) -> np.ndarray:
     """``(N, C, *in)`` -> ``(N, C * K, L)``: every window as a column."""
     n, c = xb.shape[:2]
-    k, p = _args.prod(g.kernel), _args.prod(g.out)
+    k, p = geometry.prod(g.kernel), geometry.prod(g.out)
     if _compiled(xb, g):
         cols = np.empty(n * c * k * p, dtype=xb.dtype)
         # layout (N, C*K, P): image stride C*K*P, one group, row stride P
@@ -107,7 +108,7 @@ def _uncolumns(cols: np.ndarray, g: Geometry, c: int) -> np.ndarray:
     n, nd = cols.shape[0], g.nd
     if _compiled(cols, g):
         gx = np.zeros((n, c) + g.in_size, dtype=cols.dtype)
-        k, p = _args.prod(g.kernel), _args.prod(g.out)
+        k, p = geometry.prod(g.kernel), geometry.prod(g.out)
         flat = np.ascontiguousarray(cols).reshape(-1)
         _kernels.col2im(flat, *_kernel_geometry(g), 1, c * k * p, c * k * p, p, _as5(gx, nd))
         return gx
@@ -122,8 +123,8 @@ def unfold_forward(
 ) -> tuple[np.ndarray, FoldCtx]:
     """:func:`unfold`, returning ``(y, ctx)`` for :func:`unfold_backward`."""
     nd = spatial_rank(kernel_size)
-    x = _args.check_array(input)
-    unbatched = _args.check_rank(x, nd)
+    x = geometry.check_array(input)
+    unbatched = geometry.check_rank(x, nd)
     xb = x[None] if unbatched else x
     check_spatial(xb, nd, unbatched)
     g = _geometry(xb.shape[2:], kernel_size, dilation, padding, stride, "input")
@@ -178,16 +179,16 @@ def fold_forward(
 ) -> tuple[np.ndarray, FoldCtx]:
     """:func:`fold`, returning ``(y, ctx)`` for :func:`fold_backward`."""
     nd = spatial_rank(kernel_size, output_size)
-    x = _args.check_array(input)
+    x = geometry.check_array(input)
     if x.ndim not in (2, 3):
         raise ValueError(
             f"input of fold must have 3 dims (N, C * prod(kernel_size), L) or 2 dims unbatched, got shape {x.shape}"
         )
     unbatched = x.ndim == 2
     xb = x[None] if unbatched else x
-    size = _args.ntuple(output_size, nd, "output_size")
-    kernel = _args.ntuple(kernel_size, nd, "kernel_size")
-    k = _args.prod(kernel)
+    size = geometry.ntuple(output_size, nd, "output_size")
+    kernel = geometry.ntuple(kernel_size, nd, "kernel_size")
+    k = geometry.prod(kernel)
     if xb.shape[1] % k:
         raise ValueError(
             f"fold: expected size of input's dimension {x.ndim - 2} to be divisible by the product of "
@@ -210,9 +211,9 @@ def _fold_geometry(
 ) -> Geometry:
     """The windows of ``fold``'s output; their number must be the input's last dim."""
     nd = len(size)
-    dil = _args.ntuple(dilation, nd, "dilation")
-    pads = _args.ntuple(padding, nd, "padding", minimum=0)
-    strides = _args.ntuple(stride, nd, "stride")
+    dil = geometry.ntuple(dilation, nd, "dilation")
+    pads = geometry.ntuple(padding, nd, "padding", minimum=0)
+    strides = geometry.ntuple(stride, nd, "stride")
     counts = [(n + 2 * p - d * (k - 1) - 1) // s + 1 for n, k, d, p, s in zip(size, kernel, dil, pads, strides)]
     given = f"output_size={size}, kernel_size={kernel}, dilation={dil}, padding={pads}, stride={strides}"
     if min(counts) < 1:
@@ -221,10 +222,10 @@ def _fold_geometry(
             f"floor((output_size + 2*padding - dilation*(kernel_size-1) - 1) / stride) + 1, is {tuple(counts)}, "
             f"but each must be at least one"
         )
-    if blocks != _args.prod(counts):
+    if blocks != geometry.prod(counts):
         raise ValueError(
             f"fold: given {given}, expected size of input's last dimension to match the calculated number of "
-            f"sliding blocks {' * '.join(map(str, counts))} = {_args.prod(counts)}, but got input of shape {shape}"
+            f"sliding blocks {' * '.join(map(str, counts))} = {geometry.prod(counts)}, but got input of shape {shape}"
         )
     return _geometry(size, kernel, dil, pads, strides, "output")
 

@@ -51,7 +51,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import _args, _random
+from .. import _random, geometry
 from ._common import batched, check_bool, check_grad, check_spatial
 from .upsample import _is_number
 
@@ -118,7 +118,7 @@ def resolve_output_size(
             f"got output_size={output_size!r} and output_ratio={output_ratio!r}"
         )
     if output_size is not None:
-        out = _args.ntuple(output_size, nd, "output_size")
+        out = geometry.ntuple(output_size, nd, "output_size")
     else:
         out = tuple(int(n * r) for n, r in zip(in_size, _ratio(output_ratio, nd), strict=True))
         if min(out) < 1:
@@ -140,7 +140,7 @@ def resolve_output_size(
 def check_random_samples(samples: Any, n: int, c: int, nd: int, dtype: np.dtype) -> np.ndarray:
     """``_random_samples`` ``(N', C, nd)`` with ``N' >= N``, values in [0, 1), as the first
     ``N`` rows in ``dtype``."""
-    s = _args.check_array(samples, "_random_samples")
+    s = geometry.check_array(samples, "_random_samples")
     if s.ndim != 3 or s.shape[0] < n or s.shape[1] != c or s.shape[2] != nd:
         raise ValueError(
             f"_random_samples must have shape (N, C, {nd}) = ({n}, {c}, {nd}) for this input "
@@ -180,7 +180,7 @@ def fractional_max_pool_forward(
     xb, unbatched = batched(x, nd)
     check_spatial(xb, nd, unbatched)
     n, c, in_size = xb.shape[0], xb.shape[1], tuple(xb.shape[2:])
-    kernel = _args.ntuple(kernel_size, nd, "kernel_size")
+    kernel = geometry.ntuple(kernel_size, nd, "kernel_size")
     out = resolve_output_size(in_size, kernel, output_size, output_ratio)
     if _random_samples is None:
         samples = draw_samples(n, c, nd, xb.dtype)
@@ -198,7 +198,7 @@ def fractional_max_pool_forward(
         shape = [n * c] + [1] * (2 * nd)
         shape[1 + d], shape[1 + nd + d] = out[d], kernel[d]
         index.append((starts[d][:, :, None] + np.arange(kernel[d])).reshape(shape))
-    w = xp[tuple(index)].reshape(n * c, *out, _args.prod(kernel))
+    w = xp[tuple(index)].reshape(n * c, *out, geometry.prod(kernel))
     k = _window_max(w)
     y = np.take_along_axis(w, k[..., None], axis=-1)[..., 0]
 
@@ -220,7 +220,7 @@ def fractional_max_pool_backward(dy: Any, ctx: FractionalCtx) -> np.ndarray:
     if ctx.unbatched:
         g = g[None]
     n, c = ctx.in_shape[:2]
-    plane = _args.prod(ctx.in_shape[2:])
+    plane = geometry.prod(ctx.in_shape[2:])
     rows = np.arange(n * c).reshape(n, c, *([1] * (g.ndim - 2))) * plane
     gx = np.bincount((rows + ctx.flat).ravel(), weights=g.ravel(), minlength=n * c * plane)
     gx = gx.astype(ctx.dtype).reshape(ctx.in_shape)

@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import _args
+from .. import geometry
 from ._common import batched, check_grad
 from .adaptive import adaptive_avg_pool_backward, adaptive_avg_pool_forward
 from .conv import conv_backward, conv_forward
@@ -141,13 +141,13 @@ def gem_pool_forward(
     ``kernel_size=None`` pools globally (output size 1 per spatial dim; ``stride``
     and ``padding`` must then keep their defaults).  Padding is left out of the mean.
     """
-    xa = _args.check_array(x)
+    xa = geometry.check_array(x)
     pv = check_positive(p, "p")
     ev = check_positive(eps, "eps")
     z = np.maximum(xa, ev)
     u = _power(z, pv)
     if kernel_size is None:
-        if stride is not None or not (_args._is_int(padding) and padding == 0):
+        if stride is not None or not (geometry._is_int(padding) and padding == 0):
             raise ValueError(
                 f"gem_pool with kernel_size=None pools globally: leave stride (got {stride!r}) "
                 f"and padding (got {padding!r}) at their defaults"
@@ -252,7 +252,7 @@ def lse_pool_forward(
     softmax share of the gradient for every element (Pinheiro and Collobert, CVPR
     2015).  Stable at any ``beta`` (the window's max is subtracted); padding is left
     out of the mean."""
-    xa = _args.check_array(x)
+    xa = geometry.check_array(x)
     b = check_positive(beta, "beta")
     y, pctx = reduce_window_forward(xa, LogMeanExp(b), nd, kernel_size, stride, padding)
     return y, LSECtx(pctx, xa, y, b, beta)
@@ -289,7 +289,7 @@ def mixed_pool_forward(
     """``alpha * max_pool + (1 - alpha) * avg_pool`` with ``alpha`` in ``[0, 1]`` (padding
     excluded from the average): a learnable blend of the two (Yu et al., RSKT 2014;
     Lee, Gallagher and Tu, AISTATS 2016)."""
-    xa = _args.check_array(x)
+    xa = geometry.check_array(x)
     a = check_unit(alpha, "alpha")
     mx, av, mctx, actx = _pool_pair(xa, nd, kernel_size, stride, padding)
     y = a * mx + (1.0 - a) * av
@@ -334,7 +334,7 @@ def gated_pool_forward(
     window's content decides how max-like its output is (Lee, Gallagher and Tu,
     AISTATS 2016)."""
     xb, _ = batched(x, nd)
-    w = _args.check_array(weight, "weight")
+    w = geometry.check_array(weight, "weight")
     if w.ndim != nd + 1 or w.shape[0] != xb.shape[1]:
         raise ValueError(
             f"weight of a {nd}-d gated pool must have shape (C, *kernel) = ({xb.shape[1]}, {nd} sizes) for "
@@ -343,7 +343,7 @@ def gated_pool_forward(
     kernel = w.shape[1:]
     if 0 in kernel:
         raise ValueError(f"weight must have a non-empty kernel, got shape {w.shape}")
-    mx, av, mctx, actx = _pool_pair(_args.check_array(x), nd, kernel, stride, padding)
+    mx, av, mctx, actx = _pool_pair(geometry.check_array(x), nd, kernel, stride, padding)
     stride_c = kernel if stride is None else stride
     c = w.shape[0]
     z, cctx = conv_forward(x, w.reshape((c, 1) + kernel), bias, stride_c, padding, 1, c, nd=nd)

@@ -25,7 +25,7 @@ scan order (c outer, k inner, C order), as in max pooling.  A NaN sum wins (the
 first one), so NaN propagates as in max pooling.  The bias gradient is the sum.
 
 Two implementations: the readable NumPy loop over (channel, tap) entries below, and
-compiled kernels (:mod:`convpool._maxplus_kernels`) for finite inputs; an inf or NaN
+compiled kernels (:mod:`convpool.backends.compiled.maxplus`) for finite inputs; an inf or NaN
 in the input sends the call to the NumPy loop.  Each output's winner is kept as an
 int32 entry index (the output's size again) for the backward pass.
 """
@@ -40,7 +40,8 @@ from typing import Any
 
 import numpy as np
 
-from .. import _args, _kernels
+from .. import geometry
+from ..backends.compiled import kernels as _kernels
 from ..windows import check_border_padding, pad, pad_backward, window_view
 from ._common import Geometry, batched, check_grad, check_weight, make_geometry
 
@@ -72,7 +73,7 @@ def _forward(
     weight, bias = check_weight(xb, weight, bias, nd, groups)
     if weight.shape[1] == 0:
         raise ValueError(f"weight of shape {weight.shape}: a max/min over no input channels has no value")
-    mode = None if padding_mode is None else _args.check_padding_mode(padding_mode)
+    mode = None if padding_mode is None else geometry.check_padding_mode(padding_mode)
     g = make_geometry(xb.shape[2:], nd, weight.shape[2:], stride, padding, dilation)
     if mode is None:
         _check_windows_touch_input(g)
@@ -187,7 +188,7 @@ def _reference_forward(
     view = window_view(pad(sx, g.pads, mode or "constant", fill), g.kernel, g.stride, g.dilation, g.out)
     n, c = xb.shape[:2]
     c_out, cg = w.shape[:2]
-    co, k = c_out // groups, _args.prod(g.kernel)
+    co, k = c_out // groups, geometry.prod(g.kernel)
     wg = sw.reshape(groups, co, cg, k)
     shape = (n, groups, co) + g.out
     best = np.full(shape, -np.inf, dtype=xb.dtype)
@@ -229,7 +230,7 @@ def _reference_backward(
     g, groups = ctx.geom, ctx.groups
     n, c = ctx.x_shape[:2]
     c_out, cg = ctx.w_shape[:2]
-    co, k = c_out // groups, _args.prod(g.kernel)
+    co, k = c_out // groups, geometry.prod(g.kernel)
     dyg = dy.reshape((n, groups, co) + g.out)
     win = ctx.win.reshape(dyg.shape)
     dw = np.zeros((groups, co, cg * k))
@@ -265,7 +266,7 @@ def _fast_forward(
     into stride phases; None where the NumPy reference must decide (an inf or NaN in the
     input, an output of -inf - whose tie and NaN rules the fast loops leave out - or a
     stride so large against the input that the layout would be mostly overhead)."""
-    from .. import _maxplus_kernels as K
+    from ..backends.compiled import maxplus as K
 
     if not _wide_fits(xb.shape[0], g):
         return None
@@ -278,7 +279,7 @@ def _fast_forward(
     x5 = np.ascontiguousarray(src_x).reshape((n, c) + (1,) * (3 - g.nd) + src_x.shape[2:])
     q3, s3 = _as3(_phase_plane(g), 1), _as3(g.stride, 1)
     phase, offs = _tap_offsets(tuple(q3), tuple(_as3(g.kernel, 1)), tuple(_as3(g.dilation, 1)), tuple(s3))
-    phases, q_len = _args.prod(g.stride), n * int(np.prod(q3))
+    phases, q_len = geometry.prod(g.stride), n * int(np.prod(q3))
     length = -(-(-(-q_len // K.RUN) * K.RUN + int(offs.max())) // 16) * 16
     src = _kernels.workspace((c * phases * length,), xb.dtype)
     bad = np.empty(c * n * phases, dtype=xb.dtype)
@@ -292,7 +293,19 @@ def _fast_forward(
     win = np.empty(y.shape, dtype=np.int32)
     co = c_out // groups
     ymap = _output_map(tuple(q3[3 - g.nd :]), g.out, n, c_out)
-    args = (ents, len(offs), groups, co, q_len, ymap, _args.prod(g.out), xb.dtype.type(sign), b, y.ravel(), win.ravel())
+    args = (
+        ents,
+        len(offs),
+        groups,
+        co,
+        q_len,
+        ymap,
+        geometry.prod(g.out),
+        xb.dtype.type(sign),
+        b,
+        y.ravel(),
+        win.ravel(),
+    )
     if _kernels.DIRECT and xb.dtype == np.float32:  # explicit 16-lane vectors
         flags = np.zeros(groups * -(-co // 4) * -(-q_len // K.BLOCK), dtype=np.bool_)
         K.forward_wide(src, cg * phases * length, _pack(w * np.float32(sign), groups), *args, flags)
@@ -310,8 +323,8 @@ def _phase_plane(g: Geometry) -> tuple[int, ...]:
 def _wide_fits(n: int, g: Geometry) -> bool:
     """Whether the phase layout stays within about twice the padded input (a stride large
     against the input would make it mostly per-row overhead)."""
-    phases = _args.prod(g.stride)
-    return phases * (n * _args.prod(_phase_plane(g)) + 64) <= 2 * n * _args.prod(g.padded) + 4096
+    phases = geometry.prod(g.stride)
+    return phases * (n * geometry.prod(_phase_plane(g)) + 64) <= 2 * n * geometry.prod(g.padded) + 4096
 
 
 @functools.lru_cache(maxsize=32)
@@ -334,11 +347,11 @@ def _tap_offsets(
 def _output_map(plane: tuple[int, ...], out: tuple[int, ...], n: int, c_out: int) -> np.ndarray:
     """For every wide position (image, index in the phase ``plane``), the flat index of its
     output in channel 0 of ``(N, C_out, *out)``, or -1 where it is not an output."""
-    img, rest = np.divmod(np.arange(n * _args.prod(plane), dtype=np.int64), _args.prod(plane))
+    img, rest = np.divmod(np.arange(n * geometry.prod(plane), dtype=np.int64), geometry.prod(plane))
     coords = np.unravel_index(rest, plane)
     valid = functools.reduce(np.logical_and, [cc < o for cc, o in zip(coords, out, strict=True)])
     flat = np.ravel_multi_index(tuple(np.minimum(cc, o - 1) for cc, o in zip(coords, out, strict=True)), out)
-    ymap = np.where(valid, img * c_out * _args.prod(out) + flat, -1)
+    ymap = np.where(valid, img * c_out * geometry.prod(out) + flat, -1)
     ymap.setflags(write=False)
     return ymap
 
@@ -355,7 +368,7 @@ def _pack(w: np.ndarray, groups: int) -> np.ndarray:
 def _fast_backward(
     dy: np.ndarray, ctx: MaxPlusCtx, input_grad: bool
 ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
-    from .. import _maxplus_kernels as K
+    from ..backends.compiled import maxplus as K
 
     g = ctx.geom
     n, c = ctx.x_shape[:2]
@@ -364,7 +377,7 @@ def _fast_backward(
     target = g.padded if border else g.in_size
     dx = np.zeros((n, c) + tuple(_as3(target, 1)) if input_grad else (1, 1, 1, 1, 1), dtype=ctx.dtype)
     parts = max(1, min(n, _kernels.num_threads()))
-    c_out, e = ctx.w_shape[0], _args.prod(ctx.w_shape[1:])
+    c_out, e = ctx.w_shape[0], geometry.prod(ctx.w_shape[1:])
     dw, db = np.zeros((parts, c_out, e)), np.zeros((parts, c_out))
     as5 = (n, c_out) + tuple(_as3(g.out, 1))
     tap3 = np.indices(tuple(_as3(g.kernel, 1))).reshape(3, -1)

@@ -6,11 +6,11 @@ from typing import Any
 
 import numpy as np
 
-from .. import _args, windows
+from .. import geometry, windows
 
 
-def _pairs(x: np.ndarray, pad_arg: Any) -> _args.Pairs:
-    if not isinstance(pad_arg, (tuple, list)) or not all(_args._is_int(p) for p in pad_arg):
+def _pairs(x: np.ndarray, pad_arg: Any) -> geometry.Pairs:
+    if not isinstance(pad_arg, (tuple, list)) or not all(geometry._is_int(p) for p in pad_arg):
         raise TypeError(f"pad must be a tuple of ints (last dim first), got {pad_arg!r}")
     if len(pad_arg) % 2 or len(pad_arg) // 2 > x.ndim:
         raise ValueError(
@@ -28,7 +28,7 @@ def pad(input: Any, pad: Any, mode: str = "constant", value: float | None = None
     first, as ``torch.nn.functional.pad``.  ``mode``: 'constant' (with ``value``,
     default 0), 'reflect', 'replicate' or 'circular'.
     """
-    x = _args.check_array(input)
+    x = geometry.check_array(input)
     pairs = _pairs(x, pad)
     if mode not in ("constant", "reflect", "replicate", "circular"):
         raise ValueError(f"mode must be 'constant', 'reflect', 'replicate' or 'circular', got {mode!r}")
@@ -41,7 +41,7 @@ def pad(input: Any, pad: Any, mode: str = "constant", value: float | None = None
     return windows.pad(x, pairs, mode, 0.0 if value is None else float(value))
 
 
-def _check_border(shape: tuple[int, ...], pairs: _args.Pairs, mode: str) -> None:
+def _check_border(shape: tuple[int, ...], pairs: geometry.Pairs, mode: str) -> None:
     """A border mode copies values from the input: it cannot pad an empty dimension
     (a constant can: ``pad(zeros((1, 0)), (1, 1))`` is ``zeros((1, 2))``, as PyTorch)."""
     for axis, (lo, hi) in enumerate(pairs, start=len(shape) - len(pairs)):
@@ -54,7 +54,7 @@ def _check_border(shape: tuple[int, ...], pairs: _args.Pairs, mode: str) -> None
 
 def pad_grad(grad_output: Any, pad: Any, mode: str = "constant") -> np.ndarray:
     """Gradient of :func:`pad` with respect to its input (the adjoint)."""
-    g = _args.check_array(grad_output, "grad_output")
+    g = geometry.check_array(grad_output, "grad_output")
     pairs = _pairs(g, pad)
     lead = g.ndim - len(pairs)
     shape = g.shape[:lead] + tuple(n - lo - hi for n, (lo, hi) in zip(g.shape[lead:], pairs, strict=True))

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import _args
+from .. import geometry
 from ._common import check_bool, check_grad
 from ._reduce import (
     PoolCtx,
@@ -142,7 +142,7 @@ def check_divisor_override(divisor_override: Any) -> None:
     """None or a positive int (PyTorch's types: no bool, no float)."""
     if divisor_override is None:
         return
-    if not _args._is_int(divisor_override):
+    if not geometry._is_int(divisor_override):
         raise TypeError(
             f"divisor_override must be a positive int or None, got {divisor_override!r} "
             f"({type(divisor_override).__name__})"
@@ -217,7 +217,7 @@ def lp_pool_forward(
     zero (as PyTorch).
     """
     p = check_norm_type(norm_type)
-    xa = _args.check_array(x)
+    xa = geometry.check_array(x)
     if p == np.inf:
         y, ctx = reduce_window_forward(np.abs(xa), "max", nd, kernel_size, stride, 0, 1, ceil_mode)
         return y, LpCtx(ctx, xa, y, p)

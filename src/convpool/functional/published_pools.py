@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import _args
+from .. import geometry
 from .._random import generator
 from ._common import batched, check_grad
 from .adaptive import (
@@ -143,7 +143,7 @@ def stochastic_pool_forward(
     generator (:func:`convpool.manual_seed` makes it reproducible).  Evaluation: the
     expectation ``sum(x_j**2) / sum(x)`` (0 for a window of zeros).
     """
-    xa = _args.check_array(x)
+    xa = geometry.check_array(x)
     training = check_flag(training, "training")
     _check_non_negative(xa)
     if training:
@@ -177,7 +177,7 @@ def binomial_filter(filt_size: int, nd: int, dtype: Any = np.float64) -> np.ndar
     """The normalised binomial low-pass filter: row ``filt_size - 1`` of Pascal's
     triangle (``1``, ``1 1``, ``1 2 1``, ``1 3 3 1``...), outer product over ``nd``
     dims, summing to 1.  Shape ``(filt_size,) * nd``."""
-    if not _args._is_int(filt_size) or filt_size < 1:
+    if not geometry._is_int(filt_size) or filt_size < 1:
         raise ValueError(f"filt_size must be a positive int, got {filt_size!r}")
     row = np.array([math.comb(filt_size - 1, i) for i in range(filt_size)], dtype=np.float64)
     row /= row.sum()
@@ -189,9 +189,9 @@ def binomial_filter(filt_size: int, nd: int, dtype: Any = np.float64) -> np.ndar
 
 def check_blur_args(filt_size: Any, stride: Any, pad_mode: Any) -> str:
     """Validate BlurPool's arguments; returns the padding mode as the conv takes it."""
-    if not _args._is_int(filt_size) or filt_size < 1:
+    if not geometry._is_int(filt_size) or filt_size < 1:
         raise ValueError(f"filt_size must be a positive int, got {filt_size!r}")
-    if not _args._is_int(stride) or stride < 1:
+    if not geometry._is_int(stride) or stride < 1:
         raise ValueError(f"stride must be a positive int, got {stride!r}")
     if pad_mode not in BLUR_PAD_MODES:
         raise ValueError(f"pad_mode must be one of {BLUR_PAD_MODES}, got {pad_mode!r}")
@@ -248,7 +248,7 @@ def max_blur_pool_backward(dy: Any, ctx: MaxBlurCtx) -> np.ndarray:
 def check_levels(levels: Any) -> tuple[int, ...]:
     if not isinstance(levels, (tuple, list)) or not levels:
         raise TypeError(f"levels must be a non-empty tuple of positive ints, got {levels!r}")
-    if not all(_args._is_int(v) and v >= 1 for v in levels):
+    if not all(geometry._is_int(v) and v >= 1 for v in levels):
         raise ValueError(f"levels must be positive ints, got {levels!r}")
     return tuple(int(v) for v in levels)
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import _args
+from .. import geometry
 from ._common import check_grad
 
 
@@ -30,7 +30,7 @@ class ShuffleCtx:
 
 
 def _check_factor(value: Any, name: str) -> int:
-    if not _args._is_int(value):
+    if not geometry._is_int(value):
         raise TypeError(f"{name} must be a positive int, got {value!r} ({type(value).__name__})")
     if value < 1:
         raise ValueError(f"{name} must be a positive int, got {value!r}")
@@ -38,7 +38,7 @@ def _check_factor(value: Any, name: str) -> int:
 
 
 def _check_shuffle_input(input: Any, what: str) -> np.ndarray:
-    x = _args.check_array(input)
+    x = geometry.check_array(input)
     if x.ndim < 3:
         raise ValueError(f"input of {what} must have at least 3 dims (*, C, H, W), got shape {x.shape}")
     return x

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import _args
+from .. import geometry
 from ._common import check_grad, window_args
 
 
@@ -64,7 +64,7 @@ def unpool_output_size(
     if output_size is None:
         size = default
     else:
-        if not isinstance(output_size, (tuple, list)) or not all(_args._is_int(v) for v in output_size):
+        if not isinstance(output_size, (tuple, list)) or not all(geometry._is_int(v) for v in output_size):
             raise TypeError(f"output_size must be a tuple of {nd} or {nd + 2} ints, got {output_size!r}")
         size = tuple(int(v) for v in output_size)
         if len(size) == nd + 2:
@@ -106,7 +106,7 @@ def _check_indices(indices: Any, x: np.ndarray) -> np.ndarray:
 
 def _check_range(flat: np.ndarray, size: tuple[int, ...], in_shape: tuple[int, ...]) -> None:
     """Every index names an element of its output plane: ValueError naming the first that does not."""
-    plane = _args.prod(size)
+    plane = geometry.prod(size)
     bad = (flat < 0) | (flat >= plane)
     if not bad.any():
         return
@@ -143,17 +143,17 @@ def max_unpool_forward(
     """
     if nd is None:
         nd = len(kernel_size) if isinstance(kernel_size, (tuple, list)) else np.ndim(input) - 2
-    x = _args.check_array(input)
-    unbatched = _args.check_rank(x, nd)
+    x = geometry.check_array(input)
+    unbatched = geometry.check_rank(x, nd)
     idx = _check_indices(indices, x)
     kernel, strides, _ = window_args(nd, kernel_size, stride, 1, pool=True)
-    pads = _args.ntuple(padding, nd, "padding", minimum=0)
+    pads = geometry.ntuple(padding, nd, "padding", minimum=0)
     xb, ib = (x[None], idx[None]) if unbatched else (x, idx)
     size = unpool_output_size(xb.shape[2:], kernel, strides, pads, output_size)
     n, c = xb.shape[:2]
-    flat = ib.reshape(n * c, _args.prod(xb.shape[2:])).astype(np.int64, copy=False)
+    flat = ib.reshape(n * c, geometry.prod(xb.shape[2:])).astype(np.int64, copy=False)
     _check_range(flat, size, x.shape)
-    plane = _args.prod(size)
+    plane = geometry.prod(size)
     y = np.zeros((n * c, plane), dtype=x.dtype)
     if flat.size:
         # the last position in C order wins a repeated index: the largest winner per target
@@ -172,7 +172,7 @@ def max_unpool_backward(grad_output: Any, ctx: UnpoolCtx) -> np.ndarray:
     """Gradient with respect to the unpooled values: ``grad_output`` gathered at the indices."""
     dy = check_grad(grad_output, ctx.y_shape, ctx.dtype)
     rows = ctx.flat.shape[0]
-    gx = np.take_along_axis(dy.reshape(rows, _args.prod(dy.shape) // max(rows, 1)), ctx.flat, axis=1)
+    gx = np.take_along_axis(dy.reshape(rows, geometry.prod(dy.shape) // max(rows, 1)), ctx.flat, axis=1)
     return gx.reshape(ctx.in_shape)
 
 

@@ -62,7 +62,8 @@ from typing import Any
 
 import numpy as np
 
-from .. import _args, _kernels
+from .. import geometry
+from ..backends.compiled import kernels as _kernels
 from ._common import check_bool, check_grad, check_spatial
 from .adaptive import AdaptiveCtx, adaptive_avg_pool_backward, adaptive_avg_pool_forward
 
@@ -182,7 +183,7 @@ class AxisPlan:
     """How one spatial axis is resampled: one tap (nearest) or two weighted taps (linear).
 
     The NumPy path gathers with ``np.take``; with the compiled backend, large arrays run
-    :mod:`convpool._resample_kernels` on the ``(P, n, Q)`` view of the axis instead."""
+    :mod:`convpool.backends.compiled.resample` on the ``(P, n, Q)`` view of the axis instead."""
 
     axis: int  # array axis (2 + spatial dim)
     n: int
@@ -193,13 +194,13 @@ class AxisPlan:
         """The kernels module if ``a`` is worth a compiled pass, else None."""
         if not _kernels.worth_parallel(a):
             return None
-        from .. import _resample_kernels
+        from ..backends.compiled import resample as _resample_kernels
 
         return _resample_kernels
 
     def _slabs(self, a: np.ndarray, size: int) -> tuple[tuple[int, int, int], tuple[int, ...]]:
         """``a`` as (P, n, Q) around the axis, and the shape of the result with ``size`` there."""
-        p, q = _args.prod(a.shape[: self.axis]), _args.prod(a.shape[self.axis + 1 :])
+        p, q = geometry.prod(a.shape[: self.axis]), geometry.prod(a.shape[self.axis + 1 :])
         return (p, a.shape[self.axis], q), a.shape[: self.axis] + (size,) + a.shape[self.axis + 1 :]
 
     def forward(self, x: np.ndarray) -> np.ndarray:
@@ -272,7 +273,7 @@ def _sizes_and_scales(
                 f"size must be an int or {nd} ints for input with spatial size {in_size}, got {size!r} "
                 f"({len(size)} values)"
             )
-        return _args.ntuple(size, nd, "size"), None
+        return geometry.ntuple(size, nd, "size"), None
     factors = tuple(scale_factor) if isinstance(scale_factor, (tuple, list)) else (scale_factor,) * nd
     if len(factors) != nd or not all(_is_number(f) for f in factors):
         raise TypeError(
@@ -318,7 +319,7 @@ def interpolate_forward(
         check_bool(recompute_scale_factor, "recompute_scale_factor")
     if check_bool(antialias, "antialias"):
         raise ValueError("antialias=True is not implemented in convpool (PyTorch: bilinear/bicubic downsampling)")
-    x = _args.check_array(input)
+    x = geometry.check_array(input)
     if not 3 <= x.ndim <= 5:
         raise ValueError(
             f"input of interpolate must be (N, C, W), (N, C, H, W) or (N, C, D, H, W), got shape {x.shape}"

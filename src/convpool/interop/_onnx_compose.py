@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import _args
+from .. import geometry
 from ..functional.published_pools import binomial_filter
 from ..windows import valid_counts
 from ._onnx_graph import ExportError, Graph, adaptive, max_pool, pad, reshape, sum_pool, window_counts, windows
@@ -77,7 +77,7 @@ def emit_median_pool(g: Graph, m: Any, x: str, si: Shape, so: Shape) -> str:
         mode=m.padding_mode,
         fill=np.inf,
     )
-    k = _args.prod(m.kernel_size)
+    k = geometry.prod(m.kernel_size)
     border = m.padding_mode is not None
     lo = [0 if border else a for a, _ in m.padding]
     hi = [n + a + (b if border else 0) for n, (a, b) in zip(in_size, m.padding, strict=True)]
@@ -91,7 +91,7 @@ def emit_median_pool(g: Graph, m: Any, x: str, si: Shape, so: Shape) -> str:
 
 def emit_maxplus(g: Graph, m: Any, x: str, si: Shape, so: Shape) -> str:
     nd, groups = m.nd, m.groups
-    pairs = _args.resolve_padding(m.padding, nd, si[1:], m.kernel_size, m.stride, m.dilation)
+    pairs = geometry.resolve_padding(m.padding, nd, si[1:], m.kernel_size, m.stride, m.dilation)
     is_max = m.reduction == "max"
     w, out = windows(
         g,
@@ -104,7 +104,7 @@ def emit_maxplus(g: Graph, m: Any, x: str, si: Shape, so: Shape) -> str:
         mode=m.padding_mode,
         fill=-np.inf if is_max else np.inf,
     )
-    k = _args.prod(m.kernel_size)
+    k = geometry.prod(m.kernel_size)
     cg, og = m.in_channels // groups, m.out_channels // groups
     w = reshape(g, w, (groups, 1, cg * k, *out))
     weight = g.param(g.key("weight"), m.weight.data)

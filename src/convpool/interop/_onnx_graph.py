@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from .. import _args
-from .._args import Pairs
+from .. import geometry
+from ..geometry import Pairs
 from ..windows import valid_counts
 
 # convpool's border-padding modes as ONNX ``Pad`` modes
@@ -109,7 +109,7 @@ def window_out(
 ) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """Output size (convpool's, i.e. PyTorch's rule) and the high-side room ``extra``
     that its last ``ceil_mode`` windows hang past the padding."""
-    out = _args.output_size(in_size, kernel, stride, pairs, dilation, ceil_mode)
+    out = geometry.output_size(in_size, kernel, stride, pairs, dilation, ceil_mode)
     extra = tuple(
         max(0, (o - 1) * s + d * (k - 1) + 1 - (n + lo + hi))
         for n, k, s, d, o, (lo, hi) in zip(in_size, kernel, stride, dilation, out, pairs, strict=True)
@@ -198,7 +198,7 @@ def sum_pool(
         x = pad(g, x, full)
         full = tuple((0, 0) for _ in full)
     y = g.op("AveragePool", [x], pads=pads_attr(full), count_include_pad=1, **attrs)
-    k = float(_args.prod(kernel))
+    k = float(geometry.prod(kernel))
     if divisor == "one":
         scale: Any = np.float32(k)
     elif isinstance(divisor, int):

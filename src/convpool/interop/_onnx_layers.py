@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import _args
+from .. import geometry
 from ._onnx_compose import check_no_indices
 from ._onnx_graph import (
     Graph,
@@ -34,7 +34,7 @@ from ._onnx_graph import (
 Shape = tuple[int, ...]
 
 
-def _zeros(nd: int) -> _args.Pairs:
+def _zeros(nd: int) -> geometry.Pairs:
     return ((0, 0),) * nd
 
 
@@ -43,7 +43,7 @@ def _bias(g: Graph, m: Any) -> list[str]:
 
 
 def emit_conv(g: Graph, m: Any, x: str, si: Shape, so: Shape) -> str:
-    pairs = _args.resolve_padding(m.padding, m.nd, si[1:], m.kernel_size, m.stride, m.dilation)
+    pairs = geometry.resolve_padding(m.padding, m.nd, si[1:], m.kernel_size, m.stride, m.dilation)
     if m.padding_mode not in ("zeros", "constant"):
         x = pad(g, x, pairs, m.padding_mode)
         pairs = _zeros(m.nd)
@@ -230,10 +230,10 @@ def emit_pixel_unshuffle(g: Graph, m: Any, x: str, si: Shape, so: Shape) -> str:
 
 def _fold_args(m: Any, nd: int) -> tuple[tuple[int, ...], ...]:
     return (
-        _args.ntuple(m.kernel_size, nd, "kernel_size"),
-        _args.ntuple(m.dilation, nd, "dilation"),
-        _args.ntuple(m.padding, nd, "padding", minimum=0),
-        _args.ntuple(m.stride, nd, "stride"),
+        geometry.ntuple(m.kernel_size, nd, "kernel_size"),
+        geometry.ntuple(m.dilation, nd, "dilation"),
+        geometry.ntuple(m.padding, nd, "padding", minimum=0),
+        geometry.ntuple(m.stride, nd, "stride"),
     )
 
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from .. import _args
+from .. import geometry
 
 
 def positive_int(value: Any, name: str) -> int:
     """``value`` as an int; ValueError unless it is a positive int."""
-    if not _args._is_int(value) or value < 1:
+    if not geometry._is_int(value) or value < 1:
         raise ValueError(f"{name} must be a positive int, got {value!r}")
     return int(value)
 

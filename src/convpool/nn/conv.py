@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from .. import _args
 from .. import functional as F
+from .. import geometry
 from .._random import generator
 from ._common import positive_int
 from .module import Module, Parameter
@@ -49,15 +49,15 @@ class _ConvLayer(Module):
                 f"groups={groups} must divide both in_channels={in_channels} and out_channels={out_channels}"
             )
         self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
-        self.kernel_size = _args.ntuple(kernel_size, nd, "kernel_size")
-        self.stride = _args.ntuple(stride, nd, "stride")
-        self.dilation = _args.ntuple(dilation, nd, "dilation")
+        self.kernel_size = geometry.ntuple(kernel_size, nd, "kernel_size")
+        self.stride = geometry.ntuple(stride, nd, "stride")
+        self.dilation = geometry.ntuple(dilation, nd, "dilation")
         if isinstance(padding, str):
             if padding not in ("same", "valid"):
                 raise ValueError(f"padding must be 'valid', 'same' or ints, got {padding!r}")
             self.padding: Any = padding
         else:
-            self.padding = _args.padding_pairs(padding, nd)
+            self.padding = geometry.padding_pairs(padding, nd)
 
     def forward(self, x: Any) -> np.ndarray:
         bias = None if self.bias is None else self.bias.data
@@ -140,10 +140,10 @@ class _ConvNd(_ConvLayer):
     ):
         super().__init__()
         self._init_geometry(in_channels, out_channels, kernel_size, stride, padding, dilation, groups)
-        _args.check_padding_mode(padding_mode)
+        geometry.check_padding_mode(padding_mode)
         self.padding_mode = padding_mode
         dtype = _float_dtype(dtype)
-        fan_in = in_channels // groups * _args.prod(self.kernel_size)
+        fan_in = in_channels // groups * geometry.prod(self.kernel_size)
         bound = 1.0 / math.sqrt(fan_in)
         rng = generator()
         shape = (out_channels, in_channels // groups, *self.kernel_size)

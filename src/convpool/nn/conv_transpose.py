@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import _args
+from .. import geometry
 from .._random import generator
 from ..functional import conv_transpose as CT
 from .conv import _ConvLayer, _float_dtype
@@ -86,7 +86,7 @@ class _ConvTransposeNd(_ConvLayer):
         self.output_padding = CT.check_output_padding(output_padding, self.stride, self.dilation)
         self.padding_mode = padding_mode
         dtype = _float_dtype(dtype)
-        fan_in = out_channels // groups * _args.prod(self.kernel_size)  # weight.shape[1] * prod(kernel)
+        fan_in = out_channels // groups * geometry.prod(self.kernel_size)  # weight.shape[1] * prod(kernel)
         bound = 1.0 / math.sqrt(fan_in)
         rng = generator()
         shape = (in_channels, out_channels // groups, *self.kernel_size)

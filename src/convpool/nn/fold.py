@@ -12,16 +12,16 @@ from typing import Any
 
 import numpy as np
 
-from .. import _args
+from .. import geometry
 from ..functional.folding import fold_backward, fold_forward, spatial_rank, unfold_backward, unfold_forward
 from .module import Module
 
 
 def _check_window(nd: int, kernel_size: Any, dilation: Any, padding: Any, stride: Any) -> None:
-    _args.ntuple(kernel_size, nd, "kernel_size")
-    _args.ntuple(dilation, nd, "dilation")
-    _args.ntuple(padding, nd, "padding", minimum=0)
-    _args.ntuple(stride, nd, "stride")
+    geometry.ntuple(kernel_size, nd, "kernel_size")
+    geometry.ntuple(dilation, nd, "dilation")
+    geometry.ntuple(padding, nd, "padding", minimum=0)
+    geometry.ntuple(stride, nd, "stride")
 
 
 class Unfold(Module):
@@ -89,7 +89,7 @@ class Fold(Module):
     def __init__(self, output_size: Any, kernel_size: Any, dilation: Any = 1, padding: Any = 0, stride: Any = 1):
         super().__init__()
         nd = spatial_rank(kernel_size, output_size)
-        _args.ntuple(output_size, nd, "output_size")
+        geometry.ntuple(output_size, nd, "output_size")
         _check_window(nd, kernel_size, dilation, padding, stride)
         self.output_size, self.kernel_size = output_size, kernel_size
         self.dilation, self.padding, self.stride = dilation, padding, stride

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import _args
+from .. import geometry
 from ..functional import fractional as FR
 from ..functional._common import check_bool
 from ._common import set_dim_docs
@@ -52,7 +52,7 @@ class _FractionalMaxPoolNd(Module):
     ):
         super().__init__()
         name = type(self).__name__
-        self.kernel_size = _args.ntuple(kernel_size, self.nd, "kernel_size")
+        self.kernel_size = geometry.ntuple(kernel_size, self.nd, "kernel_size")
         self.return_indices = check_bool(return_indices, "return_indices")
         if output_size is None and output_ratio is None:
             raise ValueError(f"{name} needs an output_size or an output_ratio, got neither")
@@ -61,10 +61,10 @@ class _FractionalMaxPoolNd(Module):
                 f"only one of output_size and output_ratio may be given, got output_size={output_size!r} "
                 f"and output_ratio={output_ratio!r}"
             )
-        self.output_size = None if output_size is None else _args.ntuple(output_size, self.nd, "output_size")
+        self.output_size = None if output_size is None else geometry.ntuple(output_size, self.nd, "output_size")
         self.output_ratio = None if output_ratio is None else FR._ratio(output_ratio, self.nd)
         if _random_samples is not None:
-            samples = _args.check_array(_random_samples, "_random_samples")
+            samples = geometry.check_array(_random_samples, "_random_samples")
             if samples.ndim != 3 or samples.shape[2] != self.nd:
                 raise ValueError(f"_random_samples must have shape (N, C, {self.nd}), got {samples.shape}")
             self.register_buffer("_random_samples", samples.copy())

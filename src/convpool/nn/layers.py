@@ -11,8 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from .. import _args, _kernels
+from .. import geometry
 from .._random import generator
+from ..backends.compiled import kernels as _kernels
 from .module import Module, Parameter
 
 
@@ -22,7 +23,7 @@ def _is_real(v: Any) -> bool:
 
 
 def _positive_int(name: str, v: Any) -> int:
-    if not _args._is_int(v) or v < 1:
+    if not geometry._is_int(v) or v < 1:
         raise ValueError(f"{name} must be a positive int, got {v!r}")
     return int(v)
 
@@ -41,7 +42,7 @@ class Linear(Module):
         self._x: np.ndarray | None = None
 
     def forward(self, x: Any) -> np.ndarray:
-        x = _args.check_array(x)
+        x = geometry.check_array(x)
         if x.ndim < 1 or x.shape[-1] != self.in_features:
             raise ValueError(f"Linear expects input (..., {self.in_features}), got shape {x.shape}")
         self._x = x
@@ -75,7 +76,7 @@ class Linear(Module):
 
 
 def _grad(g: Any, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
-    g = _args.check_array(g, "grad_output")
+    g = geometry.check_array(g, "grad_output")
     if g.shape != shape:
         raise ValueError(f"grad_output must have the output's shape {shape}, got {g.shape}")
     return g.astype(dtype, copy=False)
@@ -89,7 +90,7 @@ class _Elementwise(Module):
         self._saved: np.ndarray | None = None
 
     def forward(self, x: Any) -> np.ndarray:
-        x = _args.check_array(x)
+        x = geometry.check_array(x)
         y, self._saved = self._fn(x)
         return y
 
@@ -107,7 +108,7 @@ class ReLU(_Elementwise):
     output (not a mask) for the backward pass."""
 
     def forward(self, x: Any) -> np.ndarray:
-        x = _args.check_array(x)
+        x = geometry.check_array(x)
         if _kernels.worth_parallel(x):
             y = np.empty_like(x, order="C")
             _kernels.relu_forward(np.ascontiguousarray(x).ravel(), y.ravel())
@@ -172,7 +173,7 @@ class Flatten(Module):
         self._shape: tuple[int, ...] | None = None
 
     def forward(self, x: Any) -> np.ndarray:
-        x = _args.check_array(x)
+        x = geometry.check_array(x)
         self._shape = x.shape
         nd = x.ndim
         s, e = self.start_dim % nd, self.end_dim % nd
@@ -194,7 +195,7 @@ class Dropout(Module):
         self._mask: np.ndarray | None = None
 
     def forward(self, x: Any) -> np.ndarray:
-        x = _args.check_array(x)
+        x = geometry.check_array(x)
         if not self.training or self.p == 0.0:
             self._mask = np.ones((), dtype=x.dtype)
             return x
@@ -261,7 +262,7 @@ class _BatchNorm(Module):
         self._ctx: tuple[np.ndarray, np.ndarray, tuple[int, ...]] | None = None
 
     def forward(self, x: Any) -> np.ndarray:
-        x = _args.check_array(x)
+        x = geometry.check_array(x)
         if x.ndim not in self.ranks or x.shape[1] != self.num_features:
             raise ValueError(
                 f"{type(self).__name__}({self.num_features}) expects input with {self.num_features} channels "

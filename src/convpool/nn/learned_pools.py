@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import _args
+from .. import geometry
 from .._random import generator
 from ..functional import learned_pools as LP
 from ._common import positive_int, set_dim_docs
@@ -26,7 +26,7 @@ from .pool import _validate_window
 
 def pool_window(
     nd: int, kernel_size: Any, stride: Any, padding: Any
-) -> tuple[tuple[int, ...], tuple[int, ...], _args.Pairs]:
+) -> tuple[tuple[int, ...], tuple[int, ...], geometry.Pairs]:
     """Kernel, stride (default: the kernel) and padding pairs of a pooling layer, checked
     now: positive sizes, padding at most half the kernel."""
     kernel, strides, pads, _ = _validate_window(nd, kernel_size, stride, padding, 1, TypeError)
@@ -105,7 +105,7 @@ class _GeMPoolNd(Module):
     ):
         super().__init__()
         if kernel_size is None:
-            if stride is not None or not (_args._is_int(padding) and padding == 0):
+            if stride is not None or not (geometry._is_int(padding) and padding == 0):
                 raise ValueError(
                     f"kernel_size=None pools globally: leave stride (got {stride!r}) and padding "
                     f"(got {padding!r}) at their defaults"
@@ -304,7 +304,7 @@ class _GatedPoolNd(Module):
         super().__init__()
         self.in_channels = positive_int(in_channels, "in_channels")
         self.kernel_size, self.stride, self.padding = pool_window(self.nd, kernel_size, stride, padding)
-        bound = 1.0 / math.sqrt(_args.prod(self.kernel_size))
+        bound = 1.0 / math.sqrt(geometry.prod(self.kernel_size))
         rng = generator()
         dt = np.dtype(dtype)
         self.weight = Parameter(rng.uniform(-bound, bound, (self.in_channels, *self.kernel_size)).astype(dt))

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import _args
+from .. import geometry
 from ..functional import maxplus as MP
 from .conv import _ConvLayer, _float_dtype
 from .module import Parameter
@@ -94,7 +94,7 @@ class _MaxPlusConvNd(_ConvLayer):
         super().__init__()
         self._init_geometry(in_channels, out_channels, kernel_size, stride, padding, dilation, groups)
         if padding_mode is not None:
-            _args.check_padding_mode(padding_mode)
+            geometry.check_padding_mode(padding_mode)
         self.padding_mode = padding_mode
         dtype = _float_dtype(dtype)
         shape = (out_channels, in_channels // groups, *self.kernel_size)

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import _args
+from .. import geometry
 from ..functional._common import check_grad
 from ..functional.padding import pad, pad_grad
 from ._common import set_dim_docs
@@ -37,9 +37,9 @@ from .module import Module
 def padding_tuple(padding: Any, nd: int) -> tuple[int, ...]:
     """``padding`` as a tuple of ``2 * nd`` ints, last dim first (PyTorch's order)."""
     n = 2 * nd
-    if _args._is_int(padding):
+    if geometry._is_int(padding):
         return (int(padding),) * n
-    if isinstance(padding, (tuple, list)) and all(_args._is_int(p) for p in padding):
+    if isinstance(padding, (tuple, list)) and all(geometry._is_int(p) for p in padding):
         if len(padding) != n:
             raise ValueError(
                 f"padding of a {nd}-d padding layer must be an int or a tuple of {n} ints "
@@ -71,7 +71,7 @@ class _PadNd(Module):
         self._ctx: Any = None
 
     def _check_input(self, x: Any) -> np.ndarray:
-        x = _args.check_array(x)
+        x = geometry.check_array(x)
         nd = self.nd
         if self.any_rank and x.ndim < nd:
             raise ValueError(

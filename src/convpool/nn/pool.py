@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from .. import _args
 from .. import functional as F
+from .. import geometry
 from ..functional._common import check_bool, window_args
 from ..functional._reduce import flat_indices
 from ..functional.adaptive import (
@@ -35,8 +35,8 @@ def _validate_window(
     kernel, strides, dil = window_args(nd, kernel_size, stride, dilation, pool=True)
     if isinstance(padding, str):
         raise padding_error(f"padding of a pooling layer must be ints, got {padding!r}")
-    pads = _args.padding_pairs(padding, nd)
-    _args.check_pool_padding(pads, kernel, dil)
+    pads = geometry.padding_pairs(padding, nd)
+    geometry.check_pool_padding(pads, kernel, dil)
     return kernel, strides, pads, dil
 
 
@@ -69,7 +69,7 @@ class _SelectPoolNd(Module):
         self.return_indices = check_bool(return_indices, "return_indices")
         self.ceil_mode = check_bool(ceil_mode, "ceil_mode")
         if padding_mode is not None:
-            _args.check_padding_mode(padding_mode)
+            geometry.check_padding_mode(padding_mode)
         self.padding_mode = padding_mode
         self._ctx: Any = None
 
@@ -133,7 +133,7 @@ class _AvgPoolNd(Module):
         check_divisor_override(divisor_override)
         self.divisor_override = divisor_override
         if padding_mode is not None:
-            _args.check_padding_mode(padding_mode)
+            geometry.check_padding_mode(padding_mode)
         self.padding_mode = padding_mode
         self._ctx: Any = None
 

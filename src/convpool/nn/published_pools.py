@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import _args
+from .. import geometry
 from ..functional import published_pools as PP
 from ..functional._common import batched, window_args
 from ._common import positive_int, set_dim_docs
@@ -182,7 +182,7 @@ class _MaxBlurPoolNd(Module):
     ):
         super().__init__()
         self.channels = positive_int(channels, "channels")
-        self.kernel_size = _args.ntuple(kernel_size, self.nd, "kernel_size")
+        self.kernel_size = geometry.ntuple(kernel_size, self.nd, "kernel_size")
         PP.check_blur_args(filt_size, stride, pad_mode)
         self.stride, self.filt_size, self.pad_mode = stride, filt_size, pad_mode
         self._ctx: Any = None

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import _args
+from .. import geometry
 from ..functional._common import window_args
 from ..functional.unpool import max_unpool_backward, max_unpool_forward
 from ._common import set_dim_docs
@@ -50,7 +50,7 @@ class _MaxUnpoolNd(Module):
     def __init__(self, kernel_size: Any, stride: Any = None, padding: Any = 0):
         super().__init__()
         self.kernel_size, self.stride, _ = window_args(self.nd, kernel_size, stride, 1, pool=True)
-        self.padding = _args.ntuple(padding, self.nd, "padding", minimum=0)
+        self.padding = geometry.ntuple(padding, self.nd, "padding", minimum=0)
         self._ctx: Any = None
 
     def __call__(self, input: Any, indices: Any, output_size: Any = None) -> np.ndarray:  # type: ignore[override]

@@ -6,7 +6,7 @@ axis, ``Q`` everything after it (contiguous).  Linear interpolation reads two ta
 output, ``out[p, j, q] = x[p, i0[j], q] * w0[j] + x[p, i1[j], q] * w1[j]`` (the NumPy
 path's arithmetic, in the same order: the results are bit-identical); the backward
 passes add each output's gradient back onto its taps.  Parallel over ``P`` on the kernel
-threads (:func:`convpool._threads.parallel_for`): each job owns a whole ``(n, Q)`` slab,
+threads (:func:`convpool.backends.compiled.threads.parallel_for`): each job owns a whole ``(n, Q)`` slab,
 so the scatter needs no atomics.
 """
 
@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ._threads import KERNEL, parallel_for
+from .threads import KERNEL, parallel_for
 
 
 @njit(**KERNEL)

@@ -10,7 +10,7 @@ registers), so the kernels stay portable.  A wider vector (:data:`f32x64`, a row
 the convolution's 4 x 64 register tile) is split by LLVM into as many registers as
 it takes: one value per row keeps the kernel's source (and its compile time) small.
 
-Only :mod:`convpool._direct` and :mod:`convpool._maxplus_kernels` use this module;
+Only :mod:`convpool.backends.compiled.direct` and :mod:`convpool.backends.compiled.maxplus` use this module;
 import it only when numba is available.
 """
 

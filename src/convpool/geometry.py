@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -199,3 +200,97 @@ def check_padding_mode(mode: str, name: str = "padding_mode") -> str:
 
 def prod(values: Sequence[int]) -> int:
     return math.prod(values)
+
+
+def check_bool(value: Any, name: str) -> bool:
+    """``value`` if it is a bool (Python's or NumPy's), else a TypeError naming ``name``
+    (PyTorch's rule: flags take ``True``/``False``, not ``1`` or ``'no'``)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a bool, got {value!r} ({type(value).__name__})")
+    return bool(value)
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """Where the windows of one op lie, per spatial dimension.
+
+    ``pads`` is the user's padding as (lo, hi) pairs; ``extra`` is the
+    additional high-side room that ``ceil_mode`` may need for a last, partial
+    window (filled with the reduction's identity, never counted).
+    """
+
+    in_size: tuple[int, ...]
+    kernel: tuple[int, ...]
+    stride: tuple[int, ...]
+    dilation: tuple[int, ...]
+    pads: Pairs
+    out: tuple[int, ...]
+    extra: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        """Every window lies inside the padded input (plus the ceil_mode room): the
+        compiled kernels index by these numbers, so a geometry that breaks this never
+        reaches them (an out-of-range read or write would be silent there)."""
+        for i, (n, k, s, d, (lo, hi), o, e) in enumerate(
+            zip(self.in_size, self.kernel, self.stride, self.dilation, self.pads, self.out, self.extra, strict=True)
+        ):
+            if min(n, lo, hi, o, e) < 0 or min(k, s, d) < 1 or (o - 1) * s + d * (k - 1) + 1 > n + lo + hi + e:
+                raise ValueError(
+                    f"inconsistent window geometry in spatial dim {i}: input {n}, kernel {k}, stride {s}, "
+                    f"dilation {d}, padding ({lo}, {hi}), output {o}, extra {e}"
+                )
+
+    @property
+    def nd(self) -> int:
+        return len(self.kernel)
+
+    @property
+    def padded(self) -> tuple[int, ...]:
+        """Spatial size after padding (including the ceil_mode room)."""
+        return tuple(n + lo + hi + e for n, (lo, hi), e in zip(self.in_size, self.pads, self.extra, strict=True))
+
+    def counts(self, *, include_pad: bool) -> np.ndarray:
+        """Per output position, the window elements on the input (or the padded input)."""
+        if include_pad:
+            lo = [0] * self.nd
+            hi = [n + a + b for n, (a, b) in zip(self.in_size, self.pads, strict=True)]
+        else:
+            lo = [a for a, _ in self.pads]
+            hi = [n + a for n, (a, _) in zip(self.in_size, self.pads, strict=True)]
+        from .windows import valid_counts  # windows builds on this module
+
+        return valid_counts(self.kernel, self.stride, self.dilation, self.out, lo, hi)
+
+
+def window_args(
+    nd: int, kernel_size: Any, stride: Any, dilation: Any, *, pool: bool
+) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
+    """Kernel, stride and dilation as ``nd``-tuples; a pool's stride defaults to its
+    kernel size (PyTorch's ``stride=None``)."""
+    kernel = ntuple(kernel_size, nd, "kernel_size")
+    strides = kernel if (pool and stride is None) else ntuple(stride, nd, "stride")
+    return kernel, strides, ntuple(dilation, nd, "dilation")
+
+
+def make_geometry(
+    in_size: tuple[int, ...],
+    nd: int,
+    kernel_size: Any,
+    stride: Any,
+    padding: Any,
+    dilation: Any,
+    ceil_mode: bool = False,
+    *,
+    pool: bool = False,
+) -> Geometry:
+    kernel, strides, dil = window_args(nd, kernel_size, stride, dilation, pool=pool)
+    check_bool(ceil_mode, "ceil_mode")
+    pads = resolve_padding(padding, nd, in_size, kernel, strides, dil)
+    if pool:
+        check_pool_padding(pads, kernel, dil)
+    out = output_size(in_size, kernel, strides, pads, dil, bool(ceil_mode))
+    extra = tuple(
+        max(0, (o - 1) * s + d * (k - 1) + 1 - (n + lo + hi))
+        for n, k, s, d, o, (lo, hi) in zip(in_size, kernel, strides, dil, out, pads, strict=True)
+    )
+    return Geometry(in_size, kernel, strides, dil, pads, out, extra)

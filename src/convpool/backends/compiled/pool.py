@@ -1,12 +1,12 @@
 """Compiled pooling kernels over index tables (numba): max/min and the winner's
 position, its gradient routing, the median.  Import only when numba is available
-(:mod:`convpool._kernels` re-exports these names).
+(:mod:`convpool.backends.compiled.kernels` re-exports these names).
 
 Every kernel sees 3 spatial dimensions and (P, D, H, W) planes; windows are read
-through one index table per dimension (:func:`convpool._kernels.index_table`).  Each
+through one index table per dimension (:func:`convpool.backends.compiled.kernels.index_table`).  Each
 kernel is a serial loop over a range of planes, ``_kernel(j0, j1, *args)``, released
 from the GIL; the function of the same name without the underscore runs it over all
-planes on the kernel threads (:func:`convpool._threads.parallel_for`).
+planes on the kernel threads (:func:`convpool.backends.compiled.threads.parallel_for`).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ._threads import KERNEL, parallel_for
+from .threads import KERNEL, parallel_for
 
 
 def _work(y: np.ndarray, *tables: np.ndarray) -> int:

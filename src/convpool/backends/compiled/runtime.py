@@ -1,4 +1,4 @@
-"""Compiled sliding-window loops (numba), behind the same functional API.
+"""The compiled backend's runtime: whether numba is loaded, threads, BLAS, scratch memory.
 
 The NumPy code in :mod:`convpool.windows` and :mod:`convpool.functional` is the
 readable reference; these kernels compute the same thing in one pass over
@@ -9,7 +9,7 @@ results.  This module holds the runtime (backend switch, threads, BLAS, scratch
 memory, index tables) and re-exports the kernels, which live by family in
 :mod:`._conv_kernels`, :mod:`._pool_kernels` and :mod:`._tiled_kernels` (the SIMD
 convolution in :mod:`._direct`).  Each kernel is a serial loop over a range of jobs
-that :func:`convpool._threads.parallel_for` spreads over threads: compiled without
+that :func:`convpool.backends.compiled.threads.parallel_for` spreads over threads: compiled without
 numba's ``parallel=True``, a first call compiles in about a second per kernel.
 
 Every kernel sees 3 spatial dimensions: 1-D and 2-D inputs get leading
@@ -28,7 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from . import _threads, config
+from ... import config
+from . import threads as _threads
 
 try:  # numba is optional: without it everything runs on the NumPy reference path
     if os.environ.get("CONVPOOL_PURE_NUMPY"):
@@ -88,7 +89,7 @@ def worth_parallel(x: np.ndarray) -> bool:
 
 
 def num_threads() -> int:
-    """Threads the compiled kernels use (see :mod:`convpool._threads`)."""
+    """Threads the compiled kernels use (see :mod:`convpool.backends.compiled.threads`)."""
     return _threads.num_threads() if AVAILABLE else 1
 
 
@@ -150,7 +151,7 @@ def index_table(n: int, k: int, s: int, d: int, lo: int, hi: int, out: int, mode
     """For output ``o`` and window element ``t`` along one dimension, the input index read:
     ``>= 0`` an input element, -1 a zero value (zero padding), -2 nothing (identity padding
     or the room beyond the padding).  Built once per call with NumPy; the kernels only look up."""
-    from .windows import _border_index
+    from ...windows import _border_index
 
     c = np.arange(out)[:, None] * s + np.arange(k)[None, :] * d  # padded coordinate
     i = c - lo
@@ -163,47 +164,3 @@ def index_table(n: int, k: int, s: int, d: int, lo: int, hi: int, out: int, mode
     elif mode is not None:
         table[border] = _border_index(n, lo, hi, mode)[c[border]]
     return table
-
-
-if AVAILABLE:  # the kernels, by family; each runs its jobs on the kernel threads (_threads)
-    from ._conv_kernels import (  # noqa: F401
-        _span,
-        col2im,
-        col2im_serial,
-        depthwise_backward,
-        depthwise_forward,
-        im2col,
-        im2col_serial,
-        plane_fill,
-        plane_sum,
-        relu_backward,
-        relu_forward,
-    )
-    from ._pool_kernels import (  # noqa: F401
-        find_selected,
-        median_forward,
-        route,
-        select_backward,
-        select_max,
-        select_min,
-    )
-    from ._tiled_kernels import (  # noqa: F401
-        route_2x2,
-        route_tiled,
-        select_2x2,
-        select_tiled,
-        spread_2x2,
-        sum_2x2,
-        sum_separable,
-        sum_separable_backward,
-    )
-
-
-try:  # the direct SIMD convolution needs numba's LLVM intrinsics (llvmlite)
-    if not AVAILABLE or os.environ.get("CONVPOOL_NO_DIRECT"):
-        raise ImportError
-    from . import _direct  # noqa: F401
-
-    DIRECT = True
-except ImportError:
-    DIRECT = False

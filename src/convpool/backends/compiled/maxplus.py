@@ -6,7 +6,7 @@ These kernels compute it for *finite* inputs (the caller falls back to the NumPy
 reference for inf and NaN, whose tie and NaN rules cost the fast loop too much):
 
 * :func:`forward_wide` (float32, on explicit 16-lane vectors): the batch is laid out as
-  in :mod:`convpool._direct` - every padded plane flattened, channel by channel, and
+  in :mod:`convpool.backends.compiled.direct` - every padded plane flattened, channel by channel, and
   split into its stride phases when strided - so each (input channel, tap) entry is one
   shifted, contiguous run (:func:`to_wide`, which also applies the sign, the padding
   and the finiteness check).
@@ -32,8 +32,8 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic
 
-from ._simd import _VEC, f32x16, vbroadcast, vload
-from ._threads import KERNEL, parallel_for
+from .simd import _VEC, f32x16, vbroadcast, vload
+from .threads import KERNEL, parallel_for
 
 BLOCK = 16  # positions per block: one f32x16 vector
 RUN = 256  # positions per job of forward_runs

@@ -1,10 +1,10 @@
 """Compiled convolution loops for any dtype (numba): im2col and its adjoint, the
 depthwise direct loop, per-plane sums and ReLU.  Import only when numba is available
-(:mod:`convpool._kernels` re-exports these names).
+(:mod:`convpool.backends.compiled.kernels` re-exports these names).
 
 Each kernel is a serial loop over a range of independent jobs, ``_kernel(j0, j1,
 *args)``, released from the GIL; the function of the same name without the underscore
-runs it over all jobs on the kernel threads (:func:`convpool._threads.parallel_for`).
+runs it over all jobs on the kernel threads (:func:`convpool.backends.compiled.threads.parallel_for`).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ._threads import KERNEL, parallel_for
+from .threads import KERNEL, parallel_for
 
 
 @njit(cache=True, inline="always")

@@ -1,4 +1,4 @@
-"""The float32 convolution on explicit SIMD vectors (:mod:`convpool._direct`): when it
+"""The float32 convolution on explicit SIMD vectors (:mod:`convpool.backends.compiled.direct`): when it
 applies, and its forward and backward drivers.
 
 * "wide": any dense or grouped window, any stride - every image padded and laid out
@@ -13,20 +13,22 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import _args, _direct, _kernels
-from .._direct import BLOCK_Q, phase_plane
-from ..windows import pad_backward
-from ._common import Geometry
-from ._conv_reference import ConvCtx, reference_backward, reference_forward
+from ... import geometry
+from ...functional._common import Geometry
+from ...windows import pad_backward
+from ..numpy.conv import ConvCtx, reference_backward, reference_forward
+from . import direct as _direct
+from . import kernels as _kernels
+from .direct import BLOCK_Q, phase_plane
 
 
 def kind(xb: np.ndarray, g: Geometry, cg: int, groups: int) -> str | None:
-    """Which SIMD kernels of :mod:`convpool._direct` take a float32 conv with a real
+    """Which SIMD kernels of :mod:`convpool.backends.compiled.direct` take a float32 conv with a real
     window (a 1x1 conv reads its input in place instead): "wide" - the wide layout, any
     stride, the input split into its stride phases when strided; "stencil" - depthwise
     (one input channel per group) with stride 1, one (image, channel) plane per job;
     None - strided depthwise, float64, or no SIMD kernels: the compiled loops."""
-    if not (_kernels.DIRECT and xb.dtype == np.float32 and _args.prod(g.kernel) > 1):
+    if not (_kernels.DIRECT and xb.dtype == np.float32 and geometry.prod(g.kernel) > 1):
         return None
     if not wide_fits(xb.shape[0], g):
         return None
@@ -40,12 +42,12 @@ def wide_fits(n: int, g: Geometry) -> bool:
     the batch, each row with room for a block's over-read) stays within about twice
     the padded input: strides that are large against the input would make it mostly
     row overhead (stride 1000 on a 2000x2000 image: a million rows per channel)."""
-    phases = _args.prod(g.stride)
-    wide = phases * (n * _args.prod(phase_plane(g.padded, g.stride)) + 2 * BLOCK_Q)
-    return wide <= 2 * n * _args.prod(g.padded) + 4096
+    phases = geometry.prod(g.stride)
+    wide = phases * (n * geometry.prod(phase_plane(g.padded, g.stride)) + 2 * BLOCK_Q)
+    return wide <= 2 * n * geometry.prod(g.padded) + 4096
 
 
-def input_grad_padding(g: Geometry, mode: str) -> tuple[bool, _args.Pairs]:
+def input_grad_padding(g: Geometry, mode: str) -> tuple[bool, geometry.Pairs]:
     """How to pad the output gradient so that a stride-1 convolution with the flipped
     weights gives the input gradient: by (reach - lo, reach - hi), the result then being
     the input's gradient itself (``exact``: zero padding no wider than the reach); else by

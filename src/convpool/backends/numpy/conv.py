@@ -21,9 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from .. import _args
-from ..windows import pad, pad_backward, scatter_add, window_view
-from ._common import Geometry
+from ... import geometry
+from ...functional._common import Geometry
+from ...windows import pad, pad_backward, scatter_add, window_view
 
 
 @dataclass
@@ -41,7 +41,7 @@ class ConvCtx:
     y_shape: tuple[int, ...]
     xp: np.ndarray | None = None  # im2col: the (border-)padded input, zero padding implicit; direct: the input
     lo: tuple[int, ...] = ()  # compiled path: zero padding the kernels still apply
-    wide: Any = None  # direct path: the padded input as a convpool._direct.Wide
+    wide: Any = None  # direct path: the padded input as a convpool.backends.compiled.direct.Wide
     stencil: bool = False  # direct depthwise path: xp is the input, padded in the kernels
 
 
@@ -53,7 +53,7 @@ def reference_forward(
     xp = pad(xb, g.pads, mode)
     n, c = xb.shape[:2]
     c_out = weight.shape[0]
-    cg, k, p = c // groups, _args.prod(g.kernel), _args.prod(g.out)
+    cg, k, p = c // groups, geometry.prod(g.kernel), geometry.prod(g.out)
     view = window_view(xp, g.kernel, g.stride, g.dilation, g.out)  # (N, C, *out, *k)
     view = view.reshape((n, groups, cg) + g.out + g.kernel)
     axes = (0, 1, 2, *range(3 + nd, 3 + 2 * nd), *range(3, 3 + nd))

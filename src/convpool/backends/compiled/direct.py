@@ -41,11 +41,12 @@ import functools
 import numpy as np
 from numba import njit
 
-from . import _args, _kernels
-from ._conv_kernels import _span
-from ._simd import vfma, vload, vload_even, vload_lanes, vpart, vstore, vstore_lanes, wbroadcast, wload, wzero
-from ._threads import KERNEL, parallel_for
-from .windows import pad
+from ... import geometry
+from ...windows import pad
+from . import runtime as _kernels
+from .im2col import _span
+from .simd import vfma, vload, vload_even, vload_lanes, vpart, vstore, vstore_lanes, wbroadcast, wload, wzero
+from .threads import KERNEL, parallel_for
 
 BLOCK_OC = 4  # output channels per micro-kernel block
 BLOCK_Q = 64  # positions per block: 4 vectors of 16 lanes
@@ -57,7 +58,7 @@ DW_CHUNK = 512  # positions per weight-gradient pass (keeps the sources in L2)
 # --- kernels -------------------------------------------------------------------------
 # Each kernel computes a range of independent jobs, ``kernel(j0, j1, *args)``; the
 # function of the same name without the underscore runs it over all jobs on the
-# kernel threads (:func:`convpool._threads.parallel_for`).
+# kernel threads (:func:`convpool.backends.compiled.threads.parallel_for`).
 
 
 @njit(inline="always")
@@ -538,7 +539,7 @@ def from_phases(ys: np.ndarray, st: np.ndarray, lo: np.ndarray, dx: np.ndarray) 
 
 def _plane_strides(padded: tuple[int, ...]) -> tuple[int, ...]:
     """Element strides of a C-order plane of shape ``padded``."""
-    return tuple(_args.prod(padded[i + 1 :]) for i in range(len(padded)))
+    return tuple(geometry.prod(padded[i + 1 :]) for i in range(len(padded)))
 
 
 def flat_offset(plane: tuple[int, ...], coords: tuple[int, ...]) -> int:
@@ -579,7 +580,7 @@ def _entries(
     offset ``row * length + off`` in a group's rows of a :class:`Wide` layout whose rows
     are ``length`` long, ``prod(stride)`` phase rows per channel.  Cached, read-only."""
     phase, offset = _tap_phases(plane, kernel, dilation, stride)
-    n_phases = _args.prod(stride)
+    n_phases = geometry.prod(stride)
     rows = np.arange(cg, dtype=np.int64)[:, None] * n_phases + phase[None, :]
     ents = np.ascontiguousarray((rows * length + offset[None, :]).ravel())
     ents.setflags(write=False)
@@ -620,7 +621,7 @@ class Wide:
     def __init__(
         self,
         a: np.ndarray,
-        pads: _args.Pairs,
+        pads: geometry.Pairs,
         mode: str,
         reach: int,
         row_of: np.ndarray | None = None,
@@ -633,11 +634,11 @@ class Wide:
         n, c = a.shape[:2]
         nd = a.ndim - 2
         self.stride = stride or (1,) * nd
-        self.phases = _args.prod(self.stride)
+        self.phases = geometry.prod(self.stride)
         assert row_of is None or self.phases == 1
         self.full = tuple(s + lo + hi for s, (lo, hi) in zip(a.shape[2:], pads, strict=True))
         self.padded = phase_plane(self.full, self.stride)  # the plane the kernels see
-        self.plane = _args.prod(self.padded)
+        self.plane = geometry.prod(self.padded)
         self.q_len = n * self.plane
         # blocks of BLOCK_Q read up to BLOCK_Q - 1 past q_len, plus the largest tap offset;
         # a multiple of 16 floats, so that every row stays 64-byte aligned
@@ -670,7 +671,7 @@ def _store_plan(
     """Where the wide results go: for every 16-lane vector of wide positions, its runs of
     consecutive outputs as rows (first lane, end lane, y index of lane 0) - CSR, ``ptr``
     indexing the rows of each vector.  Depends on the geometry only, so it is cached."""
-    plane_in = _args.prod(padded)
+    plane_in = geometry.prod(padded)
     q_len = n * plane_in
     nvec = -(-q_len // BLOCK_Q) * (BLOCK_Q // 16)
     q = np.arange(nvec * 16, dtype=np.int64)
@@ -707,7 +708,7 @@ def _run(src: Wide, w: np.ndarray, ents: np.ndarray, out: tuple[int, ...], n: in
     """conv_wide over a Wide batch: w (groups, co, E) for the entries ``ents`` (relative
     to a group's first row; may reach back by up to the layout's margin)."""
     groups, co = w.shape[:2]
-    plane = _args.prod(out)
+    plane = geometry.prod(out)
     y = np.empty((n, groups * co) + out, dtype=np.float32)
     plan, ptr = _store_plan(src.padded, out, n, groups * co * plane)
     gstride = (src.buf.shape[0] // groups) * src.length
@@ -782,7 +783,7 @@ def input_grad_strided(
     corner = sum(a * step for a, step in zip(amax, _plane_strides(dplane), strict=True))  # the largest
     dsrc = Wide(dy, pads, "constant", corner, scratch=True)
     wt = w.reshape(groups, co, cg, -1).transpose(0, 2, 1, 3)  # (groups, cg, co, T)
-    ys = np.empty((_args.prod(stride), n, groups * cg) + q, dtype=np.float32)
+    ys = np.empty((geometry.prod(stride), n, groups * cg) + q, dtype=np.float32)
     for ph in range(ys.shape[0]):
         taps = np.flatnonzero(phase == ph)
         if taps.size == 0:
@@ -856,7 +857,7 @@ def input_grad_shared(
 
 
 def _dw_geometry(
-    a: np.ndarray, pads: _args.Pairs, mode: str, kernel: tuple[int, ...], dilation: tuple[int, ...]
+    a: np.ndarray, pads: geometry.Pairs, mode: str, kernel: tuple[int, ...], dilation: tuple[int, ...]
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, tuple[int, ...], np.ndarray]:
     """For the plane kernels: the input (border modes padded here; zeros are padded in
     the kernels), its 5-entry shape, the zero padding before each dimension, the tap
@@ -873,7 +874,7 @@ def _dw_geometry(
 def depthwise(
     a: np.ndarray,
     w: np.ndarray,
-    pads: _args.Pairs,
+    pads: geometry.Pairs,
     mode: str,
     kernel: tuple[int, ...],
     dilation: tuple[int, ...],
@@ -885,7 +886,7 @@ def depthwise(
     a, shape, lo, offs, full, q3 = _dw_geometry(a, pads, mode, kernel, dilation)
     n, c_out = a.shape[0], w.shape[0]
     out = out_size(full, kernel, dilation, (1,) * len(kernel))
-    plane = _args.prod(out)
+    plane = geometry.prod(out)
     y = np.empty((n, c_out) + out, dtype=np.float32)
     plan, ptr = _store_plan(full, out, 1, 0)
     wt = np.ascontiguousarray(w.reshape(c_out, w.shape[1], -1), dtype=np.float32)
@@ -896,7 +897,7 @@ def depthwise(
 def depthwise_weight_grad(
     a: np.ndarray,
     dy: np.ndarray,
-    pads: _args.Pairs,
+    pads: geometry.Pairs,
     mode: str,
     kernel: tuple[int, ...],
     dilation: tuple[int, ...],

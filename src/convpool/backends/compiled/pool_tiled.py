@@ -1,11 +1,11 @@
 """Compiled kernels for pools whose windows tile the input (stride == kernel, no
 padding, no dilation: the usual 2x2 pool) and for window sums computed separably.
-Import only when numba is available (:mod:`convpool._kernels` re-exports these names).
+Import only when numba is available (:mod:`convpool.backends.compiled.kernels` re-exports these names).
 
 Arrays are (P, D, H, W) planes.  Each kernel is a serial loop over a range of planes,
 ``_kernel(j0, j1, *args)``, released from the GIL; the function of the same name
 without the underscore runs it over all planes on the kernel threads
-(:func:`convpool._threads.parallel_for`).
+(:func:`convpool.backends.compiled.threads.parallel_for`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ._threads import KERNEL, parallel_for
+from .threads import KERNEL, parallel_for
 
 # Tiled windows (stride == kernel, no padding, dilation 1: every input element is in at
 # most one window - the usual 2x2 pool) get loops over whole rows, no index tables and

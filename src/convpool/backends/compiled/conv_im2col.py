@@ -1,12 +1,12 @@
-"""The compiled convolution loops (numba, :mod:`convpool._kernels`) and BLAS: im2col
+"""The compiled convolution loops (numba, :mod:`convpool.backends.compiled.kernels`) and BLAS: im2col
 into a reused workspace then a matrix product, depthwise as a direct loop, 1x1 as one
 product (or the SIMD kernel reading the input in place).
 
 Which kernel runs (float32 / float64 as the input) - decided in :mod:`.conv`:
 
-* float32, window > 1x1, not depthwise  -> :mod:`._conv_direct` "wide" (SIMD, any stride)
-* float32 depthwise, stride 1           -> :mod:`._conv_direct` "stencil" (SIMD)
-* float32 1x1, stride 1, no padding     -> ``convpool._direct.pointwise`` (SIMD, in place)
+* float32, window > 1x1, not depthwise  -> :mod:`convpool.backends.compiled.conv_direct` "wide" (SIMD, any stride)
+* float32 depthwise, stride 1           -> :mod:`convpool.backends.compiled.conv_direct` "stencil" (SIMD)
+* float32 1x1, stride 1, no padding     -> ``convpool.backends.compiled.direct.pointwise`` (SIMD, in place)
 * other depthwise (float64, strided)    -> ``_kernels.depthwise_*``
 * otherwise (float64)                   -> im2col + BLAS, chunked; 1x1: one matmul
 """
@@ -18,10 +18,12 @@ from typing import Any
 
 import numpy as np
 
-from .. import _args, _kernels, _threads
-from ..windows import pad, pad_backward
-from ._common import Geometry
-from ._conv_reference import ConvCtx
+from ... import geometry
+from ...functional._common import Geometry
+from ...windows import pad, pad_backward
+from ..numpy.conv import ConvCtx
+from . import kernels as _kernels
+from . import threads as _threads
 
 COLS_BUDGET = 32 * 2**20  # bytes of im2col columns per chunk: memory stays bounded
 
@@ -69,7 +71,7 @@ def _over_batch(fn: Callable[..., None], n: int, per_item: int, backward: bool =
     """Run ``fn(batch_slice, *kernels)`` over chunks of the batch.
 
     With several cores and threadpoolctl available, the kernel threads
-    (:func:`convpool._threads.parallel_for`) take chunks of the batch, each
+    (:func:`convpool.backends.compiled.threads.parallel_for`) take chunks of the batch, each
     im2col (serial, GIL released) then a single-threaded matrix product, so the
     compiled loops and the BLAS threads never fight over the cores.  Otherwise
     the chunks run in turn with the parallel kernels and the multi-threaded BLAS.
@@ -109,7 +111,7 @@ def forward(
     else:
         xp, lo = pad(xb, g.pads, mode), (0,) * nd
     xp = np.ascontiguousarray(xp)
-    k, p = _args.prod(g.kernel), _args.prod(g.out)
+    k, p = geometry.prod(g.kernel), geometry.prod(g.out)
     w = weight.astype(xb.dtype, copy=False).reshape(groups, c_out // groups, cg * k)
     geo = kernel_geometry(g, lo)
     if cg == 1:
@@ -118,7 +120,7 @@ def forward(
             _as5(xp, nd), np.ascontiguousarray(w.reshape(c_out, k)), *geo, c_out // groups, _as5(y, nd)
         )
     elif _is_pointwise(g, lo) and _direct_pointwise(xp):  # read in place by the SIMD kernel
-        from .. import _direct  # numba's SIMD module: only loaded with the compiled backend
+        from . import direct as _direct  # numba's SIMD module: only loaded with the compiled backend
 
         y = _direct.pointwise(xp.reshape(n, c, p), w).reshape((n, c_out) + g.out)
     elif _is_pointwise(g, lo):
@@ -156,7 +158,7 @@ def backward(dy: np.ndarray, ctx: ConvCtx) -> tuple[np.ndarray, np.ndarray]:
     nd = g.nd
     n, c = ctx.x_shape[:2]
     c_out = ctx.w_shape[0]
-    cg, k, p = c // groups, _args.prod(g.kernel), _args.prod(g.out)
+    cg, k, p = c // groups, geometry.prod(g.kernel), geometry.prod(g.out)
     geo = kernel_geometry(g, ctx.lo)[:4]
     dy = np.ascontiguousarray(dy)
     if cg == 1:
@@ -181,7 +183,7 @@ def backward(dy: np.ndarray, ctx: ConvCtx) -> tuple[np.ndarray, np.ndarray]:
             _over_batch(lambda sl, *_: parts.append(np.matmul(dyg[sl], xt[sl]).sum(axis=0)), n, cg * p * xp.itemsize)
             dw += np.sum(parts, axis=0)
             if _direct_pointwise(dy):
-                from .. import _direct
+                from . import direct as _direct
 
                 gxp = _direct.pointwise(dy.reshape(n, c_out, p), np.ascontiguousarray(wt)).reshape(xp.shape)
             else:

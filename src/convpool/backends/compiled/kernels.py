@@ -1,0 +1,68 @@
+"""The compiled kernels (numba) in one namespace, with the runtime they run on.
+
+The ops in :mod:`convpool.functional` reach the compiled backend through this module:
+``kernels.enabled()`` says whether it runs, ``kernels.im2col(...)`` etc. are the
+kernels, which live by family in :mod:`.im2col`, :mod:`.pool` and :mod:`.pool_tiled`
+(the SIMD convolution in :mod:`.direct`).  Importable without numba: then
+``AVAILABLE`` and ``DIRECT`` are False and only the runtime helpers exist.
+"""
+
+from __future__ import annotations
+
+import os
+
+from .runtime import (  # noqa: F401
+    AVAILABLE,
+    PARALLEL_MIN,
+    aligned_empty,
+    blas_limiter,
+    enabled,
+    index_table,
+    num_threads,
+    one_blas_thread,
+    workspace,
+    worth_parallel,
+)
+
+if AVAILABLE:  # the kernels, by family; each runs its jobs on the kernel threads (threads.py)
+    from .im2col import (  # noqa: F401
+        _span,
+        col2im,
+        col2im_serial,
+        depthwise_backward,
+        depthwise_forward,
+        im2col,
+        im2col_serial,
+        plane_fill,
+        plane_sum,
+        relu_backward,
+        relu_forward,
+    )
+    from .pool import (  # noqa: F401
+        find_selected,
+        median_forward,
+        route,
+        select_backward,
+        select_max,
+        select_min,
+    )
+    from .pool_tiled import (  # noqa: F401
+        route_2x2,
+        route_tiled,
+        select_2x2,
+        select_tiled,
+        spread_2x2,
+        sum_2x2,
+        sum_separable,
+        sum_separable_backward,
+    )
+
+
+try:  # the direct SIMD convolution needs numba's LLVM intrinsics (llvmlite)
+    if not AVAILABLE or os.environ.get("CONVPOOL_NO_DIRECT"):
+        raise ImportError
+    from . import direct as _direct  # noqa: F401
+
+    DIRECT = True
+except ImportError:
+    DIRECT = False
