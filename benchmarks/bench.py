@@ -2,7 +2,7 @@
 
 import sys
 
-from convpool.cli import main
+from convpool.tools.cli import main
 
 if __name__ == "__main__":
     sys.exit(main(["bench", *sys.argv[1:]]))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from convpool import bench
+from convpool.tools import bench
 
 
 def test_bench_smoke(tmp_path):  # type: ignore[no-untyped-def]

@@ -22,9 +22,10 @@ import pytest
 torch = pytest.importorskip("torch", reason="the torch engine needs PyTorch (test extra)")
 
 import convpool  # noqa: E402
-from convpool import cli, data, nn, train  # noqa: E402
+from convpool import data, nn, train  # noqa: E402
 from convpool.checkpoint import load_checkpoint  # noqa: E402
 from convpool.interop._ddp import train_torch  # noqa: E402
+from convpool.tools import cli  # noqa: E402
 
 RTOL64, ATOL64 = 1e-12, 1e-14
 BATCH = 33  # the last batch of an epoch splits unevenly between 2 processes
@@ -129,7 +130,7 @@ def test_killed_run_resumes(tmp_path):  # type: ignore[no-untyped-def]
     that was not interrupted (bit for bit: the optimiser state and generator are restored
     exactly, and gloo sums in a fixed order)."""
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "convpool.cli", "train", "--engine", "torch", "--nproc", "2", "--epochs", "2"]
+    cmd = [sys.executable, "-m", "convpool.tools.cli", "train", "--engine", "torch", "--nproc", "2", "--epochs", "2"]
     cmd += ["--out", str(out), "--no-progress"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)

@@ -10,9 +10,9 @@ import time
 import numpy as np
 import pytest
 
-from convpool import cli
 from convpool.lab import _variants as V
 from convpool.lab import ablate, explain, filters, invariance, report
+from convpool.tools import cli
 
 
 def test_explain_facts(tmp_path):  # type: ignore[no-untyped-def]

@@ -21,8 +21,9 @@ import pytest
 import torch
 
 import convpool
-from convpool import _random, cli, data, interop, models, nn, optim, train
+from convpool import _random, data, interop, models, nn, optim, train
 from convpool.lab import filters, invariance
+from convpool.tools import cli
 
 # --- helpers --------------------------------------------------------------------------------
 
@@ -226,7 +227,7 @@ def test_resume_from_corrupt_checkpoint_is_one_line_from_the_cli(tmp_path: Path)
     out = tmp_path / "run"
     out.mkdir()
     (out / "checkpoint.npz").write_bytes(b"PK\x03\x04 definitely not a zip")
-    cmd = [sys.executable, "-m", "convpool.cli", "train", "--model", "mlp", "--data", "digits"]
+    cmd = [sys.executable, "-m", "convpool.tools.cli", "train", "--model", "mlp", "--data", "digits"]
     done = subprocess.run(
         [*cmd, "--epochs", "1", "--out", str(out), "--resume", "--no-progress"], capture_output=True, text=True
     )

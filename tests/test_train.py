@@ -71,7 +71,7 @@ def _train_cmd(out: str, *extra: str) -> list[str]:
     return [
         sys.executable,
         "-m",
-        "convpool.cli",
+        "convpool.tools.cli",
         "train",
         "--model",
         "lenet",

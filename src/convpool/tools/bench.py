@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from . import functional as F
+from .. import functional as F
 
 
 @dataclass
@@ -81,7 +81,7 @@ def _conv_transpose_case(name: str, x_shape: tuple, w_shape: tuple, stride: int 
     """2-d transposed convolution (decoder upsampling), float32; weight (C_in, C_out, *kernel)."""
     import torch
 
-    from .functional import conv_transpose as CT
+    from ..functional import conv_transpose as CT
 
     rng = np.random.default_rng(0)
     x = rng.standard_normal(x_shape, dtype=np.float32)
@@ -222,7 +222,7 @@ def lenet_step(batch: int = 64) -> tuple[float, float]:
     """One training step (forward, loss, backward, AdamW) of the LeNet-style model on 28x28 inputs."""
     import torch
 
-    from . import _random, interop, models, nn, optim
+    from .. import _random, interop, models, nn, optim
 
     _random.manual_seed(0)
     model = models.lenet(1, 10, 28)

@@ -9,13 +9,13 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from . import __version__
-from .lab._variants import SWEEP_VARIANTS, VARIANTS
-from .models import POOLS
+from .. import __version__
+from ..lab._variants import SWEEP_VARIANTS, VARIANTS
+from ..models import POOLS
 
 if TYPE_CHECKING:
-    from .data import Split
-    from .nn.module import Module
+    from ..data import Split
+    from ..nn.module import Module
 
 # `convpool train --data mnist` defaults: LeNet-5 reaches 99% test accuracy with them
 MNIST_RECIPE = {"epochs": 10, "batch_size": 64}
@@ -62,7 +62,7 @@ def _folder(text: str) -> str:
 
 
 def _explain(args: argparse.Namespace) -> int:
-    from .lab import explain
+    from ..lab import explain
 
     explain.main(
         args.kernel,
@@ -77,7 +77,7 @@ def _explain(args: argparse.Namespace) -> int:
 
 
 def _filters(args: argparse.Namespace) -> int:
-    from .lab import filters
+    from ..lab import filters
 
     learn = tuple(d for d in args.learn.split(",") if d) if args.learn else ()
     filters.main(args.image, out=args.out, learn=learn, epochs=args.epochs)
@@ -85,7 +85,7 @@ def _filters(args: argparse.Namespace) -> int:
 
 
 def _invariance(args: argparse.Namespace) -> int:
-    from .lab import invariance
+    from ..lab import invariance
 
     invariance.main(args.max_shift, out=args.out, seed=args.seed)
     return 0
@@ -114,7 +114,7 @@ def _ablation_settings(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _ablate(args: argparse.Namespace) -> int:
-    from .lab import ablate
+    from ..lab import ablate
 
     settings = {**(ablate.DEMO if args.quick else ablate.FULL), **_ablation_settings(args)}
     ablate.main(
@@ -130,7 +130,7 @@ def _ablate(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from .lab import report
+    from ..lab import report
 
     report.main(
         out=args.out,
@@ -146,7 +146,7 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from .lab import ablate, report
+    from ..lab import ablate, report
 
     d = ablate.DEMO
     print(
@@ -160,7 +160,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from . import _random, data, models, train
+    from .. import _random, data, models, train
 
     if args.resume and not args.out:
         raise ValueError("--resume continues from OUT/checkpoint.npz: give the run's folder with --out")
@@ -236,7 +236,7 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _info(args: argparse.Namespace) -> int:
-    from .config import info
+    from ..config import info
 
     for key, value in info().items():
         print(f"{key + ':':26s}{value}")
@@ -252,7 +252,7 @@ def _port(text: str) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     try:
-        from .serve.app import run
+        from ..serve.app import run
     except ImportError as exc:  # fastapi / uvicorn come with the lab extra
         print(
             f"convpool serve: error: the explorer needs {exc.name or 'its web server'}: pip install 'convpool[lab]'",
@@ -266,7 +266,7 @@ def _serve(args: argparse.Namespace) -> int:
 def _ablation_flags(p: argparse.ArgumentParser) -> None:
     """The ablation's settings, shared by ``ablate`` and ``report``: unset ones take the
     full run's values (or, with --quick, the demo's)."""
-    from .lab.ablate import DEMO, FULL
+    from ..lab.ablate import DEMO, FULL
 
     def default(key: str) -> str:
         full, demo = FULL[key], DEMO[key]
@@ -301,7 +301,7 @@ def _ablation_flags(p: argparse.ArgumentParser) -> None:
 def _train_torch(args: argparse.Namespace, model: Module, split: Split) -> int:
     """``convpool train --engine torch``: the same recipe, trained by PyTorch DDP."""
     try:
-        from .interop._ddp import train_torch
+        from ..interop._ddp import train_torch
 
         hist, final = train_torch(
             model,

@@ -1,0 +1,1 @@
+"""Command-line tools: the ``convpool`` command (cli) and the benchmark against PyTorch (bench)."""
