@@ -1,0 +1,200 @@
+"""Depthwise stride-1 convolution on explicit SIMD vectors: one (image, channel) plane
+per job, padded into a small buffer that stays in cache (the "stencil" path)."""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from .... import geometry
+from ....windows import pad
+from ..simd import vfma, vload, vpart, vstore, wbroadcast, wload, wzero
+from ..threads import KERNEL, parallel_for
+from .layout import _as3, _entries, _ro, _store_plan, out_size
+from .relayout import _pad_plane
+from .tile import BLOCK_Q, DW_TAPS
+from .wide import _store
+
+
+@njit(**KERNEL, fastmath=True)
+def _depthwise_planes(j0, j1, x, shape, lo, q, w, offs, ratio, plan, ptr, out_plane, y, buf):
+    """Jobs (planes) ``j0 .. j1`` of :func:`depthwise_planes`; buf: room for J padded planes."""
+    n_ch, d0, d1, d2 = shape[1], shape[2], shape[3], shape[4]
+    q0, q1, q2 = q[0], q[1], q[2]
+    c_out, n_in, taps = w.shape[0], w.shape[1], offs.shape[0]
+    nq = (q0 * q1 * q2 + BLOCK_Q - 1) // BLOCK_Q
+    length = buf.shape[0] // n_in
+    for job in range(j0, j1):
+        n = job // c_out
+        o = job % c_out
+        for j in range(n_in):
+            c = (o // ratio) * n_in + j
+            _pad_plane(
+                x, (n * n_ch + c) * d0 * d1 * d2, d0, d1, d2, lo[0], lo[1], lo[2], q0, q1, q2, buf, j * length, length
+            )
+        yb = (n * c_out + o) * out_plane
+        for qb in range(nq):
+            a = wzero()
+            for j in range(n_in):
+                base = j * length + qb * BLOCK_Q
+                for t in range(taps):
+                    a = vfma(wbroadcast(w[o, j, t]), wload(buf, base + offs[t]), a)
+            for vi in range(BLOCK_Q // 16):
+                _store(y, yb, vpart(a, vi), plan, ptr, qb * 4 + vi)
+
+
+def depthwise_planes(
+    x: np.ndarray,
+    shape: np.ndarray,
+    lo: np.ndarray,
+    q: np.ndarray,
+    w: np.ndarray,
+    offs: np.ndarray,
+    ratio: int,
+    plan: np.ndarray,
+    ptr: np.ndarray,
+    out_plane: int,
+    y: np.ndarray,
+) -> None:
+    """Depthwise stencil, one (image, output channel) plane per job:
+    y[n, o, *out] = sum_{j, t} w[o, j, t] * xp[n, (o // ratio) * J + j][i + off[t]], J = w.shape[1],
+    xp the input zero-padded (``lo`` before) to the plane ``q``, built per job in a small
+    buffer that stays in cache - no padded copy of the batch.  The forward pass has J = 1
+    and ratio = the channel multiplier; the input gradient J = multiplier, ratio = 1.
+    One output channel x 64 positions per register block.  x: flat (N, C, *in) of the
+    5-entry ``shape``; y: flat (N, C_out, *out)."""
+    c_out, n_in, taps = w.shape
+    plane = int(q[0] * q[1] * q[2])
+    nq = -(-plane // BLOCK_Q)
+    length = -(-(nq * BLOCK_Q + int(offs[-1])) // 16) * 16  # the blocks' reach, in whole vectors
+    jobs = int(shape[0]) * c_out
+
+    def run(j0: int, j1: int) -> None:  # each thread its own plane buffer
+        buf = np.empty(n_in * length, dtype=np.float32)
+        _depthwise_planes(j0, j1, x, shape, lo, q, w, offs, ratio, _ro(plan), _ro(ptr), out_plane, y, buf)
+
+    parallel_for(run, jobs, work=jobs * nq * BLOCK_Q * n_in * taps)
+
+
+@njit(**KERNEL, fastmath=True)
+def _depthwise_planes_grad(j0, j1, x, shape, lo, q, dy, out3, offs3, ratio, acc, xb, db):
+    """Output channels ``j0 .. j1`` of :func:`depthwise_planes_grad`; xb, db: room for
+    one padded plane each."""
+    n_img, n_ch, d0, d1, d2 = shape[0], shape[1], shape[2], shape[3], shape[4]
+    q0, q1, q2 = q[0], q[1], q[2]
+    c_out, ntb = acc.shape[0], offs3.shape[0] // 3
+    out_plane = out3[0] * out3[1] * out3[2]
+    nv = (q0 * q1 * q2 + 15) // 16 * 16
+    length = xb.shape[0]
+    zero = np.int64(0)  # not the literal 0: _pad_plane then has one signature for all its calls
+    for o in range(j0, j1):
+        sums = acc[o]
+        sums[:] = 0.0
+        c = o // ratio
+        for n in range(n_img):
+            _pad_plane(x, (n * n_ch + c) * d0 * d1 * d2, d0, d1, d2, lo[0], lo[1], lo[2], q0, q1, q2, xb, zero, length)
+            # dy at the plane's output positions (top-left), zero elsewhere
+            src = (n * c_out + o) * out_plane
+            _pad_plane(dy, src, out3[0], out3[1], out3[2], zero, zero, zero, q0, q1, q2, db, zero, length)
+            for tb in range(ntb):
+                a0 = vload(sums, tb * 48)
+                a1 = vload(sums, tb * 48 + 16)
+                a2 = vload(sums, tb * 48 + 32)
+                s0, s1, s2 = offs3[tb * 3], offs3[tb * 3 + 1], offs3[tb * 3 + 2]
+                for i in range(0, nv, 16):
+                    d = vload(db, i)
+                    a0 = vfma(d, vload(xb, i + s0), a0)
+                    a1 = vfma(d, vload(xb, i + s1), a1)
+                    a2 = vfma(d, vload(xb, i + s2), a2)
+                vstore(sums, tb * 48, a0)
+                vstore(sums, tb * 48 + 16, a1)
+                vstore(sums, tb * 48 + 32, a2)
+
+
+def depthwise_planes_grad(
+    x: np.ndarray,
+    shape: np.ndarray,
+    lo: np.ndarray,
+    q: np.ndarray,
+    dy: np.ndarray,
+    out3: np.ndarray,
+    offs3: np.ndarray,
+    ratio: int,
+    acc: np.ndarray,
+) -> None:
+    """Per-lane partial sums of dw[o, t] = sum_{n, i} dy[n, o, i] * xp[n, o // ratio][i + off[t]]
+    (xp as in :func:`depthwise_planes`): one output channel per job, image by image, three
+    taps per pass over a plane held in cache.  dy: flat (N, C_out, *out3); offs3: offsets
+    padded to a multiple of 3 with 0 (dropped after); acc: (C_out, ntb * 3 * 16), taps by
+    lanes."""
+    nv = -(-int(q[0] * q[1] * q[2]) // 16) * 16
+    length = -(-(nv + int(offs3.max()) + 16) // 16) * 16
+    c_out = acc.shape[0]
+
+    def run(j0: int, j1: int) -> None:  # each thread its own plane buffers
+        xb = np.empty(length, dtype=np.float32)
+        db = np.empty(length, dtype=np.float32)
+        _depthwise_planes_grad(j0, j1, x, shape, lo, q, dy, out3, offs3, ratio, acc, xb, db)
+
+    parallel_for(run, c_out, work=int(shape[0]) * c_out * nv * offs3.shape[0])
+
+
+def _dw_geometry(
+    a: np.ndarray, pads: geometry.Pairs, mode: str, kernel: tuple[int, ...], dilation: tuple[int, ...]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, tuple[int, ...], np.ndarray]:
+    """For the plane kernels: the input (border modes padded here; zeros are padded in
+    the kernels), its 5-entry shape, the zero padding before each dimension, the tap
+    offsets in the padded plane, and that plane's shape (as a tuple and 3-entry array)."""
+    if mode != "constant" and any(lo or hi for lo, hi in pads):
+        a, pads = pad(a, pads, mode), tuple((0, 0) for _ in pads)
+    full = tuple(s + lo + hi for s, (lo, hi) in zip(a.shape[2:], pads, strict=True))
+    offs = _entries(full, kernel, dilation, (1,) * len(kernel), 1, 0)  # one row: the offsets
+    shape = np.array(a.shape[:2] + (1,) * (5 - a.ndim) + a.shape[2:], dtype=np.int64)
+    lo = _as3(tuple(p for p, _ in pads), 0)
+    return np.ascontiguousarray(a, dtype=np.float32), shape, lo, offs, full, _as3(full, 1)
+
+
+def depthwise(
+    a: np.ndarray,
+    w: np.ndarray,
+    pads: geometry.Pairs,
+    mode: str,
+    kernel: tuple[int, ...],
+    dilation: tuple[int, ...],
+    ratio: int,
+) -> np.ndarray:
+    """Stride-1 depthwise convolution of a (N, C, *in) with w (C_out, J, *kernel): output
+    channel o reads input channels (o // ratio) * J + j (see :func:`depthwise_planes`);
+    returns (N, C_out, *out) float32."""
+    a, shape, lo, offs, full, q3 = _dw_geometry(a, pads, mode, kernel, dilation)
+    n, c_out = a.shape[0], w.shape[0]
+    out = out_size(full, kernel, dilation, (1,) * len(kernel))
+    plane = geometry.prod(out)
+    y = np.empty((n, c_out) + out, dtype=np.float32)
+    plan, ptr = _store_plan(full, out, 1, 0)
+    wt = np.ascontiguousarray(w.reshape(c_out, w.shape[1], -1), dtype=np.float32)
+    depthwise_planes(a.ravel(), shape, lo, q3, wt, offs, ratio, plan, ptr, plane, y.ravel())
+    return y
+
+
+def depthwise_weight_grad(
+    a: np.ndarray,
+    dy: np.ndarray,
+    pads: geometry.Pairs,
+    mode: str,
+    kernel: tuple[int, ...],
+    dilation: tuple[int, ...],
+    ratio: int,
+) -> np.ndarray:
+    """dw (C_out, 1, *kernel) of :func:`depthwise` (J = 1), given its input and dy."""
+    a, shape, lo, offs, _, q3 = _dw_geometry(a, pads, mode, kernel, dilation)
+    c_out = dy.shape[1]
+    taps = offs.size
+    ntb = -(-taps // DW_TAPS)
+    offs3 = np.zeros(ntb * DW_TAPS, dtype=np.int64)
+    offs3[:taps] = offs
+    acc = np.empty((c_out, ntb * DW_TAPS * 16), dtype=np.float32)
+    dy = np.ascontiguousarray(dy, dtype=np.float32)
+    depthwise_planes_grad(a.ravel(), shape, lo, q3, dy.ravel(), _as3(dy.shape[2:], 1), offs3, ratio, acc)
+    dw = acc.reshape(c_out, -1, 16).sum(axis=2, dtype=np.float32)[:, :taps]
+    return np.ascontiguousarray(dw).reshape((c_out, 1) + kernel)

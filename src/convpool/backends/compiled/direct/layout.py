@@ -1,0 +1,188 @@
+"""The wide layout's geometry (:class:`Wide`, stride phases, kernel entries, where the
+results go) for the direct convolution; the copies themselves are in :mod:`.relayout`."""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from .... import geometry
+from ....windows import pad
+from .. import runtime as _kernels
+from .relayout import to_wide
+from .tile import BLOCK_Q
+
+
+def _plane_strides(padded: tuple[int, ...]) -> tuple[int, ...]:
+    """Element strides of a C-order plane of shape ``padded``."""
+    return tuple(geometry.prod(padded[i + 1 :]) for i in range(len(padded)))
+
+
+def flat_offset(plane: tuple[int, ...], coords: tuple[int, ...]) -> int:
+    """Flat index of ``coords`` in a C-order plane."""
+    return sum(c * step for c, step in zip(coords, _plane_strides(plane), strict=True))
+
+
+def phase_plane(full: tuple[int, ...], stride: tuple[int, ...]) -> tuple[int, ...]:
+    """The plane of one stride phase of a padded plane ``full``: ceil(full / stride)."""
+    return tuple(-(-f // s) for f, s in zip(full, stride, strict=True))
+
+
+def _tap_phases(
+    plane: tuple[int, ...], kernel: tuple[int, ...], dilation: tuple[int, ...], stride: tuple[int, ...]
+) -> tuple[np.ndarray, np.ndarray]:
+    """For every kernel tap (C order): its phase (which of the prod(stride) phase rows it
+    reads) and its offset in the phase plane ``plane``.  Tap coordinate ``k*d`` reads
+    phase ``k*d % s`` at shift ``k*d // s``: output m reads padded ``s*m + k*d``."""
+    grids = np.meshgrid(*[np.arange(k) * d for k, d in zip(kernel, dilation, strict=True)], indexing="ij")
+    phase = np.zeros(grids[0].shape, dtype=np.int64)
+    offset = np.zeros(grids[0].shape, dtype=np.int64)
+    for g, s, step in zip(grids, stride, _plane_strides(plane), strict=True):
+        phase = phase * s + g % s
+        offset = offset + g // s * step
+    return phase.ravel(), offset.ravel()
+
+
+@functools.lru_cache(maxsize=64)
+def _entries(
+    plane: tuple[int, ...],
+    kernel: tuple[int, ...],
+    dilation: tuple[int, ...],
+    stride: tuple[int, ...],
+    cg: int,
+    length: int,
+) -> np.ndarray:
+    """The kernels' entries, one per (input channel c < cg, tap t) in that order: the flat
+    offset ``row * length + off`` in a group's rows of a :class:`Wide` layout whose rows
+    are ``length`` long, ``prod(stride)`` phase rows per channel.  Cached, read-only."""
+    phase, offset = _tap_phases(plane, kernel, dilation, stride)
+    n_phases = geometry.prod(stride)
+    rows = np.arange(cg, dtype=np.int64)[:, None] * n_phases + phase[None, :]
+    ents = np.ascontiguousarray((rows * length + offset[None, :]).ravel())
+    ents.setflags(write=False)
+    return ents
+
+
+def reach(
+    plane: tuple[int, ...], kernel: tuple[int, ...], dilation: tuple[int, ...], stride: tuple[int, ...] | None = None
+) -> int:
+    """The largest tap offset in a (phase) plane: how far past a position its window reads."""
+    stride = stride or (1,) * len(kernel)
+    return sum(
+        (k - 1) * d // s * step for k, d, s, step in zip(kernel, dilation, stride, _plane_strides(plane), strict=True)
+    )
+
+
+def _as3(v: tuple[int, ...], fill: int) -> np.ndarray:
+    return np.array((fill,) * (3 - len(v)) + tuple(v), dtype=np.int64)
+
+
+class Wide:
+    """A batch laid out for the kernels: ``rows`` of ``length`` floats, channel ``c``
+    of image ``n`` padded and flattened at ``[n * plane, (n + 1) * plane)`` of row
+    ``row_of[c]`` (default: row c), zeros beyond; rows no channel maps to are zero.
+    Rows start on 64-byte boundaries.
+
+    ``stride``: each padded plane is split into its ``prod(stride)`` phases (the
+    elements at ``r + stride * m`` for each remainder ``r``), each a ``plane`` of
+    ``ceil(padded / stride)``, channel c's phases in rows ``c * phases + ph``.  A strided
+    convolution then reads every tap as a shifted run of one phase row, as a stride-1
+    one does (:func:`_entries`).
+
+    ``margin``: zeros before the first row, so that entries may reach back (one layout
+    of the output gradient serves both gradients, see :func:`_direct_backward`).
+    ``scratch``: a layout that does not outlive the call goes into the reused workspace
+    (fresh memory's page faults cost as much as the copy itself)."""
+
+    def __init__(
+        self,
+        a: np.ndarray,
+        pads: geometry.Pairs,
+        mode: str,
+        reach: int,
+        row_of: np.ndarray | None = None,
+        rows: int = 0,
+        *,
+        stride: tuple[int, ...] | None = None,
+        margin: int = 0,
+        scratch: bool = False,
+    ) -> None:
+        n, c = a.shape[:2]
+        nd = a.ndim - 2
+        self.stride = stride or (1,) * nd
+        self.phases = geometry.prod(self.stride)
+        assert row_of is None or self.phases == 1
+        self.full = tuple(s + lo + hi for s, (lo, hi) in zip(a.shape[2:], pads, strict=True))
+        self.padded = phase_plane(self.full, self.stride)  # the plane the kernels see
+        self.plane = geometry.prod(self.padded)
+        self.q_len = n * self.plane
+        # blocks of BLOCK_Q read up to BLOCK_Q - 1 past q_len, plus the largest tap offset;
+        # a multiple of 16 floats, so that every row stays 64-byte aligned
+        self.length = -(-(-(-self.q_len // BLOCK_Q) * BLOCK_Q + reach + BLOCK_Q) // 16) * 16
+        size = (rows if row_of is not None else c * self.phases) * self.length
+        self.margin = -(-margin // 16) * 16  # zeros before row 0, for reads shifted back
+        total = self.margin + size
+        flat = _kernels.workspace((total,), np.float32) if scratch else _kernels.aligned_empty(total, np.float32)
+        flat[: self.margin] = 0
+        self.base = flat  # what the kernels index: entries are offset by the margin
+        self.buf = flat[self.margin :].reshape(-1, self.length)
+        self.buf[:, self.q_len :] = 0
+        if row_of is None:
+            row_of = np.arange(c, dtype=np.int64) * self.phases
+        else:
+            self.buf[np.setdiff1d(np.arange(rows), row_of)] = 0
+        if mode != "constant" and any(lo or hi for lo, hi in pads):
+            a, pads = pad(a, pads, mode), tuple((0, 0) for _ in pads)
+        shape = np.array((n, c) + (1,) * (3 - nd) + a.shape[2:], dtype=np.int64)
+        lo = _as3(tuple(p for p, _ in pads), 0)
+        values = np.ascontiguousarray(a, dtype=np.float32).ravel()
+        q3, s3 = _as3(self.padded, 1), _as3(self.stride, 1)
+        to_wide(values, shape, lo, q3, s3, row_of, self.length, self.buf.ravel())
+
+
+@functools.lru_cache(maxsize=64)
+def _store_plan(
+    padded: tuple[int, ...], out: tuple[int, ...], n: int, img_stride: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Where the wide results go: for every 16-lane vector of wide positions, its runs of
+    consecutive outputs as rows (first lane, end lane, y index of lane 0) - CSR, ``ptr``
+    indexing the rows of each vector.  Depends on the geometry only, so it is cached."""
+    plane_in = geometry.prod(padded)
+    q_len = n * plane_in
+    nvec = -(-q_len // BLOCK_Q) * (BLOCK_Q // 16)
+    q = np.arange(nvec * 16, dtype=np.int64)
+    img, rest = np.divmod(q, plane_in)
+    coords = np.unravel_index(rest, padded)
+    valid = img < n
+    index = img * img_stride
+    for c, o, step in zip(coords, out, _plane_strides(out), strict=True):
+        valid &= c < o
+        index = index + c * step
+    lane = q % 16
+    prev_ok = np.zeros_like(valid)
+    prev_ok[1:] = valid[:-1] & valid[1:] & (index[1:] == index[:-1] + 1)
+    starts = np.flatnonzero(valid & ((lane == 0) | ~prev_ok))
+    ends_mask = valid & ((lane == 15) | ~np.append(prev_ok[1:], False))
+    ends = np.flatnonzero(ends_mask) + 1
+    plan = np.stack([starts % 16, (ends - 1) % 16 + 1, index[starts] - starts % 16], axis=1)
+    ptr = np.searchsorted(starts // 16, np.arange(nvec + 1)).astype(np.int64)
+    plan.setflags(write=False)
+    ptr.setflags(write=False)
+    return plan, ptr
+
+
+def _ro(a: np.ndarray) -> np.ndarray:
+    """A read-only view: every caller passes the tables read-only, so the kernel has one
+    signature (numba compiles one per combination of writable and read-only arrays)."""
+    if a.flags.writeable:
+        a = a.view()
+        a.flags.writeable = False
+    return a
+
+
+def out_size(
+    full: tuple[int, ...], kernel: tuple[int, ...], dilation: tuple[int, ...], stride: tuple[int, ...]
+) -> tuple[int, ...]:
+    """Output size of a convolution of a padded plane ``full``."""
+    return tuple((f - d * (k - 1) - 1) // s + 1 for f, k, d, s in zip(full, kernel, dilation, stride, strict=True))

@@ -1,0 +1,173 @@
+"""Copies into and out of the direct convolution's layouts: the padded (and, when
+strided, phase-split) wide rows (:func:`to_wide`), one padded plane (:func:`_pad_plane`),
+and the phases' interleaving back into a plane (:func:`from_phases`)."""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from ..im2col import _span
+from ..simd import vload, vload_even, vload_lanes, vstore, vstore_lanes
+from ..threads import KERNEL, parallel_for
+
+
+@njit(inline="always")
+def _copy_row(a, start, d2, l2, q2, buf, row):
+    """buf[row : row + q2] = l2 zeros, a[start : start + d2], zeros: in 16-lane vectors,
+    the last one masked (slices cost ~10 ns of set-up each, and these rows are short)."""
+    for w in range(l2):
+        buf[row + w] = 0.0
+    full = d2 - d2 % 16
+    for w in range(0, full, 16):
+        vstore(buf, row + l2 + w, vload(a, start + w))
+    if full < d2:
+        m = d2 - full
+        vstore_lanes(buf, row + l2 + full, vload_lanes(a, start + full, 0, m), 0, m)
+    for w in range(l2 + d2, q2):
+        buf[row + w] = 0.0
+
+
+@njit(**KERNEL)
+def _pad_plane(a, src, d0, d1, d2, l0, l1, l2, q0, q1, q2, buf, dst, length):
+    """buf[dst : dst + length] = the plane of ``a`` at ``src`` (d0 x d1 x d2), zero-padded
+    to q0 x q1 x q2 with (l0, l1, l2) zeros before, then zeros to ``length``.  A function
+    of its own (called once per plane), compiled once for the kernels that call it."""
+    for z in range(q0):
+        u = z - l0
+        for h in range(q1):
+            v = h - l1
+            row = dst + (z * q1 + h) * q2
+            if 0 <= u < d0 and 0 <= v < d1:
+                _copy_row(a, src + (u * d1 + v) * d2, d2, l2, q2, buf, row)
+            else:
+                for w in range(q2):
+                    buf[row + w] = 0.0
+    for i in range(dst + q0 * q1 * q2, dst + length):
+        buf[i] = 0.0
+
+
+@njit(**KERNEL)
+def _to_wide(j0, j1, a, shape, lo, q, rows, length, buf):
+    """Jobs (a channel of an image) ``j0 .. j1`` of :func:`to_wide` with stride 1."""
+    n_img, n_ch, d0, d1, d2 = shape[0], shape[1], shape[2], shape[3], shape[4]
+    q0, q1, q2 = q[0], q[1], q[2]
+    l2 = lo[2]
+    for job in range(j0, j1):
+        n = job % n_img
+        c = job // n_img
+        base = rows[c] * length + n * q0 * q1 * q2
+        src = (n * n_ch + c) * d0 * d1 * d2
+        for z in range(q0):
+            u = z - lo[0]
+            for h in range(q1):
+                v = h - lo[1]
+                row = base + (z * q1 + h) * q2
+                if 0 <= u < d0 and 0 <= v < d1:
+                    _copy_row(a, src + (u * d1 + v) * d2, d2, l2, q2, buf, row)
+                else:
+                    for w in range(q2):
+                        buf[row + w] = 0.0
+
+
+@njit(**KERNEL)
+def _to_wide_phases(j0, j1, a, shape, lo, q, st, rows, length, buf):
+    """Jobs (a stride phase of a channel of an image) ``j0 .. j1`` of :func:`to_wide`."""
+    n_img, n_ch, d0, d1, d2 = shape[0], shape[1], shape[2], shape[3], shape[4]
+    q0, q1, q2 = q[0], q[1], q[2]
+    s0, s1, s2 = st[0], st[1], st[2]
+    n_ph = s0 * s1 * s2
+    for job in range(j0, j1):
+        ph = job % n_ph
+        rest = job // n_ph
+        n = rest % n_img
+        c = rest // n_img
+        r2 = ph % s2
+        r1 = ph // s2 % s1
+        r0 = ph // (s1 * s2)
+        base = (rows[c] + ph) * length + n * q0 * q1 * q2
+        src = (n * n_ch + c) * d0 * d1 * d2
+        # columns w*s2 + r2 - lo2 inside the row are w in [w_lo, w_hi) (found once per
+        # job: two floor divisions per row cost more than a short row's copy)
+        off = r2 - lo[2]
+        w_lo, w_hi = _span(q2, s2, off, d2)
+        for z in range(q0):
+            u = z * s0 + r0 - lo[0]
+            for h in range(q1):
+                v = h * s1 + r1 - lo[1]
+                row = base + (z * q1 + h) * q2
+                if 0 <= u < d0 and 0 <= v < d1:
+                    start = src + (u * d1 + v) * d2
+                    for w in range(w_lo):
+                        buf[row + w] = 0.0
+                    if s2 == 2:  # every other element: vectors, shuffled
+                        for w in range(w_lo, w_hi, 16):
+                            m = min(16, w_hi - w)
+                            vstore_lanes(buf, row + w, vload_even(a, start + 2 * w + off, m), 0, m)
+                    else:
+                        for w in range(w_lo, w_hi):
+                            buf[row + w] = a[start + w * s2 + off]
+                    for w in range(w_hi, q2):
+                        buf[row + w] = 0.0
+                else:
+                    for w in range(q2):
+                        buf[row + w] = 0.0
+
+
+def to_wide(
+    a: np.ndarray,
+    shape: np.ndarray,
+    lo: np.ndarray,
+    q: np.ndarray,
+    st: np.ndarray,
+    rows: np.ndarray,
+    length: int,
+    buf: np.ndarray,
+) -> None:
+    """buf[rows[c] + ph, n*P : (n+1)*P] = phase ``ph`` of channel c of image n, zero-padded
+    (``lo`` zeros before each dimension): the padded plane's elements at coordinates
+    ``r + st*m`` for the phase's remainders ``r``, laid out as a ``q`` plane.  With stride
+    1 there is one phase, the padded plane itself.  a: flat (N, C, D, H, W) of ``shape``;
+    buf: flat (R rows of ``length``).  Rows are copied as 16-lane vectors (stride 2: every
+    other element, shuffled), the last one masked.  Strided layouts have a kernel of
+    their own, compiled only when a strided convolution runs."""
+    jobs = int(shape[0] * shape[1])
+    work = jobs * int(q[0] * q[1] * q[2])
+    if (st == 1).all():
+        parallel_for(_to_wide, jobs, a, shape, lo, q, rows, length, buf, work=work)
+    else:
+        phases = int(st[0] * st[1] * st[2])
+        parallel_for(_to_wide_phases, jobs * phases, a, shape, lo, q, st, rows, length, buf, work=work * phases)
+
+
+@njit(**KERNEL)
+def _from_phases(j0, j1, ys, st, lo, first, at, count, dx):
+    """Planes ``j0 .. j1`` of :func:`from_phases`."""
+    s0, s1, s2 = st[0], st[1], st[2]
+    for p in range(j0, j1):
+        for u in range(dx.shape[1]):
+            uu = u + lo[0]
+            ph0, m0 = uu % s0 * s1, uu // s0
+            for v in range(dx.shape[2]):
+                vv = v + lo[1]
+                ph = (ph0 + vv % s1) * s2
+                m1 = vv // s1
+                for r2 in range(s2):
+                    src = ys[ph + r2, p, m0, m1]
+                    w0, m = first[r2], at[r2]
+                    for k in range(count[r2]):
+                        dx[p, u, v, w0 + k * s2] = src[m + k]
+
+
+def from_phases(ys: np.ndarray, st: np.ndarray, lo: np.ndarray, dx: np.ndarray) -> None:
+    """The inverse of the phase split: dx[p, u, v, w] = phase (U%s0, V%s1, W%s2) of
+    ys at (U//s0, V//s1, W//s2), where (U, V, W) = (u, v, w) + lo.  ys: (S, P, q0, q1, q2),
+    dx: (P, D, H, W).  Row by row and phase by phase, divisions hoisted out of the rows:
+    per last-dim phase r2, its first column, that column's index in the phase, and its
+    number of columns."""
+    s2, n2 = int(st[2]), dx.shape[3]
+    r2 = np.arange(s2, dtype=np.int64)
+    first = (r2 - lo[2]) % s2
+    at = (first + lo[2]) // s2
+    count = (n2 - first + s2 - 1) // s2
+    parallel_for(_from_phases, dx.shape[0], ys, st, lo, first, at, count, dx, work=dx.size)

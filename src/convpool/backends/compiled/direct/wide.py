@@ -1,0 +1,354 @@
+"""The dense and grouped convolution on the wide layout: the micro-kernels
+(:func:`conv_wide`, :func:`weight_grad_wide`) and the forward and backward drivers."""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from .... import geometry
+from .. import runtime as _kernels
+from ..simd import vfma, vload, vpart, vstore, vstore_lanes, wbroadcast, wload, wzero
+from ..threads import KERNEL, parallel_for
+from .layout import Wide, _as3, _entries, _plane_strides, _ro, _store_plan, _tap_phases, out_size, phase_plane
+from .relayout import from_phases
+from .tile import BLOCK_OC, BLOCK_Q, DW_CHUNK, DW_OC, DW_TAPS
+
+# --- kernels -------------------------------------------------------------------------
+# Each kernel computes a range of independent jobs, ``kernel(j0, j1, *args)``; the
+# function of the same name without the underscore runs it over all jobs on the
+# kernel threads (:func:`convpool.backends.compiled.threads.parallel_for`).
+
+
+@njit(inline="always")
+def _store(y, oc_base, v, plan, ptr, vi):
+    """Store the lanes of wide vector ``vi`` that are outputs: one masked store per
+    run of consecutive outputs (``plan`` rows: first lane, end lane, y index of lane 0)."""
+    for s in range(ptr[vi], ptr[vi + 1]):
+        vstore_lanes(y, oc_base + plan[s, 2], v, plan[s, 0], plan[s, 1])
+
+
+@njit(**KERNEL, fastmath=True)
+def _conv_wide(j0, j1, src, gstride, wp, ents, groups, co, q_len, plan, ptr, plane, y, n_img, img_src, img_y):
+    """Jobs ``j0 .. j1`` of :func:`conv_wide`: one block of 4 output channels x 64
+    positions each, the sums in four 64-lane vectors (16 registers of 16 floats)."""
+    nb = (co + BLOCK_OC - 1) // BLOCK_OC
+    n_ent = ents.shape[0]
+    nq = (q_len + BLOCK_Q - 1) // BLOCK_Q
+    for job in range(j0, j1):
+        b = job % nb  # output-channel blocks fastest: they share the source block in cache
+        gq = job // nb
+        qb = gq % nq
+        gn = gq // nq
+        gi = gn % groups
+        img = gn // groups
+        a0 = a1 = a2 = a3 = wzero()
+        xrow = img * img_src + gi * gstride + qb * BLOCK_Q
+        wrow = (gi * nb + b) * n_ent * BLOCK_OC
+        for e in range(n_ent):
+            x = wload(src, xrow + ents[e])
+            k = wrow + e * BLOCK_OC
+            a0 = vfma(wbroadcast(wp[k]), x, a0)
+            a1 = vfma(wbroadcast(wp[k + 1]), x, a1)
+            a2 = vfma(wbroadcast(wp[k + 2]), x, a2)
+            a3 = vfma(wbroadcast(wp[k + 3]), x, a3)
+        o = b * BLOCK_OC
+        yb = img * img_y + (gi * co + o) * plane
+        for r in range(min(BLOCK_OC, co - o)):  # loops of 4 the compiler unrolls
+            a = a0 if r == 0 else a1 if r == 1 else a2 if r == 2 else a3
+            for vi in range(BLOCK_Q // 16):
+                _store(y, yb + r * plane, vpart(a, vi), plan, ptr, qb * 4 + vi)
+
+
+def conv_wide(
+    src: np.ndarray,
+    gstride: int,
+    wp: np.ndarray,
+    ents: np.ndarray,
+    groups: int,
+    co: int,
+    q_len: int,
+    plan: np.ndarray,
+    ptr: np.ndarray,
+    plane: int,
+    y: np.ndarray,
+    n_img: int,
+    img_src: int,
+    img_y: int,
+) -> None:
+    """y[n, g*co + o, *out] = sum_e w[g, o, e] * src[g*gstride + ents[e] + i]  (flat src).
+
+    An entry ``e`` is one (input channel, kernel tap) pair: its source row and the tap's
+    offset in the row, ``row * length + off`` (:func:`_entries`).  wp: flat (groups,
+    ceil(co/4), E, 4) packed weights (zero past co); y: flat (N, groups*co, plane).
+    ``q_len`` positions, through the store plan; or, with ``n_img`` > 1, ``q_len``
+    positions for each of n_img images, image n's source at ``n * img_src`` and its
+    output at ``n * img_y`` (a 1x1 conv reads the input where it lies)."""
+    nb = -(-co // BLOCK_OC)
+    jobs = n_img * groups * nb * -(-q_len // BLOCK_Q)
+    args = (src, gstride, wp, _ro(ents), groups, co, q_len, _ro(plan), _ro(ptr), plane, y, n_img, img_src, img_y)
+    parallel_for(_conv_wide, jobs, *args, work=jobs * ents.shape[0] * BLOCK_OC * BLOCK_Q)
+
+
+@njit(**KERNEL, fastmath=True)
+def _weight_grad_wide(j0, j1, src, gstride, dyw, ld, ents3, groups, nb, q_len, parts, acc, sums):
+    """Parts ``j0 .. j1`` of :func:`weight_grad_wide`."""
+    ntb = ents3.shape[0] // 3
+    span = ((q_len + parts - 1) // parts + 15) // 16 * 16
+    for p in range(j0, j1):
+        q_lo = p * span
+        q_hi = min(q_len, q_lo + span)
+        for c0 in range(q_lo, q_hi, DW_CHUNK):
+            c1 = min(q_hi, c0 + DW_CHUNK)
+            for job in range(groups * nb * ntb):
+                tb = job % ntb
+                rest = job // ntb
+                b = rest % nb
+                gi = rest // nb
+                base = ((((p * groups + gi) * nb + b) * ntb + tb) * 15) * 16
+                a00 = vload(acc, base + 0)
+                a01 = vload(acc, base + 16)
+                a02 = vload(acc, base + 32)
+                a10 = vload(acc, base + 48)
+                a11 = vload(acc, base + 64)
+                a12 = vload(acc, base + 80)
+                a20 = vload(acc, base + 96)
+                a21 = vload(acc, base + 112)
+                a22 = vload(acc, base + 128)
+                a30 = vload(acc, base + 144)
+                a31 = vload(acc, base + 160)
+                a32 = vload(acc, base + 176)
+                a40 = vload(acc, base + 192)
+                a41 = vload(acc, base + 208)
+                a42 = vload(acc, base + 224)
+                xrow = gi * gstride
+                s0 = xrow + ents3[tb * 3 + 0]
+                s1 = xrow + ents3[tb * 3 + 1]
+                s2 = xrow + ents3[tb * 3 + 2]
+                drow = (gi * nb + b) * 5 * ld
+                for q in range(c0, c1, 16):
+                    d0 = vload(dyw, drow + q)
+                    d1 = vload(dyw, drow + 1 * ld + q)
+                    d2 = vload(dyw, drow + 2 * ld + q)
+                    d3 = vload(dyw, drow + 3 * ld + q)
+                    d4 = vload(dyw, drow + 4 * ld + q)
+                    x = vload(src, s0 + q)
+                    a00 = vfma(d0, x, a00)
+                    a10 = vfma(d1, x, a10)
+                    a20 = vfma(d2, x, a20)
+                    a30 = vfma(d3, x, a30)
+                    a40 = vfma(d4, x, a40)
+                    x = vload(src, s1 + q)
+                    a01 = vfma(d0, x, a01)
+                    a11 = vfma(d1, x, a11)
+                    a21 = vfma(d2, x, a21)
+                    a31 = vfma(d3, x, a31)
+                    a41 = vfma(d4, x, a41)
+                    x = vload(src, s2 + q)
+                    a02 = vfma(d0, x, a02)
+                    a12 = vfma(d1, x, a12)
+                    a22 = vfma(d2, x, a22)
+                    a32 = vfma(d3, x, a32)
+                    a42 = vfma(d4, x, a42)
+                vstore(acc, base + 0, a00)
+                vstore(acc, base + 16, a01)
+                vstore(acc, base + 32, a02)
+                vstore(acc, base + 48, a10)
+                vstore(acc, base + 64, a11)
+                vstore(acc, base + 80, a12)
+                vstore(acc, base + 96, a20)
+                vstore(acc, base + 112, a21)
+                vstore(acc, base + 128, a22)
+                vstore(acc, base + 144, a30)
+                vstore(acc, base + 160, a31)
+                vstore(acc, base + 176, a32)
+                vstore(acc, base + 192, a40)
+                vstore(acc, base + 208, a41)
+                vstore(acc, base + 224, a42)
+        n_sums = groups * nb * ntb * 15  # the part's per-lane sums, summed over the lanes
+        for i in range(p * n_sums, (p + 1) * n_sums):
+            total = np.float32(0.0)
+            for lane in range(16):
+                total += acc[i * 16 + lane]
+            sums[i] = total
+
+
+def weight_grad_wide(
+    src: np.ndarray,
+    gstride: int,
+    dyw: np.ndarray,
+    ld: int,
+    ents3: np.ndarray,
+    groups: int,
+    nb: int,
+    q_len: int,
+    parts: int,
+    acc: np.ndarray,
+    sums: np.ndarray,
+) -> None:
+    """Partial sums of dw[g, o, e] = sum_i dyw[g*5nb + o, i] * src[g*gstride + ents3[e] + i].
+
+    A block is 5 output channels x 3 entries (15 vector sums).  dyw: flat (groups * nb * 5
+    rows of ``ld``), zero wherever i is not an output; ents3: the entries (see
+    :func:`conv_wide`) padded to a multiple of 3 (extra ones read offset 0 and are
+    dropped); acc: (parts, groups, nb, ntb, 5, 3, 16) float32, zeroed: per-lane sums.  Part
+    ``p`` sums its own range of positions, in chunks of DW_CHUNK so that a chunk's sources
+    stay in cache while every block passes over them, then its lanes into sums[p] (sums:
+    like acc without the lanes; the caller adds the parts)."""
+    work = q_len * ents3.shape[0] * nb * DW_OC
+    args = (src, gstride, dyw, ld, ents3, groups, nb, q_len, parts, acc, sums)
+    parallel_for(_weight_grad_wide, parts, *args, work=work)
+
+
+def _pack(w: np.ndarray) -> np.ndarray:
+    """(groups, co, E) weights -> flat (groups, ceil(co/4), E, 4), zero-filled."""
+    groups, co, n_ent = w.shape
+    nb = -(-co // BLOCK_OC)
+    packed = np.zeros((groups, nb * BLOCK_OC, n_ent), dtype=np.float32)
+    packed[:, :co] = w
+    return np.ascontiguousarray(packed.reshape(groups, nb, BLOCK_OC, n_ent).transpose(0, 1, 3, 2)).ravel()
+
+
+def _run(src: Wide, w: np.ndarray, ents: np.ndarray, out: tuple[int, ...], n: int) -> np.ndarray:
+    """conv_wide over a Wide batch: w (groups, co, E) for the entries ``ents`` (relative
+    to a group's first row; may reach back by up to the layout's margin)."""
+    groups, co = w.shape[:2]
+    plane = geometry.prod(out)
+    y = np.empty((n, groups * co) + out, dtype=np.float32)
+    plan, ptr = _store_plan(src.padded, out, n, groups * co * plane)
+    gstride = (src.buf.shape[0] // groups) * src.length
+    ents = ents + src.margin if src.margin else ents
+    conv_wide(src.base, gstride, _pack(w), ents, groups, co, src.q_len, plan, ptr, plane, y.ravel(), 1, 0, 0)
+    return y
+
+
+def pointwise(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """A 1x1 convolution read where the input lies, no layout copy: x (N, groups*cg, P)
+    float32, C-contiguous; w (groups, co, cg); returns (N, groups*co, P).
+
+    Each image is one run of positions per channel.  A block of 64 positions may read up
+    to 63 past its image's channel - into the next channel or image, never stored - so
+    only the last image, whose reads would leave the array, goes through a copy with
+    room after it."""
+    n, c, p = x.shape
+    groups, co, cg = w.shape
+    y = np.empty((n, groups * co, p), dtype=np.float32)
+    plan, ptr = _store_plan((p,), (p,), 1, 0)
+    wp = _pack(w)
+    ents = np.arange(cg, dtype=np.int64) * p
+    if n > 1:
+        conv_wide(x.ravel(), cg * p, wp, ents, groups, co, p, plan, ptr, p, y.ravel(), n - 1, c * p, groups * co * p)
+    last = _kernels.workspace((c * p + BLOCK_Q,), np.float32)
+    last[: c * p] = x[n - 1].ravel()
+    last[c * p :] = 0
+    conv_wide(last, cg * p, wp, ents, groups, co, p, plan, ptr, p, y[n - 1].ravel(), 1, 0, 0)
+    return y
+
+
+def convolve(src: Wide, w: np.ndarray, kernel: tuple[int, ...], dilation: tuple[int, ...], n: int) -> np.ndarray:
+    """Convolution (stride: the layout's) of a :class:`Wide` batch with weights (groups,
+    co, cg, *kernel); returns (N, groups*co, *out) float32."""
+    groups, co, cg = w.shape[:3]
+    out = out_size(src.full, kernel, dilation, src.stride)
+    ents = _entries(src.padded, kernel, dilation, src.stride, cg, src.length)
+    return _run(src, w.reshape(groups, co, -1).astype(np.float32, copy=False), ents, out, n)
+
+
+def input_grad_strided(
+    dy: np.ndarray,
+    w: np.ndarray,
+    kernel: tuple[int, ...],
+    dilation: tuple[int, ...],
+    stride: tuple[int, ...],
+    full: tuple[int, ...],
+    lo: tuple[int, ...],
+    shape: tuple[int, ...],
+) -> np.ndarray:
+    """Input gradient of a strided convolution (weights w (groups, co, cg, *kernel)), as
+    the ``shape`` block at ``lo`` of the padded input ``full``.
+
+    Phase by phase: padded element ``s*m + r`` receives ``w[o, c, t] * dy[o, m - a_t]``
+    from the taps t of phase r (shift a_t), so each phase of the gradient is a
+    stride-1 convolution of the output gradient with that phase's taps, flipped - one
+    kernel call per phase, then one pass interleaves the phases."""
+    groups, co, cg = w.shape[:3]
+    n = dy.shape[0]
+    q = phase_plane(full, stride)
+    amax = tuple((k - 1) * d // s for k, d, s in zip(kernel, dilation, stride, strict=True))
+    pads = tuple((a, qq - o) for a, qq, o in zip(amax, q, dy.shape[2:], strict=True))  # plane q + amax
+    dplane = tuple(qq + a for qq, a in zip(q, amax, strict=True))
+    phase, shift = _tap_phases(dplane, kernel, dilation, stride)  # shift: a_t as an offset in dplane
+    corner = sum(a * step for a, step in zip(amax, _plane_strides(dplane), strict=True))  # the largest
+    dsrc = Wide(dy, pads, "constant", corner, scratch=True)
+    wt = w.reshape(groups, co, cg, -1).transpose(0, 2, 1, 3)  # (groups, cg, co, T)
+    ys = np.empty((geometry.prod(stride), n, groups * cg) + q, dtype=np.float32)
+    for ph in range(ys.shape[0]):
+        taps = np.flatnonzero(phase == ph)
+        if taps.size == 0:
+            ys[ph] = 0
+            continue
+        # output m of this phase reads dy[m - a_t] = dsrc at m + (amax - a_t)
+        rel = corner - shift[taps]
+        ents = (np.arange(co, dtype=np.int64)[:, None] * dsrc.length + rel[None, :]).ravel()
+        ys[ph] = _run(dsrc, np.ascontiguousarray(wt[:, :, :, taps]).reshape(groups, cg, -1), ents, q, n)
+    dx = np.empty(shape, dtype=np.float32)
+    p = shape[0] * shape[1]
+    s3, lo3 = _as3(stride, 1), _as3(lo, 0)
+    lead = (1,) * (3 - len(q))
+    from_phases(ys.reshape((ys.shape[0], p) + lead + q), s3, lo3, dx.reshape((p,) + lead + shape[2:]))
+    return dx
+
+
+def grad_layout(dy: np.ndarray, src: Wide, groups: int, margin: int = 0) -> Wide:
+    """The output gradient at the wide positions of the source (zero where a position is
+    not an output), each group's channels in blocks of DW_OC rows, as
+    :func:`weight_grad` reads it."""
+    c_out = dy.shape[1]
+    co = c_out // groups
+    nb = -(-co // DW_OC)
+    rows = np.arange(c_out, dtype=np.int64)
+    row_of = rows // co * (nb * DW_OC) + rows % co  # (group, o) -> its row, blocks of DW_OC
+    pads = tuple((0, p - o) for p, o in zip(src.padded, dy.shape[2:], strict=True))
+    dyw = Wide(dy, pads, "constant", src.length - src.q_len, row_of, groups * nb * DW_OC, margin=margin, scratch=True)
+    assert dyw.length >= src.q_len and dyw.plane == src.plane
+    return dyw
+
+
+def weight_grad(
+    src: Wide, dyw: Wide, groups: int, co: int, kernel: tuple[int, ...], dilation: tuple[int, ...], parts: int
+) -> np.ndarray:
+    """dw (groups*co, cg, *kernel) float32 of :func:`convolve`, given the output gradient
+    laid out by :func:`grad_layout`."""
+    cg = src.buf.shape[0] // (groups * src.phases)
+    nb = -(-co // DW_OC)
+    ents = _entries(src.padded, kernel, dilation, src.stride, cg, src.length)
+    n_ent = ents.size
+    ntb = -(-n_ent // DW_TAPS)
+    ents3 = np.zeros(ntb * DW_TAPS, dtype=np.int64)
+    ents3[:n_ent] = ents
+    acc = np.zeros((parts, groups, nb, ntb, DW_OC, DW_TAPS, 16), dtype=np.float32)
+    gstride = cg * src.phases * src.length
+    sums = np.empty(acc.shape[:-1], dtype=np.float32)
+    args = (src.buf.ravel(), gstride, dyw.buf.ravel(), dyw.length, ents3, groups, nb, src.q_len, parts)
+    weight_grad_wide(*args, acc.ravel(), sums.ravel())
+    summed = sums.sum(axis=0) if parts > 1 else sums[0]
+    # (groups, nb, ntb, oc, 3) -> (groups, co, E)
+    dw = summed.transpose(0, 1, 3, 2, 4)
+    dw = dw.reshape(groups, nb * DW_OC, ntb * DW_TAPS)[:, :co, :n_ent]
+    return np.ascontiguousarray(dw).reshape((groups * co, cg) + kernel)
+
+
+def input_grad_shared(
+    dyw: Wide, w: np.ndarray, kernel: tuple[int, ...], dilation: tuple[int, ...], shift: int, n: int
+) -> np.ndarray:
+    """Input gradient of a stride-1 'same'-size convolution read from the weight
+    gradient's layout of dy: the input gradient is the convolution of dy padded by
+    (reach - lo) with the flipped, transposed weights; that padded plane is the layout's
+    plane (when lo + hi == reach), entered ``shift`` positions earlier.  w: (groups, co,
+    cg, *kernel) forward weights; returns (N, groups*cg, *in)."""
+    groups, co, cg = w.shape[:3]
+    wf = np.flip(w.reshape(groups, co, cg, -1), axis=-1).transpose(0, 2, 1, 3)  # (groups, cg, co, T)
+    offs = _entries(dyw.padded, kernel, dilation, (1,) * len(kernel), co, dyw.length) - shift
+    out = out_size(dyw.padded, kernel, dilation, (1,) * len(kernel))
+    assert shift <= dyw.margin
+    return _run(dyw, np.ascontiguousarray(wf).reshape(groups, cg, -1), offs, out, n)
