@@ -40,7 +40,7 @@ def windowed(ctx: ConvCtx | TrimmedCtx) -> ConvCtx | None:
     dimension: stride 1), whose taps may shrink to 1x1 or to none when no window reads
     the input."""
     inner = ctx.sub if isinstance(ctx, TrimmedCtx) else ctx
-    if not isinstance(inner, ConvCtx) or np.prod(inner.geom.kernel) == 1:
+    if not isinstance(inner, ConvCtx) or np.prod(inner.state.geom.kernel) == 1:
         return None
     return inner
 
@@ -80,10 +80,10 @@ def test_direct_conv_matches_torch(case, seed):  # type: ignore[no-untyped-def]
     inner = windowed(ctx)
     if inner is None:
         pass
-    elif depthwise and any(s > 1 for s in inner.geom.stride):  # the compiled loop's
-        assert inner.wide is None and not inner.stencil
+    elif depthwise and any(s > 1 for s in inner.state.geom.stride):  # the compiled loop's
+        assert inner.name == "depthwise-loop"
     else:  # the SIMD kernels: depthwise on the plane stencil, the rest on the wide layout
-        assert inner.stencil if depthwise else inner.wide is not None, "the direct path was not taken"
+        assert inner.name == ("direct-stencil" if depthwise else "direct-wide"), "the direct path was not taken"
     xt, wt, bt, yt = torch_conv(x, w, b, stride, pads, dil, groups, mode)
     terms = (cin // groups) * int(np.prod(kernel))
     tol = 2e-6 * terms
@@ -102,13 +102,13 @@ def test_direct_path_is_taken_only_where_it_applies():  # type: ignore[no-untype
     rng = np.random.default_rng(0)
     x32 = rng.standard_normal((2, 4, 9, 9)).astype(np.float32)
     w = rng.standard_normal((6, 4, 3, 3)).astype(np.float32)
-    assert F.conv_forward(x32, w, None, 1, 1)[1].wide is not None
-    assert F.conv_forward(x32.astype(np.float64), w, None, 1, 1)[1].wide is None  # float64: im2col
-    assert F.conv_forward(x32, w, None, 2, 1)[1].wide is not None  # stride 2: the phase layout
-    assert F.conv_forward(x32, w[:, :, :1, :1], None, 1, 0)[1].wide is None  # 1x1: read in place, no layout
+    assert F.conv_forward(x32, w, None, 1, 1)[1].name == "direct-wide"
+    assert F.conv_forward(x32.astype(np.float64), w, None, 1, 1)[1].name == "im2col"  # float64: im2col
+    assert F.conv_forward(x32, w, None, 2, 1)[1].name == "direct-wide"  # stride 2: the phase layout
+    assert F.conv_forward(x32, w[:, :, :1, :1], None, 1, 0)[1].name == "pointwise"  # 1x1: read in place, no layout
     wd = rng.standard_normal((8, 1, 3, 3)).astype(np.float32)
-    assert F.conv_forward(x32, wd, None, 1, 1, groups=4)[1].stencil  # depthwise: the plane stencil
-    assert not F.conv_forward(x32, wd, None, 2, 1, groups=4)[1].stencil  # strided depthwise: its loop
+    assert F.conv_forward(x32, wd, None, 1, 1, groups=4)[1].name == "direct-stencil"  # depthwise: the plane stencil
+    assert F.conv_forward(x32, wd, None, 2, 1, groups=4)[1].name == "depthwise-loop"  # strided depthwise: its loop
 
 
 def test_store_plan_covers_every_output_once():  # type: ignore[no-untyped-def]
@@ -211,7 +211,7 @@ def test_depthwise_stencil_matches_torch(case, channels, mult, seed):  # type: i
     b = rng.standard_normal(channels * mult).astype(np.float32)
     y, ctx = F.conv_forward(x, w, b, 1, pads, dil, channels, mode, nd=nd)
     inner = windowed(ctx)
-    assert inner is None or inner.stencil, "the stencil path was not taken"
+    assert inner is None or inner.name == "direct-stencil", "the stencil path was not taken"
     xt, wt, bt, yt = torch_conv(x, w, b, 1, pads, dil, channels, mode)
     tol = 2e-6 * int(np.prod(kernel)) * mult
     np.testing.assert_allclose(y, yt.detach().numpy(), rtol=tol, atol=tol)

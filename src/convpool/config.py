@@ -1,4 +1,4 @@
-"""The backend switch: which implementation the ops run.
+"""Configuration: the backend switch, the implementation tables, what this machine runs.
 
 * ``"compiled"`` - numba kernels where they apply (the default when numba is
   installed), the NumPy code elsewhere;
@@ -10,66 +10,131 @@ skips importing numba at all).  In code::
     convpool.set_backend("numpy")          # from now on
     with convpool.backend("numpy"):         # for a block
         y = F.conv2d(x, w)
+    with convpool.config.use("conv", "im2col"):   # one implementation, where it applies
+        y = F.conv2d(x, w)
+    print(convpool.config.describe("conv2d", input=(32, 64, 56, 56), weight=(64, 64, 3, 3), padding=1))
 
 The switch is process-wide (not per thread): set it before starting threads.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
-BACKENDS = ("numpy", "compiled")
+import numpy as np
 
-_chosen: str | None = None  # None: decided by the environment
+from .backends import switch
+from .backends.switch import BACKENDS, available_backends, backend, get_backend, set_backend
+from .backends.tables import TABLES, ConvProblem, Verdict
 
-
-def _compiled_available() -> bool:
-    from .backends.compiled import kernels as _kernels  # the kernels read this module, so not at import time
-
-    return _kernels.AVAILABLE
-
-
-def get_backend() -> str:
-    """The backend the ops use now: ``"compiled"`` or ``"numpy"``."""
-    if _chosen is not None:
-        return _chosen
-    if os.environ.get("CONVPOOL_PURE_NUMPY") or not _compiled_available():
-        return "numpy"
-    return "compiled"
-
-
-def set_backend(name: str) -> None:
-    """Use ``name`` (``"numpy"`` or ``"compiled"``) from now on."""
-    global _chosen
-    if name not in BACKENDS:
-        raise ValueError(f"backend must be one of {BACKENDS}, got {name!r}")
-    if name == "compiled" and not _compiled_available():
-        why = (
-            "CONVPOOL_PURE_NUMPY is set, so numba was not loaded"
-            if os.environ.get("CONVPOOL_PURE_NUMPY")
-            else "numba is not installed (pip install numba)"
-        )
-        raise ValueError(f"backend 'compiled' is not available: {why}")
-    _chosen = name
-
-
-def available_backends() -> tuple[str, ...]:
-    """The backends this installation can run."""
-    return BACKENDS if _compiled_available() else ("numpy",)
+__all__ = [
+    "BACKENDS",
+    "available_backends",
+    "backend",
+    "describe",
+    "get_backend",
+    "info",
+    "set_backend",
+    "use",
+]
 
 
 @contextmanager
-def backend(name: str) -> Iterator[None]:
-    """Run a block on backend ``name``, then restore the previous choice."""
-    global _chosen
-    previous = _chosen
-    set_backend(name)
-    try:
+def use(family: str, name: str) -> Iterator[None]:
+    """Within the block, the ops of ``family`` (``"conv"`` or ``"pool"``) run the
+    implementation ``name`` wherever it applies, the table's usual choice elsewhere.
+    For benchmarks and tests: e.g. ``use("conv", "im2col")`` times the im2col+BLAS
+    path against the default choice.  Names: ``describe()`` lists them."""
+    if family not in TABLES:
+        raise ValueError(f"family must be one of {sorted(TABLES)}, got {family!r}")
+    TABLES[family].check_name(name)
+    with switch.hold(family, name):
         yield
-    finally:
-        _chosen = previous
+
+
+def _shape(value: Any, name: str) -> tuple[int, ...]:
+    if not isinstance(value, (tuple, list)) or not all(isinstance(v, int) and v >= 0 for v in value):
+        raise TypeError(f"{name} must be a shape (a tuple of non-negative ints), got {value!r}")
+    return tuple(value)
+
+
+def verdicts(op: str, **kw: Any) -> list[Verdict]:
+    """Each implementation's verdict on one call of ``op``, as :func:`describe` prints it.
+
+    ``op`` is a conv (``"conv1d"``, ``"conv2d"``, ``"conv3d"``; keywords ``input`` and
+    ``weight`` shapes, ``stride``, ``padding``, ``dilation``, ``groups``,
+    ``padding_mode``, ``dtype``) or a pool (``"max_pool2d"``, ``"avg_pool1d"``, ...;
+    keywords ``input``, ``kernel_size``, ``stride``, ``padding``, ``dilation``,
+    ``ceil_mode``, ``dtype``).  No data is touched: the arrays are never filled."""
+    from .functional import _common, _reduce
+    from .functional.reductions import get_reduction
+
+    dtype = np.dtype(kw.pop("dtype", "float32"))
+    x_shape = _shape(kw.pop("input", None), "input")
+    if op in ("conv1d", "conv2d", "conv3d"):
+        nd = int(op[4])
+        w_shape = _shape(kw.pop("weight", None), "weight")
+        groups = kw.pop("groups", 1)
+        mode = geometry_mode(kw.pop("padding_mode", "zeros"))
+        x = np.empty(x_shape, dtype=dtype)
+        w = np.empty(w_shape, dtype=dtype)
+        _common.check_weight(x, w, None, nd, groups)
+        g = _common.make_geometry(
+            x_shape[2:], nd, w_shape[2:], kw.pop("stride", 1), kw.pop("padding", 0), kw.pop("dilation", 1)
+        )
+        _no_more(kw, op)
+        return TABLES["conv"].verdicts(ConvProblem(x, w, g, groups, mode))
+    for stem, reduction in (("max_pool", "max"), ("avg_pool", "sum"), ("min_pool", "min"), ("median_pool", "median")):
+        if op.startswith(stem) and op[len(stem) :] in ("1d", "2d", "3d"):
+            nd = int(op[-2])
+            g = _common.make_geometry(
+                x_shape[2:],
+                nd,
+                kw.pop("kernel_size"),
+                kw.pop("stride", None),
+                kw.pop("padding", 0),
+                kw.pop("dilation", 1),
+                kw.pop("ceil_mode", False),
+                pool=True,
+            )
+            _no_more(kw, op)
+            x = np.empty(x_shape, dtype=dtype)
+            return TABLES["pool"].verdicts(_reduce.pool_problem(x, get_reduction(reduction), g, None))
+    raise ValueError(f"op must be conv1d/2d/3d or max_pool/avg_pool/min_pool/median_pool 1d/2d/3d, got {op!r}")
+
+
+def geometry_mode(padding_mode: str) -> str:
+    from .geometry import check_padding_mode
+
+    return check_padding_mode(padding_mode)
+
+
+def _no_more(kw: dict[str, Any], op: str) -> None:
+    if kw:
+        raise TypeError(f"describe({op!r}) got unexpected keywords {sorted(kw)}")
+
+
+def describe(op: str | None = None, **kw: Any) -> str:
+    """The implementation tables as text.  Without arguments: every family's rows in
+    order of preference.  With ``op`` and shapes (see :func:`verdicts`): which
+    implementation that call would use on the current backend, and why each row
+    before it does not apply."""
+    lines = [f"backend: {get_backend()} (available: {', '.join(available_backends())})"]
+    if op is None:
+        for family, table in TABLES.items():
+            lines.append(f"{family}:")
+            held = switch.held(family)
+            for row in table.rows:
+                mark = " (held by config.use)" if row.name == held else ""
+                lines.append(f"  {row.name:<15} {row.backend:<9} {row.summary}{mark}")
+        return "\n".join(lines)
+    lines.append(f"{op}({', '.join(f'{k}={v!r}' for k, v in kw.items())}):")
+    for v in verdicts(op, **kw):
+        status = "CHOSEN" if v.chosen else ("applies" if v.reason is None else f"no: {v.reason}")
+        lines.append(f"  {v.name:<15} {v.backend:<9} {status}")
+    return "\n".join(lines)
 
 
 def info() -> dict[str, str]:

@@ -10,28 +10,26 @@ flipped).  Shape: input ``(N, C_in, *in)`` or ``(C_in, *in)``, weight
 refuses) convpool uses TensorFlow's rule: ``out = ceil(in / stride)`` and the
 odd padding pixel goes to the end.
 
-This module validates, decides which implementation runs and keeps the
-context for the backward pass:
-
-* :mod:`._trim` - a zero-padded convolution reaching far past its input runs as the
-  sub-problem that reads the input;
-* :mod:`convpool.backends.numpy.conv` - the readable NumPy im2col (the numpy backend);
-* :mod:`convpool.backends.compiled.conv_direct` - float32 on explicit SIMD vectors (compiled backend);
-* :mod:`convpool.backends.compiled.conv_im2col` - the compiled loops and BLAS (compiled backend, the rest).
+This module validates the arguments, reduces the problem (:mod:`._trim`: a
+zero-padded convolution reaching far past its input runs as the sub-problem that
+reads the input) and hands it to the implementation that the conv table
+(:data:`convpool.backends.tables.CONV`) chooses; the context keeps that
+implementation and its state, so the backward pass is the same implementation's.
+``convpool.config.describe("conv2d", ...)`` shows the choice for given shapes.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any
 
 import numpy as np
 
 from .. import geometry
-from ..backends.compiled import conv_im2col as _conv_im2col
 from ..backends.compiled import kernels as _kernels
-from ..backends.numpy.conv import ConvCtx, reference_backward, reference_forward
+from ..backends.tables import CONV, ConvProblem
 from ..windows import check_border_padding
 from . import _trim
 from ._common import Geometry, batched, check_grad, check_spatial, check_weight, make_geometry
@@ -68,31 +66,34 @@ def conv_forward(
     elif xb.size == 0 or weight.size == 0:  # nothing to compute: an empty batch or no channels
         y = np.zeros((xb.shape[0], weight.shape[0]) + g.out, dtype=xb.dtype)
         ctx = TrimmedCtx(None, Trim(empty=True), xb.shape, xb.dtype, weight.shape, weight.dtype, unbatched, y.shape)
-    elif _kernels.enabled() and xb.dtype in (np.float32, np.float64):
-        y, ctx = _compiled_forward(xb, weight, g, groups, mode, unbatched)
     else:
-        y, ctx = reference_forward(xb, weight, g, groups, mode, unbatched)
+        problem = ConvProblem(xb, weight, g, groups, mode)
+        impl = CONV.choose(problem)
+        y, state = impl.forward(problem)
+        ctx = ConvCtx(impl, state, xb.dtype, weight.dtype, unbatched, y.shape)
     if bias is not None:
         y += bias.astype(xb.dtype, copy=False).reshape((weight.shape[0],) + (1,) * nd)
     ctx.has_bias = bias is not None
     return (y[0] if unbatched else y), ctx
 
 
-def _compiled_forward(
-    xb: np.ndarray, weight: np.ndarray, g: Geometry, groups: int, mode: str, unbatched: bool
-) -> tuple[np.ndarray, ConvCtx]:
-    """The SIMD kernels where they apply, else the compiled loops and BLAS."""
-    if _kernels.DIRECT:
-        from ..backends.compiled import (
-            conv_direct as _conv_direct,  # numba's SIMD module: only loaded with the compiled backend
-        )
+@dataclass
+class ConvCtx:
+    """A convolution that ran: the implementation (a module of the conv table) and the
+    state it keeps for its backward pass."""
 
-        kind = _conv_direct.kind(xb, g, weight.shape[1], groups)  # before any padding: they pad
-        if kind == "wide":
-            return _conv_direct.wide_forward(xb, weight, g, groups, mode, unbatched)
-        if kind == "stencil":
-            return _conv_direct.stencil_forward(xb, weight, g, groups, mode, unbatched)
-    return _conv_im2col.forward(xb, weight, g, groups, mode, unbatched)
+    impl: ModuleType
+    state: Any
+    dtype: np.dtype  # the input's, in which it computes
+    w_dtype: np.dtype
+    unbatched: bool
+    y_shape: tuple[int, ...]
+    has_bias: bool = False
+
+    @property
+    def name(self) -> str:
+        """The implementation's name in the conv table."""
+        return CONV.name_of(self.impl)
 
 
 @dataclass
@@ -170,22 +171,14 @@ def conv_param_backward(dy: Any, ctx: ConvCtx | TrimmedCtx) -> tuple[np.ndarray,
 def _backward(
     dy: Any, ctx: ConvCtx | TrimmedCtx, input_grad: bool
 ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None]:
-    dtype = ctx.dtype if isinstance(ctx, TrimmedCtx) else ctx.w.dtype
-    dy = check_grad(dy, ctx.y_shape[1:] if ctx.unbatched else ctx.y_shape, dtype)
+    dy = check_grad(dy, ctx.y_shape[1:] if ctx.unbatched else ctx.y_shape, ctx.dtype)
     if ctx.unbatched:
         dy = dy[None]
     db = _bias_grad(dy).astype(ctx.w_dtype, copy=False) if ctx.has_bias else None
     if isinstance(ctx, TrimmedCtx):
         dx, dw = _trimmed_backward(dy, ctx, input_grad)
-    elif ctx.stencil or ctx.wide is not None:
-        from ..backends.compiled import conv_direct as _conv_direct
-
-        backward = _conv_direct.stencil_backward if ctx.stencil else _conv_direct.wide_backward
-        dx, dw = backward(dy, ctx, input_grad)
-    elif ctx.cols is None:
-        dx, dw = _conv_im2col.backward(dy, ctx)
     else:
-        dx, dw = reference_backward(dy, ctx)
+        dx, dw = ctx.impl.backward(dy, ctx.state, input_grad)
     if dx is not None and ctx.unbatched:
         dx = dx[0]
     return dx, dw, db

@@ -36,10 +36,10 @@ from ._common import check_bool, check_grad
 from ._reduce import (
     PoolCtx,
     check_windows_touch_input,
+    flat_indices,
     reduce_window_backward,
     reduce_window_forward,
 )
-from ._reduce import flat_indices as _flat_indices
 from .reductions import Reduction
 
 
@@ -84,7 +84,7 @@ def _select_pool(reduction: str, nd: int) -> Callable[..., Any]:
         y, ctx = reduce_window_forward(
             input, reduction, nd, kernel_size, stride, padding, dilation, ceil_mode, padding_mode
         )
-        return (y, _flat_indices(ctx)) if return_indices else y
+        return (y, flat_indices(ctx)) if return_indices else y
 
     pool.__name__ = pool.__qualname__ = f"{reduction}_pool{nd}d"
     pool.__doc__ = (

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from ... import geometry
-from ...functional._common import Geometry
+from ...geometry import Geometry
 from ...windows import pad_backward
 from ..numpy.conv import ConvCtx, reference_backward, reference_forward
 from . import direct as _direct

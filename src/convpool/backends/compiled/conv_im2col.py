@@ -1,14 +1,8 @@
-"""The compiled convolution loops (numba, :mod:`convpool.backends.compiled.kernels`) and BLAS: im2col
-into a reused workspace then a matrix product, depthwise as a direct loop, 1x1 as one
-product (or the SIMD kernel reading the input in place).
-
-Which kernel runs (float32 / float64 as the input) - decided in :mod:`.conv`:
-
-* float32, window > 1x1, not depthwise  -> :mod:`convpool.backends.compiled.conv_direct` "wide" (SIMD, any stride)
-* float32 depthwise, stride 1           -> :mod:`convpool.backends.compiled.conv_direct` "stencil" (SIMD)
-* float32 1x1, stride 1, no padding     -> ``convpool.backends.compiled.direct.pointwise`` (SIMD, in place)
-* other depthwise (float64, strided)    -> ``_kernels.depthwise_*``
-* otherwise (float64)                   -> im2col + BLAS, chunked; 1x1: one matmul
+"""Implementation "im2col" of the conv table: the compiled im2col into a reused
+workspace, then BLAS, chunked over the batch so the columns stay within
+``COLS_BUDGET`` bytes (float32 and float64).  Also the helpers the depthwise loop,
+the pointwise path and the transposed convolution share: the 3-d kernel geometry,
+the column layout and the split of the batch over the kernel threads.
 """
 
 from __future__ import annotations
@@ -19,9 +13,10 @@ from typing import Any
 import numpy as np
 
 from ... import geometry
-from ...functional._common import Geometry
+from ...geometry import Geometry
 from ...windows import pad, pad_backward
-from ..numpy.conv import ConvCtx
+from ..numpy.conv import ConvCtx, new_state
+from ..tables import ConvProblem
 from . import kernels as _kernels
 from . import threads as _threads
 
@@ -42,10 +37,6 @@ def kernel_geometry(
 
 def _as5(a: np.ndarray, nd: int) -> np.ndarray:
     return a.reshape(a.shape[:2] + (1,) * (3 - nd) + a.shape[2:])
-
-
-def _is_pointwise(g: Geometry, lo: tuple[int, ...]) -> bool:
-    return all(k == 1 for k in g.kernel) and all(s == 1 for s in g.stride) and not any(lo)
 
 
 def _batch_in_columns(p: int) -> bool:
@@ -96,63 +87,57 @@ def _over_batch(fn: Callable[..., None], n: int, per_item: int, backward: bool =
         fn(sl, *parallel)
 
 
-def forward(
-    xb: np.ndarray, weight: np.ndarray, g: Geometry, groups: int, mode: str, unbatched: bool
-) -> tuple[np.ndarray, ConvCtx]:
-    """im2col in one compiled pass (zero padding applied on the fly), chunked over the
-    batch so the columns never take more than ``COLS_BUDGET`` bytes; or, when every
-    output channel reads one input channel (depthwise), a direct compiled loop; a 1x1
-    convolution reads its input in place."""
+def float_problem(p: ConvProblem) -> str | None:
+    """The reason the compiled kernels cannot take ``p``, or None: they are built for
+    float32 and float64 on a non-empty problem."""
+    if p.x.dtype not in (np.float32, np.float64):
+        return f"compiled kernels take float32/float64, not {p.x.dtype}"
+    return None
+
+
+def padded_input(p: ConvProblem) -> tuple[np.ndarray, tuple[int, ...]]:
+    """The input as the compiled loops read it and the zero padding they still apply:
+    zero padding stays implicit (``lo``), a border mode is padded here."""
+    if p.mode == "constant":
+        return np.ascontiguousarray(p.x), tuple(a for a, _ in p.g.pads)
+    return np.ascontiguousarray(pad(p.x, p.g.pads, p.mode)), (0,) * p.g.nd
+
+
+def why_not(p: ConvProblem) -> str | None:
+    return float_problem(p)
+
+
+def forward(p: ConvProblem) -> tuple[np.ndarray, ConvCtx]:
+    """im2col in one compiled pass (zero padding applied on the fly), then one product
+    per group (small outputs: the chunk's images side by side) or per image."""
+    xb, weight, g, groups = p.x, p.weight, p.g, p.groups
     nd = g.nd
     n, c = xb.shape[:2]
     c_out, cg = weight.shape[0], c // groups
-    if mode == "constant":
-        xp, lo = xb, tuple(a for a, _ in g.pads)
-    else:
-        xp, lo = pad(xb, g.pads, mode), (0,) * nd
-    xp = np.ascontiguousarray(xp)
-    k, p = geometry.prod(g.kernel), geometry.prod(g.out)
+    xp, lo = padded_input(p)
+    k, pos = geometry.prod(g.kernel), geometry.prod(g.out)
     w = weight.astype(xb.dtype, copy=False).reshape(groups, c_out // groups, cg * k)
     geo = kernel_geometry(g, lo)
-    if cg == 1:
-        y = np.zeros((n, c_out) + g.out, dtype=xb.dtype)
-        _kernels.depthwise_forward(
-            _as5(xp, nd), np.ascontiguousarray(w.reshape(c_out, k)), *geo, c_out // groups, _as5(y, nd)
-        )
-    elif _is_pointwise(g, lo) and _direct_pointwise(xp):  # read in place by the SIMD kernel
-        from . import direct as _direct  # numba's SIMD module: only loaded with the compiled backend
+    y = np.empty((n, c_out) + g.out, dtype=xb.dtype)
+    x5, co = _as5(xp, nd), c_out // groups
 
-        y = _direct.pointwise(xp.reshape(n, c, p), w).reshape((n, c_out) + g.out)
-    elif _is_pointwise(g, lo):
-        y = np.matmul(w, xp.reshape(n, groups, cg, p)).reshape((n, c_out) + g.out)
-    else:
-        y = np.empty((n, c_out) + g.out, dtype=xb.dtype)
-        x5, co = _as5(xp, nd), c_out // groups
+    def forward_chunk(sl: slice, im2col: Any) -> None:
+        m = sl.stop - sl.start
+        cols = _kernels.workspace((m * groups * cg * k * pos,), xb.dtype)
+        im2col(x5[sl], *geo, groups, cols, *_column_layout(m, groups, cg * k, pos))
+        if _batch_in_columns(pos):  # one (C_out/g x Cg*K) @ (Cg*K x m*P) product per group
+            out = np.matmul(w, cols.reshape(groups, cg * k, m * pos)).reshape(groups, co, m, pos)
+            y[sl].reshape(m, groups, co, pos)[...] = out.transpose(2, 0, 1, 3)
+        else:  # one product per image
+            np.matmul(w, cols.reshape(m, groups, cg * k, pos), out=y[sl].reshape(m, groups, co, pos))
 
-        def forward_chunk(sl: slice, im2col: Any) -> None:
-            m = sl.stop - sl.start
-            cols = _kernels.workspace((m * groups * cg * k * p,), xb.dtype)
-            im2col(x5[sl], *geo, groups, cols, *_column_layout(m, groups, cg * k, p))
-            if _batch_in_columns(p):  # one (C_out/g x Cg*K) @ (Cg*K x m*P) product per group
-                out = np.matmul(w, cols.reshape(groups, cg * k, m * p)).reshape(groups, co, m, p)
-                y[sl].reshape(m, groups, co, p)[...] = out.transpose(2, 0, 1, 3)
-            else:  # one product per image
-                np.matmul(w, cols.reshape(m, groups, cg * k, p), out=y[sl].reshape(m, groups, co, p))
-
-        _over_batch(forward_chunk, n, cg * k * p * groups * xb.itemsize)
-    ctx = ConvCtx(
-        g, groups, mode, None, w, xb.shape, weight.shape, weight.dtype, False, unbatched, y.shape, xp=xp, lo=lo
-    )
-    return y, ctx
+    _over_batch(forward_chunk, n, cg * k * pos * groups * xb.itemsize)
+    return y, new_state(p, w, y.shape, xp=xp, lo=lo)
 
 
-def _direct_pointwise(x: np.ndarray) -> bool:
-    """A 1x1 conv on the SIMD kernel (float32): it reads the input where it lies, where
-    a matrix product per image runs OpenBLAS's AVX2 code on this machine."""
-    return _kernels.DIRECT and x.dtype == np.float32
-
-
-def backward(dy: np.ndarray, ctx: ConvCtx) -> tuple[np.ndarray, np.ndarray]:
+def backward(dy: np.ndarray, ctx: ConvCtx, input_grad: bool = True) -> tuple[np.ndarray | None, np.ndarray]:
+    """The same columns again: ``dW = dY @ cols^T``, ``dcols = W^T @ dY`` into the
+    workspace, then the compiled col2im adds them back onto the input."""
     g, groups, xp = ctx.geom, ctx.groups, ctx.xp
     assert xp is not None
     nd = g.nd
@@ -161,56 +146,33 @@ def backward(dy: np.ndarray, ctx: ConvCtx) -> tuple[np.ndarray, np.ndarray]:
     cg, k, p = c // groups, geometry.prod(g.kernel), geometry.prod(g.out)
     geo = kernel_geometry(g, ctx.lo)[:4]
     dy = np.ascontiguousarray(dy)
-    if cg == 1:
-        gxp = np.zeros(xp.shape, dtype=xp.dtype)
-        dw = np.zeros((c_out, k), dtype=np.float64)
-        _kernels.depthwise_backward(
-            _as5(dy, nd),
-            _as5(xp, nd),
-            np.ascontiguousarray(ctx.w.reshape(c_out, k)),
-            *geo,
-            c_out // groups,
-            _as5(gxp, nd),
-            dw,
-        )
-    else:
-        dyg = dy.reshape(n, groups, c_out // groups, p)
-        wt = ctx.w.transpose(0, 2, 1)
-        dw = np.zeros(ctx.w.shape, dtype=ctx.w.dtype)
-        if _is_pointwise(g, ctx.lo):
-            xt, parts = xp.reshape(n, groups, cg, p).transpose(0, 1, 3, 2), []
-            # per core, one BLAS thread each: idle OpenBLAS workers would slow the kernel after
-            _over_batch(lambda sl, *_: parts.append(np.matmul(dyg[sl], xt[sl]).sum(axis=0)), n, cg * p * xp.itemsize)
-            dw += np.sum(parts, axis=0)
-            if _direct_pointwise(dy):
-                from . import direct as _direct
+    dyg = dy.reshape(n, groups, c_out // groups, p)
+    wt = ctx.w.transpose(0, 2, 1)
+    gxp = np.zeros(xp.shape, dtype=xp.dtype)
+    out3, co = _k3(g.out, 1), c_out // groups
+    x5, gx5, partial = _as5(xp, nd), _as5(gxp, nd), []
 
-                gxp = _direct.pointwise(dy.reshape(n, c_out, p), np.ascontiguousarray(wt)).reshape(xp.shape)
-            else:
-                gxp = np.matmul(wt, dyg).reshape(xp.shape)
+    def backward_chunk(sl: slice, im2col: Any, col2im: Any) -> None:
+        m = sl.stop - sl.start
+        cols = _kernels.workspace((m * groups * cg * k * p,), xp.dtype)
+        layout = _column_layout(m, groups, cg * k, p)
+        im2col(x5[sl], *geo, out3, groups, cols, *layout)
+        if _batch_in_columns(p):
+            c3 = cols.reshape(groups, cg * k, m * p)
+            dyt = np.ascontiguousarray(dyg[sl].transpose(1, 2, 0, 3)).reshape(groups, co, m * p)
+            partial.append(np.matmul(dyt, c3.transpose(0, 2, 1)))
+            np.matmul(wt, dyt, out=c3)  # the columns' gradient, in the same workspace
         else:
-            gxp = np.zeros(xp.shape, dtype=xp.dtype)
-            out3, co = _k3(g.out, 1), c_out // groups
-            x5, gx5, partial = _as5(xp, nd), _as5(gxp, nd), []
+            cols4 = cols.reshape(m, groups, cg * k, p)
+            partial.append(np.matmul(dyg[sl], cols4.transpose(0, 1, 3, 2)).sum(axis=0))
+            np.matmul(wt, dyg[sl], out=cols4)
+        col2im(cols, *geo, out3, groups, *layout, gx5[sl])
 
-            def backward_chunk(sl: slice, im2col: Any, col2im: Any) -> None:
-                m = sl.stop - sl.start
-                cols = _kernels.workspace((m * groups * cg * k * p,), xp.dtype)
-                layout = _column_layout(m, groups, cg * k, p)
-                im2col(x5[sl], *geo, out3, groups, cols, *layout)
-                if _batch_in_columns(p):
-                    c3 = cols.reshape(groups, cg * k, m * p)
-                    dyt = np.ascontiguousarray(dyg[sl].transpose(1, 2, 0, 3)).reshape(groups, co, m * p)
-                    partial.append(np.matmul(dyt, c3.transpose(0, 2, 1)))
-                    np.matmul(wt, dyt, out=c3)  # the columns' gradient, in the same workspace
-                else:
-                    cols4 = cols.reshape(m, groups, cg * k, p)
-                    partial.append(np.matmul(dyg[sl], cols4.transpose(0, 1, 3, 2)).sum(axis=0))
-                    np.matmul(wt, dyg[sl], out=cols4)
-                col2im(cols, *geo, out3, groups, *layout, gx5[sl])
+    _over_batch(backward_chunk, n, cg * k * p * groups * xp.itemsize, backward=True)
+    dw = np.sum(partial, axis=0).reshape(ctx.w_shape).astype(ctx.w_dtype, copy=False)
+    return unpad(gxp, ctx), dw
 
-            _over_batch(backward_chunk, n, cg * k * p * groups * xp.itemsize, backward=True)
-            dw += np.sum(partial, axis=0)
-    dw = dw.reshape(ctx.w_shape).astype(ctx.w_dtype, copy=False)
-    dx = gxp if ctx.mode == "constant" else pad_backward(gxp, g.pads, ctx.mode)
-    return dx, dw
+
+def unpad(gxp: np.ndarray, ctx: ConvCtx) -> np.ndarray:
+    """The input's gradient from the gradient of the input as the loops read it."""
+    return gxp if ctx.mode == "constant" else pad_backward(gxp, ctx.geom.pads, ctx.mode)

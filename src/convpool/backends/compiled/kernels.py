@@ -2,7 +2,7 @@
 
 The ops in :mod:`convpool.functional` reach the compiled backend through this module:
 ``kernels.enabled()`` says whether it runs, ``kernels.im2col(...)`` etc. are the
-kernels, which live by family in :mod:`.im2col`, :mod:`.pool` and :mod:`.pool_tiled`
+kernels, which live by family in :mod:`.im2col`, :mod:`.pool_kernels` and :mod:`.tiled_kernels`
 (the SIMD convolution in :mod:`.direct`).  Importable without numba: then
 ``AVAILABLE`` and ``DIRECT`` are False and only the runtime helpers exist.
 """
@@ -38,7 +38,7 @@ if AVAILABLE:  # the kernels, by family; each runs its jobs on the kernel thread
         relu_backward,
         relu_forward,
     )
-    from .pool import (  # noqa: F401
+    from .pool_kernels import (  # noqa: F401
         find_selected,
         median_forward,
         route,
@@ -46,7 +46,7 @@ if AVAILABLE:  # the kernels, by family; each runs its jobs on the kernel thread
         select_max,
         select_min,
     )
-    from .pool_tiled import (  # noqa: F401
+    from .tiled_kernels import (  # noqa: F401
         route_2x2,
         route_tiled,
         select_2x2,

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from ... import config
+from .. import switch
 from . import threads as _threads
 
 try:  # numba is optional: without it everything runs on the NumPy reference path
@@ -76,7 +76,7 @@ if AVAILABLE:
 
 def enabled() -> bool:
     """Whether the compiled kernels run (numba loaded and the backend is "compiled")."""
-    return AVAILABLE and config.get_backend() == "compiled"
+    return AVAILABLE and switch.get_backend() == "compiled"
 
 
 PARALLEL_MIN = 1 << 14  # elements: below this a compiled parallel pass costs more than NumPy's

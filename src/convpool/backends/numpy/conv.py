@@ -1,4 +1,5 @@
-"""The readable convolution: im2col on the window engine, and the context it saves.
+"""Implementation "reference" of the conv table: the readable convolution, im2col on the
+window engine, and the state every conv implementation keeps (:class:`ConvCtx`).
 
 One N-d implementation:
 
@@ -22,8 +23,9 @@ from typing import Any
 import numpy as np
 
 from ... import geometry
-from ...functional._common import Geometry
+from ...geometry import Geometry
 from ...windows import pad, pad_backward, scatter_add, window_view
+from ..tables import ConvProblem
 
 
 @dataclass
@@ -43,6 +45,26 @@ class ConvCtx:
     lo: tuple[int, ...] = ()  # compiled path: zero padding the kernels still apply
     wide: Any = None  # direct path: the padded input as a convpool.backends.compiled.direct.Wide
     stencil: bool = False  # direct depthwise path: xp is the input, padded in the kernels
+
+
+def new_state(p: ConvProblem, w: np.ndarray, y_shape: tuple[int, ...], **saved: Any) -> ConvCtx:
+    """The state an implementation keeps: the problem's geometry and shapes, the
+    weights as it multiplied them, and what it saved (``xp``, ``lo``, ``wide``...)."""
+    x, weight = p.x, p.weight
+    return ConvCtx(p.g, p.groups, p.mode, None, w, x.shape, weight.shape, weight.dtype, False, False, y_shape, **saved)
+
+
+def why_not(p: ConvProblem) -> str | None:
+    return None  # the reference takes every problem
+
+
+def forward(p: ConvProblem) -> tuple[np.ndarray, ConvCtx]:
+    return reference_forward(p.x, p.weight, p.g, p.groups, p.mode, False)
+
+
+def backward(dy: np.ndarray, ctx: ConvCtx, input_grad: bool = True) -> tuple[np.ndarray | None, np.ndarray]:
+    dx, dw = reference_backward(dy, ctx)
+    return (dx if input_grad else None), dw
 
 
 def reference_forward(

@@ -1,0 +1,56 @@
+"""Implementation "tiles" of the pool table: max and min over windows that tile the
+input (stride == kernel, no padding, no dilation, no ceil_mode room), in whole-row
+loops without index tables; each input element lies in at most one window."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..numpy.pool import PoolState
+from ..tables import PoolProblem
+from . import kernels as _kernels
+from .pool_layout import (
+    Selected,
+    as3,
+    compiled_problem,
+    finish,
+    gradient,
+    k3,
+    new_output,
+    positions,
+    sign,
+    state,
+    tiled,
+)
+from .pool_layout import tables as index_tables
+
+
+def why_not(p: PoolProblem) -> str | None:
+    if (reason := compiled_problem(p)) is not None:
+        return reason
+    if p.builtin not in ("max", "min"):
+        return f"max or min only, not {p.builtin}"
+    if not tiled(p.g):
+        return "needs windows that tile the input (stride == kernel, no padding or dilation)"
+    return None
+
+
+def forward(p: PoolProblem) -> tuple[np.ndarray, PoolState]:
+    x4, y = as3(p.x, p.g.nd, p.g.in_size), new_output(p)
+    pos = positions(p, y)
+    k0, k1, k2 = k3(p.g.kernel)
+    _kernels.select_tiled(x4, k0, k1, k2, sign(p), y, pos)
+    return state(p, y, Selected(pos, index_tables(p.g, p.mode), x4.shape[1:]))
+
+
+def backward(dy: np.ndarray, st: PoolState) -> np.ndarray:
+    dy4, gx = gradient(dy, st)
+    k0, k1, k2 = k3(st.g.kernel)
+    assert isinstance(st.aux, Selected)
+    _kernels.route_tiled(st.aux.pos, k0, k1, k2, dy4, gx)
+    return finish(gx, st)
+
+
+def flat_indices(st: PoolState) -> np.ndarray:
+    assert isinstance(st.aux, Selected)
+    return st.aux.flat_indices().reshape(st.y_shape)

@@ -1,0 +1,166 @@
+"""The tables that choose an implementation: one ordered table per op family.
+
+An implementation is a module (one file) with three functions::
+
+    why_not(problem) -> str | None        # None: it applies; else the reason it does not
+    forward(problem) -> (y, state)        # y: (N, C_out, *out)
+    backward(dy, state, input_grad) -> ...  # the family's gradients, from the state
+
+A table lists the implementations in order of preference with the backend each
+belongs to; the first whose backend is active and which applies runs.  This is the
+only place that decides: the functional ops call :meth:`Table.choose` and keep the
+implementation with the state, so backward is ``impl.backward(dy, state, ...)``.
+Adding an implementation is one new module and one row here.  Modules are imported
+on first use, so the numpy backend never loads numba.
+
+``convpool.config.describe()`` prints each table's verdicts for given shapes, and
+``convpool.config.use(family, name)`` holds a family to one implementation where it
+applies (for benchmarks and tests).
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from ..geometry import Geometry
+from . import switch
+
+
+@dataclass(frozen=True)
+class ConvProblem:
+    """A convolution as the implementations see it: the batched input ``(N, C, *in)``,
+    the weight ``(C_out, C_in/groups, *kernel)``, the windows, the groups and the
+    padding mode (``'constant'`` for zeros, else a border mode)."""
+
+    x: np.ndarray
+    weight: np.ndarray
+    g: Geometry
+    groups: int
+    mode: str
+
+    @property
+    def cg(self) -> int:
+        """Input channels per group."""
+        return int(self.weight.shape[1])
+
+
+@dataclass(frozen=True)
+class PoolProblem:
+    """A window reduction: the batched input, the reduction (a
+    :class:`convpool.functional.reductions.Reduction`), the windows, and the padding
+    (a border mode, or None for the reduction's identity).  ``builtin`` names a
+    built-in reduction the compiled kernels know ("max", "min", "median", "sum"; None
+    for a user's own), ``selects_one`` says the reduction picks one element per window."""
+
+    x: np.ndarray
+    reduction: Any
+    g: Geometry
+    mode: str | None
+    builtin: str | None
+    selects_one: bool
+
+
+@dataclass(frozen=True)
+class Row:
+    name: str
+    backend: str  # "numpy" or "compiled"
+    module: str  # dotted path, relative to convpool.backends
+    summary: str
+
+    def load(self) -> ModuleType:
+        return importlib.import_module(f"{__package__}.{self.module}")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    name: str
+    backend: str
+    summary: str
+    reason: str | None  # None: it applies
+    chosen: bool
+
+
+class Table:
+    """An ordered list of implementations of one op family."""
+
+    def __init__(self, family: str, rows: list[Row]) -> None:
+        assert rows and rows[-1].backend == "numpy", "the last row is the reference: it always applies"
+        self.family = family
+        self.rows = rows
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(r.name for r in self.rows)
+
+    def _active(self, row: Row) -> str | None:
+        """Why ``row``'s backend cannot run now, or None."""
+        if row.backend == "numpy":
+            return None
+        if switch.get_backend() != "compiled":
+            return f"the backend is {switch.get_backend()!r}"
+        return None
+
+    def verdicts(self, problem: Any) -> list[Verdict]:
+        """Every row's verdict on ``problem``, the chosen one marked."""
+        out, chosen = [], self._choose_row(problem)
+        for row in self.rows:
+            reason = self._active(row)
+            if reason is None:
+                reason = row.load().why_not(problem)
+            out.append(Verdict(row.name, row.backend, row.summary, reason, row is chosen))
+        return out
+
+    def _choose_row(self, problem: Any) -> Row:
+        held = switch.held(self.family)
+        rows = self.rows
+        if held is not None:  # the held implementation first, the table's order after it
+            rows = sorted(rows, key=lambda r: r.name != held)
+        for row in rows:
+            if self._active(row) is None and row.load().why_not(problem) is None:
+                return row
+        raise AssertionError(f"no {self.family} implementation applies")  # the reference always does
+
+    def choose(self, problem: Any) -> ModuleType:
+        """The implementation (module) that runs ``problem``."""
+        return self._choose_row(problem).load()
+
+    def name_of(self, impl: ModuleType) -> str:
+        """The row name of an implementation module."""
+        for row in self.rows:
+            if impl.__name__ == f"{__package__}.{row.module}":
+                return row.name
+        raise KeyError(impl.__name__)
+
+    def check_name(self, name: str) -> None:
+        if name not in self.names:
+            raise ValueError(f"{self.family} has no implementation {name!r}; it has {', '.join(self.names)}")
+
+
+CONV = Table(
+    "conv",
+    [
+        Row("direct-stencil", "compiled", "compiled.conv_stencil", "float32 depthwise, stride 1: SIMD plane stencil"),
+        Row("direct-wide", "compiled", "compiled.conv_wide", "float32 windows > 1: SIMD shifted runs, any stride"),
+        Row("depthwise-loop", "compiled", "compiled.conv_depthwise", "one input channel per group: a compiled loop"),
+        Row("pointwise", "compiled", "compiled.conv_pointwise", "1x1, stride 1, no padding: in place (SIMD or BLAS)"),
+        Row("im2col", "compiled", "compiled.conv_im2col", "compiled im2col into a workspace + BLAS, chunked"),
+        Row("reference", "numpy", "numpy.conv", "NumPy: window view, one copy into columns, one matmul"),
+    ],
+)
+
+POOL = Table(
+    "pool",
+    [
+        Row("tiles-2x2", "compiled", "compiled.pool_2x2", "2x2 windows with stride 2: kernels of their own"),
+        Row("tiles", "compiled", "compiled.pool_tiles", "windows that tile the input: whole-row loops"),
+        Row("index-tables", "compiled", "compiled.pool_tables", "any windows: one index table per dimension"),
+        Row("reference", "numpy", "numpy.pool", "NumPy: pad, window view, reduce; scatter-add back"),
+    ],
+)
+
+TABLES = {"conv": CONV, "pool": POOL}
