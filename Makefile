@@ -36,6 +36,7 @@ check: $(STAMP)
 	$(VENV)/bin/ruff check src tests
 	$(VENV)/bin/ruff format --check src tests
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 # the oracle, regression and fuzz tests: run again on the pure-NumPy backend and with
 # numba's bounds checking

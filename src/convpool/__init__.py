@@ -9,7 +9,7 @@ from . import functional, nn
 from ._random import manual_seed
 from .config import available_backends, backend, get_backend, set_backend
 
-__version__ = "0.1.0"
+from ._version import __version__
 __all__ = [
     "__version__",
     "available_backends",

@@ -145,7 +145,8 @@ def info() -> dict[str, str]:
 
     import numpy as np
 
-    from . import __version__, _blas
+    from . import _blas
+    from ._version import __version__
     from .backends.compiled import kernels as _kernels
 
     flags = _blas.cpu_flags()

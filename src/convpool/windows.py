@@ -23,7 +23,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .geometry import Pairs
+from .geometry import Pairs, tap_counts, valid_counts  # noqa: F401  (window counts: geometry's)
 
 
 def _border_index(n: int, lo: int, hi: int, mode: str) -> np.ndarray:
@@ -171,37 +171,3 @@ def scatter_add(
         )
         g[target] += gw[(Ellipsis,) + offset]
     return g
-
-
-def tap_counts(k: int, s: int, d: int, out: int, lo: int, hi: int) -> np.ndarray:
-    """Along one dimension: for every output ``o``, how many taps ``t`` in ``0..k-1`` read
-    a position ``o*s + t*d`` inside ``[lo, hi)``.
-
-    Closed form, ``O(out)`` whatever the kernel size: the taps that land in the range
-    are ``ceil((lo - o*s)/d) <= t < ceil((hi - o*s)/d)``, clipped to ``[0, k)``.
-    """
-    base = np.arange(out, dtype=np.int64) * s
-    first = np.minimum(np.maximum(-((base - lo) // d), 0), k)  # ceil((lo - base) / d), in [0, k]
-    stop = np.minimum(np.maximum(-((base - hi) // d), 0), k)
-    return np.maximum(stop - first, 0)
-
-
-def valid_counts(
-    kernel: Sequence[int],
-    stride: Sequence[int],
-    dilation: Sequence[int],
-    out: Sequence[int],
-    lo: Sequence[int],
-    hi: Sequence[int],
-) -> np.ndarray:
-    """For every output position, how many window elements fall in ``[lo, hi)``.
-
-    Positions are in padded coordinates; e.g. ``lo = pad_lo, hi = pad_lo + in``
-    counts the real input elements of each window (the divisor of an average
-    that excludes padding).  The count is separable, so it is built as an
-    outer product of one :func:`tap_counts` vector per dimension.  Shape ``out``.
-    """
-    counts = np.ones((), dtype=np.int64)
-    for k, s, d, o, a, b in zip(kernel, stride, dilation, out, lo, hi, strict=True):
-        counts = np.multiply.outer(counts, tap_counts(k, s, d, o, a, b))
-    return counts
