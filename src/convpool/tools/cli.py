@@ -48,8 +48,18 @@ def _invariance(args: argparse.Namespace) -> int:
 def _bench(args: argparse.Namespace) -> int:
     from . import bench
 
-    bench.main(quick=args.quick, only=args.only, out=args.out)
+    bench.main(quick=args.quick, only=args.only, out=args.out, isa=args.isa, memory=not args.no_memory)
     return 0
+
+
+def _isa(text: str) -> tuple[str, ...]:
+    """``--isa native,avx2``: settings this CPU can run (see :mod:`.bench_isa`)."""
+    from . import bench_isa
+
+    try:
+        return bench_isa.parse_isa(text, bench_isa.cpu_flags(), bench_isa.cpu_name())
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--isa: ")) from None
 
 
 def _info(args: argparse.Namespace) -> int:
@@ -116,9 +126,17 @@ def build_parser() -> argparse.ArgumentParser:
     cli_train.add_report(sub)
     cli_train.add_train(sub)
     p = sub.add_parser("bench", help="time convpool against PyTorch (same process, ratios)")
-    p.add_argument("--quick", action="store_true", help="smaller batches")
+    p.add_argument("--quick", action="store_true", help="smaller batches, shorter timing (a smoke test)")
     p.add_argument("--only", default=None, help="run the cases whose name contains this")
-    p.add_argument("--out", default="bench-results.json")
+    p.add_argument("--out", "--json", dest="out", default="bench-results.json", help="the results as JSON")
+    p.add_argument(
+        "--isa",
+        type=_isa,
+        default=("native",),
+        help="comma list of ISA settings to run and report side by side: native, avx2, avx512 (the others "
+        "in a subprocess held to that vector ISA: numba, PyTorch, OpenBLAS and convpool's tiles); default native",
+    )
+    p.add_argument("--no-memory", action="store_true", help="skip the peak-memory probe")
     p.set_defaults(func=_bench)
     p = sub.add_parser("info", help="version, backend, CPU and vector ISA, threads, BLAS")
     p.set_defaults(func=_info)
