@@ -37,7 +37,9 @@ __all__ = [
     "get_backend",
     "info",
     "set_backend",
+    "tables_text",
     "use",
+    "verdicts",
 ]
 
 
@@ -116,20 +118,27 @@ def _no_more(kw: dict[str, Any], op: str) -> None:
         raise TypeError(f"describe({op!r}) got unexpected keywords {sorted(kw)}")
 
 
+def tables_text() -> str:
+    """Every family's implementations in order of preference, one line each: backend and
+    what it does (the README's table is this text)."""
+    lines = []
+    for family, table in TABLES.items():
+        lines.append(f"{family}:")
+        held = switch.held(family)
+        for row in table.rows:
+            mark = " (held by config.use)" if row.name == held else ""
+            lines.append(f"  {row.name:<15} {row.backend:<9} {row.summary}{mark}")
+    return "\n".join(lines)
+
+
 def describe(op: str | None = None, **kw: Any) -> str:
-    """The implementation tables as text.  Without arguments: every family's rows in
-    order of preference.  With ``op`` and shapes (see :func:`verdicts`): which
-    implementation that call would use on the current backend, and why each row
-    before it does not apply."""
+    """The implementation tables as text.  Without arguments: the backend, then every
+    family's rows in order of preference (:func:`tables_text`).  With ``op`` and shapes
+    (see :func:`verdicts`): which implementation that call would use on the current
+    backend, and why each row does or does not apply."""
     lines = [f"backend: {get_backend()} (available: {', '.join(available_backends())})"]
     if op is None:
-        for family, table in TABLES.items():
-            lines.append(f"{family}:")
-            held = switch.held(family)
-            for row in table.rows:
-                mark = " (held by config.use)" if row.name == held else ""
-                lines.append(f"  {row.name:<15} {row.backend:<9} {row.summary}{mark}")
-        return "\n".join(lines)
+        return "\n".join([*lines, tables_text()])
     lines.append(f"{op}({', '.join(f'{k}={v!r}' for k, v in kw.items())}):")
     for v in verdicts(op, **kw):
         status = "CHOSEN" if v.chosen else ("applies" if v.reason is None else f"no: {v.reason}")
@@ -162,8 +171,15 @@ def info() -> dict[str, str]:
         import llvmlite.binding as llvm
         import numba
 
-        out["numba"] = f"{numba.__version__}, {_kernels.num_threads()} threads, target CPU {llvm.get_host_cpu_name()}"
-        out["direct SIMD convolution"] = "on" if _kernels.DIRECT else "off"
+        target = numba.config.CPU_NAME or llvm.get_host_cpu_name()
+        out["numba"] = f"{numba.__version__}, {_kernels.num_threads()} threads, target CPU {target}"
+        if _kernels.DIRECT:
+            from .backends.compiled.direct import tile_info
+
+            tile = tile_info()
+            out["SIMD tile"] = f"{tile['isa']}, {tile['lanes']} lanes, conv {tile['conv tile']} ({tile['reason']})"
+        else:
+            out["SIMD tile"] = "off (CONVPOOL_NO_DIRECT or no llvmlite): im2col + BLAS"
     limiter = _kernels.blas_limiter()
     if limiter is not None:
         for lib in limiter.info():
