@@ -10,13 +10,14 @@ target table (:mod:`.bench_report`); the training steps and the batch-1 forward 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from .. import config
 from .. import functional as F
 
 
@@ -49,31 +50,12 @@ class Spec:
     build: Callable[[], Case]
 
 
-@contextmanager
-def _without_direct() -> Iterator[None]:
-    """Before ``convpool.config.use`` existed: the direct SIMD kernels switched off."""
-    from ..backends.compiled import kernels
-
-    previous = getattr(kernels, "DIRECT", False)
-    kernels.DIRECT = False
-    try:
-        yield
-    finally:
-        kernels.DIRECT = previous
-
-
-def im2col_only() -> AbstractContextManager[Any] | None:
-    """A context in which convolutions run convpool's im2col + BLAS implementation, or
-    None where there is none to compare with (the numpy backend)."""
-    from .. import config
-    from ..backends.compiled import kernels
-
-    if not kernels.enabled():
+def im2col_only() -> AbstractContextManager[None] | None:
+    """A context in which convolutions run convpool's im2col + BLAS implementation
+    (``convpool.config.use``), or None on the numpy backend (nothing to compare with)."""
+    if config.get_backend() != "compiled":
         return None
-    use = getattr(config, "use", None)
-    if use is not None:
-        return use("conv", "im2col")
-    return _without_direct()
+    return config.use("conv", "im2col")
 
 
 def _with_im2col(
@@ -88,11 +70,11 @@ def _with_im2col(
         _, ctx = forward()
 
     def fwd() -> Any:
-        with im2col_only() or _without_direct():
+        with config.use("conv", "im2col"):
             return forward()
 
     def bwd() -> Any:
-        with im2col_only() or _without_direct():
+        with config.use("conv", "im2col"):
             return backward(dy, ctx)
 
     case.im2col_fwd, case.im2col_bwd = fwd, bwd
