@@ -19,6 +19,7 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 # (convpool.backend): the compiled kernels and the NumPy reference must both agree with
 # PyTorch.  Test ids end in [numpy] / [compiled].
 PER_BACKEND = {
+    "test_maxplus",
     "test_conv_oracle",
     "test_pool_oracle",
     "test_gradcheck",

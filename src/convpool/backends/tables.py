@@ -66,6 +66,21 @@ class PoolProblem:
 
 
 @dataclass(frozen=True)
+class MaxPlusProblem:
+    """A max-plus (``sign`` 1) or min-plus (``sign`` -1) convolution: the batched input,
+    the weight and bias in the input's dtype, the windows, the groups and the padding
+    (None: the reduction's identity; else a border mode, 'constant' for zeros)."""
+
+    x: np.ndarray
+    w: np.ndarray
+    b: np.ndarray
+    g: Geometry
+    groups: int
+    mode: str | None
+    sign: float
+
+
+@dataclass(frozen=True)
 class Row:
     name: str
     backend: str  # "numpy" or "compiled"
@@ -163,4 +178,12 @@ POOL = Table(
     ],
 )
 
-TABLES = {"conv": CONV, "pool": POOL}
+MAXPLUS = Table(
+    "maxplus",
+    [
+        Row("wide-runs", "compiled", "compiled.maxplus_conv", "finite weights: phase layout, add + max in runs"),
+        Row("reference", "numpy", "numpy.maxplus", "NumPy: one vectorised update per (channel, tap)"),
+    ],
+)
+
+TABLES = {"conv": CONV, "pool": POOL, "maxplus": MAXPLUS}

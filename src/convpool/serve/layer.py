@@ -120,7 +120,7 @@ def _run_conv(req: ConvRequest, x4: np.ndarray) -> Run:
         forward = F.maxplus_conv_forward if req.op == "maxplus" else F.minplus_conv_forward
         y, ctx = forward(x4, w, None, stride, padding, dilation, 1, req.padding_mode)
         back = F.maxplus_conv_backward if req.op == "maxplus" else F.minplus_conv_backward
-        winner = np.asarray(ctx.win[0, 0], dtype=np.int64)  # entry c*K + k; one input channel: k
+        winner = np.asarray(ctx.state.win[0, 0], dtype=np.int64)  # entry c*K + k; one input channel: k
 
     def backward(dy: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, dict[str, float]]:
         gx, gw, _ = back(dy[None, None], ctx)
