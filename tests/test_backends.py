@@ -106,7 +106,7 @@ def test_use_holds_a_family_where_it_applies_and_restores() -> None:
 
 
 def test_bad_arguments_name_themselves() -> None:
-    with pytest.raises(ValueError, match="family must be one of \\['conv', 'pool'\\], got 'pooling'"):
+    with pytest.raises(ValueError, match="family must be one of \\['conv', 'maxplus', 'pool'\\], got 'pooling'"):
         with config.use("pooling", "tiles"):
             pass
     with pytest.raises(ValueError, match="conv has no implementation 'blas'; it has direct-stencil"):
