@@ -126,3 +126,22 @@ def test_info_names_the_tile() -> None:
     info = config.info()
     if COMPILED:
         assert "SIMD tile" in info and "target CPU" in info["numba"]
+
+
+def test_tuning_sets_and_restores_thresholds() -> None:
+    from convpool.settings import TUNING
+
+    before = TUNING.cols_budget
+    with config.tuning(cols_budget=4096, threads=2) as t:
+        assert t.cols_budget == 4096 and TUNING.threads == 2
+    assert TUNING.cols_budget == before and TUNING.threads is None
+    with pytest.raises(ValueError, match="tuning has no setting 'budget'; it has cols_budget"):
+        with config.tuning(budget=1):
+            pass
+    with pytest.raises(TypeError, match="tuning cols_budget must be an int, got '4k'"):
+        with config.tuning(cols_budget="4k"):
+            pass
+    with pytest.raises(ValueError, match="tuning threads must be at least 1, got 0"):
+        with config.tuning(threads=0):
+            pass
+    assert TUNING.cols_budget == before

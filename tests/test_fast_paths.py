@@ -84,14 +84,11 @@ def test_conv_fast_equals_reference(c, groups, mode, seed):  # type: ignore[no-u
         assert a.dtype == b_.dtype
 
 
-def test_large_conv_is_chunked_and_equal(monkeypatch):  # type: ignore[no-untyped-def]
-    from convpool.backends.compiled import conv_im2col as _conv_im2col
-
-    monkeypatch.setattr(_conv_im2col, "COLS_BUDGET", 4096)  # force many chunks
+def test_large_conv_is_chunked_and_equal():  # type: ignore[no-untyped-def]
     rng = np.random.default_rng(0)
     x = rng.standard_normal((5, 4, 9, 9)).astype(np.float32)
     w = rng.standard_normal((6, 4, 3, 3)).astype(np.float32)
-    with convpool.config.use("conv", "im2col"):  # the im2col path, which chunks
+    with convpool.config.use("conv", "im2col"), convpool.config.tuning(cols_budget=4096):  # many chunks
         (yf, ctxf) = F.conv_forward(x, w, None, 1, 1)
     assert ctxf.name == "im2col"
     with convpool.backend("numpy"):

@@ -44,13 +44,11 @@ def test_fuzz_reports_a_planted_disagreement(monkeypatch: pytest.MonkeyPatch) ->
     assert problems and "output differs" in problems[0]
 
 
-def test_fuzz_slice_with_every_far_padding_trimmed(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_fuzz_slice_with_every_far_padding_trimmed() -> None:
     """The same seeds with the trim's slack at zero, so that every convolution whose padding
     exceeds its input runs as a trimmed sub-problem (at the default slack only far larger
     padding does, which the drawn sizes rarely reach)."""
-    from convpool.functional import _trim
-
-    monkeypatch.setattr(_trim, "SLACK", 0)
-    count, reports = fuzz(range(0, 2000), convpool.available_backends())
+    with convpool.config.tuning(conv_trim_slack=0):
+        count, reports = fuzz(range(0, 2000), convpool.available_backends())
     assert count == 2000
     assert not reports, "\n".join(reports)

@@ -24,8 +24,20 @@ import convpool
 import convpool.functional as F
 from convpool import nn
 from convpool.backends.compiled import kernels as _kernels
-from convpool.functional import _pool_trim, _reduce
+from convpool.functional import _reduce
 from oracle import assert_close, check_against_torch
+
+
+def cut_every_geometry() -> Any:
+    """The pool trim's thresholds at their extreme: every geometry is cut."""
+    return convpool.config.tuning(pool_trim_ratio=0, pool_trim_slack=-1)
+
+
+@pytest.fixture
+def cut_everything() -> Any:
+    with cut_every_geometry():
+        yield
+
 
 G = 10**9
 MODES = [None, "zeros", "reflect", "replicate", "circular"]
@@ -171,12 +183,10 @@ def test_defect3_huge_windows_match_torch() -> None:
     [(1, 2001, 1002, 1000, True), (1, 2001, 1, 1000, False), (2, (201, 3), (1, 2), (100, 1), True)],
 )
 def test_defect3_cut_windows_match_torch_at_moderate_scale(
-    nd: int, kernel: Any, stride: Any, padding: Any, ceil: bool, monkeypatch: pytest.MonkeyPatch
+    nd: int, kernel: Any, stride: Any, padding: Any, ceil: bool, cut_everything: None
 ) -> None:
     """Windows reaching far enough past the input to be cut (the first case is the
     unfolded pair of ceil_mode windows): max with indices, average, against PyTorch."""
-    monkeypatch.setattr(_pool_trim, "RATIO", 0)  # cut every geometry
-    monkeypatch.setattr(_pool_trim, "SLACK", -1)
     x = np.random.default_rng(3).standard_normal((2, 2) + (5, 6)[:nd])
     y, ctx = F.reduce_window_forward(x, "max", nd, kernel, stride, padding, 1, ceil)
     assert ctx.trim is not None
@@ -215,19 +225,13 @@ def test_defect3_cut_windows_equal_the_uncut_ones(case, reduction, mode, seed): 
     nd, size, kernel, stride, pads, dilation, ceil = case
     x = _with_infinities(np.random.default_rng(seed), (2, 2, *size))
     args = (nd, kernel, stride, pads, dilation, ceil, mode)
-    mp = pytest.MonkeyPatch()
     try:
         whole = _forward_backward(x, reduction, *args)
     except ValueError as e:  # a window lying entirely in the padding: refused either way
-        mp.setattr(_pool_trim, "RATIO", 0)
-        mp.setattr(_pool_trim, "SLACK", -1)
-        with pytest.raises(ValueError, match=str(e)[:30]):
+        with cut_every_geometry(), pytest.raises(ValueError, match=str(e)[:30]):
             _forward_backward(x, reduction, *args)
-        mp.undo()
         return
-    with mp.context() as m:
-        m.setattr(_pool_trim, "RATIO", 0)  # cut every geometry
-        m.setattr(_pool_trim, "SLACK", -1)
+    with cut_every_geometry():  # cut every geometry
         y, ctx = F.reduce_window_forward(x, reduction, *args)
         assert ctx.trim is not None
         cut = _forward_backward(x, reduction, *args)

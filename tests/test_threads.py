@@ -8,6 +8,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import threading
 import time
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -15,16 +16,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import convpool.functional as F
+from convpool import config
 from convpool.backends.compiled import kernels as _kernels
 from convpool.backends.compiled import threads as _threads
+from convpool.settings import TUNING
 
 
 @pytest.fixture
-def threads3(monkeypatch: pytest.MonkeyPatch) -> None:
+def threads3() -> Iterator[None]:
     """Three threads and no minimum work: every call is cut into chunks on workers
     (the test runs may set NUMBA_NUM_THREADS=1, and their arrays are small)."""
-    monkeypatch.setattr(_threads, "num_threads", lambda: 3)
-    monkeypatch.setattr(_threads, "MIN_WORK", 0)
+    with config.tuning(threads=3, thread_min_work=0):
+        yield
 
 
 def _count(j0: int, j1: int, hits: np.ndarray, who: list[str]) -> None:
@@ -41,13 +44,13 @@ def test_every_job_runs_once(threads3: None, n_jobs: int) -> None:
     assert len(who) == min(n_jobs, _threads.CHUNKS_PER_THREAD * 3)  # one call per chunk
 
 
-def test_small_work_runs_in_one_call_on_the_calling_thread(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_threads, "num_threads", lambda: 3)
+def test_small_work_runs_in_one_call_on_the_calling_thread() -> None:
     hits = np.zeros(50, dtype=np.int64)
     who: list[str] = []
-    _threads.parallel_for(_count, 50, hits, who, work=_threads.MIN_WORK - 1)
-    assert (hits == 1).all() and who == [threading.current_thread().name]
-    _threads.parallel_for(_count, 0, hits, who)  # no jobs: no call
+    with config.tuning(threads=3):
+        _threads.parallel_for(_count, 50, hits, who, work=TUNING.thread_min_work - 1)
+        assert (hits == 1).all() and who == [threading.current_thread().name]
+        _threads.parallel_for(_count, 0, hits, who)  # no jobs: no call
     assert len(who) == 1
 
 
@@ -104,8 +107,7 @@ def test_calls_from_several_threads(threads3: None) -> None:
 
 
 def _in_child(out: mp.SimpleQueue) -> None:  # type: ignore[type-arg]
-    _threads.num_threads = lambda: 3
-    _threads.MIN_WORK = 0
+    TUNING.threads, TUNING.thread_min_work = 3, 0  # a child process of its own
     hits = np.zeros(20, dtype=np.int64)
     _threads.parallel_for(_count, 20, hits, [])
     out.put(int(hits.sum()))
@@ -141,14 +143,11 @@ def _pool(x, red, k, s, p):  # type: ignore[no-untyped-def]
     return y, F.reduce_window_backward(dy, ctx)
 
 
-def _split_vs_whole(fn, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+def _split_vs_whole(fn, monkeypatch: pytest.MonkeyPatch | None = None):  # type: ignore[no-untyped-def]
     """fn() on one thread in one call, then cut into chunks on three threads."""
-    with monkeypatch.context() as m:
-        m.setattr(_threads, "num_threads", lambda: 1)
+    with config.tuning(threads=1):
         whole = fn()
-    with monkeypatch.context() as m:
-        m.setattr(_threads, "num_threads", lambda: 3)
-        m.setattr(_threads, "MIN_WORK", 0)
+    with config.tuning(threads=3, thread_min_work=0):
         split = fn()
     return whole, split
 
@@ -225,13 +224,10 @@ def test_each_kernel_compiles_one_signature() -> None:
 def test_im2col_chunks_of_the_batch_on_the_kernel_threads(monkeypatch: pytest.MonkeyPatch) -> None:
     """float64 conv with over 8 MB of columns: each thread takes chunks of the batch
     (serial im2col, one BLAS thread), the chunks smaller than the batch's share."""
-    from convpool.backends.compiled import conv_im2col as _conv_im2col
-
     rng = np.random.default_rng(0)
     x = rng.standard_normal((9, 16, 32, 32))
     w = rng.standard_normal((8, 16, 3, 3))
     assert x.shape[0] * 16 * 9 * 32 * 32 * 8 >= 8 * 2**20  # the threaded branch of _over_batch
-    monkeypatch.setattr(_conv_im2col, "COLS_BUDGET", 2 * 16 * 9 * 32 * 32 * 8)  # 2 images a chunk
     calls: list[int] = []
     real = _kernels.im2col_serial
 
@@ -240,7 +236,8 @@ def test_im2col_chunks_of_the_batch_on_the_kernel_threads(monkeypatch: pytest.Mo
         real(x5, *args)
 
     monkeypatch.setattr(_kernels, "im2col_serial", counted)
-    whole, split = _split_vs_whole(lambda: _conv(x, w, 1, 1, 1), monkeypatch)
+    with config.tuning(cols_budget=2 * 16 * 9 * 32 * 32 * 8):  # 2 images a chunk
+        whole, split = _split_vs_whole(lambda: _conv(x, w, 1, 1, 1))
     assert calls and max(calls) <= 2 and sum(calls) == 2 * x.shape[0]  # forward and backward, every image once
     for a, b in zip(whole, split, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-10)

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from . import settings
 from .backends import switch
 from .backends.switch import BACKENDS, available_backends, backend, get_backend, set_backend
 from .backends.tables import TABLES, ConvProblem, Verdict
@@ -38,6 +39,7 @@ __all__ = [
     "info",
     "set_backend",
     "tables_text",
+    "tuning",
     "use",
     "verdicts",
 ]
@@ -54,6 +56,35 @@ def use(family: str, name: str) -> Iterator[None]:
     TABLES[family].check_name(name)
     with switch.hold(family, name):
         yield
+
+
+@contextmanager
+def tuning(**values: Any) -> Iterator[settings.Tuning]:
+    """Within the block, the engine's thresholds (:class:`convpool.settings.Tuning`: chunk
+    sizes, when to trim, when to use threads, ...) take ``values``; results do not depend
+    on them, only time and memory.  E.g. ``tuning(cols_budget=4096)`` cuts im2col into
+    many chunks, ``tuning(threads=3, thread_min_work=0)`` splits every kernel call."""
+    t = settings.TUNING
+    for name, value in values.items():
+        if name not in settings.NAMES:
+            raise ValueError(f"tuning has no setting {name!r}; it has {', '.join(settings.NAMES)}")
+        ok = (
+            value is None
+            if name == "threads" and value is None
+            else isinstance(value, int) and not isinstance(value, bool)
+        )
+        if not ok:
+            raise TypeError(f"tuning {name} must be an int, got {value!r}")
+        if name == "threads" and value < 1:
+            raise ValueError(f"tuning threads must be at least 1, got {value}")
+    previous = {name: getattr(t, name) for name in values}
+    for name, value in values.items():
+        setattr(t, name, value)
+    try:
+        yield t
+    finally:
+        for name, value in previous.items():
+            setattr(t, name, value)
 
 
 def _shape(value: Any, name: str) -> tuple[int, ...]:

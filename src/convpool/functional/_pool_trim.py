@@ -23,7 +23,7 @@ table of source indices (the border map of a border ``padding_mode`` included,
   elements, side by side, as a tiled pool whose windows are padded on the outside.
 
 Windows keep their elements in scan order, so ties resolve to the same element.
-Ordinary geometries are left alone (:data:`RATIO`, :data:`SLACK`).
+Ordinary geometries are left alone (``settings.TUNING.pool_trim_ratio`` and ``pool_trim_slack``).
 """
 
 from __future__ import annotations
@@ -33,13 +33,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import geometry
+from ..settings import TUNING
 from ..windows import source_index
 from ._common import Geometry
-
-# cut when the padded input is larger than RATIO times the input plus SLACK elements:
-# below that, the padded copy costs about as much as the gather into the sub-problem
-RATIO = 2
-SLACK = 4096
 
 
 @dataclass(frozen=True)
@@ -99,14 +95,14 @@ def plan(g: Geometry, mode: str | None) -> PoolTrim | None:
     reduction's identity), or None when ``g`` is ordinary: its padded input not much
     larger than the input, or the sub-problem not much smaller than it."""
     full = geometry.prod(g.padded)
-    if full <= RATIO * geometry.prod(g.in_size) + SLACK:
+    if full <= TUNING.pool_trim_ratio * geometry.prod(g.in_size) + TUNING.pool_trim_slack:
         return None
     dims = tuple(
         _dim(n, k, s, d, pads, o, mode)
         for n, k, s, d, pads, o in zip(g.in_size, g.kernel, g.stride, g.dilation, g.pads, g.out, strict=True)
     )
     sub = geometry.prod([dim.pads[0] + len(dim.source) + dim.pads[1] for dim in dims])
-    if full <= RATIO * sub + SLACK:
+    if full <= TUNING.pool_trim_ratio * sub + TUNING.pool_trim_slack:
         return None
     geom = Geometry(
         in_size=tuple(len(dim.source) for dim in dims),

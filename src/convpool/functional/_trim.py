@@ -24,13 +24,11 @@ from typing import Any
 import numpy as np
 
 from .. import geometry
+from ..settings import TUNING
 from ._common import Geometry
 
-# trim when the full padded plane is larger than this many times the trimmed one
-# (plus SLACK elements): below that, the copies into and out of the sub-problem
-# cost more than the padding they save
-RATIO = 2
-SLACK = 4096
+# trim when the full padded plane is larger than settings.TUNING.conv_trim_ratio times the
+# trimmed one plus conv_trim_slack elements
 
 
 @dataclass(frozen=True)
@@ -81,7 +79,7 @@ def plan(g: Geometry) -> Trim | None:
     """The trimmed sub-problem of a zero-padded convolution with geometry ``g``, or None
     when running ``g`` as it is costs about as much (the ordinary case)."""
     normal = all((o > 1 or s == 1) and (k > 1 or d == 1) for o, s, k, d in zip(g.out, g.stride, g.kernel, g.dilation))
-    if normal and geometry.prod(g.padded) <= RATIO * geometry.prod(g.in_size) + SLACK:
+    if normal and geometry.prod(g.padded) <= TUNING.conv_trim_ratio * geometry.prod(g.in_size) + TUNING.conv_trim_slack:
         return None  # padding near the input's size: memory follows the input (checked in O(nd))
     dims = [_dim(n, k, s, d, lo, o) for n, k, s, d, (lo, _), o in zip(*_fields(g), strict=True)]
     if any(dim is None for dim in dims):
@@ -90,7 +88,11 @@ def plan(g: Geometry) -> Trim | None:
     stride = tuple(1 if o.stop - o.start == 1 else s for o, s in zip(out_s, g.stride, strict=True))
     dilation = tuple(1 if t.stop - t.start == 1 else d for t, d in zip(tap_s, g.dilation, strict=True))
     sub = geometry.prod([p[0] + c.stop - c.start + p[1] for c, p in zip(in_s, pads, strict=True)])
-    if geometry.prod(g.padded) <= RATIO * sub + SLACK and stride == g.stride and dilation == g.dilation:
+    if (
+        geometry.prod(g.padded) <= TUNING.conv_trim_ratio * sub + TUNING.conv_trim_slack
+        and stride == g.stride
+        and dilation == g.dilation
+    ):
         return None
     return Trim(False, in_s, tap_s, out_s, pads, stride, dilation)
 

@@ -1,6 +1,6 @@
 """Implementation "im2col" of the conv table: the compiled im2col into a reused
 workspace, then BLAS, chunked over the batch so the columns stay within
-``COLS_BUDGET`` bytes (float32 and float64).  Also the helpers the depthwise loop,
+``settings.TUNING.cols_budget`` bytes (float32 and float64).  Also the helpers the depthwise loop,
 the pointwise path and the transposed convolution share: the 3-d kernel geometry,
 the column layout and the split of the batch over the kernel threads.
 """
@@ -14,13 +14,12 @@ import numpy as np
 
 from ... import geometry
 from ...geometry import Geometry
+from ...settings import TUNING
 from ...windows import pad, pad_backward
 from ..numpy.conv import ConvCtx, new_state
 from ..tables import ConvProblem
 from . import kernels as _kernels
 from . import threads as _threads
-
-COLS_BUDGET = 32 * 2**20  # bytes of im2col columns per chunk: memory stays bounded
 
 
 def _k3(v: tuple[int, ...], fill: int) -> np.ndarray:
@@ -54,7 +53,7 @@ def _column_layout(m: int, groups: int, rows: int, p: int) -> tuple[int, int, in
 
 
 def _chunks(n: int, per_item: int) -> list[slice]:
-    step = max(1, COLS_BUDGET // max(per_item, 1))
+    step = max(1, TUNING.cols_budget // max(per_item, 1))
     return [slice(i, min(i + step, n)) for i in range(0, n, step)]
 
 

@@ -13,7 +13,6 @@ import os
 
 from .runtime import (  # noqa: F401
     AVAILABLE,
-    PARALLEL_MIN,
     aligned_empty,
     blas_limiter,
     enabled,

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from ...settings import TUNING
 from .. import switch
 from . import threads as _threads
 
@@ -79,13 +80,12 @@ def enabled() -> bool:
     return AVAILABLE and switch.get_backend() == "compiled"
 
 
-PARALLEL_MIN = 1 << 14  # elements: below this a compiled parallel pass costs more than NumPy's
 
 
 def worth_parallel(x: np.ndarray) -> bool:
     """Whether an elementwise or per-plane pass over ``x`` should run compiled: kernels
     on, a float dtype they are built for, and enough elements to pay for the threads."""
-    return enabled() and x.dtype in (np.float32, np.float64) and x.size >= PARALLEL_MIN
+    return enabled() and x.dtype in (np.float32, np.float64) and x.size >= TUNING.parallel_min
 
 
 def num_threads() -> int:

@@ -23,7 +23,7 @@ loop: the wide layout copy ran 3x slower than without (0.57 vs 0.17 ms).
 
 A hand-over to a worker costs some tens of microseconds (a queue and a lock; measured
 on 2 busy cores: 25-33 us a call, numba's OpenMP prange 16-21 us), so work below
-:data:`MIN_WORK` runs on the calling thread in one call.
+``settings.TUNING.thread_min_work`` runs on the calling thread in one call.
 
 Thread-safe: each call waits only for its own chunks, which the calling thread also
 works through itself, so calls from several threads (or from a kernel's Python
@@ -39,17 +39,18 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-# elements (or multiply-adds) below which a kernel runs on the calling thread in one
-# call: handing a chunk to a worker costs ~25-35 us here
-MIN_WORK = 1 << 15
+from ...settings import TUNING
+
 CHUNKS_PER_THREAD = 4  # chunks a call is cut into, per thread: a late or slow thread costs at most a chunk
 
 KERNEL = {"nogil": True, "cache": True, "_nrt": False}  # numba options of every job-range kernel
 
 
 def num_threads() -> int:
-    """Threads the compiled kernels use: numba's setting (``NUMBA_NUM_THREADS``, or
-    ``numba.set_num_threads`` on the calling thread)."""
+    """Threads the compiled kernels use: ``settings.TUNING.threads`` if set, else numba's
+    setting (``NUMBA_NUM_THREADS``, or ``numba.set_num_threads`` on the calling thread)."""
+    if TUNING.threads is not None:
+        return TUNING.threads
     import numba
 
     return int(numba.get_num_threads())
@@ -114,11 +115,11 @@ def parallel_for(kernel: Callable[..., Any], n_jobs: int, *args: Any, work: int 
     :func:`num_threads` threads (the caller's among them); returns when all are done.
 
     ``work``: about how many elements (or multiply-adds) the whole call takes; below
-    :data:`MIN_WORK` one call on this thread does it all."""
+    ``settings.TUNING.thread_min_work`` one call on this thread does it all."""
     if n_jobs <= 0:
         return
     threads = min(num_threads(), n_jobs)
-    if threads <= 1 or (work is not None and work < MIN_WORK):
+    if threads <= 1 or (work is not None and work < TUNING.thread_min_work):
         kernel(0, n_jobs, *args)
         return
     chunks = min(n_jobs, CHUNKS_PER_THREAD * threads)
