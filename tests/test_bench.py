@@ -62,6 +62,9 @@ def test_conv_case_times_the_im2col_path_too() -> None:
     else:
         assert row["path_fwd"] > 0 and row["path_bwd"] > 0 and row["im2col_fwd"] > 0
     assert row["ratio_fwd"] > 0 and row["gflops_fwd"] > 0
+    from convpool import config
+
+    assert row["impl"] in config.describe()  # the name of the implementation that ran, as describe() lists it
 
 
 def test_im2col_context_restores_the_choice() -> None:

@@ -54,7 +54,7 @@ def time_case(case: Case, limits: dict[str, float], budget: float = 1.0) -> dict
         for who in ("ours", "torch", "im2col")
         if getattr(case, f"{who}_{part}") is not None
     }
-    r: dict[str, Any] = {"case": case.name, "group": case.group, "kind": case.group}
+    r: dict[str, Any] = {"case": case.name, "group": case.group, "kind": case.group, "impl": case.impl}
     r.update(dict(zip(slots, measure(list(slots.values()), budget=budget), strict=True)))
     for part in ("fwd", "bwd"):
         r.setdefault(f"ours_{part}", None)

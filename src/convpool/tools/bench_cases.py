@@ -39,6 +39,7 @@ class Case:
     im2col_bwd: Callable[[], Any] | None = None
     flops: float = 0.0  # forward multiply-adds * 2 (conv)
     bytes: float = 0.0  # forward bytes read + written (pool)
+    impl: str | None = None  # the implementation convpool chose (its row in config.describe())
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,14 @@ class Spec:
     name: str
     group: str
     build: Callable[[], Case]
+
+
+def impl_name(ctx: Any) -> str | None:
+    """The name of the implementation that made ``ctx`` (None where it has none)."""
+    try:
+        return str(ctx.name)
+    except (AttributeError, KeyError, ValueError, LookupError):
+        return None
 
 
 def im2col_only() -> AbstractContextManager[None] | None:
@@ -105,6 +114,7 @@ def _conv_case(
         lambda: tfn(xt, wt, bt, stride, padding, 1, groups),
         lambda: torch.autograd.grad(yt, (xt, wt, bt), dyt, retain_graph=True),
         flops=2.0 * macs,
+        impl=impl_name(ctx),
     )
     return _with_im2col(case, lambda: F.conv_forward(x, w, b, stride, padding, 1, groups, nd=nd), F.conv_backward, dy)
 
@@ -133,6 +143,7 @@ def _conv_transpose_case(name: str, x_shape: tuple, w_shape: tuple, stride: int 
         lambda: tfn(xt, wt, bt, stride, padding),
         lambda: torch.autograd.grad(yt, (xt, wt, bt), dyt, retain_graph=True),
         flops=2.0 * x.size * math.prod(w_shape[1:]),  # every input element times a (C_out, *kernel) slice
+        impl=impl_name(ctx),
     )
     return _with_im2col(
         case, lambda: CT.conv_transpose_forward(x, w, b, stride, padding), CT.conv_transpose_backward, dy
@@ -200,6 +211,7 @@ def _pool_case(name: str, op: str, x_shape: tuple, **kw: Any) -> Case:
         lambda: tfwd(xt),
         lambda: torch.autograd.grad(yt, (xt,), dyt, retain_graph=True),
         bytes=4.0 * (x.size + y.size),
+        impl=impl_name(ctx_any),
     )
 
 
@@ -221,6 +233,7 @@ def _maxplus_case(name: str, x_shape: tuple, w_shape: tuple, padding: int = 1) -
         lambda: F.conv_forward(x, w, None, 1, padding),
         lambda: F.conv_backward(dy, conv_ctx),
         flops=2.0 * y.size * math.prod(w_shape[1:]),  # an add and a max per (output, entry)
+        impl=impl_name(ctx),
     )
 
 

@@ -83,7 +83,7 @@ def _r(v: float | None) -> str:
 
 HEADER = (
     f"{'case':<46} {'forward convpool / torch ms = ratio':>36}   {'backward convpool / torch ms = ratio':>36}"
-    "   chosen/im2col fwd  bwd   achieved (share of peak)"
+    "   chosen/im2col fwd  bwd   achieved (share of peak) implementation"
 )
 
 
@@ -99,7 +99,7 @@ def format_row(r: dict[str, Any]) -> str:
     return (
         f"{r['case']:<46} {_ms(r['ours_fwd'])} / {_ms(r['torch_fwd'])} ms = {_r(r.get('ratio_fwd'))}"
         f"   {_ms(r['ours_bwd'])} / {_ms(r['torch_bwd'])} ms = {_r(r.get('ratio_bwd'))}"
-        f"   {'':10}{path}   {perf}"
+        f"   {'':10}{path}   {perf:24} {r.get('impl') or ''}"
     ).rstrip()
 
 
