@@ -145,3 +145,31 @@ def test_tuning_sets_and_restores_thresholds() -> None:
         with config.tuning(threads=0):
             pass
     assert TUNING.cols_budget == before
+
+
+@pytest.mark.skipif(not COMPILED, reason="numba not installed")
+def test_autotune_measures_once_per_shape_and_keeps_a_fit_winner() -> None:
+    from convpool.backends import autotune
+
+    x = np.random.default_rng(0).standard_normal((2, 4, 12, 12)).astype(np.float32)
+    w = np.random.default_rng(1).standard_normal((6, 4, 3, 3)).astype(np.float32)
+    y0, ctx0 = F.conv_forward(x, w, None, 1, 1)
+    autotune.forget()
+    config.set_autotune(True)
+    try:
+        y1, ctx1 = F.conv_forward(x, w, None, 1, 1)
+        assert len(autotune.winners()) == 1
+        assert ctx1.name in ("direct-wide", "im2col")  # the two compiled rows that apply
+        y2, ctx2 = F.conv_forward(x + 1, w, None, 1, 1)  # same shape: no new measurement
+        assert len(autotune.winners()) == 1 and ctx2.name == ctx1.name
+        with config.use("conv", "im2col"):  # a held family is not measured
+            assert F.conv_forward(x, w, None, 1, 1)[1].name == "im2col"
+        F.conv_forward(x[:1], w, None, 1, 1)
+        assert len(autotune.winners()) == 2
+    finally:
+        config.set_autotune(None)
+        autotune.forget()
+    np.testing.assert_allclose(y0, y1, rtol=1e-4, atol=1e-4)
+    assert F.conv_forward(x, w, None, 1, 1)[1].name == "direct-wide"  # the rules again
+    with pytest.raises(TypeError, match="set_autotune takes True, False or None, got 'yes'"):
+        config.set_autotune("yes")  # type: ignore[arg-type]

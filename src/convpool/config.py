@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from . import settings
-from .backends import switch
+from .backends import autotune, switch
 from .backends.switch import BACKENDS, available_backends, backend, get_backend, set_backend
 from .backends.tables import TABLES, ConvProblem, Verdict
 
@@ -37,6 +37,7 @@ __all__ = [
     "describe",
     "get_backend",
     "info",
+    "set_autotune",
     "set_backend",
     "tables_text",
     "tuning",
@@ -85,6 +86,16 @@ def tuning(**values: Any) -> Iterator[settings.Tuning]:
     finally:
         for name, value in previous.items():
             setattr(t, name, value)
+
+
+def set_autotune(on: bool | None) -> None:
+    """Measure instead of following the rules: with ``True``, the first call of each
+    convolution shape times every compiled implementation that applies (forward and
+    backward) and keeps the fastest (:mod:`convpool.backends.autotune`); ``False``: the
+    tables' rules (deterministic, the default); ``None``: as ``CONVPOOL_AUTOTUNE`` says."""
+    if on is not None and not isinstance(on, bool):
+        raise TypeError(f"set_autotune takes True, False or None, got {on!r}")
+    autotune.set_enabled(on)
 
 
 def _shape(value: Any, name: str) -> tuple[int, ...]:

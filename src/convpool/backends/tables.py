@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from ..geometry import Geometry
-from . import switch
+from . import autotune, switch
 
 
 @dataclass(frozen=True)
@@ -135,6 +135,12 @@ class Table:
         rows = self.rows
         if held is not None:  # the held implementation first, the table's order after it
             rows = sorted(rows, key=lambda r: r.name != held)
+        elif autotune.enabled():  # measured: the fastest compiled row that applies
+            compiled = [r for r in rows if r.backend == "compiled" and self._active(r) is None]
+            fit = [(r.name, r.load()) for r in compiled if r.load().why_not(problem) is None]
+            name = autotune.pick(self.family, problem, fit)
+            if name is not None:
+                return next(r for r in rows if r.name == name)
         for row in rows:
             if self._active(row) is None and row.load().why_not(problem) is None:
                 return row
