@@ -46,7 +46,7 @@ def measure(
     return [statistics.median(s) for s in samples]
 
 
-def time_case(case: Case, limits: dict[str, float], budget: float = 1.0) -> dict[str, Any]:
+def time_case(case: Case, limits: dict[str, float], budget: float = 1.0, min_repeats: int = 5) -> dict[str, Any]:
     """The row of one case: its times, ratios and achieved rates."""
     slots = {
         f"{who}_{part}": getattr(case, f"{who}_{part}")
@@ -55,7 +55,7 @@ def time_case(case: Case, limits: dict[str, float], budget: float = 1.0) -> dict
         if getattr(case, f"{who}_{part}") is not None
     }
     r: dict[str, Any] = {"case": case.name, "group": case.group, "kind": case.group, "impl": case.impl}
-    r.update(dict(zip(slots, measure(list(slots.values()), budget=budget), strict=True)))
+    r.update(dict(zip(slots, measure(list(slots.values()), min_repeats, budget), strict=True)))
     for part in ("fwd", "bwd"):
         r.setdefault(f"ours_{part}", None)
         r.setdefault(f"torch_{part}", None)
@@ -85,12 +85,12 @@ def run(quick: bool = False, only: str | None = None, memory: bool = True) -> di
     if not specs:
         names = ", ".join(s.name for s in suite(quick))
         raise ValueError(f"--only {only!r} matches no case; the cases are: {names}")
-    budget = 0.2 if quick else 1.0
+    budget, repeats = (0.05, 3) if quick else (1.0, 5)  # seconds per function and case; rounds at least
     limits = bench_isa.machine_limits(budget=0.2 if quick else 0.5)
     print(bench_report.HEADER, flush=True)
     rows = []
     for spec in specs:
-        r = time_case(spec.build(), limits, budget)
+        r = time_case(spec.build(), limits, budget, repeats)
         rows.append(r)
         print(bench_report.format_row(r), flush=True)
     res: dict[str, Any] = {

@@ -254,12 +254,12 @@ def suite(quick: bool = False) -> list[Spec]:
     from . import bench_steps
 
     n = 4 if quick else 1
-    mp = "maxplus conv 64->64 k3 28x28 (vs convpool conv2d)"
+    mp = "maxplus 64->64 k3 28x28 (vs convpool conv2d)"
     return [
         _conv("conv2d LeNet 64x1x28x28 1->6 k5", 2, (64 // n, 1, 28, 28), (6, 1, 5, 5)),
         _conv("conv2d CIFAR 128x3x32x32 3->32 k3 p1", 2, (128 // n, 3, 32, 32), (32, 3, 3, 3), 1, 1),
-        _conv("conv2d 28x28 32x32 32->64 k3 p1", 2, (32 // n, 32, 28, 28), (64, 32, 3, 3), 1, 1),
-        _conv("conv2d 28x28 32x64 64->64 k3 p1", 2, (32 // n, 64, 28, 28), (64, 64, 3, 3), 1, 1),
+        _conv("conv2d 32x32x28x28 32->64 k3 p1", 2, (32 // n, 32, 28, 28), (64, 32, 3, 3), 1, 1),
+        _conv("conv2d 32x64x28x28 64->64 k3 p1", 2, (32 // n, 64, 28, 28), (64, 64, 3, 3), 1, 1),
         _conv("conv2d ResNet 32x64x56x56 k3 p1", 2, (32 // n, 64, 56, 56), (64, 64, 3, 3), 1, 1),
         _conv("conv2d strided 64->128 k3 s2 p1", 2, (32 // n, 64, 56, 56), (128, 64, 3, 3), 2, 1),
         _conv("conv2d depthwise 128ch k3 p1", 2, (32 // n, 128, 56, 56), (128, 1, 3, 3), 1, 1, 128),
