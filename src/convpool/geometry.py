@@ -210,6 +210,40 @@ def check_bool(value: Any, name: str) -> bool:
     return bool(value)
 
 
+def tap_counts(k: int, s: int, d: int, out: int, lo: int, hi: int) -> np.ndarray:
+    """Along one dimension: for every output ``o``, how many taps ``t`` in ``0..k-1`` read
+    a position ``o*s + t*d`` inside ``[lo, hi)``.
+
+    Closed form, ``O(out)`` whatever the kernel size: the taps that land in the range
+    are ``ceil((lo - o*s)/d) <= t < ceil((hi - o*s)/d)``, clipped to ``[0, k)``.
+    """
+    base = np.arange(out, dtype=np.int64) * s
+    first = np.minimum(np.maximum(-((base - lo) // d), 0), k)  # ceil((lo - base) / d), in [0, k]
+    stop = np.minimum(np.maximum(-((base - hi) // d), 0), k)
+    return np.maximum(stop - first, 0)
+
+
+def valid_counts(
+    kernel: Sequence[int],
+    stride: Sequence[int],
+    dilation: Sequence[int],
+    out: Sequence[int],
+    lo: Sequence[int],
+    hi: Sequence[int],
+) -> np.ndarray:
+    """For every output position, how many window elements fall in ``[lo, hi)``.
+
+    Positions are in padded coordinates; e.g. ``lo = pad_lo, hi = pad_lo + in``
+    counts the real input elements of each window (the divisor of an average
+    that excludes padding).  The count is separable, so it is built as an
+    outer product of one :func:`tap_counts` vector per dimension.  Shape ``out``.
+    """
+    counts = np.ones((), dtype=np.int64)
+    for k, s, d, o, a, b in zip(kernel, stride, dilation, out, lo, hi, strict=True):
+        counts = np.multiply.outer(counts, tap_counts(k, s, d, o, a, b))
+    return counts
+
+
 @dataclass(frozen=True)
 class Geometry:
     """Where the windows of one op lie, per spatial dimension.
@@ -257,8 +291,6 @@ class Geometry:
         else:
             lo = [a for a, _ in self.pads]
             hi = [n + a for n, (a, _) in zip(self.in_size, self.pads, strict=True)]
-        from .windows import valid_counts  # windows builds on this module
-
         return valid_counts(self.kernel, self.stride, self.dilation, self.out, lo, hi)
 
 
@@ -294,3 +326,63 @@ def make_geometry(
         for n, k, s, d, o, (lo, hi) in zip(in_size, kernel, strides, dil, out, pads, strict=True)
     )
     return Geometry(in_size, kernel, strides, dil, pads, out, extra)
+
+
+def is_int(value: Any) -> bool:
+    """An int (Python's or NumPy's), not a bool: what a size or an index may be."""
+    return _is_int(value)
+
+
+def positive_int(value: Any, name: str) -> int:
+    """``value`` as an int; ValueError naming ``name`` unless it is a positive int."""
+    if not _is_int(value) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return int(value)
+
+
+def check_groups(in_channels: Any, out_channels: Any, groups: Any) -> int:
+    """Channel counts and ``groups`` of a convolution: positive ints, ``groups`` dividing
+    both counts (the rule and messages of the functional ops' weight check)."""
+    for name, v in (("in_channels", in_channels), ("out_channels", out_channels), ("groups", groups)):
+        positive_int(v, name)
+    if in_channels % groups or out_channels % groups:
+        raise ValueError(f"groups={groups} must divide both in_channels={in_channels} and out_channels={out_channels}")
+    return int(groups)
+
+
+def conv_padding(padding: Any, nd: int) -> Pairs | str:
+    """A convolution's ``padding`` checked before the input size is known: 'valid' or
+    'same' as given, anything else as (lo, hi) pairs (:func:`resolve_padding`'s rule)."""
+    if isinstance(padding, str):
+        if padding not in ("same", "valid"):
+            raise ValueError(f"padding must be 'valid', 'same' or ints, got {padding!r}")
+        return padding
+    return padding_pairs(padding, nd)
+
+
+def check_grad(dy: Any, expected: tuple[int, ...], dtype: np.dtype, name: str = "grad_output") -> np.ndarray:
+    """``dy`` checked as a floating-point array of the output's shape ``expected``, as ``dtype``."""
+    dy = check_array(dy, name)
+    if dy.shape != tuple(expected):
+        raise ValueError(f"{name} must have the output's shape {tuple(expected)}, got {dy.shape}")
+    return dy.astype(dtype, copy=False)
+
+
+def is_number(value: Any) -> bool:
+    """An int or a float (Python's or NumPy's), not a bool."""
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+
+
+def check_output_ratio(output_ratio: Any, nd: int) -> tuple[float, ...]:
+    """Fractional max pooling's ``output_ratio`` as ``nd`` floats, each in (0, 1)."""
+    if isinstance(output_ratio, (tuple, list)):
+        values = tuple(output_ratio)
+        if len(values) == 1:
+            values = values * nd
+    else:
+        values = (output_ratio,) * nd
+    if not (len(values) == nd and all(is_number(r) for r in values)):
+        raise TypeError(f"output_ratio must be a number or a tuple of {nd} numbers in (0, 1), got {output_ratio!r}")
+    if not all(0 < r < 1 for r in values):  # NaN fails too
+        raise ValueError(f"output_ratio must be between 0 and 1 (exclusive), got {output_ratio!r}")
+    return tuple(float(r) for r in values)

@@ -32,7 +32,14 @@ from ..backends.compiled import kernels as _kernels
 from ._common import batched, check_bool, check_grad, check_spatial
 
 
-def _output_size(output_size: Any, in_size: tuple[int, ...]) -> tuple[int, ...]:
+def adaptive_output_size(output_size: Any, in_size: tuple[int, ...]) -> tuple[int, ...]:
+    """The output size of adaptive pooling for an input of spatial size ``in_size``:
+    ``output_size`` (an int or one per dim, None keeping that dim's size) as a tuple,
+    or a ValueError naming it.  A layer checks its argument with ``in_size`` all ones.
+
+    >>> adaptive_output_size((None, 4), (7, 9))
+    (7, 4)
+    """
     nd = len(in_size)
     if output_size is None or geometry._is_int(output_size):
         sizes: tuple[Any, ...] = (output_size,) * nd
@@ -100,7 +107,7 @@ def _window_sizes(windows: list[tuple[np.ndarray, np.ndarray]], dtype: np.dtype)
 def adaptive_avg_pool_forward(x: Any, nd: int, output_size: Any) -> tuple[np.ndarray, AdaptiveCtx]:
     xb, unbatched = batched(x, nd)
     check_spatial(xb, nd, unbatched)
-    out = _output_size(output_size, xb.shape[2:])
+    out = adaptive_output_size(output_size, xb.shape[2:])
     if all(o == 1 for o in out):  # global average pooling: one mean over the flattened plane
         plane = geometry.prod(xb.shape[2:])
         flat = np.ascontiguousarray(xb).reshape(-1, plane)
@@ -147,7 +154,7 @@ def adaptive_max_pool_forward(x: Any, nd: int, output_size: Any) -> tuple[np.nda
     xb, unbatched = batched(x, nd)
     check_spatial(xb, nd, unbatched)
     in_size = xb.shape[2:]
-    out = _output_size(output_size, in_size)
+    out = adaptive_output_size(output_size, in_size)
     index = []  # per dim: (o, kmax) input indices of each window
     for n, o in zip(in_size, out, strict=True):
         start, end = bounds(n, o)

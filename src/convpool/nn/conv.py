@@ -8,10 +8,9 @@ from typing import Any
 
 import numpy as np
 
-from .. import functional as F
 from .. import geometry
 from .._random import generator
-from ._common import positive_int
+from ..functional.conv import conv_backward, conv_forward, conv_param_backward
 from .module import Module, Parameter
 
 
@@ -40,24 +39,15 @@ class _ConvLayer(Module):
         dilation: Any,
         groups: int,
     ) -> None:
-        """Check and store channels, groups, kernel size, stride, dilation and padding."""
+        """Check and store channels, groups, kernel size, stride, dilation and padding, with
+        the rules (and messages) the functional ops apply on each call."""
         nd = self.nd
-        for name, v in (("in_channels", in_channels), ("out_channels", out_channels), ("groups", groups)):
-            positive_int(v, name)
-        if in_channels % groups or out_channels % groups:
-            raise ValueError(
-                f"groups={groups} must divide both in_channels={in_channels} and out_channels={out_channels}"
-            )
+        geometry.check_groups(in_channels, out_channels, groups)
         self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
         self.kernel_size = geometry.ntuple(kernel_size, nd, "kernel_size")
         self.stride = geometry.ntuple(stride, nd, "stride")
         self.dilation = geometry.ntuple(dilation, nd, "dilation")
-        if isinstance(padding, str):
-            if padding not in ("same", "valid"):
-                raise ValueError(f"padding must be 'valid', 'same' or ints, got {padding!r}")
-            self.padding: Any = padding
-        else:
-            self.padding = geometry.padding_pairs(padding, nd)
+        self.padding: Any = geometry.conv_padding(padding, nd)
 
     def forward(self, x: Any) -> np.ndarray:
         bias = None if self.bias is None else self.bias.data
@@ -110,20 +100,12 @@ def _float_dtype(dtype: Any) -> np.dtype:
 
 
 class _ConvNd(_ConvLayer):
-    """N-d convolution with learned weights ``(C_out, C_in/groups, *kernel)`` and bias.
+    """N-d convolution with learned weights ``(C_out, C_in/groups, *kernel)`` and bias;
+    subclasses fix ``nd`` (see :class:`Conv2d`)."""
 
-    Arguments and defaults are PyTorch's.  Initialisation is PyTorch's default
-    (Kaiming-uniform with a=sqrt(5)): weight and bias uniform in
-    ``+-1/sqrt(fan_in)``, ``fan_in = C_in/groups * prod(kernel)``.
-
-    Shape: ``(N, C_in, *in) -> (N, C_out, *out)`` with
-    ``out = floor((in + 2*padding - dilation*(kernel-1) - 1) / stride) + 1``.
-    Parameters: ``C_out * C_in/groups * prod(kernel) (+ C_out bias)``.
-    """
-
-    _forward_op = staticmethod(F.conv_forward)
-    _backward_op = staticmethod(F.conv_backward)
-    _param_backward_op = staticmethod(F.conv.conv_param_backward)
+    _forward_op = staticmethod(conv_forward)
+    _backward_op = staticmethod(conv_backward)
+    _param_backward_op = staticmethod(conv_param_backward)
 
     def __init__(
         self,
@@ -149,7 +131,7 @@ class _ConvNd(_ConvLayer):
         shape = (out_channels, in_channels // groups, *self.kernel_size)
         self.weight = Parameter(rng.uniform(-bound, bound, shape).astype(dtype))
         self.bias = Parameter(rng.uniform(-bound, bound, out_channels).astype(dtype)) if bias else None
-        self._ctx: F.conv.ConvCtx | F.conv.TrimmedCtx | None = None
+        self._ctx: Any = None
 
     def extra_repr(self) -> str:
         s = self._geometry_repr()
@@ -161,16 +143,117 @@ class _ConvNd(_ConvLayer):
 
 
 class Conv1d(_ConvNd):
+    """1-d convolution: each output channel sums a learned kernel over every window of the input.
+
+    Arguments and defaults are PyTorch's, as is the initialisation (Kaiming-uniform, ``a=sqrt(5)``):
+    weight and bias uniform in ``+-1/sqrt(fan_in)``, ``fan_in = C_in/groups * prod(kernel_size)``.
+
+    Args:
+        in_channels: channels of the input, ``C_in``.
+        out_channels: channels of the output, ``C_out``.
+        kernel_size: window size, an int or a 1-tuple.
+        stride: step between windows, an int or a 1-tuple (default 1).
+        padding: an int or one ``(lo, hi)`` pair, 'valid' (none) or 'same' (output size
+            ``ceil(in / stride)``, the odd element padded at the end) (default 0).
+        dilation: spacing between kernel elements, an int or a 1-tuple (default 1).
+        groups: independent channel groups; divides both channel counts (default 1).
+        bias: learn a bias per output channel (default True).
+        padding_mode: 'zeros' (default), 'reflect', 'replicate' or 'circular'.
+        dtype: floating-point type of the parameters (default float32).
+
+    Shape:
+        ``(N, C_in, L) -> (N, C_out, L_out)``, or unbatched ``(C_in, L)``, with per dim
+        ``out = floor((in + pad_lo + pad_hi - dilation*(kernel_size-1) - 1) / stride) + 1``.
+        ``pad_lo = pad_hi = padding`` for an int or a tuple, as given for ``(lo, hi)`` pairs, or for 'same' so
+        that ``out = ceil(in / stride)`` ('valid': 0).
+        Parameters: ``weight`` ``(C_out, C_in/groups, k)``, ``bias`` ``(C_out,)``.
+
+    Example:
+        >>> conv = nn.Conv1d(4, 8, 3, padding=1)
+        >>> y = conv(np.random.rand(2, 4, 9).astype(np.float32))
+        >>> y.shape
+        (2, 8, 9)
+        >>> gx = conv.backward(np.ones_like(y))  # accumulates conv.weight.grad and conv.bias.grad
+        >>> conv.weight.grad.shape
+        (8, 4, 3)
+    """
+
     nd = 1
 
 
 class Conv2d(_ConvNd):
+    """2-d convolution: each output channel sums a learned kernel over every window of the input.
+
+    Arguments and defaults are PyTorch's, as is the initialisation (Kaiming-uniform, ``a=sqrt(5)``):
+    weight and bias uniform in ``+-1/sqrt(fan_in)``, ``fan_in = C_in/groups * prod(kernel_size)``.
+
+    Args:
+        in_channels: channels of the input, ``C_in``.
+        out_channels: channels of the output, ``C_out``.
+        kernel_size: window size, an int or a pair ``(kH, kW)``.
+        stride: step between windows, an int or a pair (default 1).
+        padding: an int, a pair or two ``(lo, hi)`` pairs, 'valid' (none) or 'same' (output size
+            ``ceil(in / stride)``, the odd element padded at the end) (default 0).
+        dilation: spacing between kernel elements, an int or a pair (default 1).
+        groups: independent channel groups; divides both channel counts (default 1).
+        bias: learn a bias per output channel (default True).
+        padding_mode: 'zeros' (default), 'reflect', 'replicate' or 'circular'.
+        dtype: floating-point type of the parameters (default float32).
+
+    Shape:
+        ``(N, C_in, H, W) -> (N, C_out, H_out, W_out)``, or unbatched ``(C_in, H, W)``, with per dim
+        ``out = floor((in + pad_lo + pad_hi - dilation*(kernel_size-1) - 1) / stride) + 1``.
+        ``pad_lo = pad_hi = padding`` for an int or a tuple, as given for ``(lo, hi)`` pairs, or for 'same' so
+        that ``out = ceil(in / stride)`` ('valid': 0).
+        Parameters: ``weight`` ``(C_out, C_in/groups, kH, kW)``, ``bias`` ``(C_out,)``.
+
+    Example:
+        >>> conv = nn.Conv2d(4, 8, 3, padding=1)
+        >>> y = conv(np.random.rand(2, 4, 9, 9).astype(np.float32))
+        >>> y.shape
+        (2, 8, 9, 9)
+        >>> gx = conv.backward(np.ones_like(y))  # accumulates conv.weight.grad and conv.bias.grad
+        >>> conv.weight.grad.shape
+        (8, 4, 3, 3)
+    """
+
     nd = 2
 
 
 class Conv3d(_ConvNd):
+    """3-d convolution: each output channel sums a learned kernel over every window of the input.
+
+    Arguments and defaults are PyTorch's, as is the initialisation (Kaiming-uniform, ``a=sqrt(5)``):
+    weight and bias uniform in ``+-1/sqrt(fan_in)``, ``fan_in = C_in/groups * prod(kernel_size)``.
+
+    Args:
+        in_channels: channels of the input, ``C_in``.
+        out_channels: channels of the output, ``C_out``.
+        kernel_size: window size, an int or a triple ``(kD, kH, kW)``.
+        stride: step between windows, an int or a triple (default 1).
+        padding: an int, a triple or three ``(lo, hi)`` pairs, 'valid' (none) or 'same' (output size
+            ``ceil(in / stride)``, the odd element padded at the end) (default 0).
+        dilation: spacing between kernel elements, an int or a triple (default 1).
+        groups: independent channel groups; divides both channel counts (default 1).
+        bias: learn a bias per output channel (default True).
+        padding_mode: 'zeros' (default), 'reflect', 'replicate' or 'circular'.
+        dtype: floating-point type of the parameters (default float32).
+
+    Shape:
+        ``(N, C_in, D, H, W) -> (N, C_out, D_out, H_out, W_out)``, or unbatched ``(C_in, D, H, W)``, with per dim
+        ``out = floor((in + pad_lo + pad_hi - dilation*(kernel_size-1) - 1) / stride) + 1``.
+        ``pad_lo = pad_hi = padding`` for an int or a tuple, as given for ``(lo, hi)`` pairs, or for 'same' so
+        that ``out = ceil(in / stride)`` ('valid': 0).
+        Parameters: ``weight`` ``(C_out, C_in/groups, kD, kH, kW)``, ``bias`` ``(C_out,)``.
+
+    Example:
+        >>> conv = nn.Conv3d(4, 8, 3, padding=1)
+        >>> y = conv(np.random.rand(1, 4, 5, 9, 9).astype(np.float32))
+        >>> y.shape
+        (1, 8, 5, 9, 9)
+        >>> gx = conv.backward(np.ones_like(y))  # accumulates conv.weight.grad and conv.bias.grad
+        >>> conv.weight.grad.shape
+        (8, 4, 3, 3, 3)
+    """
+
     nd = 3
-
-
-for _cls in (Conv1d, Conv2d, Conv3d):
-    _cls.__doc__ = f"{_cls.nd}-d convolution layer.\n\n" + (_ConvNd.__doc__ or "")

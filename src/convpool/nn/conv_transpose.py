@@ -15,47 +15,8 @@ from .conv import _ConvLayer, _float_dtype
 from .module import Parameter
 
 
-def _doc(nd: int) -> str:
-    size = ", ".join(["7"] * nd)
-    return f"""{nd}-d transposed convolution layer, PyTorch's ``ConvTranspose{nd}d``: the adjoint of
-    ``Conv{nd}d``, upsampling by ``stride``.
-
-    Args:
-        in_channels: channels of the input.
-        out_channels: channels of the output.
-        kernel_size: an int or a tuple of {nd} ints.
-        stride: an int or a tuple of {nd} ints (default 1).
-        padding: an int or a tuple of {nd} ints cropped from both ends of the output
-            (default 0; no 'same'/'valid', as in PyTorch).
-        output_padding: added to the high end of the output, smaller than stride or
-            dilation per dim (default 0); ``forward(x, output_size)`` picks it instead.
-        groups: splits the channels; divides both channel counts (default 1).
-        bias: learn a bias per output channel (default True).
-        dilation: an int or a tuple of {nd} ints (default 1).
-        padding_mode: only 'zeros' (as in PyTorch).
-        dtype: of the parameters (default float32).
-
-    Initialisation is PyTorch's (Kaiming-uniform, a=sqrt(5)): weight and bias uniform in
-    ``+-1/sqrt(fan_in)`` with, as PyTorch computes it for this layout,
-    ``fan_in = weight.shape[1] * prod(kernel) = out_channels/groups * prod(kernel)``.
-
-    Shape:
-        input ``(N, C_in, *in)`` or ``(C_in, *in)``, output ``(N, C_out, *out)`` with per dim
-        ``out = (in-1)*stride - 2*padding + dilation*(kernel_size-1) + output_padding + 1``.
-        Parameters: weight ``(C_in, C_out/groups, *kernel_size)``, bias ``(C_out,)``.
-
-    Example::
-
-        >>> up = nn.ConvTranspose{nd}d(8, 4, 4, stride=2, padding=1)
-        >>> x = np.random.rand(2, 8, {size}).astype(np.float32)
-        >>> y = up(x)                        # (2, 4, {", ".join(["14"] * nd)})
-        >>> y = up(x, output_size=[{", ".join(["15"] * nd)}])  # output_padding 1
-        >>> gx = up.backward(np.ones_like(y))  # accumulates up.weight.grad, up.bias.grad
-    """
-
-
 class _ConvTransposeNd(_ConvLayer):
-    """N-d transposed convolution; subclasses fix ``nd``."""
+    """N-d transposed convolution; subclasses fix ``nd`` (see :class:`ConvTranspose2d`)."""
 
     _backward_op = staticmethod(CT.conv_transpose_backward)
     _param_backward_op = staticmethod(CT.conv_transpose_param_backward)
@@ -132,15 +93,126 @@ class _ConvTransposeNd(_ConvLayer):
 
 
 class ConvTranspose1d(_ConvTransposeNd):
-    __doc__ = _doc(1)
+    """1-d transposed convolution: the adjoint of ``Conv1d``, upsampling by ``stride`` (as PyTorch's).
+
+    Initialisation is PyTorch's (Kaiming-uniform, ``a=sqrt(5)``): weight and bias uniform in
+    ``+-1/sqrt(fan_in)`` with, as PyTorch computes it for this layout,
+    ``fan_in = weight.shape[1] * prod(kernel_size) = C_out/groups * prod(kernel_size)``.
+
+    Args:
+        in_channels: channels of the input, ``C_in``.
+        out_channels: channels of the output, ``C_out``.
+        kernel_size: window size, an int or a 1-tuple.
+        stride: upsampling factor, an int or a 1-tuple (default 1).
+        padding: an int or a 1-tuple cropped from both ends of each dim of the output, symmetric
+            (default 0; no 'same', no ``(lo, hi)`` pairs, as in PyTorch).
+        output_padding: an int or a 1-tuple added to the high end of the output, smaller than
+            stride or dilation per dim (default 0); ``forward(x, output_size)`` picks it instead.
+        groups: independent channel groups; divides both channel counts (default 1).
+        bias: learn a bias per output channel (default True).
+        dilation: spacing between kernel elements, an int or a 1-tuple (default 1).
+        padding_mode: only 'zeros' (as in PyTorch).
+        dtype: floating-point type of the parameters (default float32).
+
+    Shape:
+        ``(N, C_in, L) -> (N, C_out, L_out)``, or unbatched ``(C_in, L)``, with per dim
+        ``out = (in-1)*stride - (pad_lo + pad_hi) + dilation*(kernel_size-1) + output_padding + 1``,
+        ``pad_lo = pad_hi = padding``.  Parameters: ``weight`` ``(C_in, C_out/groups, *kernel_size)``,
+        ``bias`` ``(C_out,)``.
+
+    Example:
+        >>> up = nn.ConvTranspose1d(8, 4, 4, stride=2, padding=1)
+        >>> x = np.random.rand(2, 8, 7).astype(np.float32)
+        >>> up(x).shape
+        (2, 4, 14)
+        >>> y = up(x, output_size=[15])  # output_padding 1
+        >>> y.shape
+        (2, 4, 15)
+        >>> gx = up.backward(np.ones_like(y))  # accumulates up.weight.grad and up.bias.grad
+    """
+
     nd = 1
 
 
 class ConvTranspose2d(_ConvTransposeNd):
-    __doc__ = _doc(2)
+    """2-d transposed convolution: the adjoint of ``Conv2d``, upsampling by ``stride`` (as PyTorch's).
+
+    Initialisation is PyTorch's (Kaiming-uniform, ``a=sqrt(5)``): weight and bias uniform in
+    ``+-1/sqrt(fan_in)`` with, as PyTorch computes it for this layout,
+    ``fan_in = weight.shape[1] * prod(kernel_size) = C_out/groups * prod(kernel_size)``.
+
+    Args:
+        in_channels: channels of the input, ``C_in``.
+        out_channels: channels of the output, ``C_out``.
+        kernel_size: window size, an int or a pair ``(kH, kW)``.
+        stride: upsampling factor, an int or a pair (default 1).
+        padding: an int or a pair cropped from both ends of each dim of the output, symmetric
+            (default 0; no 'same', no ``(lo, hi)`` pairs, as in PyTorch).
+        output_padding: an int or a pair added to the high end of the output, smaller than
+            stride or dilation per dim (default 0); ``forward(x, output_size)`` picks it instead.
+        groups: independent channel groups; divides both channel counts (default 1).
+        bias: learn a bias per output channel (default True).
+        dilation: spacing between kernel elements, an int or a pair (default 1).
+        padding_mode: only 'zeros' (as in PyTorch).
+        dtype: floating-point type of the parameters (default float32).
+
+    Shape:
+        ``(N, C_in, H, W) -> (N, C_out, H_out, W_out)``, or unbatched ``(C_in, H, W)``, with per dim
+        ``out = (in-1)*stride - (pad_lo + pad_hi) + dilation*(kernel_size-1) + output_padding + 1``,
+        ``pad_lo = pad_hi = padding``.  Parameters: ``weight`` ``(C_in, C_out/groups, *kernel_size)``,
+        ``bias`` ``(C_out,)``.
+
+    Example:
+        >>> up = nn.ConvTranspose2d(8, 4, 4, stride=2, padding=1)
+        >>> x = np.random.rand(2, 8, 7, 7).astype(np.float32)
+        >>> up(x).shape
+        (2, 4, 14, 14)
+        >>> y = up(x, output_size=[15, 15])  # output_padding 1
+        >>> y.shape
+        (2, 4, 15, 15)
+        >>> gx = up.backward(np.ones_like(y))  # accumulates up.weight.grad and up.bias.grad
+    """
+
     nd = 2
 
 
 class ConvTranspose3d(_ConvTransposeNd):
-    __doc__ = _doc(3)
+    """3-d transposed convolution: the adjoint of ``Conv3d``, upsampling by ``stride`` (as PyTorch's).
+
+    Initialisation is PyTorch's (Kaiming-uniform, ``a=sqrt(5)``): weight and bias uniform in
+    ``+-1/sqrt(fan_in)`` with, as PyTorch computes it for this layout,
+    ``fan_in = weight.shape[1] * prod(kernel_size) = C_out/groups * prod(kernel_size)``.
+
+    Args:
+        in_channels: channels of the input, ``C_in``.
+        out_channels: channels of the output, ``C_out``.
+        kernel_size: window size, an int or a triple ``(kD, kH, kW)``.
+        stride: upsampling factor, an int or a triple (default 1).
+        padding: an int or a triple cropped from both ends of each dim of the output, symmetric
+            (default 0; no 'same', no ``(lo, hi)`` pairs, as in PyTorch).
+        output_padding: an int or a triple added to the high end of the output, smaller than
+            stride or dilation per dim (default 0); ``forward(x, output_size)`` picks it instead.
+        groups: independent channel groups; divides both channel counts (default 1).
+        bias: learn a bias per output channel (default True).
+        dilation: spacing between kernel elements, an int or a triple (default 1).
+        padding_mode: only 'zeros' (as in PyTorch).
+        dtype: floating-point type of the parameters (default float32).
+
+    Shape:
+        ``(N, C_in, D, H, W) -> (N, C_out, D_out, H_out, W_out)``, or unbatched ``(C_in, D, H, W)``, with per dim
+        ``out = (in-1)*stride - (pad_lo + pad_hi) + dilation*(kernel_size-1) + output_padding + 1``,
+        ``pad_lo = pad_hi = padding``.  Parameters: ``weight`` ``(C_in, C_out/groups, *kernel_size)``,
+        ``bias`` ``(C_out,)``.
+
+    Example:
+        >>> up = nn.ConvTranspose3d(8, 4, 4, stride=2, padding=1)
+        >>> x = np.random.rand(2, 8, 3, 7, 7).astype(np.float32)
+        >>> up(x).shape
+        (2, 4, 6, 14, 14)
+        >>> y = up(x, output_size=[7, 15, 15])  # output_padding 1
+        >>> y.shape
+        (2, 4, 7, 15, 15)
+        >>> gx = up.backward(np.ones_like(y))  # accumulates up.weight.grad and up.bias.grad
+    """
+
     nd = 3

@@ -30,18 +30,17 @@ class Unfold(Module):
     Args:
         kernel_size: window size, int or tuple (a tuple's length is the number of
             spatial dims; an int means 2, as PyTorch).
-        dilation: gap between window elements (1: none).
-        padding: zeros on both sides of each spatial dim.
-        stride: step between windows.
+        dilation: spacing between window elements, int or tuple (default 1: none).
+        padding: zeros on both sides of each spatial dim, int or tuple, symmetric (default 0).
+        stride: step between windows, int or tuple (default 1).
 
     Shape:
         ``(N, C, *in) -> (N, C * prod(kernel_size), L)`` (or unbatched ``(C, *in) ->
         (C * prod(kernel_size), L)``), ``L = prod(out)``, per dim
-        ``out = floor((in + 2*padding - dilation*(kernel_size-1) - 1) / stride) + 1``.
-        The backward pass is :class:`Fold`'s forward (its adjoint).
+        ``out = floor((in + pad_lo + pad_hi - dilation*(kernel_size-1) - 1) / stride) + 1``
+        with ``pad_lo = pad_hi = padding``.  The backward pass is :class:`Fold`'s forward (its adjoint).
 
-    Example::
-
+    Example:
         >>> nn.Unfold(3, padding=1)(np.random.rand(2, 4, 8, 8)).shape
         (2, 36, 64)
     """
@@ -64,20 +63,24 @@ class Unfold(Module):
 
 
 class Fold(Module):
-    """Sum columns of sliding windows back into an array (PyTorch's ``nn.Fold``, col2im):
-    the adjoint of :class:`Unfold`; overlapping windows add up.
+    """Sum columns of sliding windows back into an array (PyTorch's ``nn.Fold``, col2im).
+
+    The adjoint of :class:`Unfold`; overlapping windows add up.
 
     Args:
         output_size: spatial size of the output, int or tuple.
-        kernel_size, dilation, padding, stride: as for :class:`Unfold`.
+        kernel_size: window size, int or tuple, as for :class:`Unfold`.
+        dilation: spacing between window elements, int or tuple (default 1).
+        padding: zeros on both sides of each spatial dim, int or tuple, symmetric (default 0).
+        stride: step between windows, int or tuple (default 1).
 
     Shape:
         ``(N, C * prod(kernel_size), L) -> (N, C, *output_size)`` (or unbatched without
         ``N``), where ``L`` must be the number of windows on ``output_size``:
-        ``prod(floor((output_size + 2*padding - dilation*(kernel_size-1) - 1) / stride) + 1)``.
+        ``prod(floor((output_size + pad_lo + pad_hi - dilation*(kernel_size-1) - 1) / stride) + 1)``
+        with ``pad_lo = pad_hi = padding``.
 
-    Example::
-
+    Example:
         >>> fold = nn.Fold((4, 4), 2)
         >>> fold(np.ones((1, 4, 9)))[0, 0]      # windows covering each element
         array([[1., 2., 2., 1.],

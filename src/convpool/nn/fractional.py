@@ -10,35 +10,11 @@ import numpy as np
 
 from .. import geometry
 from ..functional import fractional as FR
-from ..functional._common import check_bool
-from ._common import set_dim_docs
 from .module import Module
 
 
 class _FractionalMaxPoolNd(Module):
-    """Fractional max pooling: windows of ``kernel_size`` at pseudo-random, increasing
-    starts, so that a dimension shrinks by any factor between 1 and 2 (Graham,
-    "Fractional Max-Pooling", 2014).  A fresh set of starts is drawn per plane on every
-    call (from convpool's generator: :func:`convpool.manual_seed` makes it reproducible),
-    unless ``_random_samples`` fixes them; the gradient goes to each window's max.
-
-    Args:
-        kernel_size: window size (int or tuple).
-        output_size: output spatial size (int or tuple), ``o + k - 1 <= in`` per dim.
-        output_ratio: instead of ``output_size``: numbers in (0, 1), ``o = int(in * ratio)``.
-        return_indices: also return the flat per-plane index of each max.
-        _random_samples: fixed samples ``(N, C, nd)`` in [0, 1), used on every call and
-            kept in the state dict under ``_random_samples`` (as PyTorch's buffer).
-
-    Shape:
-        ``(N, C, *in) -> (N, C, *out)`` (or unbatched ``(C, *in)``).
-
-    Example::
-
-        >>> pool = nn.FractionalMaxPool2d(3, output_ratio=0.5)
-        >>> pool(np.random.rand(2, 4, 20, 16)).shape
-        (2, 4, 10, 8)
-    """
+    """Fractional max pooling (Graham 2014), N-d; subclasses fix ``nd`` (see :class:`FractionalMaxPool2d`)."""
 
     nd = 0
 
@@ -53,7 +29,7 @@ class _FractionalMaxPoolNd(Module):
         super().__init__()
         name = type(self).__name__
         self.kernel_size = geometry.ntuple(kernel_size, self.nd, "kernel_size")
-        self.return_indices = check_bool(return_indices, "return_indices")
+        self.return_indices = geometry.check_bool(return_indices, "return_indices")
         if output_size is None and output_ratio is None:
             raise ValueError(f"{name} needs an output_size or an output_ratio, got neither")
         if output_size is not None and output_ratio is not None:
@@ -62,7 +38,7 @@ class _FractionalMaxPoolNd(Module):
                 f"and output_ratio={output_ratio!r}"
             )
         self.output_size = None if output_size is None else geometry.ntuple(output_size, self.nd, "output_size")
-        self.output_ratio = None if output_ratio is None else FR._ratio(output_ratio, self.nd)
+        self.output_ratio = None if output_ratio is None else geometry.check_output_ratio(output_ratio, self.nd)
         if _random_samples is not None:
             samples = geometry.check_array(_random_samples, "_random_samples")
             if samples.ndim != 3 or samples.shape[2] != self.nd:
@@ -88,11 +64,54 @@ class _FractionalMaxPoolNd(Module):
 
 
 class FractionalMaxPool2d(_FractionalMaxPoolNd):
+    """2-d fractional max pooling: windows of ``kernel_size`` at pseudo-random, increasing starts.
+
+    A dim shrinks by any factor between 1 and 2 (Graham, "Fractional Max-Pooling", 2014).  Fresh starts are
+    drawn per plane on every call from convpool's generator (:func:`convpool.manual_seed`), unless
+    ``_random_samples`` fixes them; the gradient goes to each window's max.
+
+    Args:
+        kernel_size: window size, an int or a pair ``(kH, kW)``.
+        output_size: the output's spatial size, an int or a pair, ``out + kernel_size - 1 <= in`` (default None).
+        output_ratio: instead of ``output_size``: a number or 2 numbers in (0, 1), ``out = int(in * ratio)``.
+        return_indices: also return the flat per-plane index of each max (default False).
+        _random_samples: fixed samples ``(N, C, 2)`` in [0, 1), used on every call and kept in the state
+            dict as PyTorch's buffer (default None: drawn).
+
+    Shape:
+        ``(N, C, H, W) -> (N, C, H_out, W_out)``, or unbatched ``(C, H, W)``; no padding.
+
+    Example:
+        >>> pool = nn.FractionalMaxPool2d(3, output_ratio=0.5)
+        >>> pool(np.random.rand(2, 4, 20, 16)).shape
+        (2, 4, 10, 8)
+    """
+
     nd = 2
 
 
 class FractionalMaxPool3d(_FractionalMaxPoolNd):
+    """3-d fractional max pooling: windows of ``kernel_size`` at pseudo-random, increasing starts.
+
+    A dim shrinks by any factor between 1 and 2 (Graham, "Fractional Max-Pooling", 2014).  Fresh starts are
+    drawn per plane on every call from convpool's generator (:func:`convpool.manual_seed`), unless
+    ``_random_samples`` fixes them; the gradient goes to each window's max.
+
+    Args:
+        kernel_size: window size, an int or a triple ``(kD, kH, kW)``.
+        output_size: the output's spatial size, an int or a triple, ``out + kernel_size - 1 <= in`` (default None).
+        output_ratio: instead of ``output_size``: a number or 3 numbers in (0, 1), ``out = int(in * ratio)``.
+        return_indices: also return the flat per-plane index of each max (default False).
+        _random_samples: fixed samples ``(N, C, 3)`` in [0, 1), used on every call and kept in the state
+            dict as PyTorch's buffer (default None: drawn).
+
+    Shape:
+        ``(N, C, D, H, W) -> (N, C, D_out, H_out, W_out)``, or unbatched ``(C, D, H, W)``; no padding.
+
+    Example:
+        >>> pool = nn.FractionalMaxPool3d(3, output_ratio=0.5)
+        >>> pool(np.random.rand(1, 2, 10, 12, 16)).shape
+        (1, 2, 5, 6, 8)
+    """
+
     nd = 3
-
-
-set_dim_docs((FractionalMaxPool2d, FractionalMaxPool3d))

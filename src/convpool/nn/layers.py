@@ -1,6 +1,8 @@
-"""Dense layers, activations, regularisers and normalisation.
+"""Dense layers, activations, regularisers and normalisation, as ``torch.nn``.
 
-Each keeps only what its backward pass needs from the last forward call.
+Each keeps only what its backward pass needs from the last forward call.  The shared
+parts (the activation base, batch normalisation of any rank) are in
+:mod:`convpool.nn._layers`.
 """
 
 from __future__ import annotations
@@ -13,121 +15,100 @@ import numpy as np
 
 from .. import geometry
 from .._random import generator
-from ..backends.compiled import kernels as _kernels
+from ..functional.activation import linear_backward, linear_forward, linear_param_backward, relu_backward, relu_forward
+from ._layers import _BatchNorm as _BatchNorm
+from ._layers import _Elementwise
 from .module import Module, Parameter
 
 
-def _is_real(v: Any) -> bool:
-    """A real number (int or float, NumPy's too), not a bool and not NaN."""
-    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_)) and v == v
-
-
-def _positive_int(name: str, v: Any) -> int:
-    if not geometry._is_int(v) or v < 1:
-        raise ValueError(f"{name} must be a positive int, got {v!r}")
-    return int(v)
-
-
 class Linear(Module):
-    """``y = x @ W.T + b`` over the last axis; PyTorch's init (uniform +-1/sqrt(in))."""
+    """A fully connected layer: ``y = x @ weight.T + bias`` over the last axis.
+
+    Initialisation is PyTorch's: weight and bias uniform in ``+-1/sqrt(in_features)``.
+
+    Args:
+        in_features: size of the input's last axis.
+        out_features: size of the output's last axis.
+        bias: learn a bias (default True).
+        dtype: floating-point type of the parameters (default float32).
+
+    Shape:
+        ``(*, in_features) -> (*, out_features)``, any number of leading dims.
+        Parameters: ``weight`` ``(out_features, in_features)``, ``bias`` ``(out_features,)``.
+
+    Example:
+        >>> fc = nn.Linear(20, 10)
+        >>> y = fc(np.random.rand(8, 20).astype(np.float32))
+        >>> y.shape
+        (8, 10)
+        >>> fc.backward(np.ones_like(y)).shape  # accumulates fc.weight.grad and fc.bias.grad
+        (8, 20)
+    """
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, dtype: Any = np.float32):
         super().__init__()
-        self.in_features = _positive_int("in_features", in_features)
-        self.out_features = _positive_int("out_features", out_features)
+        self.in_features = geometry.positive_int(in_features, "in_features")
+        self.out_features = geometry.positive_int(out_features, "out_features")
         bound = 1.0 / math.sqrt(in_features)
         rng = generator()
         self.weight = Parameter(rng.uniform(-bound, bound, (out_features, in_features)).astype(dtype))
         self.bias = Parameter(rng.uniform(-bound, bound, out_features).astype(dtype)) if bias else None
-        self._x: np.ndarray | None = None
+        self._ctx: Any = None
 
     def forward(self, x: Any) -> np.ndarray:
-        x = geometry.check_array(x)
-        if x.ndim < 1 or x.shape[-1] != self.in_features:
-            raise ValueError(f"Linear expects input (..., {self.in_features}), got shape {x.shape}")
-        self._x = x
-        with _kernels.one_blas_thread():  # see one_blas_thread: keeps the cores free for the kernels
-            y = x @ self.weight.data.astype(x.dtype, copy=False).T
-        if self.bias is not None:
-            y = y + self.bias.data.astype(x.dtype, copy=False)
+        y, self._ctx = linear_forward(x, self.weight.data, None if self.bias is None else self.bias.data)
         return y
 
     def backward(self, grad_output: Any) -> np.ndarray:
-        g = self._param_grads(grad_output)
-        with _kernels.one_blas_thread():
-            return g @ self.weight.data.astype(g.dtype, copy=False)
+        dx, dw, db = linear_backward(grad_output, self._need_ctx(self._ctx))
+        self._accumulate(dw, db)
+        return dx
 
     def backward_params(self, grad_output: Any) -> None:
-        self._param_grads(grad_output)
+        self._accumulate(*linear_param_backward(grad_output, self._need_ctx(self._ctx)))
 
-    def _param_grads(self, grad_output: Any) -> np.ndarray:
-        """Accumulate the weight and bias gradients; returns grad_output checked."""
-        x = self._need_ctx(self._x)
-        g = _grad(grad_output, x.shape[:-1] + (self.out_features,), x.dtype)
-        g2, x2 = g.reshape(-1, self.out_features), x.reshape(-1, self.in_features)
-        with _kernels.one_blas_thread():
-            self.weight.accumulate(g2.T @ x2)
-        if self.bias is not None:
-            self.bias.accumulate(g2.sum(axis=0))
-        return g
+    def _accumulate(self, dw: np.ndarray, db: np.ndarray | None) -> None:
+        self.weight.accumulate(dw)
+        if self.bias is not None and db is not None:
+            self.bias.accumulate(db)
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
 
 
-def _grad(g: Any, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
-    g = geometry.check_array(g, "grad_output")
-    if g.shape != shape:
-        raise ValueError(f"grad_output must have the output's shape {shape}, got {g.shape}")
-    return g.astype(dtype, copy=False)
-
-
-class _Elementwise(Module):
-    """An activation: ``y = f(x)``, ``dx = dy * f'(x)`` from what forward kept."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._saved: np.ndarray | None = None
-
-    def forward(self, x: Any) -> np.ndarray:
-        x = geometry.check_array(x)
-        y, self._saved = self._fn(x)
-        return y
-
-    def backward(self, grad_output: Any) -> np.ndarray:
-        saved = self._need_ctx(self._saved)
-        return _grad(grad_output, saved.shape, saved.dtype) * saved
-
-    def _fn(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Output and the local derivative."""
-        raise NotImplementedError
-
-
 class ReLU(_Elementwise):
-    """``max(x, 0)``; NaN stays NaN and passes its gradient, as in PyTorch.  Keeps the
-    output (not a mask) for the backward pass."""
+    """The rectified linear unit ``max(x, 0)``, elementwise; NaN stays NaN, as in PyTorch.
+
+    Shape:
+        ``(*) -> (*)``, any shape.
+
+    Example:
+        >>> nn.ReLU()(np.array([-1.0, 0.0, 2.0]))
+        array([0., 0., 2.])
+    """
 
     def forward(self, x: Any) -> np.ndarray:
-        x = geometry.check_array(x)
-        if _kernels.worth_parallel(x):
-            y = np.empty_like(x, order="C")
-            _kernels.relu_forward(np.ascontiguousarray(x).ravel(), y.ravel())
-        else:
-            y = np.maximum(x, 0)
-        self._saved = y
+        y, self._saved = relu_forward(x)
         return y
 
     def backward(self, grad_output: Any) -> np.ndarray:
-        y = self._need_ctx(self._saved)
-        g = _grad(grad_output, y.shape, y.dtype)
-        if _kernels.worth_parallel(y):
-            dx = np.empty_like(y, order="C")
-            _kernels.relu_backward(np.ascontiguousarray(g).ravel(), y.ravel(), dx.ravel())
-            return dx
-        return np.where(y <= 0, 0, g).astype(y.dtype, copy=False)
+        return relu_backward(grad_output, self._need_ctx(self._saved))
 
 
 class LeakyReLU(_Elementwise):
+    """The leaky rectified linear unit: ``x`` where positive, ``negative_slope * x`` elsewhere.
+
+    Args:
+        negative_slope: the slope for negative inputs (default 0.01).
+
+    Shape:
+        ``(*) -> (*)``, any shape.
+
+    Example:
+        >>> nn.LeakyReLU(0.1)(np.array([-1.0, 0.0, 2.0]))
+        array([-0.1,  0. ,  2. ])
+    """
+
     def __init__(self, negative_slope: float = 0.01):
         super().__init__()
         self.negative_slope = float(negative_slope)
@@ -141,12 +122,32 @@ class LeakyReLU(_Elementwise):
 
 
 class Tanh(_Elementwise):
+    """The hyperbolic tangent, elementwise.
+
+    Shape:
+        ``(*) -> (*)``, any shape.
+
+    Example:
+        >>> nn.Tanh()(np.array([0.0, 1.0]))
+        array([0.        , 0.76159416])
+    """
+
     def _fn(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         y = np.tanh(x)
         return y, 1 - y * y
 
 
 class Sigmoid(_Elementwise):
+    """The logistic function ``1 / (1 + exp(-x))``, elementwise (stable for large ``|x|``).
+
+    Shape:
+        ``(*) -> (*)``, any shape.
+
+    Example:
+        >>> nn.Sigmoid()(np.array([0.0, 1000.0, -1000.0]))
+        array([0.5, 1. , 0. ])
+    """
+
     def _fn(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         y = np.empty_like(x)  # stable for large |x|
         pos = x >= 0
@@ -157,6 +158,16 @@ class Sigmoid(_Elementwise):
 
 
 class Identity(Module):
+    """The input unchanged (a placeholder layer); the gradient passes through.
+
+    Shape:
+        ``(*) -> (*)``, any input.
+
+    Example:
+        >>> nn.Identity()(np.ones(3))
+        array([1., 1., 1.])
+    """
+
     def forward(self, x: Any) -> Any:
         return x
 
@@ -165,7 +176,19 @@ class Identity(Module):
 
 
 class Flatten(Module):
-    """Flatten dims ``start_dim..end_dim`` (default: all but the batch)."""
+    """Flattening of the dims ``start_dim .. end_dim`` into one (default: all but the batch).
+
+    Args:
+        start_dim: first dim to flatten (default 1).
+        end_dim: last dim to flatten, negative from the end (default -1).
+
+    Shape:
+        ``(*, S_start, ..., S_end, *) -> (*, S_start * ... * S_end, *)``.
+
+    Example:
+        >>> nn.Flatten()(np.zeros((8, 4, 3, 3))).shape
+        (8, 36)
+    """
 
     def __init__(self, start_dim: int = 1, end_dim: int = -1):
         super().__init__()
@@ -185,7 +208,25 @@ class Flatten(Module):
 
 
 class Dropout(Module):
-    """Zero each element with probability ``p`` in training, scale the rest by 1/(1-p)."""
+    """Dropout: in training, each element zeroed with probability ``p``, the rest scaled by ``1/(1-p)``.
+
+    In evaluation (``.eval()``) the input passes unchanged.  Draws come from convpool's
+    generator (:func:`convpool.manual_seed`).
+
+    Args:
+        p: probability of zeroing an element, in ``[0, 1)`` (default 0.5).
+
+    Shape:
+        ``(*) -> (*)``, any shape.
+
+    Example:
+        >>> drop = nn.Dropout(0.5)
+        >>> y = drop(np.ones((4, 100)))
+        >>> sorted(set(y.ravel().tolist()))
+        [0.0, 2.0]
+        >>> drop.eval()(np.ones(3))
+        array([1., 1., 1.])
+    """
 
     def __init__(self, p: float = 0.5):
         super().__init__()
@@ -210,114 +251,81 @@ class Dropout(Module):
         return f"p={self.p}"
 
 
-class _BatchNorm(Module):
-    """Batch normalisation over all axes but the channel axis 1.
+class BatchNorm1d(_BatchNorm):
+    """Batch normalisation of ``(N, C)`` or ``(N, C, L)`` input, per channel.
 
-    Training: normalise with the batch's mean and biased variance, update the
-    running statistics with ``momentum`` (unbiased variance, as PyTorch).
-    Evaluation: normalise with the running statistics.
+    Training: normalise with the batch's mean and biased variance, update the running
+    statistics with ``momentum`` (unbiased variance, as PyTorch); evaluation: normalise
+    with the running statistics.  ``eps`` must be positive (0 would give NaN for a
+    constant channel).
 
-    ``momentum=None`` keeps a cumulative moving average, as PyTorch: the factor
-    of the n-th training batch is ``1 / n`` (``n = num_batches_tracked`` after
-    counting it), so the running statistics are the plain mean of the batch
-    statistics seen so far.  Otherwise ``momentum`` must lie in [0, 1].
+    Args:
+        num_features: the number of channels ``C``.
+        eps: added to the variance, > 0 (default 1e-5).
+        momentum: weight of the new batch in the running statistics, in ``[0, 1]``, or None
+            for a cumulative average (default 0.1).
+        affine: learn a scale ``weight`` and shift ``bias`` per channel (default True).
+        dtype: floating-point type of parameters and running statistics (default float32).
 
-    ``eps`` must be positive (PyTorch also accepts 0): with ``eps = 0`` any
-    channel that is constant over a batch - a dead ReLU channel, a blank border -
-    has variance 0 and its output becomes NaN (0/0) without a word, so it is
-    refused here with a ValueError instead.
+    Shape:
+        ``(N, C) -> (N, C)`` or ``(N, C, L) -> (N, C, L)``.  Parameters: ``weight``, ``bias``
+        ``(C,)``; buffers ``running_mean``, ``running_var`` ``(C,)`` and ``num_batches_tracked``.
+
+    Example:
+        >>> bn = nn.BatchNorm1d(3)
+        >>> y = bn(np.random.rand(16, 3))
+        >>> np.allclose(y.mean(axis=0), 0, atol=1e-6), int(bn.num_batches_tracked)
+        (True, 1)
     """
 
-    ranks: tuple[int, ...] = ()
-    running_mean: np.ndarray
-    running_var: np.ndarray
-    num_batches_tracked: np.ndarray
-
-    def __init__(
-        self,
-        num_features: int,
-        eps: float = 1e-5,
-        momentum: float | None = 0.1,
-        affine: bool = True,
-        dtype: Any = np.float32,
-    ):
-        super().__init__()
-        self.num_features = _positive_int("num_features", num_features)
-        if not _is_real(eps) or not 0 < eps < math.inf:
-            raise ValueError(f"eps must be a positive finite number (0 gives NaN for a constant channel), got {eps!r}")
-        if momentum is not None and (not _is_real(momentum) or not 0 <= momentum <= 1):
-            raise ValueError(
-                f"momentum must be a number in [0, 1], or None for a cumulative moving average, got {momentum!r}"
-            )
-        self.eps = float(eps)
-        self.momentum = None if momentum is None else float(momentum)
-        if affine:
-            self.weight = Parameter(np.ones(num_features, dtype=dtype))
-            self.bias = Parameter(np.zeros(num_features, dtype=dtype))
-        else:
-            self.weight = self.bias = None  # type: ignore[assignment]
-        self.register_buffer("running_mean", np.zeros(num_features, dtype=dtype))
-        self.register_buffer("running_var", np.ones(num_features, dtype=dtype))
-        self.register_buffer("num_batches_tracked", np.zeros((), dtype=np.int64))
-        self._ctx: tuple[np.ndarray, np.ndarray, tuple[int, ...]] | None = None
-
-    def forward(self, x: Any) -> np.ndarray:
-        x = geometry.check_array(x)
-        if x.ndim not in self.ranks or x.shape[1] != self.num_features:
-            raise ValueError(
-                f"{type(self).__name__}({self.num_features}) expects input with {self.num_features} channels "
-                f"and {' or '.join(map(str, self.ranks))} dims, got shape {x.shape}"
-            )
-        axes = (0, *range(2, x.ndim))
-        shape = (1, -1) + (1,) * (x.ndim - 2)
-        if self.training:
-            count = x.size // self.num_features
-            if count < 2:
-                raise ValueError(f"BatchNorm in training needs more than 1 value per channel, got shape {x.shape}")
-            mean = x.mean(axis=axes)
-            var = x.var(axis=axes)
-            self._set_buffer("num_batches_tracked", self.num_batches_tracked + 1)
-            m = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
-            self._set_buffer("running_mean", ((1 - m) * self.running_mean + m * mean).astype(self.running_mean.dtype))
-            unbiased = var * count / (count - 1)
-            self._set_buffer("running_var", ((1 - m) * self.running_var + m * unbiased).astype(self.running_var.dtype))
-        else:
-            mean, var = self.running_mean.astype(x.dtype), self.running_var.astype(x.dtype)
-        inv = (1.0 / np.sqrt(var + self.eps)).astype(x.dtype)
-        xhat = (x - mean.reshape(shape)) * inv.reshape(shape)
-        self._ctx = (xhat, inv, axes)
-        if self.weight is None:
-            return xhat
-        return xhat * self.weight.data.astype(x.dtype).reshape(shape) + self.bias.data.astype(x.dtype).reshape(shape)
-
-    def backward(self, grad_output: Any) -> np.ndarray:
-        xhat, inv, axes = self._need_ctx(self._ctx)
-        g = _grad(grad_output, xhat.shape, xhat.dtype)
-        shape = (1, -1) + (1,) * (xhat.ndim - 2)
-        if self.weight is not None:
-            self.weight.accumulate((g * xhat).sum(axis=axes))
-            self.bias.accumulate(g.sum(axis=axes))
-            g = g * self.weight.data.astype(g.dtype).reshape(shape)
-        if not self.training:  # statistics are constants
-            return g * inv.reshape(shape)
-        gm = g.mean(axis=axes).reshape(shape)
-        gxm = (g * xhat).mean(axis=axes).reshape(shape)
-        return (g - gm - xhat * gxm) * inv.reshape(shape)
-
-    def extra_repr(self) -> str:
-        return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}"
-
-
-class BatchNorm1d(_BatchNorm):
     ranks = (2, 3)
 
 
 class BatchNorm2d(_BatchNorm):
+    """Batch normalisation of ``(N, C, H, W)`` input, per channel.
+
+    Training: normalise with the batch's mean and biased variance, update the running
+    statistics with ``momentum`` (unbiased variance, as PyTorch); evaluation: normalise
+    with the running statistics.  ``eps`` must be positive (0 would give NaN for a
+    constant channel).
+
+    Args:
+        num_features: the number of channels ``C``.
+        eps: added to the variance, > 0 (default 1e-5).
+        momentum: weight of the new batch in the running statistics, in ``[0, 1]``, or None
+            for a cumulative average (default 0.1).
+        affine: learn a scale ``weight`` and shift ``bias`` per channel (default True).
+        dtype: floating-point type of parameters and running statistics (default float32).
+
+    Shape:
+        ``(N, C, H, W) -> (N, C, H, W)``.  Parameters: ``weight``, ``bias`` ``(C,)``; buffers
+        ``running_mean``, ``running_var`` ``(C,)`` and ``num_batches_tracked``.
+
+    Example:
+        >>> bn = nn.BatchNorm2d(4)
+        >>> bn(np.random.rand(2, 4, 5, 5)).shape
+        (2, 4, 5, 5)
+        >>> bn.eval()(np.random.rand(1, 4, 5, 5)).shape  # with the running statistics
+        (1, 4, 5, 5)
+    """
+
     ranks = (4,)
 
 
 class Sequential(Module):
-    """Layers applied in order; children are named "0", "1", ... as in PyTorch."""
+    """Layers applied in order; children are named "0", "1", ... as in PyTorch.
+
+    Args:
+        layers: the modules, in order (positional arguments).
+
+    Example:
+        >>> net = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 10))
+        >>> y = net(np.random.rand(2, 1, 8, 8).astype(np.float32))
+        >>> y.shape, net.backward(np.ones_like(y)).shape
+        ((2, 10), (2, 1, 8, 8))
+        >>> list(net.state_dict())[:2]
+        ['0.weight', '0.bias']
+    """
 
     def __init__(self, *layers: Module):
         super().__init__()

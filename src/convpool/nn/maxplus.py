@@ -17,60 +17,9 @@ from .conv import _ConvLayer, _float_dtype
 from .module import Parameter
 
 
-def _doc(reduction: str, nd: int) -> str:
-    name = f"{'Max' if reduction == 'max' else 'Min'}PlusConv{nd}d"
-    op, morph = ("max", "dilation") if reduction == "max" else ("min", "erosion")
-    pool, inf = ("MaxPool", "-inf") if reduction == "max" else ("MinPool", "+inf")
-    dims = ("L",) if nd == 1 else ("H", "W") if nd == 2 else ("D", "H", "W")
-    size = ("32",) if nd == 1 else ("28", "28") if nd == 2 else ("8", "16", "16")
-    k = "3" if nd < 3 else "(3, 3, 3)"
-    return f"""{nd}-d {op}-plus convolution: grey-scale morphological {morph} with a learned
-    structuring element.
-
-    ``y[n, o, p] = {op} over (c in o's group, k) of x[n, c, p*stride + k*dilation - pad_lo] + weight[o, c, k]``
-    (+ ``bias[o]``): a convolution with ``+`` for the product and ``{op}`` for the sum.
-    The weights start at zero (a flat structuring element), so
-    ``{name}(C, C, k, groups=C)`` is exactly ``{pool}{nd}d(k, stride=1)`` at
-    initialisation; unlike the pool it then *learns* the shape of its window - a
-    per-offset additive weight - and can mix channels.  The gradient reaches the
-    input and the weight at each window's winner (ties: the first (c, k) in scan
-    order, as in {op} pooling; a NaN wins and propagates).
-
-    Source: mathematical morphology (J. Serra, *Image Analysis and Mathematical
-    Morphology*, 1982); as trainable layers, "deep morphological networks" (e.g.
-    Mondal et al. 2019, *Dense Morphological Network*; Franchi et al. 2020, *Deep
-    Morphological Networks*).
-
-    Args:
-        in_channels: C_in.
-        out_channels: C_out.
-        kernel_size: int or tuple of {nd}.
-        stride, dilation: int or tuple of {nd} (default 1).
-        padding: int, tuple of {nd}, {nd} ``(lo, hi)`` pairs, 'valid' or 'same' (default 0).
-        groups: C_in and C_out split into ``groups`` independent groups (default 1).
-        bias: add a learned per-channel bias, initialised to zero (default False).
-        padding_mode: None (default) pads with the reduction's identity, {inf}, which
-            takes no part; 'zeros', 'reflect', 'replicate' or 'circular' fill the
-            border with real values.
-        dtype: of the parameters (default float32).
-
-    Shape:
-        Input ``(N, C_in, {", ".join(dims)})`` or ``(C_in, {", ".join(dims)})``; output ``(N, C_out, {", ".join(d + "_out" for d in dims)})``
-        with, per dimension,
-        ``out = floor((in + pad_lo + pad_hi - dilation*(kernel_size-1) - 1) / stride) + 1``.
-        Parameters: weight ``(C_out, C_in/groups, *kernel_size)``, bias ``(C_out,)``.
-
-    Example::
-
-        >>> m = nn.{name}(4, 4, {k}, padding=1, groups=4)
-        >>> x = np.random.rand(2, 4, {", ".join(size)}).astype(np.float32)
-        >>> y = m(x)                       # == {op}_pool{nd}d(x, {k}, stride=1, padding=1) at init
-        >>> gx = m.backward(np.ones_like(y))   # accumulates m.weight.grad
-    """
-
-
 class _MaxPlusConvNd(_ConvLayer):
-    """N-d max-plus (min-plus) convolution layer; subclasses fix ``nd`` and ``reduction``."""
+    """N-d max-plus (min-plus) convolution layer; subclasses fix ``nd`` and ``reduction``
+    (see :class:`MaxPlusConv2d`)."""
 
     nd = 0
     reduction = "max"
@@ -119,30 +68,318 @@ class _MinPlusConvNd(_MaxPlusConvNd):
 
 
 class MaxPlusConv1d(_MaxPlusConvNd):
-    __doc__ = _doc("max", 1)
+    """1-d max-plus convolution: grey-scale morphological dilation, a learned structuring element.
+
+    ``y[n, o, p] = max over (c in o's group, k) of x[n, c, p*stride + k*dilation - pad_lo] + weight[o, c, k]``
+    (+ ``bias[o]``): a convolution with ``+`` for the product and ``max`` for the sum.
+    The weights start at zero (a flat structuring element), so
+    ``MaxPlusConv1d(C, C, k, groups=C)`` is exactly ``MaxPool1d(k, stride=1)`` at
+    initialisation; unlike the pool it then *learns* the shape of its window - a
+    per-offset additive weight - and can mix channels.  The gradient reaches the
+    input and the weight at each window's winner (ties: the first (c, k) in scan
+    order, as in max pooling; a NaN wins and propagates).
+
+    Source: mathematical morphology (J. Serra, *Image Analysis and Mathematical
+    Morphology*, 1982); as trainable layers, "deep morphological networks" (e.g.
+    Mondal et al. 2019, *Dense Morphological Network*; Franchi et al. 2020, *Deep
+    Morphological Networks*).
+
+    Args:
+        in_channels: channels of the input, ``C_in``.
+        out_channels: channels of the output, ``C_out``.
+        kernel_size: window size, an int or a 1-tuple.
+        stride: step between windows, an int or a 1-tuple (default 1).
+        padding: an int or one ``(lo, hi)`` pair, 'valid' or 'same' (default 0).
+        dilation: spacing between kernel elements, an int or a 1-tuple (default 1).
+        groups: C_in and C_out split into ``groups`` independent groups (default 1).
+        bias: add a learned per-channel bias, initialised to zero (default False).
+        padding_mode: None (default) pads with the reduction's identity, -inf, which
+            takes no part; 'zeros', 'reflect', 'replicate' or 'circular' fill the
+            border with real values.
+        dtype: floating-point type of the parameters (default float32).
+
+    Shape:
+        Input ``(N, C_in, L)`` or ``(C_in, L)``; output ``(N, C_out, L_out)``
+        with, per dimension,
+        ``out = floor((in + pad_lo + pad_hi - dilation*(kernel_size-1) - 1) / stride) + 1``.
+        ``pad_lo = pad_hi = padding`` for an int or a tuple, as given for ``(lo, hi)`` pairs, or for 'same' so
+        that ``out = ceil(in / stride)`` ('valid': 0).
+        Parameters: weight ``(C_out, C_in/groups, *kernel_size)``, bias ``(C_out,)``.
+
+    Example:
+        >>> m = nn.MaxPlusConv1d(4, 4, 3, padding=1, groups=4)
+        >>> x = np.random.rand(2, 4, 16).astype(np.float32)
+        >>> y = m(x)
+        >>> np.array_equal(y, F.max_pool1d(x, 3, stride=1, padding=1))  # at initialisation
+        True
+        >>> gx = m.backward(np.ones_like(y))  # accumulates m.weight.grad
+        >>> m.weight.grad.shape
+        (4, 1, 3)
+    """
+
     nd = 1
 
 
 class MaxPlusConv2d(_MaxPlusConvNd):
-    __doc__ = _doc("max", 2)
+    """2-d max-plus convolution: grey-scale morphological dilation, a learned structuring element.
+
+    ``y[n, o, p] = max over (c in o's group, k) of x[n, c, p*stride + k*dilation - pad_lo] + weight[o, c, k]``
+    (+ ``bias[o]``): a convolution with ``+`` for the product and ``max`` for the sum.
+    The weights start at zero (a flat structuring element), so
+    ``MaxPlusConv2d(C, C, k, groups=C)`` is exactly ``MaxPool2d(k, stride=1)`` at
+    initialisation; unlike the pool it then *learns* the shape of its window - a
+    per-offset additive weight - and can mix channels.  The gradient reaches the
+    input and the weight at each window's winner (ties: the first (c, k) in scan
+    order, as in max pooling; a NaN wins and propagates).
+
+    Source: mathematical morphology (J. Serra, *Image Analysis and Mathematical
+    Morphology*, 1982); as trainable layers, "deep morphological networks" (e.g.
+    Mondal et al. 2019, *Dense Morphological Network*; Franchi et al. 2020, *Deep
+    Morphological Networks*).
+
+    Args:
+        in_channels: channels of the input, ``C_in``.
+        out_channels: channels of the output, ``C_out``.
+        kernel_size: window size, an int or a pair ``(kH, kW)``.
+        stride: step between windows, an int or a pair (default 1).
+        padding: an int, a pair or two ``(lo, hi)`` pairs, 'valid' or 'same' (default 0).
+        dilation: spacing between kernel elements, an int or a pair (default 1).
+        groups: C_in and C_out split into ``groups`` independent groups (default 1).
+        bias: add a learned per-channel bias, initialised to zero (default False).
+        padding_mode: None (default) pads with the reduction's identity, -inf, which
+            takes no part; 'zeros', 'reflect', 'replicate' or 'circular' fill the
+            border with real values.
+        dtype: floating-point type of the parameters (default float32).
+
+    Shape:
+        Input ``(N, C_in, H, W)`` or ``(C_in, H, W)``; output ``(N, C_out, H_out, W_out)``
+        with, per dimension,
+        ``out = floor((in + pad_lo + pad_hi - dilation*(kernel_size-1) - 1) / stride) + 1``.
+        ``pad_lo = pad_hi = padding`` for an int or a tuple, as given for ``(lo, hi)`` pairs, or for 'same' so
+        that ``out = ceil(in / stride)`` ('valid': 0).
+        Parameters: weight ``(C_out, C_in/groups, *kernel_size)``, bias ``(C_out,)``.
+
+    Example:
+        >>> m = nn.MaxPlusConv2d(4, 4, 3, padding=1, groups=4)
+        >>> x = np.random.rand(2, 4, 9, 9).astype(np.float32)
+        >>> y = m(x)
+        >>> np.array_equal(y, F.max_pool2d(x, 3, stride=1, padding=1))  # at initialisation
+        True
+        >>> gx = m.backward(np.ones_like(y))  # accumulates m.weight.grad
+        >>> m.weight.grad.shape
+        (4, 1, 3, 3)
+    """
+
     nd = 2
 
 
 class MaxPlusConv3d(_MaxPlusConvNd):
-    __doc__ = _doc("max", 3)
+    """3-d max-plus convolution: grey-scale morphological dilation, a learned structuring element.
+
+    ``y[n, o, p] = max over (c in o's group, k) of x[n, c, p*stride + k*dilation - pad_lo] + weight[o, c, k]``
+    (+ ``bias[o]``): a convolution with ``+`` for the product and ``max`` for the sum.
+    The weights start at zero (a flat structuring element), so
+    ``MaxPlusConv3d(C, C, k, groups=C)`` is exactly ``MaxPool3d(k, stride=1)`` at
+    initialisation; unlike the pool it then *learns* the shape of its window - a
+    per-offset additive weight - and can mix channels.  The gradient reaches the
+    input and the weight at each window's winner (ties: the first (c, k) in scan
+    order, as in max pooling; a NaN wins and propagates).
+
+    Source: mathematical morphology (J. Serra, *Image Analysis and Mathematical
+    Morphology*, 1982); as trainable layers, "deep morphological networks" (e.g.
+    Mondal et al. 2019, *Dense Morphological Network*; Franchi et al. 2020, *Deep
+    Morphological Networks*).
+
+    Args:
+        in_channels: channels of the input, ``C_in``.
+        out_channels: channels of the output, ``C_out``.
+        kernel_size: window size, an int or a triple ``(kD, kH, kW)``.
+        stride: step between windows, an int or a triple (default 1).
+        padding: an int, a triple or three ``(lo, hi)`` pairs, 'valid' or 'same' (default 0).
+        dilation: spacing between kernel elements, an int or a triple (default 1).
+        groups: C_in and C_out split into ``groups`` independent groups (default 1).
+        bias: add a learned per-channel bias, initialised to zero (default False).
+        padding_mode: None (default) pads with the reduction's identity, -inf, which
+            takes no part; 'zeros', 'reflect', 'replicate' or 'circular' fill the
+            border with real values.
+        dtype: floating-point type of the parameters (default float32).
+
+    Shape:
+        Input ``(N, C_in, D, H, W)`` or ``(C_in, D, H, W)``; output ``(N, C_out, D_out, H_out, W_out)``
+        with, per dimension,
+        ``out = floor((in + pad_lo + pad_hi - dilation*(kernel_size-1) - 1) / stride) + 1``.
+        ``pad_lo = pad_hi = padding`` for an int or a tuple, as given for ``(lo, hi)`` pairs, or for 'same' so
+        that ``out = ceil(in / stride)`` ('valid': 0).
+        Parameters: weight ``(C_out, C_in/groups, *kernel_size)``, bias ``(C_out,)``.
+
+    Example:
+        >>> m = nn.MaxPlusConv3d(4, 4, (3, 3, 3), padding=1, groups=4)
+        >>> x = np.random.rand(1, 4, 5, 9, 9).astype(np.float32)
+        >>> y = m(x)
+        >>> np.array_equal(y, F.max_pool3d(x, (3, 3, 3), stride=1, padding=1))  # at initialisation
+        True
+        >>> gx = m.backward(np.ones_like(y))  # accumulates m.weight.grad
+        >>> m.weight.grad.shape
+        (4, 1, 3, 3, 3)
+    """
+
     nd = 3
 
 
 class MinPlusConv1d(_MinPlusConvNd):
-    __doc__ = _doc("min", 1)
+    """1-d min-plus convolution: grey-scale morphological erosion, a learned structuring element.
+
+    ``y[n, o, p] = min over (c in o's group, k) of x[n, c, p*stride + k*dilation - pad_lo] + weight[o, c, k]``
+    (+ ``bias[o]``): a convolution with ``+`` for the product and ``min`` for the sum.
+    The weights start at zero (a flat structuring element), so
+    ``MinPlusConv1d(C, C, k, groups=C)`` is exactly ``MinPool1d(k, stride=1)`` at
+    initialisation; unlike the pool it then *learns* the shape of its window - a
+    per-offset additive weight - and can mix channels.  The gradient reaches the
+    input and the weight at each window's winner (ties: the first (c, k) in scan
+    order, as in min pooling; a NaN wins and propagates).
+
+    Source: mathematical morphology (J. Serra, *Image Analysis and Mathematical
+    Morphology*, 1982); as trainable layers, "deep morphological networks" (e.g.
+    Mondal et al. 2019, *Dense Morphological Network*; Franchi et al. 2020, *Deep
+    Morphological Networks*).
+
+    Args:
+        in_channels: channels of the input, ``C_in``.
+        out_channels: channels of the output, ``C_out``.
+        kernel_size: window size, an int or a 1-tuple.
+        stride: step between windows, an int or a 1-tuple (default 1).
+        padding: an int or one ``(lo, hi)`` pair, 'valid' or 'same' (default 0).
+        dilation: spacing between kernel elements, an int or a 1-tuple (default 1).
+        groups: C_in and C_out split into ``groups`` independent groups (default 1).
+        bias: add a learned per-channel bias, initialised to zero (default False).
+        padding_mode: None (default) pads with the reduction's identity, +inf, which
+            takes no part; 'zeros', 'reflect', 'replicate' or 'circular' fill the
+            border with real values.
+        dtype: floating-point type of the parameters (default float32).
+
+    Shape:
+        Input ``(N, C_in, L)`` or ``(C_in, L)``; output ``(N, C_out, L_out)``
+        with, per dimension,
+        ``out = floor((in + pad_lo + pad_hi - dilation*(kernel_size-1) - 1) / stride) + 1``.
+        ``pad_lo = pad_hi = padding`` for an int or a tuple, as given for ``(lo, hi)`` pairs, or for 'same' so
+        that ``out = ceil(in / stride)`` ('valid': 0).
+        Parameters: weight ``(C_out, C_in/groups, *kernel_size)``, bias ``(C_out,)``.
+
+    Example:
+        >>> m = nn.MinPlusConv1d(4, 4, 3, padding=1, groups=4)
+        >>> x = np.random.rand(2, 4, 16).astype(np.float32)
+        >>> y = m(x)
+        >>> np.array_equal(y, F.min_pool1d(x, 3, stride=1, padding=1))  # at initialisation
+        True
+        >>> gx = m.backward(np.ones_like(y))  # accumulates m.weight.grad
+        >>> m.weight.grad.shape
+        (4, 1, 3)
+    """
+
     nd = 1
 
 
 class MinPlusConv2d(_MinPlusConvNd):
-    __doc__ = _doc("min", 2)
+    """2-d min-plus convolution: grey-scale morphological erosion, a learned structuring element.
+
+    ``y[n, o, p] = min over (c in o's group, k) of x[n, c, p*stride + k*dilation - pad_lo] + weight[o, c, k]``
+    (+ ``bias[o]``): a convolution with ``+`` for the product and ``min`` for the sum.
+    The weights start at zero (a flat structuring element), so
+    ``MinPlusConv2d(C, C, k, groups=C)`` is exactly ``MinPool2d(k, stride=1)`` at
+    initialisation; unlike the pool it then *learns* the shape of its window - a
+    per-offset additive weight - and can mix channels.  The gradient reaches the
+    input and the weight at each window's winner (ties: the first (c, k) in scan
+    order, as in min pooling; a NaN wins and propagates).
+
+    Source: mathematical morphology (J. Serra, *Image Analysis and Mathematical
+    Morphology*, 1982); as trainable layers, "deep morphological networks" (e.g.
+    Mondal et al. 2019, *Dense Morphological Network*; Franchi et al. 2020, *Deep
+    Morphological Networks*).
+
+    Args:
+        in_channels: channels of the input, ``C_in``.
+        out_channels: channels of the output, ``C_out``.
+        kernel_size: window size, an int or a pair ``(kH, kW)``.
+        stride: step between windows, an int or a pair (default 1).
+        padding: an int, a pair or two ``(lo, hi)`` pairs, 'valid' or 'same' (default 0).
+        dilation: spacing between kernel elements, an int or a pair (default 1).
+        groups: C_in and C_out split into ``groups`` independent groups (default 1).
+        bias: add a learned per-channel bias, initialised to zero (default False).
+        padding_mode: None (default) pads with the reduction's identity, +inf, which
+            takes no part; 'zeros', 'reflect', 'replicate' or 'circular' fill the
+            border with real values.
+        dtype: floating-point type of the parameters (default float32).
+
+    Shape:
+        Input ``(N, C_in, H, W)`` or ``(C_in, H, W)``; output ``(N, C_out, H_out, W_out)``
+        with, per dimension,
+        ``out = floor((in + pad_lo + pad_hi - dilation*(kernel_size-1) - 1) / stride) + 1``.
+        ``pad_lo = pad_hi = padding`` for an int or a tuple, as given for ``(lo, hi)`` pairs, or for 'same' so
+        that ``out = ceil(in / stride)`` ('valid': 0).
+        Parameters: weight ``(C_out, C_in/groups, *kernel_size)``, bias ``(C_out,)``.
+
+    Example:
+        >>> m = nn.MinPlusConv2d(4, 4, 3, padding=1, groups=4)
+        >>> x = np.random.rand(2, 4, 9, 9).astype(np.float32)
+        >>> y = m(x)
+        >>> np.array_equal(y, F.min_pool2d(x, 3, stride=1, padding=1))  # at initialisation
+        True
+        >>> gx = m.backward(np.ones_like(y))  # accumulates m.weight.grad
+        >>> m.weight.grad.shape
+        (4, 1, 3, 3)
+    """
+
     nd = 2
 
 
 class MinPlusConv3d(_MinPlusConvNd):
-    __doc__ = _doc("min", 3)
+    """3-d min-plus convolution: grey-scale morphological erosion, a learned structuring element.
+
+    ``y[n, o, p] = min over (c in o's group, k) of x[n, c, p*stride + k*dilation - pad_lo] + weight[o, c, k]``
+    (+ ``bias[o]``): a convolution with ``+`` for the product and ``min`` for the sum.
+    The weights start at zero (a flat structuring element), so
+    ``MinPlusConv3d(C, C, k, groups=C)`` is exactly ``MinPool3d(k, stride=1)`` at
+    initialisation; unlike the pool it then *learns* the shape of its window - a
+    per-offset additive weight - and can mix channels.  The gradient reaches the
+    input and the weight at each window's winner (ties: the first (c, k) in scan
+    order, as in min pooling; a NaN wins and propagates).
+
+    Source: mathematical morphology (J. Serra, *Image Analysis and Mathematical
+    Morphology*, 1982); as trainable layers, "deep morphological networks" (e.g.
+    Mondal et al. 2019, *Dense Morphological Network*; Franchi et al. 2020, *Deep
+    Morphological Networks*).
+
+    Args:
+        in_channels: channels of the input, ``C_in``.
+        out_channels: channels of the output, ``C_out``.
+        kernel_size: window size, an int or a triple ``(kD, kH, kW)``.
+        stride: step between windows, an int or a triple (default 1).
+        padding: an int, a triple or three ``(lo, hi)`` pairs, 'valid' or 'same' (default 0).
+        dilation: spacing between kernel elements, an int or a triple (default 1).
+        groups: C_in and C_out split into ``groups`` independent groups (default 1).
+        bias: add a learned per-channel bias, initialised to zero (default False).
+        padding_mode: None (default) pads with the reduction's identity, +inf, which
+            takes no part; 'zeros', 'reflect', 'replicate' or 'circular' fill the
+            border with real values.
+        dtype: floating-point type of the parameters (default float32).
+
+    Shape:
+        Input ``(N, C_in, D, H, W)`` or ``(C_in, D, H, W)``; output ``(N, C_out, D_out, H_out, W_out)``
+        with, per dimension,
+        ``out = floor((in + pad_lo + pad_hi - dilation*(kernel_size-1) - 1) / stride) + 1``.
+        ``pad_lo = pad_hi = padding`` for an int or a tuple, as given for ``(lo, hi)`` pairs, or for 'same' so
+        that ``out = ceil(in / stride)`` ('valid': 0).
+        Parameters: weight ``(C_out, C_in/groups, *kernel_size)``, bias ``(C_out,)``.
+
+    Example:
+        >>> m = nn.MinPlusConv3d(4, 4, (3, 3, 3), padding=1, groups=4)
+        >>> x = np.random.rand(1, 4, 5, 9, 9).astype(np.float32)
+        >>> y = m(x)
+        >>> np.array_equal(y, F.min_pool3d(x, (3, 3, 3), stride=1, padding=1))  # at initialisation
+        True
+        >>> gx = m.backward(np.ones_like(y))  # accumulates m.weight.grad
+        >>> m.weight.grad.shape
+        (4, 1, 3, 3, 3)
+    """
+
     nd = 3

@@ -23,321 +23,313 @@ layers, like PyTorch's, pad the last ``nd`` dims of an array of any rank ``>= nd
 
 from __future__ import annotations
 
-from typing import Any
-
-import numpy as np
-
-from .. import geometry
-from ..functional._common import check_grad
-from ..functional.padding import pad, pad_grad
-from ._common import set_dim_docs
-from .module import Module
-
-
-def padding_tuple(padding: Any, nd: int) -> tuple[int, ...]:
-    """``padding`` as a tuple of ``2 * nd`` ints, last dim first (PyTorch's order)."""
-    n = 2 * nd
-    if geometry._is_int(padding):
-        return (int(padding),) * n
-    if isinstance(padding, (tuple, list)) and all(geometry._is_int(p) for p in padding):
-        if len(padding) != n:
-            raise ValueError(
-                f"padding of a {nd}-d padding layer must be an int or a tuple of {n} ints "
-                f"(last dim first: left, right{', top, bottom' if nd > 1 else ''}"
-                f"{', front, back' if nd > 2 else ''}), got {tuple(padding)} ({len(padding)} values)"
-            )
-        return tuple(int(p) for p in padding)
-    raise TypeError(f"padding must be an int or a tuple of {n} ints, got {padding!r}")
-
-
-def _crop(shape: tuple[int, ...], cut: tuple[int, ...]) -> tuple[slice, ...]:
-    """Index of the array ``shape`` less ``cut`` (PyTorch order: last dim first) on each side."""
-    pairs = [(cut[i], cut[i + 1]) for i in range(0, len(cut), 2)][::-1]
-    lead = len(shape) - len(pairs)
-    return (slice(None),) * lead + tuple(slice(lo, n - hi) for n, (lo, hi) in zip(shape[lead:], pairs, strict=True))
-
-
-class _PadNd(Module):
-    """A padding layer: ``mode`` fixed by the class, ``padding`` per side."""
-
-    nd = 0
-    mode = ""
-    value = 0.0
-    any_rank = False  # constant padding pads the last nd dims of any array
-
-    def __init__(self, padding: Any):
-        super().__init__()
-        self.padding = padding_tuple(padding, self.nd)
-        self._ctx: Any = None
-
-    def _check_input(self, x: Any) -> np.ndarray:
-        x = geometry.check_array(x)
-        nd = self.nd
-        if self.any_rank and x.ndim < nd:
-            raise ValueError(
-                f"{type(self).__name__} pads {nd} dims: input needs at least {nd} dims, got shape {x.shape}"
-            )
-        if not self.any_rank and x.ndim not in (nd + 1, nd + 2):
-            raise ValueError(
-                f"{type(self).__name__} expects a {nd + 1}-d (C, *spatial) or {nd + 2}-d (N, C, *spatial) input, "
-                f"got shape {x.shape}"
-            )
-        return x
-
-    def _check_sizes(self, shape: tuple[int, ...], cut_first: bool) -> None:
-        """Per spatial dim: a cut before padding fits the dim; the output is not negative
-        (not empty for reflect / replicate, as PyTorch)."""
-        p = self.padding
-        for i in range(self.nd):
-            axis = len(shape) - 1 - i
-            n, lo, hi = shape[axis], p[2 * i], p[2 * i + 1]
-            cut = max(-lo, 0) + max(-hi, 0)
-            least = 0 if cut_first else 1
-            if (cut_first and cut > n) or n + lo + hi < least:
-                raise ValueError(
-                    f"padding ({lo}, {hi}) of dim {axis} crops too much from an input of shape {shape}: "
-                    f"{n} + {lo} + {hi} = {n + lo + hi} elements left"
-                    + (f", cutting {cut} of {n}" if cut_first else ", the output needs at least one")
-                )
-
-    def forward(self, x: Any) -> np.ndarray:
-        x = self._check_input(x)
-        grow = tuple(max(p, 0) for p in self.padding)
-        cut = tuple(max(-p, 0) for p in self.padding)
-        mode, value = self.mode, (self.value if self.mode == "constant" else None)
-        cut_first = mode in ("constant", "circular")
-        self._check_sizes(x.shape, cut_first)
-        if cut_first:
-            y = pad(x[_crop(x.shape, cut)], grow, mode, value)
-        else:
-            xp = pad(x, grow, mode)
-            y = xp[_crop(xp.shape, cut)]
-        self._ctx = (x.shape, y.shape, x.dtype, grow, cut, cut_first)
-        return y
-
-    def backward(self, grad_output: Any) -> np.ndarray:
-        """The adjoint: :func:`pad_grad` of the padded part, zeros where the input was cut."""
-        shape, y_shape, dtype, grow, cut, cut_first = self._need_ctx(self._ctx)
-        g = check_grad(grad_output, y_shape, dtype)
-        if cut_first:  # y = pad(x[crop])
-            inner = pad_grad(g, grow, self.mode)
-            if not any(cut):
-                return inner
-            gx = np.zeros(shape, dtype=inner.dtype)
-            gx[_crop(shape, cut)] = inner
-            return gx
-        if any(cut):  # y = pad(x)[crop]
-            lead = len(shape) - self.nd
-            padded = shape[:lead] + tuple(
-                n + grow[2 * i] + grow[2 * i + 1] for i, n in zip(range(self.nd - 1, -1, -1), shape[lead:])
-            )
-            gp = np.zeros(padded, dtype=g.dtype)
-            gp[_crop(padded, cut)] = g
-            g = gp
-        return pad_grad(g, grow, self.mode)
-
-    def extra_repr(self) -> str:
-        return f"{self.padding}"
-
-
-class _ConstantPadNd(_PadNd):
-    """Pad with a constant ``value`` (negative padding crops).
-
-    Args:
-        padding: int, or ``2 * nd`` ints, last dim first: ``(left, right, top, bottom,
-            front, back)``; negative values crop.
-        value: the fill value.
-
-    Shape:
-        ``(*, *in) -> (*, *out)``, ``out = in + pad_lo + pad_hi`` per padded dim; any
-        number of leading dims.
-
-    Example::
-
-        >>> nn.ConstantPad2d((1, 1, 0, 2), 3.5)(np.zeros((1, 1, 2, 2))).shape
-        (1, 1, 4, 4)
-    """
-
-    mode = "constant"
-    any_rank = True
-
-    def __init__(self, padding: Any, value: float):
-        super().__init__(padding)
-        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
-            raise TypeError(f"value must be a real number, got {value!r} ({type(value).__name__})")
-        self.value = value
-
-    def extra_repr(self) -> str:
-        return f"padding={self.padding}, value={self.value}"
-
-
-class _ZeroPadNd(_ConstantPadNd):
-    """Pad with zeros (negative padding crops).
-
-    Args:
-        padding: int, or ``2 * nd`` ints, last dim first: ``(left, right, top, bottom,
-            front, back)``; negative values crop.
-
-    Shape:
-        ``(*, *in) -> (*, *out)``, ``out = in + pad_lo + pad_hi`` per padded dim; any
-        number of leading dims.
-
-    Example::
-
-        >>> nn.ZeroPad2d((1, 1, 2, 0))(np.ones((1, 1, 3, 3))).shape
-        (1, 1, 5, 5)
-        >>> nn.ZeroPad2d(-1)(np.ones((1, 1, 3, 3))).shape   # crop one on every side
-        (1, 1, 1, 1)
-    """
-
-    def __init__(self, padding: Any):
-        super().__init__(padding, 0.0)
-
-    def extra_repr(self) -> str:
-        return f"{self.padding}"
-
-
-class _ReflectionPadNd(_PadNd):
-    """Pad with the reflection of the input, the edge not repeated (``[1, 2, 3]``
-    padded by 2: ``[3, 2, 1, 2, 3, 2, 1]``).  Padding must be smaller than the input
-    size; negative padding crops.
-
-    Args:
-        padding: int, or ``2 * nd`` ints, last dim first: ``(left, right, top, bottom,
-            front, back)``.
-
-    Shape:
-        ``(N, C, *in) -> (N, C, *out)`` or ``(C, *in) -> (C, *out)``,
-        ``out = in + pad_lo + pad_hi``.
-
-    Example::
-
-        >>> nn.ReflectionPad1d(2)(np.array([[1.0, 2.0, 3.0]]))
-        array([[3., 2., 1., 2., 3., 2., 1.]])
-    """
-
-    mode = "reflect"
-
-
-class _ReplicationPadNd(_PadNd):
-    """Pad by repeating the edge element (``[1, 2, 3]`` padded by 2:
-    ``[1, 1, 1, 2, 3, 3, 3]``); negative padding crops.
-
-    Args:
-        padding: int, or ``2 * nd`` ints, last dim first: ``(left, right, top, bottom,
-            front, back)``.
-
-    Shape:
-        ``(N, C, *in) -> (N, C, *out)`` or ``(C, *in) -> (C, *out)``,
-        ``out = in + pad_lo + pad_hi``.
-
-    Example::
-
-        >>> nn.ReplicationPad1d(2)(np.array([[1.0, 2.0, 3.0]]))
-        array([[1., 1., 1., 2., 3., 3., 3.]])
-    """
-
-    mode = "replicate"
-
-
-class _CircularPadNd(_PadNd):
-    """Pad by wrapping around: the end of the input pads the start and vice versa
-    (``[1, 2, 3]`` padded by 2: ``[2, 3, 1, 2, 3, 1, 2]``).  Padding must be at most the
-    input size; negative padding crops first.
-
-    Args:
-        padding: int, or ``2 * nd`` ints, last dim first: ``(left, right, top, bottom,
-            front, back)``.
-
-    Shape:
-        ``(N, C, *in) -> (N, C, *out)`` or ``(C, *in) -> (C, *out)``,
-        ``out = in + pad_lo + pad_hi``.
-
-    Example::
-
-        >>> nn.CircularPad1d(2)(np.array([[1.0, 2.0, 3.0]]))
-        array([[2., 3., 1., 2., 3., 1., 2.]])
-    """
-
-    mode = "circular"
+from ._padding import _CircularPadNd, _ConstantPadNd, _ReflectionPadNd, _ReplicationPadNd, _ZeroPadNd
+from ._padding import _PadNd as _PadNd
+from ._padding import padding_tuple as padding_tuple
 
 
 class ZeroPad1d(_ZeroPadNd):
+    """1-d version of zero padding: pads the last dim with zeros.
+
+    Negative padding crops.
+
+    Args:
+        padding: an int (every side) or 2 ints, last dim first: ``(left, right)``.
+
+    Shape:
+        ``(*, L) -> (*, L_out)``, any number of leading dims, with per padded dim
+        ``out = in + pad_lo + pad_hi`` (symmetric for an int, per side otherwise).
+
+    Example:
+        >>> nn.ZeroPad1d(2)(np.array([[1.0, 2.0, 3.0]]))
+        array([[0., 0., 1., 2., 3., 0., 0.]])
+    """
+
     nd = 1
 
 
 class ZeroPad2d(_ZeroPadNd):
+    """2-d version of zero padding: pads the last 2 dims with zeros.
+
+    Negative padding crops.
+
+    Args:
+        padding: an int (every side) or 4 ints, last dim first: ``(left, right, top, bottom)``.
+
+    Shape:
+        ``(*, H, W) -> (*, H_out, W_out)``, any number of leading dims, with per padded dim
+        ``out = in + pad_lo + pad_hi`` (symmetric for an int, per side otherwise).
+
+    Example:
+        >>> nn.ZeroPad2d((1, 1, 2, 0))(np.ones((1, 1, 3, 3))).shape
+        (1, 1, 5, 5)
+        >>> nn.ZeroPad2d(-1)(np.ones((1, 1, 3, 3))).shape  # crop one on every side
+        (1, 1, 1, 1)
+    """
+
     nd = 2
 
 
 class ZeroPad3d(_ZeroPadNd):
+    """3-d version of zero padding: pads the last 3 dims with zeros.
+
+    Negative padding crops.
+
+    Args:
+        padding: an int (every side) or 6 ints, last dim first: ``(left, right, top, bottom, front, back)``.
+
+    Shape:
+        ``(*, D, H, W) -> (*, D_out, H_out, W_out)``, any number of leading dims, with per padded dim
+        ``out = in + pad_lo + pad_hi`` (symmetric for an int, per side otherwise).
+
+    Example:
+        >>> nn.ZeroPad3d((1, 1, 2, 0, 0, 1))(np.ones((1, 1, 3, 3, 3))).shape
+        (1, 1, 4, 5, 5)
+        >>> nn.ZeroPad3d(-1)(np.ones((1, 1, 3, 3, 3))).shape  # crop one on every side
+        (1, 1, 1, 1, 1)
+    """
+
     nd = 3
 
 
 class ConstantPad1d(_ConstantPadNd):
+    """1-d version of constant padding: pads the last dim with a constant ``value``.
+
+    Negative padding crops.
+
+    Args:
+        padding: an int (every side) or 2 ints, last dim first: ``(left, right)``.
+        value: the fill value, a real number.
+
+    Shape:
+        ``(*, L) -> (*, L_out)``, any number of leading dims, with per padded dim
+        ``out = in + pad_lo + pad_hi`` (symmetric for an int, per side otherwise).
+
+    Example:
+        >>> nn.ConstantPad1d((1, 2), 3.5)(np.array([[1.0, 2.0, 3.0]]))
+        array([[3.5, 1. , 2. , 3. , 3.5, 3.5]])
+    """
+
     nd = 1
 
 
 class ConstantPad2d(_ConstantPadNd):
+    """2-d version of constant padding: pads the last 2 dims with a constant ``value``.
+
+    Negative padding crops.
+
+    Args:
+        padding: an int (every side) or 4 ints, last dim first: ``(left, right, top, bottom)``.
+        value: the fill value, a real number.
+
+    Shape:
+        ``(*, H, W) -> (*, H_out, W_out)``, any number of leading dims, with per padded dim
+        ``out = in + pad_lo + pad_hi`` (symmetric for an int, per side otherwise).
+
+    Example:
+        >>> nn.ConstantPad2d((1, 1, 0, 2), 3.5)(np.zeros((1, 1, 2, 2))).shape
+        (1, 1, 4, 4)
+    """
+
     nd = 2
 
 
 class ConstantPad3d(_ConstantPadNd):
+    """3-d version of constant padding: pads the last 3 dims with a constant ``value``.
+
+    Negative padding crops.
+
+    Args:
+        padding: an int (every side) or 6 ints, last dim first: ``(left, right, top, bottom, front, back)``.
+        value: the fill value, a real number.
+
+    Shape:
+        ``(*, D, H, W) -> (*, D_out, H_out, W_out)``, any number of leading dims, with per padded dim
+        ``out = in + pad_lo + pad_hi`` (symmetric for an int, per side otherwise).
+
+    Example:
+        >>> nn.ConstantPad3d((1, 1, 0, 2, 1, 0), 3.5)(np.zeros((1, 1, 2, 2, 2))).shape
+        (1, 1, 3, 4, 4)
+    """
+
     nd = 3
 
 
 class ReflectionPad1d(_ReflectionPadNd):
+    """1-d version of reflection padding: pads the last dim with its reflection (edge not repeated).
+
+    Negative padding crops.  Padding must be smaller than the input size.
+
+    Args:
+        padding: an int (every side) or 2 ints, last dim first: ``(left, right)``.
+
+    Shape:
+        ``(N, C, L) -> (N, C, L_out)``, or unbatched ``(C, L)``, with per dim
+        ``out = in + pad_lo + pad_hi`` (symmetric for an int, per side otherwise).
+
+    Example:
+        >>> nn.ReflectionPad1d(2)(np.array([[1.0, 2.0, 3.0]]))
+        array([[3., 2., 1., 2., 3., 2., 1.]])
+    """
+
     nd = 1
 
 
 class ReflectionPad2d(_ReflectionPadNd):
+    """2-d version of reflection padding: pads the last 2 dims with its reflection (edge not repeated).
+
+    Negative padding crops.  Padding must be smaller than the input size.
+
+    Args:
+        padding: an int (every side) or 4 ints, last dim first: ``(left, right, top, bottom)``.
+
+    Shape:
+        ``(N, C, H, W) -> (N, C, H_out, W_out)``, or unbatched ``(C, H, W)``, with per dim
+        ``out = in + pad_lo + pad_hi`` (symmetric for an int, per side otherwise).
+
+    Example:
+        >>> nn.ReflectionPad2d((1, 2, 2, 0))(np.random.rand(1, 2, 4, 4)).shape
+        (1, 2, 6, 7)
+    """
+
     nd = 2
 
 
 class ReflectionPad3d(_ReflectionPadNd):
+    """3-d version of reflection padding: pads the last 3 dims with its reflection (edge not repeated).
+
+    Negative padding crops.  Padding must be smaller than the input size.
+
+    Args:
+        padding: an int (every side) or 6 ints, last dim first: ``(left, right, top, bottom, front, back)``.
+
+    Shape:
+        ``(N, C, D, H, W) -> (N, C, D_out, H_out, W_out)``, or unbatched ``(C, D, H, W)``, with per dim
+        ``out = in + pad_lo + pad_hi`` (symmetric for an int, per side otherwise).
+
+    Example:
+        >>> nn.ReflectionPad3d((1, 2, 2, 0, 1, 1))(np.random.rand(1, 2, 4, 4, 4)).shape
+        (1, 2, 6, 6, 7)
+    """
+
     nd = 3
 
 
 class ReplicationPad1d(_ReplicationPadNd):
+    """1-d version of replication padding: pads the last dim with copies of its edge.
+
+    Negative padding crops.
+
+    Args:
+        padding: an int (every side) or 2 ints, last dim first: ``(left, right)``.
+
+    Shape:
+        ``(N, C, L) -> (N, C, L_out)``, or unbatched ``(C, L)``, with per dim
+        ``out = in + pad_lo + pad_hi`` (symmetric for an int, per side otherwise).
+
+    Example:
+        >>> nn.ReplicationPad1d(2)(np.array([[1.0, 2.0, 3.0]]))
+        array([[1., 1., 1., 2., 3., 3., 3.]])
+    """
+
     nd = 1
 
 
 class ReplicationPad2d(_ReplicationPadNd):
+    """2-d version of replication padding: pads the last 2 dims with copies of its edge.
+
+    Negative padding crops.
+
+    Args:
+        padding: an int (every side) or 4 ints, last dim first: ``(left, right, top, bottom)``.
+
+    Shape:
+        ``(N, C, H, W) -> (N, C, H_out, W_out)``, or unbatched ``(C, H, W)``, with per dim
+        ``out = in + pad_lo + pad_hi`` (symmetric for an int, per side otherwise).
+
+    Example:
+        >>> nn.ReplicationPad2d((1, 2, 2, 0))(np.random.rand(1, 2, 4, 4)).shape
+        (1, 2, 6, 7)
+    """
+
     nd = 2
 
 
 class ReplicationPad3d(_ReplicationPadNd):
+    """3-d version of replication padding: pads the last 3 dims with copies of its edge.
+
+    Negative padding crops.
+
+    Args:
+        padding: an int (every side) or 6 ints, last dim first: ``(left, right, top, bottom, front, back)``.
+
+    Shape:
+        ``(N, C, D, H, W) -> (N, C, D_out, H_out, W_out)``, or unbatched ``(C, D, H, W)``, with per dim
+        ``out = in + pad_lo + pad_hi`` (symmetric for an int, per side otherwise).
+
+    Example:
+        >>> nn.ReplicationPad3d((1, 2, 2, 0, 1, 1))(np.random.rand(1, 2, 4, 4, 4)).shape
+        (1, 2, 6, 6, 7)
+    """
+
     nd = 3
 
 
 class CircularPad1d(_CircularPadNd):
+    """1-d version of circular padding: pads the last dim with the input wrapped around.
+
+    Negative padding crops.  Padding must be at most the input size (after any cut).
+
+    Args:
+        padding: an int (every side) or 2 ints, last dim first: ``(left, right)``.
+
+    Shape:
+        ``(N, C, L) -> (N, C, L_out)``, or unbatched ``(C, L)``, with per dim
+        ``out = in + pad_lo + pad_hi`` (symmetric for an int, per side otherwise).
+
+    Example:
+        >>> nn.CircularPad1d(2)(np.array([[1.0, 2.0, 3.0]]))
+        array([[2., 3., 1., 2., 3., 1., 2.]])
+    """
+
     nd = 1
 
 
 class CircularPad2d(_CircularPadNd):
+    """2-d version of circular padding: pads the last 2 dims with the input wrapped around.
+
+    Negative padding crops.  Padding must be at most the input size (after any cut).
+
+    Args:
+        padding: an int (every side) or 4 ints, last dim first: ``(left, right, top, bottom)``.
+
+    Shape:
+        ``(N, C, H, W) -> (N, C, H_out, W_out)``, or unbatched ``(C, H, W)``, with per dim
+        ``out = in + pad_lo + pad_hi`` (symmetric for an int, per side otherwise).
+
+    Example:
+        >>> nn.CircularPad2d((1, 2, 2, 0))(np.random.rand(1, 2, 4, 4)).shape
+        (1, 2, 6, 7)
+    """
+
     nd = 2
 
 
 class CircularPad3d(_CircularPadNd):
+    """3-d version of circular padding: pads the last 3 dims with the input wrapped around.
+
+    Negative padding crops.  Padding must be at most the input size (after any cut).
+
+    Args:
+        padding: an int (every side) or 6 ints, last dim first: ``(left, right, top, bottom, front, back)``.
+
+    Shape:
+        ``(N, C, D, H, W) -> (N, C, D_out, H_out, W_out)``, or unbatched ``(C, D, H, W)``, with per dim
+        ``out = in + pad_lo + pad_hi`` (symmetric for an int, per side otherwise).
+
+    Example:
+        >>> nn.CircularPad3d((1, 2, 2, 0, 1, 1))(np.random.rand(1, 2, 4, 4, 4)).shape
+        (1, 2, 6, 6, 7)
+    """
+
     nd = 3
-
-
-set_dim_docs(
-    (
-        ZeroPad1d,
-        ZeroPad2d,
-        ZeroPad3d,
-        ConstantPad1d,
-        ConstantPad2d,
-        ConstantPad3d,
-        ReflectionPad1d,
-        ReflectionPad2d,
-        ReflectionPad3d,
-        ReplicationPad1d,
-        ReplicationPad2d,
-        ReplicationPad3d,
-        CircularPad1d,
-        CircularPad2d,
-        CircularPad3d,
-    )
-)

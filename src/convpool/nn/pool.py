@@ -1,244 +1,384 @@
-"""Pooling layers: no parameters, just a fixed reduction of every window.
+"""Pooling layers: no parameters, a fixed reduction of every window.
 
-``MaxPool*``, ``AvgPool*``, ``LPPool*``, ``AdaptiveAvgPool*``, ``AdaptiveMaxPool*``
-as in PyTorch, and beyond it ``MinPool*``, ``MedianPool*`` and a border
-``padding_mode`` for max/min/median/avg pooling.  Each family is one class;
-the 1-d/2-d/3-d names only fix the number of spatial dimensions.
+``MaxPool*d``, ``AvgPool*d`` and ``LPPool*d`` as in PyTorch and, beyond it,
+``MinPool*d``, ``MedianPool*d`` and a border ``padding_mode`` for max, min, median and
+average pooling.  One implementation per family (:mod:`convpool.nn._pool`); the
+1-d/2-d/3-d classes fix the number of spatial dims.  The adaptive pools are in
+:mod:`convpool.nn.adaptive` and importable from here too.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-import numpy as np
-
-from .. import functional as F
-from .. import geometry
-from ..functional._common import check_bool, window_args
-from ..functional._reduce import flat_indices
-from ..functional.adaptive import (
-    adaptive_avg_pool_backward,
-    adaptive_avg_pool_forward,
-    adaptive_max_pool_backward,
-    adaptive_max_pool_forward,
-)
-from ..functional.pool import check_divisor_override, check_norm_type, reduce_window_backward, reduce_window_forward
-from .module import Module
+from ._pool import _AvgPoolNd, _LPPoolNd, _MaxPoolNd, _MedianPoolNd, _MinPoolNd
+from ._pool import _SelectPoolNd as _SelectPoolNd
+from .adaptive import AdaptiveAvgPool1d as AdaptiveAvgPool1d
+from .adaptive import AdaptiveAvgPool2d as AdaptiveAvgPool2d
+from .adaptive import AdaptiveAvgPool3d as AdaptiveAvgPool3d
+from .adaptive import AdaptiveMaxPool1d as AdaptiveMaxPool1d
+from .adaptive import AdaptiveMaxPool2d as AdaptiveMaxPool2d
+from .adaptive import AdaptiveMaxPool3d as AdaptiveMaxPool3d
+from .adaptive import _AdaptiveAvgPoolNd as _AdaptiveAvgPoolNd
+from .adaptive import _AdaptiveMaxPoolNd as _AdaptiveMaxPoolNd
 
 
-def _validate_window(
-    nd: int, kernel_size: Any, stride: Any, padding: Any, dilation: Any, padding_error: type[Exception] = ValueError
-) -> tuple:
-    """Kernel, stride (default: the kernel), padding pairs and dilation of a pooling
-    layer, checked now: positive sizes, int padding (``padding_error`` otherwise) at
-    most half the (dilated) kernel."""
-    kernel, strides, dil = window_args(nd, kernel_size, stride, dilation, pool=True)
-    if isinstance(padding, str):
-        raise padding_error(f"padding of a pooling layer must be ints, got {padding!r}")
-    pads = geometry.padding_pairs(padding, nd)
-    geometry.check_pool_padding(pads, kernel, dil)
-    return kernel, strides, pads, dil
+class MaxPool1d(_MaxPoolNd):
+    """1-d max pooling: the largest element of each window.
 
+    Args:
+        kernel_size: window size, an int or a 1-tuple.
+        stride: step between windows, an int or a 1-tuple (default None: ``kernel_size``).
+        padding: ``-inf`` padding, an int or one ``(lo, hi)`` pair, at most half the window (default 0).
+        dilation: spacing between window elements (default 1).
+        return_indices: also return the flat ``L`` index of each maximum (default False).
+        ceil_mode: round the output size up instead of down (default False).
+        padding_mode: keyword only: pad with 'zeros', 'reflect', 'replicate' or 'circular' (default None).
 
-class _SelectPoolNd(Module):
-    """Pooling that selects one element per window (max, min, median).
+    Shape:
+        ``(N, C, L) -> (N, C, L_out)``, or unbatched ``(C, L)``, with per dim
+        ``out = floor((in + pad_lo + pad_hi - dilation*(kernel_size-1) - 1) / stride) + 1`` (ceil with ``ceil_mode``).
+        ``pad_lo = pad_hi = padding`` for an int or a tuple, per dim as given for ``(lo, hi)`` pairs (no 'same').
 
-    Shape: ``(N, C, *in) -> (N, C, *out)``, ``out = floor((in + 2*padding -
-    dilation*(kernel-1) - 1) / stride) + 1`` (ceil with ``ceil_mode``).
-    The gradient goes to the selected element (the first in scan order on ties).
+    Example:
+        >>> nn.MaxPool1d(3, stride=2, padding=1)(np.random.rand(2, 4, 9)).shape
+        (2, 4, 5)
     """
 
-    nd = 0
-    reduction = ""
-
-    def __init__(
-        self,
-        kernel_size: Any,
-        stride: Any = None,
-        padding: Any = 0,
-        dilation: Any = 1,
-        return_indices: bool = False,
-        ceil_mode: bool = False,
-        *,
-        padding_mode: str | None = None,
-    ):
-        super().__init__()
-        self.kernel_size, self.stride, self.padding, self.dilation = _validate_window(
-            self.nd, kernel_size, stride, padding, dilation
-        )
-        self.return_indices = check_bool(return_indices, "return_indices")
-        self.ceil_mode = check_bool(ceil_mode, "ceil_mode")
-        if padding_mode is not None:
-            geometry.check_padding_mode(padding_mode)
-        self.padding_mode = padding_mode
-        self._ctx: Any = None
-
-    def forward(self, x: Any) -> Any:
-        y, self._ctx = reduce_window_forward(
-            x,
-            self.reduction,
-            self.nd,
-            self.kernel_size,
-            self.stride,
-            self.padding,
-            self.dilation,
-            self.ceil_mode,
-            self.padding_mode,
-        )
-        if self.return_indices:
-            return y, flat_indices(self._ctx)
-        return y
-
-    def backward(self, grad_output: Any) -> np.ndarray:
-        return reduce_window_backward(grad_output, self._need_ctx(self._ctx))
-
-    def extra_repr(self) -> str:
-        s = f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
-        s += f", dilation={self.dilation}, ceil_mode={self.ceil_mode}"
-        return s + (f", padding_mode={self.padding_mode!r}" if self.padding_mode else "")
+    nd = 1
 
 
-class _MaxPoolNd(_SelectPoolNd):
-    reduction = "max"
+class MaxPool2d(_MaxPoolNd):
+    """2-d max pooling: the largest element of each window.
+
+    Args:
+        kernel_size: window size, an int or a pair ``(kH, kW)``.
+        stride: step between windows, an int or a pair (default None: ``kernel_size``).
+        padding: ``-inf`` padding, an int, a pair or two ``(lo, hi)`` pairs, at most half the window (default 0).
+        dilation: spacing between window elements (default 1).
+        return_indices: also return the flat ``H*W`` index of each maximum (default False).
+        ceil_mode: round the output size up instead of down (default False).
+        padding_mode: keyword only: pad with 'zeros', 'reflect', 'replicate' or 'circular' (default None).
+
+    Shape:
+        ``(N, C, H, W) -> (N, C, H_out, W_out)``, or unbatched ``(C, H, W)``, with per dim
+        ``out = floor((in + pad_lo + pad_hi - dilation*(kernel_size-1) - 1) / stride) + 1`` (ceil with ``ceil_mode``).
+        ``pad_lo = pad_hi = padding`` for an int or a tuple, per dim as given for ``(lo, hi)`` pairs (no 'same').
+
+    Example:
+        >>> nn.MaxPool2d(3, stride=2, padding=1)(np.random.rand(2, 4, 9, 9)).shape
+        (2, 4, 5, 5)
+    """
+
+    nd = 2
 
 
-class _MinPoolNd(_SelectPoolNd):
-    reduction = "min"
+class MaxPool3d(_MaxPoolNd):
+    """3-d max pooling: the largest element of each window.
+
+    Args:
+        kernel_size: window size, an int or a triple ``(kD, kH, kW)``.
+        stride: step between windows, an int or a triple (default None: ``kernel_size``).
+        padding: ``-inf`` padding, an int, a triple or three ``(lo, hi)`` pairs, at most half the window (default 0).
+        dilation: spacing between window elements (default 1).
+        return_indices: also return the flat ``D*H*W`` index of each maximum (default False).
+        ceil_mode: round the output size up instead of down (default False).
+        padding_mode: keyword only: pad with 'zeros', 'reflect', 'replicate' or 'circular' (default None).
+
+    Shape:
+        ``(N, C, D, H, W) -> (N, C, D_out, H_out, W_out)``, or unbatched ``(C, D, H, W)``, with per dim
+        ``out = floor((in + pad_lo + pad_hi - dilation*(kernel_size-1) - 1) / stride) + 1`` (ceil with ``ceil_mode``).
+        ``pad_lo = pad_hi = padding`` for an int or a tuple, per dim as given for ``(lo, hi)`` pairs (no 'same').
+
+    Example:
+        >>> nn.MaxPool3d(3, stride=2, padding=1)(np.random.rand(1, 2, 5, 9, 9)).shape
+        (1, 2, 3, 5, 5)
+    """
+
+    nd = 3
 
 
-class _MedianPoolNd(_SelectPoolNd):
-    reduction = "median"
+class MinPool1d(_MinPoolNd):
+    """1-d min pooling: the smallest element of each window.
+
+    Args:
+        kernel_size: window size, an int or a 1-tuple.
+        stride: step between windows, an int or a 1-tuple (default None: ``kernel_size``).
+        padding: ``+inf`` padding, an int or one ``(lo, hi)`` pair, at most half the window (default 0).
+        dilation: spacing between window elements (default 1).
+        return_indices: also return the flat ``L`` index of each minimum (default False).
+        ceil_mode: round the output size up instead of down (default False).
+        padding_mode: keyword only: pad with 'zeros', 'reflect', 'replicate' or 'circular' (default None).
+
+    Shape:
+        ``(N, C, L) -> (N, C, L_out)``, or unbatched ``(C, L)``, with per dim
+        ``out = floor((in + pad_lo + pad_hi - dilation*(kernel_size-1) - 1) / stride) + 1`` (ceil with ``ceil_mode``).
+        ``pad_lo = pad_hi = padding`` for an int or a tuple, per dim as given for ``(lo, hi)`` pairs (no 'same').
+
+    Example:
+        >>> nn.MinPool1d(3, stride=2, padding=1)(np.random.rand(2, 4, 9)).shape
+        (2, 4, 5)
+    """
+
+    nd = 1
 
 
-class _AvgPoolNd(Module):
-    """Average pooling; PyTorch's ``count_include_pad`` and ``divisor_override``."""
+class MinPool2d(_MinPoolNd):
+    """2-d min pooling: the smallest element of each window.
 
-    nd = 0
+    Args:
+        kernel_size: window size, an int or a pair ``(kH, kW)``.
+        stride: step between windows, an int or a pair (default None: ``kernel_size``).
+        padding: ``+inf`` padding, an int, a pair or two ``(lo, hi)`` pairs, at most half the window (default 0).
+        dilation: spacing between window elements (default 1).
+        return_indices: also return the flat ``H*W`` index of each minimum (default False).
+        ceil_mode: round the output size up instead of down (default False).
+        padding_mode: keyword only: pad with 'zeros', 'reflect', 'replicate' or 'circular' (default None).
 
-    def __init__(
-        self,
-        kernel_size: Any,
-        stride: Any = None,
-        padding: Any = 0,
-        ceil_mode: bool = False,
-        count_include_pad: bool = True,
-        divisor_override: int | None = None,
-        *,
-        padding_mode: str | None = None,
-    ):
-        super().__init__()
-        self.kernel_size, self.stride, self.padding, _ = _validate_window(self.nd, kernel_size, stride, padding, 1)
-        self.ceil_mode = check_bool(ceil_mode, "ceil_mode")
-        self.count_include_pad = check_bool(count_include_pad, "count_include_pad")
-        check_divisor_override(divisor_override)
-        self.divisor_override = divisor_override
-        if padding_mode is not None:
-            geometry.check_padding_mode(padding_mode)
-        self.padding_mode = padding_mode
-        self._ctx: Any = None
+    Shape:
+        ``(N, C, H, W) -> (N, C, H_out, W_out)``, or unbatched ``(C, H, W)``, with per dim
+        ``out = floor((in + pad_lo + pad_hi - dilation*(kernel_size-1) - 1) / stride) + 1`` (ceil with ``ceil_mode``).
+        ``pad_lo = pad_hi = padding`` for an int or a tuple, per dim as given for ``(lo, hi)`` pairs (no 'same').
 
-    def forward(self, x: Any) -> np.ndarray:
-        y, self._ctx = F.avg_pool_forward(
-            x,
-            self.nd,
-            self.kernel_size,
-            self.stride,
-            self.padding,
-            self.ceil_mode,
-            self.count_include_pad,
-            self.divisor_override,
-            self.padding_mode,
-        )
-        return y
+    Example:
+        >>> nn.MinPool2d(3, stride=2, padding=1)(np.random.rand(2, 4, 9, 9)).shape
+        (2, 4, 5, 5)
+    """
 
-    def backward(self, grad_output: Any) -> np.ndarray:
-        return reduce_window_backward(grad_output, self._need_ctx(self._ctx))
-
-    def extra_repr(self) -> str:
-        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+    nd = 2
 
 
-class _LPPoolNd(Module):
-    """Power-average pooling ``(sum x**p)**(1/p)`` over each window."""
+class MinPool3d(_MinPoolNd):
+    """3-d min pooling: the smallest element of each window.
 
-    nd = 0
+    Args:
+        kernel_size: window size, an int or a triple ``(kD, kH, kW)``.
+        stride: step between windows, an int or a triple (default None: ``kernel_size``).
+        padding: ``+inf`` padding, an int, a triple or three ``(lo, hi)`` pairs, at most half the window (default 0).
+        dilation: spacing between window elements (default 1).
+        return_indices: also return the flat ``D*H*W`` index of each minimum (default False).
+        ceil_mode: round the output size up instead of down (default False).
+        padding_mode: keyword only: pad with 'zeros', 'reflect', 'replicate' or 'circular' (default None).
 
-    def __init__(self, norm_type: float, kernel_size: Any, stride: Any = None, ceil_mode: bool = False):
-        super().__init__()
-        check_norm_type(norm_type)
-        self.norm_type = norm_type
-        self.kernel_size, self.stride, _, _ = _validate_window(self.nd, kernel_size, stride, 0, 1)
-        self.ceil_mode = check_bool(ceil_mode, "ceil_mode")
-        self._ctx: Any = None
+    Shape:
+        ``(N, C, D, H, W) -> (N, C, D_out, H_out, W_out)``, or unbatched ``(C, D, H, W)``, with per dim
+        ``out = floor((in + pad_lo + pad_hi - dilation*(kernel_size-1) - 1) / stride) + 1`` (ceil with ``ceil_mode``).
+        ``pad_lo = pad_hi = padding`` for an int or a tuple, per dim as given for ``(lo, hi)`` pairs (no 'same').
 
-    def forward(self, x: Any) -> np.ndarray:
-        y, self._ctx = F.lp_pool_forward(x, self.norm_type, self.nd, self.kernel_size, self.stride, self.ceil_mode)
-        return y
+    Example:
+        >>> nn.MinPool3d(3, stride=2, padding=1)(np.random.rand(1, 2, 5, 9, 9)).shape
+        (1, 2, 3, 5, 5)
+    """
 
-    def backward(self, grad_output: Any) -> np.ndarray:
-        return F.lp_pool_backward(grad_output, self._need_ctx(self._ctx))
-
-    def extra_repr(self) -> str:
-        return f"norm_type={self.norm_type}, kernel_size={self.kernel_size}, stride={self.stride}"
-
-
-class _AdaptiveAvgPoolNd(Module):
-    """Average pooling to a fixed ``output_size`` (1 = global average pooling)."""
-
-    nd = 0
-
-    def __init__(self, output_size: Any):
-        super().__init__()
-        self.output_size = output_size
-        F.adaptive._output_size(output_size, (1,) * self.nd)  # validate now
-        self._ctx: Any = None
-
-    def forward(self, x: Any) -> np.ndarray:
-        y, self._ctx = adaptive_avg_pool_forward(x, self.nd, self.output_size)
-        return y
-
-    def backward(self, grad_output: Any) -> np.ndarray:
-        return adaptive_avg_pool_backward(grad_output, self._need_ctx(self._ctx))
-
-    def extra_repr(self) -> str:
-        return f"output_size={self.output_size}"
+    nd = 3
 
 
-class _AdaptiveMaxPoolNd(Module):
-    """Max pooling to a fixed ``output_size`` (1 = global max pooling)."""
+class MedianPool1d(_MedianPoolNd):
+    """1-d median pooling: the lower median of each window's real elements.
 
-    nd = 0
+    Args:
+        kernel_size: window size, an int or a 1-tuple.
+        stride: step between windows, an int or a 1-tuple (default None: ``kernel_size``).
+        padding: ignored padding, an int or one ``(lo, hi)`` pair, at most half the window (default 0).
+        dilation: spacing between window elements (default 1).
+        return_indices: also return the flat ``L`` index of each median (default False).
+        ceil_mode: round the output size up instead of down (default False).
+        padding_mode: keyword only: pad with 'zeros', 'reflect', 'replicate' or 'circular' (default None).
 
-    def __init__(self, output_size: Any, return_indices: bool = False):
-        super().__init__()
-        self.output_size, self.return_indices = output_size, check_bool(return_indices, "return_indices")
-        F.adaptive._output_size(output_size, (1,) * self.nd)
-        self._ctx: Any = None
+    Shape:
+        ``(N, C, L) -> (N, C, L_out)``, or unbatched ``(C, L)``, with per dim
+        ``out = floor((in + pad_lo + pad_hi - dilation*(kernel_size-1) - 1) / stride) + 1`` (ceil with ``ceil_mode``).
+        ``pad_lo = pad_hi = padding`` for an int or a tuple, per dim as given for ``(lo, hi)`` pairs (no 'same').
 
-    def forward(self, x: Any) -> Any:
-        y, idx, self._ctx = adaptive_max_pool_forward(x, self.nd, self.output_size)
-        return (y, idx) if self.return_indices else y
+    Example:
+        >>> nn.MedianPool1d(3, stride=2, padding=1)(np.random.rand(2, 4, 9)).shape
+        (2, 4, 5)
+    """
 
-    def backward(self, grad_output: Any) -> np.ndarray:
-        return adaptive_max_pool_backward(grad_output, self._need_ctx(self._ctx))
-
-    def extra_repr(self) -> str:
-        return f"output_size={self.output_size}"
-
-
-def _dims(base: type, stem: str) -> tuple[type, type, type]:
-    """The 1-d, 2-d and 3-d classes of one pooling family."""
-    made = []
-    for nd in (1, 2, 3):
-        doc = f"{nd}-d {base.__doc__}"
-        made.append(type(f"{stem}{nd}d", (base,), {"nd": nd, "__doc__": doc, "__module__": __name__}))
-    return made[0], made[1], made[2]
+    nd = 1
 
 
-MaxPool1d, MaxPool2d, MaxPool3d = _dims(_MaxPoolNd, "MaxPool")
-MinPool1d, MinPool2d, MinPool3d = _dims(_MinPoolNd, "MinPool")
-MedianPool1d, MedianPool2d, MedianPool3d = _dims(_MedianPoolNd, "MedianPool")
-AvgPool1d, AvgPool2d, AvgPool3d = _dims(_AvgPoolNd, "AvgPool")
-LPPool1d, LPPool2d, LPPool3d = _dims(_LPPoolNd, "LPPool")
-AdaptiveAvgPool1d, AdaptiveAvgPool2d, AdaptiveAvgPool3d = _dims(_AdaptiveAvgPoolNd, "AdaptiveAvgPool")
-AdaptiveMaxPool1d, AdaptiveMaxPool2d, AdaptiveMaxPool3d = _dims(_AdaptiveMaxPoolNd, "AdaptiveMaxPool")
+class MedianPool2d(_MedianPoolNd):
+    """2-d median pooling: the lower median of each window's real elements.
+
+    Args:
+        kernel_size: window size, an int or a pair ``(kH, kW)``.
+        stride: step between windows, an int or a pair (default None: ``kernel_size``).
+        padding: ignored padding, an int, a pair or two ``(lo, hi)`` pairs, at most half the window (default 0).
+        dilation: spacing between window elements (default 1).
+        return_indices: also return the flat ``H*W`` index of each median (default False).
+        ceil_mode: round the output size up instead of down (default False).
+        padding_mode: keyword only: pad with 'zeros', 'reflect', 'replicate' or 'circular' (default None).
+
+    Shape:
+        ``(N, C, H, W) -> (N, C, H_out, W_out)``, or unbatched ``(C, H, W)``, with per dim
+        ``out = floor((in + pad_lo + pad_hi - dilation*(kernel_size-1) - 1) / stride) + 1`` (ceil with ``ceil_mode``).
+        ``pad_lo = pad_hi = padding`` for an int or a tuple, per dim as given for ``(lo, hi)`` pairs (no 'same').
+
+    Example:
+        >>> nn.MedianPool2d(3, stride=2, padding=1)(np.random.rand(2, 4, 9, 9)).shape
+        (2, 4, 5, 5)
+    """
+
+    nd = 2
+
+
+class MedianPool3d(_MedianPoolNd):
+    """3-d median pooling: the lower median of each window's real elements.
+
+    Args:
+        kernel_size: window size, an int or a triple ``(kD, kH, kW)``.
+        stride: step between windows, an int or a triple (default None: ``kernel_size``).
+        padding: ignored padding, an int, a triple or three ``(lo, hi)`` pairs, at most half the window (default 0).
+        dilation: spacing between window elements (default 1).
+        return_indices: also return the flat ``D*H*W`` index of each median (default False).
+        ceil_mode: round the output size up instead of down (default False).
+        padding_mode: keyword only: pad with 'zeros', 'reflect', 'replicate' or 'circular' (default None).
+
+    Shape:
+        ``(N, C, D, H, W) -> (N, C, D_out, H_out, W_out)``, or unbatched ``(C, D, H, W)``, with per dim
+        ``out = floor((in + pad_lo + pad_hi - dilation*(kernel_size-1) - 1) / stride) + 1`` (ceil with ``ceil_mode``).
+        ``pad_lo = pad_hi = padding`` for an int or a tuple, per dim as given for ``(lo, hi)`` pairs (no 'same').
+
+    Example:
+        >>> nn.MedianPool3d(3, stride=2, padding=1)(np.random.rand(1, 2, 5, 9, 9)).shape
+        (1, 2, 3, 5, 5)
+    """
+
+    nd = 3
+
+
+class AvgPool1d(_AvgPoolNd):
+    """1-d average pooling: the mean of each window.
+
+    Args:
+        kernel_size: window size, an int or a 1-tuple.
+        stride: step between windows, an int or a 1-tuple (default None: ``kernel_size``).
+        padding: zero padding, an int or one ``(lo, hi)`` pair, at most half the window (default 0).
+        ceil_mode: round the output size up instead of down (default False).
+        count_include_pad: count the zero padding in the divisor (default True).
+        divisor_override: a positive int to divide by instead of the count (default None).
+        padding_mode: keyword only: pad with 'reflect', 'replicate' or 'circular' values (default None).
+
+    Shape:
+        ``(N, C, L) -> (N, C, L_out)``, or unbatched ``(C, L)``, with per dim
+        ``out = floor((in + pad_lo + pad_hi - kernel_size) / stride) + 1`` (ceil with ``ceil_mode``).
+        ``pad_lo = pad_hi = padding`` for an int or a tuple, per dim as given for ``(lo, hi)`` pairs (no 'same').
+
+    Example:
+        >>> nn.AvgPool1d(3, stride=2, padding=1)(np.random.rand(2, 4, 9)).shape
+        (2, 4, 5)
+    """
+
+    nd = 1
+
+
+class AvgPool2d(_AvgPoolNd):
+    """2-d average pooling: the mean of each window.
+
+    Args:
+        kernel_size: window size, an int or a pair ``(kH, kW)``.
+        stride: step between windows, an int or a pair (default None: ``kernel_size``).
+        padding: zero padding, an int, a pair or two ``(lo, hi)`` pairs, at most half the window (default 0).
+        ceil_mode: round the output size up instead of down (default False).
+        count_include_pad: count the zero padding in the divisor (default True).
+        divisor_override: a positive int to divide by instead of the count (default None).
+        padding_mode: keyword only: pad with 'reflect', 'replicate' or 'circular' values (default None).
+
+    Shape:
+        ``(N, C, H, W) -> (N, C, H_out, W_out)``, or unbatched ``(C, H, W)``, with per dim
+        ``out = floor((in + pad_lo + pad_hi - kernel_size) / stride) + 1`` (ceil with ``ceil_mode``).
+        ``pad_lo = pad_hi = padding`` for an int or a tuple, per dim as given for ``(lo, hi)`` pairs (no 'same').
+
+    Example:
+        >>> nn.AvgPool2d(3, stride=2, padding=1)(np.random.rand(2, 4, 9, 9)).shape
+        (2, 4, 5, 5)
+    """
+
+    nd = 2
+
+
+class AvgPool3d(_AvgPoolNd):
+    """3-d average pooling: the mean of each window.
+
+    Args:
+        kernel_size: window size, an int or a triple ``(kD, kH, kW)``.
+        stride: step between windows, an int or a triple (default None: ``kernel_size``).
+        padding: zero padding, an int, a triple or three ``(lo, hi)`` pairs, at most half the window (default 0).
+        ceil_mode: round the output size up instead of down (default False).
+        count_include_pad: count the zero padding in the divisor (default True).
+        divisor_override: a positive int to divide by instead of the count (default None).
+        padding_mode: keyword only: pad with 'reflect', 'replicate' or 'circular' values (default None).
+
+    Shape:
+        ``(N, C, D, H, W) -> (N, C, D_out, H_out, W_out)``, or unbatched ``(C, D, H, W)``, with per dim
+        ``out = floor((in + pad_lo + pad_hi - kernel_size) / stride) + 1`` (ceil with ``ceil_mode``).
+        ``pad_lo = pad_hi = padding`` for an int or a tuple, per dim as given for ``(lo, hi)`` pairs (no 'same').
+
+    Example:
+        >>> nn.AvgPool3d(3, stride=2, padding=1)(np.random.rand(1, 2, 5, 9, 9)).shape
+        (1, 2, 3, 5, 5)
+    """
+
+    nd = 3
+
+
+class LPPool1d(_LPPoolNd):
+    """1-d power-average pooling: ``(sum over the window of x**p) ** (1/p)``.
+
+    Args:
+        norm_type: the power ``p``, a positive number (``inf``: max pooling of ``|x|``).
+        kernel_size: window size, an int or a 1-tuple.
+        stride: step between windows, an int or a 1-tuple (default None: ``kernel_size``).
+        ceil_mode: round the output size up instead of down (default False).
+
+    Shape:
+        ``(N, C, L) -> (N, C, L_out)``, or unbatched ``(C, L)``, with per dim
+        ``out = floor((in + pad_lo + pad_hi - kernel_size) / stride) + 1`` with no padding (``pad_lo = pad_hi = 0``).
+
+    Example:
+        >>> nn.LPPool1d(2, 3)(np.random.rand(2, 4, 9)).shape
+        (2, 4, 3)
+    """
+
+    nd = 1
+
+
+class LPPool2d(_LPPoolNd):
+    """2-d power-average pooling: ``(sum over the window of x**p) ** (1/p)``.
+
+    Args:
+        norm_type: the power ``p``, a positive number (``inf``: max pooling of ``|x|``).
+        kernel_size: window size, an int or a pair ``(kH, kW)``.
+        stride: step between windows, an int or a pair (default None: ``kernel_size``).
+        ceil_mode: round the output size up instead of down (default False).
+
+    Shape:
+        ``(N, C, H, W) -> (N, C, H_out, W_out)``, or unbatched ``(C, H, W)``, with per dim
+        ``out = floor((in + pad_lo + pad_hi - kernel_size) / stride) + 1`` with no padding (``pad_lo = pad_hi = 0``).
+
+    Example:
+        >>> nn.LPPool2d(2, 3)(np.random.rand(2, 4, 9, 9)).shape
+        (2, 4, 3, 3)
+    """
+
+    nd = 2
+
+
+class LPPool3d(_LPPoolNd):
+    """3-d power-average pooling: ``(sum over the window of x**p) ** (1/p)``.
+
+    Args:
+        norm_type: the power ``p``, a positive number (``inf``: max pooling of ``|x|``).
+        kernel_size: window size, an int or a triple ``(kD, kH, kW)``.
+        stride: step between windows, an int or a triple (default None: ``kernel_size``).
+        ceil_mode: round the output size up instead of down (default False).
+
+    Shape:
+        ``(N, C, D, H, W) -> (N, C, D_out, H_out, W_out)``, or unbatched ``(C, D, H, W)``, with per dim
+        ``out = floor((in + pad_lo + pad_hi - kernel_size) / stride) + 1`` with no padding (``pad_lo = pad_hi = 0``).
+
+    Example:
+        >>> nn.LPPool3d(2, 3)(np.random.rand(1, 2, 5, 9, 9)).shape
+        (1, 2, 1, 3, 3)
+    """
+
+    nd = 3

@@ -9,30 +9,30 @@ from typing import Any
 
 import numpy as np
 
+from .. import geometry
 from ..functional import shuffle as PS
 from ..functional import upsample as U
-from ._common import positive_int
 from .module import Module
 
 
 class Upsample(Module):
-    """Resample ``(N, C, *spatial)`` input (1 to 3 spatial dims) to ``size`` or by
-    ``scale_factor``, with PyTorch's ``interpolate`` rules.
+    """Resampling of ``(N, C, *spatial)`` input (1 to 3 spatial dims) to ``size`` or by ``scale_factor``.
+
+    The rules of PyTorch's ``interpolate`` (see :mod:`convpool.functional.upsample`).
 
     Args:
-        size: output spatial size, an int or one per spatial dim.
-        scale_factor: instead of ``size``: a number or one per dim (``out = floor(in * s)``).
-        mode: 'nearest', 'nearest-exact', 'linear' (3-d input), 'bilinear' (4-d),
+        size: output spatial size, an int or one per spatial dim (default None).
+        scale_factor: instead of ``size``: a number or one per dim, ``out = floor(in * s)`` (default None).
+        mode: 'nearest' (default), 'nearest-exact', 'linear' (3-d input), 'bilinear' (4-d),
             'trilinear' (5-d) or 'area'.
-        align_corners: linear modes only (None means False).
+        align_corners: linear modes only: align the corner pixels' centres (default None: False).
         recompute_scale_factor: True: interpolate with ``in / out`` rather than
-            ``1 / scale_factor``.
+            ``1 / scale_factor`` (default None: False).
 
     Shape:
-        ``(N, C, *in) -> (N, C, *out)``.
+        ``(N, C, *in) -> (N, C, *out)``, ``out = size`` or ``floor(in * scale_factor)`` per dim.
 
-    Example::
-
+    Example:
         >>> up = nn.Upsample(scale_factor=2, mode="bilinear")
         >>> up(np.random.rand(1, 3, 4, 4)).shape
         (1, 3, 8, 8)
@@ -55,11 +55,11 @@ class Upsample(Module):
         if recompute_scale_factor and size is not None:
             raise ValueError("recompute_scale_factor=True is not meaningful with an explicit size (give scale_factor)")
         if scale_factor is not None and not isinstance(scale_factor, (tuple, list)):
-            if not U._is_number(scale_factor):
+            if not geometry.is_number(scale_factor):
                 raise TypeError(f"scale_factor must be a number or a tuple of numbers, got {scale_factor!r}")
             scale_factor = float(scale_factor)
         elif scale_factor is not None:
-            if not all(U._is_number(f) for f in scale_factor):
+            if not all(geometry.is_number(f) for f in scale_factor):
                 raise TypeError(f"scale_factor must be a number or a tuple of numbers, got {scale_factor!r}")
             scale_factor = tuple(float(f) for f in scale_factor)
         self.size = size
@@ -84,10 +84,16 @@ class Upsample(Module):
 
 
 class UpsamplingNearest2d(Upsample):
-    """``Upsample(size, scale_factor, mode='nearest')`` (PyTorch's older name).
+    """2-d nearest-neighbour upsampling: ``Upsample(size, scale_factor, mode='nearest')`` (PyTorch's older name).
 
-    Example::
+    Args:
+        size: output spatial size ``(H_out, W_out)`` or an int (default None).
+        scale_factor: instead of ``size``: a number or a pair (default None).
 
+    Shape:
+        ``(N, C, H, W) -> (N, C, H_out, W_out)``, ``out = size`` or ``floor(in * scale_factor)`` per dim.
+
+    Example:
         >>> nn.UpsamplingNearest2d(scale_factor=2)(np.random.rand(1, 3, 4, 4)).shape
         (1, 3, 8, 8)
     """
@@ -97,11 +103,18 @@ class UpsamplingNearest2d(Upsample):
 
 
 class UpsamplingBilinear2d(Upsample):
-    """``Upsample(size, scale_factor, mode='bilinear', align_corners=True)`` (PyTorch's
-    older name; note ``align_corners=True``).
+    """2-d bilinear upsampling: ``Upsample(size, scale_factor, mode='bilinear', align_corners=True)``.
 
-    Example::
+    PyTorch's older name; note ``align_corners=True``.
 
+    Args:
+        size: output spatial size ``(H_out, W_out)`` or an int (default None).
+        scale_factor: instead of ``size``: a number or a pair (default None).
+
+    Shape:
+        ``(N, C, H, W) -> (N, C, H_out, W_out)``, ``out = size`` or ``floor(in * scale_factor)`` per dim.
+
+    Example:
         >>> nn.UpsamplingBilinear2d(scale_factor=2)(np.random.rand(1, 3, 4, 4)).shape
         (1, 3, 8, 8)
     """
@@ -111,8 +124,9 @@ class UpsamplingBilinear2d(Upsample):
 
 
 class PixelShuffle(Module):
-    """Rearrange ``(*, C*r*r, H, W)`` into ``(*, C, H*r, W*r)``: channel ``c*r*r + i*r + j``
-    fills pixel ``(i, j)`` of each ``r x r`` output block.  After a convolution with
+    """Sub-pixel rearrangement of ``(*, C*r*r, H, W)`` into ``(*, C, H*r, W*r)``.
+
+    Channel ``c*r*r + i*r + j`` fills pixel ``(i, j)`` of each ``r x r`` output block.  After a convolution with
     ``C*r*r`` outputs this is the sub-pixel convolution of Shi et al., "Real-time single
     image and video super-resolution using an efficient sub-pixel convolutional neural
     network", CVPR 2016: upsampling learned at low resolution.
@@ -123,15 +137,14 @@ class PixelShuffle(Module):
     Shape:
         ``(*, C*r*r, H, W) -> (*, C, H*r, W*r)``.
 
-    Example::
-
+    Example:
         >>> nn.PixelShuffle(3)(np.random.rand(1, 9, 4, 4)).shape
         (1, 1, 12, 12)
     """
 
     def __init__(self, upscale_factor: int):
         super().__init__()
-        self.upscale_factor = positive_int(upscale_factor, "upscale_factor")
+        self.upscale_factor = geometry.positive_int(upscale_factor, "upscale_factor")
         self._ctx: Any = None
 
     def forward(self, x: Any) -> np.ndarray:
@@ -146,8 +159,9 @@ class PixelShuffle(Module):
 
 
 class PixelUnshuffle(Module):
-    """Rearrange ``(*, C, H*r, W*r)`` into ``(*, C*r*r, H, W)``: the inverse of
-    :class:`PixelShuffle` (space to depth).
+    """Space to depth, rearranging ``(*, C, H*r, W*r)`` into ``(*, C*r*r, H, W)``.
+
+    The inverse of :class:`PixelShuffle`.
 
     Args:
         downscale_factor: ``r``, a positive int.
@@ -155,15 +169,14 @@ class PixelUnshuffle(Module):
     Shape:
         ``(*, C, H*r, W*r) -> (*, C*r*r, H, W)``.
 
-    Example::
-
+    Example:
         >>> nn.PixelUnshuffle(3)(np.random.rand(1, 1, 12, 12)).shape
         (1, 9, 4, 4)
     """
 
     def __init__(self, downscale_factor: int):
         super().__init__()
-        self.downscale_factor = positive_int(downscale_factor, "downscale_factor")
+        self.downscale_factor = geometry.positive_int(downscale_factor, "downscale_factor")
         self._ctx: Any = None
 
     def forward(self, x: Any) -> np.ndarray:

@@ -1,0 +1,111 @@
+"""``relu`` and ``linear``, as ``torch.nn.functional``, each with ``*_forward`` returning
+``(y, ctx)`` and ``*_backward``: what :class:`convpool.nn.ReLU` and
+:class:`convpool.nn.Linear` compute.
+
+ReLU keeps its output (not a mask) for the backward pass; NaN stays NaN and passes its
+gradient, as in PyTorch.  On a large float array with kernels enabled each direction is one
+compiled parallel pass; otherwise the NumPy expressions below.  The linear layer's
+products run with BLAS on the calling thread only (see
+:func:`convpool.backends.compiled.kernels.one_blas_thread`: it keeps the cores free for
+the compiled kernels around it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .. import geometry
+from ..backends.compiled import kernels as _kernels
+
+
+def relu_forward(input: Any) -> tuple[np.ndarray, np.ndarray]:
+    """``max(x, 0)``; the ctx is the output."""
+    x = geometry.check_array(input)
+    if _kernels.worth_parallel(x):
+        y = np.empty_like(x, order="C")
+        _kernels.relu_forward(np.ascontiguousarray(x).ravel(), y.ravel())
+    else:
+        y = np.maximum(x, 0)
+    return y, y
+
+
+def relu_backward(grad_output: Any, ctx: np.ndarray) -> np.ndarray:
+    """The gradient where the output is positive (or NaN), zero elsewhere."""
+    y = ctx
+    g = geometry.check_grad(grad_output, y.shape, y.dtype)
+    if _kernels.worth_parallel(y):
+        dx = np.empty_like(y, order="C")
+        _kernels.relu_backward(np.ascontiguousarray(g).ravel(), y.ravel(), dx.ravel())
+        return dx
+    return np.where(y <= 0, 0, g).astype(y.dtype, copy=False)
+
+
+def relu(input: Any) -> np.ndarray:
+    """``max(input, 0)`` elementwise, NaN kept (PyTorch's ``relu``)."""
+    return relu_forward(input)[0]
+
+
+@dataclass
+class LinearCtx:
+    x: np.ndarray
+    weight: np.ndarray
+    has_bias: bool
+
+
+def _check_weight(x: np.ndarray, weight: Any, bias: Any) -> tuple[np.ndarray, np.ndarray | None]:
+    weight = geometry.check_array(weight, "weight")
+    if weight.ndim != 2:
+        raise ValueError(f"weight of linear must have 2 dims (out_features, in_features), got shape {weight.shape}")
+    if x.ndim < 1 or x.shape[-1] != weight.shape[1]:
+        raise ValueError(f"Linear expects input (..., {weight.shape[1]}), got shape {x.shape}")
+    if bias is not None:
+        bias = geometry.check_array(bias, "bias")
+        if bias.shape != (weight.shape[0],):
+            raise ValueError(f"bias must have shape ({weight.shape[0]},) (out_features), got {bias.shape}")
+    return weight, bias
+
+
+def linear_forward(input: Any, weight: Any, bias: Any = None) -> tuple[np.ndarray, LinearCtx]:
+    """``y = x @ weight.T + bias`` over the last axis of ``x`` (..., in_features); the
+    parameters are used in the input's dtype."""
+    x = geometry.check_array(input)
+    weight, bias = _check_weight(x, weight, bias)
+    with _kernels.one_blas_thread():
+        y = x @ weight.astype(x.dtype, copy=False).T
+    if bias is not None:
+        y = y + bias.astype(x.dtype, copy=False)
+    return y, LinearCtx(x, weight, bias is not None)
+
+
+def _grad_output(grad_output: Any, ctx: LinearCtx) -> np.ndarray:
+    return geometry.check_grad(grad_output, ctx.x.shape[:-1] + (ctx.weight.shape[0],), ctx.x.dtype)
+
+
+def _param_grads(g: np.ndarray, ctx: LinearCtx) -> tuple[np.ndarray, np.ndarray | None]:
+    out_features, in_features = ctx.weight.shape
+    g2, x2 = g.reshape(-1, out_features), ctx.x.reshape(-1, in_features)
+    with _kernels.one_blas_thread():
+        dw = g2.T @ x2
+    return dw, (g2.sum(axis=0) if ctx.has_bias else None)
+
+
+def linear_param_backward(grad_output: Any, ctx: LinearCtx) -> tuple[np.ndarray, np.ndarray | None]:
+    """The gradients of the weight and the bias (None without one)."""
+    return _param_grads(_grad_output(grad_output, ctx), ctx)
+
+
+def linear_backward(grad_output: Any, ctx: LinearCtx) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """``(grad_input, grad_weight, grad_bias)``."""
+    g = _grad_output(grad_output, ctx)
+    dw, db = _param_grads(g, ctx)
+    with _kernels.one_blas_thread():
+        dx = g @ ctx.weight.astype(g.dtype, copy=False)
+    return dx, dw, db
+
+
+def linear(input: Any, weight: Any, bias: Any = None) -> np.ndarray:
+    """``input @ weight.T + bias`` (PyTorch's ``linear``)."""
+    return linear_forward(input, weight, bias)[0]
