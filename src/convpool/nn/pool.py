@@ -256,7 +256,7 @@ class AvgPool1d(_AvgPoolNd):
         ceil_mode: round the output size up instead of down (default False).
         count_include_pad: count the zero padding in the divisor (default True).
         divisor_override: a positive int to divide by instead of the count (default None).
-        padding_mode: keyword only: pad with 'reflect', 'replicate' or 'circular' values (default None).
+        padding_mode: keyword only: 'zeros', 'reflect', 'replicate' or 'circular' values, always counted (default None).
 
     Shape:
         ``(N, C, L) -> (N, C, L_out)``, or unbatched ``(C, L)``, with per dim
@@ -281,7 +281,7 @@ class AvgPool2d(_AvgPoolNd):
         ceil_mode: round the output size up instead of down (default False).
         count_include_pad: count the zero padding in the divisor (default True).
         divisor_override: a positive int to divide by instead of the count (default None).
-        padding_mode: keyword only: pad with 'reflect', 'replicate' or 'circular' values (default None).
+        padding_mode: keyword only: 'zeros', 'reflect', 'replicate' or 'circular' values, always counted (default None).
 
     Shape:
         ``(N, C, H, W) -> (N, C, H_out, W_out)``, or unbatched ``(C, H, W)``, with per dim
@@ -306,7 +306,7 @@ class AvgPool3d(_AvgPoolNd):
         ceil_mode: round the output size up instead of down (default False).
         count_include_pad: count the zero padding in the divisor (default True).
         divisor_override: a positive int to divide by instead of the count (default None).
-        padding_mode: keyword only: pad with 'reflect', 'replicate' or 'circular' values (default None).
+        padding_mode: keyword only: 'zeros', 'reflect', 'replicate' or 'circular' values, always counted (default None).
 
     Shape:
         ``(N, C, D, H, W) -> (N, C, D_out, H_out, W_out)``, or unbatched ``(C, D, H, W)``, with per dim
