@@ -133,7 +133,7 @@ def test_nn_files_stay_short(path: pathlib.Path) -> None:
     assert len(path.read_text().splitlines()) <= 400
 
 
-def test_pool_classes_keep_their_module_and_names():
+def test_pool_classes_keep_their_module_and_names() -> None:
     """The written-out pools are the classes ``convpool.nn.pool`` always held (the
     adaptive ones now live in ``convpool.nn.adaptive`` and are importable from both), with
     the base classes that interop and the model summaries test for."""
