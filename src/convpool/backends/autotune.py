@@ -65,7 +65,8 @@ def pick(family: str, problem: Any, candidates: list[tuple[str, Any]]) -> str | 
         return None
     key = KEYS[family](problem)
     if key not in _winners:
-        run, dy, best = RUNS[family], [], (float("inf"), candidates[0][0])
+        run, best = RUNS[family], (float("inf"), candidates[0][0])
+        dy: list[np.ndarray] = []
         for name, impl in candidates:
             run(impl, problem, dy)  # compiles and warms up; not timed
             times = []

@@ -4,6 +4,15 @@ Every op also has a ``*_forward`` returning ``(y, ctx)`` and a ``*_backward``
 taking ``(grad_output, ctx)``; the modules in :mod:`convpool.nn` use those.
 """
 
+from .activation import (
+    linear,
+    linear_backward,
+    linear_forward,
+    linear_param_backward,
+    relu,
+    relu_backward,
+    relu_forward,
+)
 from .adaptive import (
     adaptive_avg_pool1d,
     adaptive_avg_pool2d,
@@ -186,6 +195,10 @@ __all__ = [
     "interpolate",
     "interpolate_backward",
     "interpolate_forward",
+    "linear",
+    "linear_backward",
+    "linear_forward",
+    "linear_param_backward",
     "lp_pool1d",
     "lp_pool2d",
     "lp_pool3d",
@@ -241,6 +254,9 @@ __all__ = [
     "reduce_window",
     "reduce_window_backward",
     "reduce_window_forward",
+    "relu",
+    "relu_backward",
+    "relu_forward",
     "soft_pool1d",
     "soft_pool2d",
     "soft_pool3d",

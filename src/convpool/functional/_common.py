@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from .. import geometry
-from ..geometry import Geometry, check_bool, make_geometry, window_args  # noqa: F401  (re-exported)
+from ..geometry import Geometry, check_bool, check_grad, make_geometry, window_args  # noqa: F401  (re-exported)
 
 
 def batched(x: Any, nd: int, name: str = "input") -> tuple[np.ndarray, bool]:
@@ -15,13 +15,6 @@ def batched(x: Any, nd: int, name: str = "input") -> tuple[np.ndarray, bool]:
     x = geometry.check_array(x, name)
     unbatched = geometry.check_rank(x, nd, name)
     return (x[None] if unbatched else x), unbatched
-
-
-def check_grad(dy: Any, expected: tuple[int, ...], dtype: np.dtype, name: str = "grad_output") -> np.ndarray:
-    dy = geometry.check_array(dy, name)
-    if dy.shape != tuple(expected):
-        raise ValueError(f"{name} must have the output's shape {tuple(expected)}, got {dy.shape}")
-    return dy.astype(dtype, copy=False)
 
 
 def check_spatial(x: np.ndarray, nd: int, unbatched: bool = False, name: str = "input") -> None:

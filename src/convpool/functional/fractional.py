@@ -53,7 +53,6 @@ import numpy as np
 
 from .. import _random, geometry
 from ._common import batched, check_bool, check_grad, check_spatial
-from .upsample import _is_number
 
 
 @dataclass
@@ -91,21 +90,6 @@ def generate_intervals(samples: np.ndarray, in_size: int, out_size: int, kernel:
     return starts
 
 
-def _ratio(output_ratio: Any, nd: int) -> tuple[float, ...]:
-    """``output_ratio`` as ``nd`` floats, each in (0, 1)."""
-    if isinstance(output_ratio, (tuple, list)):
-        values = tuple(output_ratio)
-        if len(values) == 1:
-            values = values * nd
-    else:
-        values = (output_ratio,) * nd
-    if not (len(values) == nd and all(_is_number(r) for r in values)):
-        raise TypeError(f"output_ratio must be a number or a tuple of {nd} numbers in (0, 1), got {output_ratio!r}")
-    if not all(0 < r < 1 for r in values):  # NaN fails too
-        raise ValueError(f"output_ratio must be between 0 and 1 (exclusive), got {output_ratio!r}")
-    return tuple(float(r) for r in values)
-
-
 def resolve_output_size(
     in_size: tuple[int, ...], kernel: tuple[int, ...], output_size: Any, output_ratio: Any
 ) -> tuple[int, ...]:
@@ -120,7 +104,7 @@ def resolve_output_size(
     if output_size is not None:
         out = geometry.ntuple(output_size, nd, "output_size")
     else:
-        out = tuple(int(n * r) for n, r in zip(in_size, _ratio(output_ratio, nd), strict=True))
+        out = tuple(int(n * r) for n, r in zip(in_size, geometry.check_output_ratio(output_ratio, nd), strict=True))
         if min(out) < 1:
             raise ValueError(
                 f"output_ratio={output_ratio!r} gives output size {out} for input size {in_size}; "

@@ -252,10 +252,6 @@ class InterpolateCtx:
     area: AdaptiveCtx | None = None
 
 
-def _is_number(v: Any) -> bool:
-    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
-
-
 def _sizes_and_scales(
     in_size: tuple[int, ...], size: Any, scale_factor: Any, recompute: bool | None
 ) -> tuple[tuple[int, ...], tuple[float, ...] | None]:
@@ -275,7 +271,7 @@ def _sizes_and_scales(
             )
         return geometry.ntuple(size, nd, "size"), None
     factors = tuple(scale_factor) if isinstance(scale_factor, (tuple, list)) else (scale_factor,) * nd
-    if len(factors) != nd or not all(_is_number(f) for f in factors):
+    if len(factors) != nd or not all(geometry.is_number(f) for f in factors):
         raise TypeError(
             f"scale_factor must be a number or {nd} numbers for input with spatial size {in_size}, got {scale_factor!r}"
         )
