@@ -18,9 +18,10 @@ images, and the convolution is
 computed "wide": every ``i`` of the padded planes, positions that are not
 outputs (the last ``k-1`` columns of a row, the rows past the output, the
 room between images) are computed and never stored.  The micro-kernel keeps a
-4 output channels x 64 positions block of sums in 16 vector registers and
-streams the source once per (channel, tap) "entry" - no column matrix, no
-matrix-product call.
+block of sums in vector registers - output channels x positions, its shape chosen
+for the CPU (:mod:`.tile`: 4 x 64 in 16 zmm registers with AVX-512, 4 x 24 in 12 ymm
+with AVX2) - and streams the source once per (channel, tap) "entry" - no column
+matrix, no matrix-product call.
 
 Strided convolutions split each padded plane into its stride phases (the
 elements ``r + s*m`` for each remainder ``r``): output ``m`` reads padded
@@ -35,8 +36,9 @@ weight gradient is the same shifted-run product reduced over positions instead o
 channels (:func:`weight_grad`).
 
 Measured (``convpool bench``, ResNet-block case 32x64x56x56, 64->64, 3x3, forward
-including the layout copy): 334-365 GFLOP/s on 2 cores, where NumPy's float32 matrix
-product reaches 247-253 GFLOP/s on this machine.
+including the layout copy, AVX-512 tile): 334-365 GFLOP/s on 2 cores of an AMD Zen 5,
+where NumPy's float32 matrix product reaches 247-253 GFLOP/s there; per-ISA figures:
+``benchmarks/direct_vs_im2col.py``.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ from __future__ import annotations
 from .depthwise import depthwise, depthwise_planes, depthwise_planes_grad, depthwise_weight_grad
 from .layout import Wide, _entries, _store_plan, flat_offset, out_size, phase_plane, reach
 from .relayout import from_phases, to_wide
-from .tile import BLOCK_OC, BLOCK_Q, DW_CHUNK, DW_OC, DW_TAPS
+from .tile import BLOCK_OC, BLOCK_Q, DW_CHUNK, DW_OC, DW_TAPS, LANES, TILE, tile_info
 from .wide import (
     _conv_wide,
     _weight_grad_wide,
@@ -64,6 +66,8 @@ __all__ = [
     "DW_CHUNK",
     "DW_OC",
     "DW_TAPS",
+    "LANES",
+    "TILE",
     "Wide",
     "_conv_wide",
     "_entries",
@@ -84,6 +88,7 @@ __all__ = [
     "phase_plane",
     "pointwise",
     "reach",
+    "tile_info",
     "to_wide",
     "weight_grad",
     "weight_grad_wide",

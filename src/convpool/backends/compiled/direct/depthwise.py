@@ -3,44 +3,61 @@ per job, padded into a small buffer that stays in cache (the "stencil" path)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from numba import njit
 
 from .... import geometry
 from ....windows import pad
-from ..simd import vfma, vload, vpart, vstore, wbroadcast, wload, wzero
+from ..simd import vectors, vfma, vload, vstore
 from ..threads import KERNEL, parallel_for
 from .layout import _as3, _entries, _ro, _store_plan, out_size
 from .relayout import _pad_plane
-from .tile import BLOCK_Q, DW_TAPS
+from .tile import LANES, STENCIL_Q
 from .wide import _store
 
+_S = vectors(STENCIL_Q)  # a block of the stencil: STENCIL_Q positions, one channel
+_szero, _sload, _sbroadcast = _S.zero, _S.load, _S.broadcast
+_vpart = vectors(LANES).part
+_SV = STENCIL_Q // LANES  # vectors per block
+_TAPS = 3  # kernel taps per pass of the weight gradient (three 16-lane sums)
 
-@njit(**KERNEL, fastmath=True)
-def _depthwise_planes(j0, j1, x, shape, lo, q, w, offs, ratio, plan, ptr, out_plane, y, buf):
-    """Jobs (planes) ``j0 .. j1`` of :func:`depthwise_planes`; buf: room for J padded planes."""
-    n_ch, d0, d1, d2 = shape[1], shape[2], shape[3], shape[4]
-    q0, q1, q2 = q[0], q[1], q[2]
-    c_out, n_in, taps = w.shape[0], w.shape[1], offs.shape[0]
-    nq = (q0 * q1 * q2 + BLOCK_Q - 1) // BLOCK_Q
-    length = buf.shape[0] // n_in
-    for job in range(j0, j1):
-        n = job // c_out
-        o = job % c_out
-        for j in range(n_in):
-            c = (o // ratio) * n_in + j
-            _pad_plane(
-                x, (n * n_ch + c) * d0 * d1 * d2, d0, d1, d2, lo[0], lo[1], lo[2], q0, q1, q2, buf, j * length, length
-            )
-        yb = (n * c_out + o) * out_plane
-        for qb in range(nq):
-            a = wzero()
+
+def _stencil_kernel(vecs: int, lanes: int) -> Any:
+    """The stencil kernel for blocks of ``vecs`` vectors of ``lanes`` (a factory that
+    closes over them: numba's disk cache keys on the closure, see
+    :func:`.wide._tile_kernels`)."""
+    block = vecs * lanes
+
+    @njit(**KERNEL, fastmath=True)
+    def kernel(j0, j1, x, shape, lo, q, w, offs, ratio, plan, ptr, out_plane, y, buf):
+        """Jobs (planes) ``j0 .. j1`` of :func:`depthwise_planes`; buf: room for J padded planes."""
+        n_ch, d0, d1, d2 = shape[1], shape[2], shape[3], shape[4]
+        q0, q1, q2 = q[0], q[1], q[2]
+        c_out, n_in, taps = w.shape[0], w.shape[1], offs.shape[0]
+        nq = (q0 * q1 * q2 + block - 1) // block
+        length = buf.shape[0] // n_in
+        for job in range(j0, j1):
+            n = job // c_out
+            o = job % c_out
             for j in range(n_in):
-                base = j * length + qb * BLOCK_Q
-                for t in range(taps):
-                    a = vfma(wbroadcast(w[o, j, t]), wload(buf, base + offs[t]), a)
-            for vi in range(BLOCK_Q // 16):
-                _store(y, yb, vpart(a, vi), plan, ptr, qb * 4 + vi)
+                at = ((n * n_ch + (o // ratio) * n_in + j) * d0 * d1 * d2, j * length)
+                _pad_plane(x, at[0], d0, d1, d2, lo[0], lo[1], lo[2], q0, q1, q2, buf, at[1], length)
+            yb = (n * c_out + o) * out_plane
+            for qb in range(nq):
+                a = _szero()
+                for j in range(n_in):
+                    base = j * length + qb * block
+                    for t in range(taps):
+                        a = vfma(_sbroadcast(w[o, j, t]), _sload(buf, base + offs[t]), a)
+                for vi in range(vecs):
+                    _store(y, yb, _vpart(a, vi), plan, ptr, qb * vecs + vi)
+
+    return kernel
+
+
+_depthwise_planes = _stencil_kernel(_SV, LANES)
 
 
 def depthwise_planes(
@@ -61,22 +78,23 @@ def depthwise_planes(
     xp the input zero-padded (``lo`` before) to the plane ``q``, built per job in a small
     buffer that stays in cache - no padded copy of the batch.  The forward pass has J = 1
     and ratio = the channel multiplier; the input gradient J = multiplier, ratio = 1.
-    One output channel x 64 positions per register block.  x: flat (N, C, *in) of the
+    One output channel x STENCIL_Q positions per register block.  x: flat (N, C, *in) of the
     5-entry ``shape``; y: flat (N, C_out, *out)."""
     c_out, n_in, taps = w.shape
     plane = int(q[0] * q[1] * q[2])
-    nq = -(-plane // BLOCK_Q)
-    length = -(-(nq * BLOCK_Q + int(offs[-1])) // 16) * 16  # the blocks' reach, in whole vectors
+    nq = -(-plane // STENCIL_Q)
+    assert ptr.shape[0] > nq * _SV, "the store plan does not cover every block"
+    length = -(-(nq * STENCIL_Q + int(offs[-1])) // 16) * 16  # the blocks' reach, in whole vectors
     jobs = int(shape[0]) * c_out
 
     def run(j0: int, j1: int) -> None:  # each thread its own plane buffer
         buf = np.empty(n_in * length, dtype=np.float32)
         _depthwise_planes(j0, j1, x, shape, lo, q, w, offs, ratio, _ro(plan), _ro(ptr), out_plane, y, buf)
 
-    parallel_for(run, jobs, work=jobs * nq * BLOCK_Q * n_in * taps)
+    parallel_for(run, jobs, work=jobs * nq * STENCIL_Q * n_in * taps)
 
 
-@njit(**KERNEL, fastmath=True)
+@njit(**KERNEL, fastmath=True)  # 16-lane sums whatever the tile: cached as it is
 def _depthwise_planes_grad(j0, j1, x, shape, lo, q, dy, out3, offs3, ratio, acc, xb, db):
     """Output channels ``j0 .. j1`` of :func:`depthwise_planes_grad`; xb, db: room for
     one padded plane each."""
@@ -190,10 +208,10 @@ def depthwise_weight_grad(
     a, shape, lo, offs, _, q3 = _dw_geometry(a, pads, mode, kernel, dilation)
     c_out = dy.shape[1]
     taps = offs.size
-    ntb = -(-taps // DW_TAPS)
-    offs3 = np.zeros(ntb * DW_TAPS, dtype=np.int64)
+    ntb = -(-taps // _TAPS)
+    offs3 = np.zeros(ntb * _TAPS, dtype=np.int64)
     offs3[:taps] = offs
-    acc = np.empty((c_out, ntb * DW_TAPS * 16), dtype=np.float32)
+    acc = np.empty((c_out, ntb * _TAPS * 16), dtype=np.float32)
     dy = np.ascontiguousarray(dy, dtype=np.float32)
     depthwise_planes_grad(a.ravel(), shape, lo, q3, dy.ravel(), _as3(dy.shape[2:], 1), offs3, ratio, acc)
     dw = acc.reshape(c_out, -1, 16).sum(axis=2, dtype=np.float32)[:, :taps]

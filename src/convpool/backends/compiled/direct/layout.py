@@ -11,7 +11,7 @@ from .... import geometry
 from ....windows import pad
 from .. import runtime as _kernels
 from .relayout import to_wide
-from .tile import BLOCK_Q
+from .tile import BLOCK_Q, LANES, STENCIL_Q
 
 
 def _plane_strides(padded: tuple[int, ...]) -> tuple[int, ...]:
@@ -145,13 +145,14 @@ class Wide:
 def _store_plan(
     padded: tuple[int, ...], out: tuple[int, ...], n: int, img_stride: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Where the wide results go: for every 16-lane vector of wide positions, its runs of
-    consecutive outputs as rows (first lane, end lane, y index of lane 0) - CSR, ``ptr``
-    indexing the rows of each vector.  Depends on the geometry only, so it is cached."""
+    """Where the wide results go: for every vector of LANES wide positions (enough for
+    whole blocks of BLOCK_Q and of STENCIL_Q), its runs of consecutive outputs as rows (first lane, end
+    lane, y index of lane 0) - CSR, ``ptr`` indexing the rows of each vector.  Depends
+    on the geometry only, so it is cached."""
     plane_in = geometry.prod(padded)
     q_len = n * plane_in
-    nvec = -(-q_len // BLOCK_Q) * (BLOCK_Q // 16)
-    q = np.arange(nvec * 16, dtype=np.int64)
+    nvec = max(-(-q_len // block) * block for block in (BLOCK_Q, STENCIL_Q)) // LANES
+    q = np.arange(nvec * LANES, dtype=np.int64)
     img, rest = np.divmod(q, plane_in)
     coords = np.unravel_index(rest, padded)
     valid = img < n
@@ -159,14 +160,14 @@ def _store_plan(
     for c, o, step in zip(coords, out, _plane_strides(out), strict=True):
         valid &= c < o
         index = index + c * step
-    lane = q % 16
+    lane = q % LANES
     prev_ok = np.zeros_like(valid)
     prev_ok[1:] = valid[:-1] & valid[1:] & (index[1:] == index[:-1] + 1)
     starts = np.flatnonzero(valid & ((lane == 0) | ~prev_ok))
-    ends_mask = valid & ((lane == 15) | ~np.append(prev_ok[1:], False))
+    ends_mask = valid & ((lane == LANES - 1) | ~np.append(prev_ok[1:], False))
     ends = np.flatnonzero(ends_mask) + 1
-    plan = np.stack([starts % 16, (ends - 1) % 16 + 1, index[starts] - starts % 16], axis=1)
-    ptr = np.searchsorted(starts // 16, np.arange(nvec + 1)).astype(np.int64)
+    plan = np.stack([starts % LANES, (ends - 1) % LANES + 1, index[starts] - starts % LANES], axis=1)
+    ptr = np.searchsorted(starts // LANES, np.arange(nvec + 1)).astype(np.int64)
     plan.setflags(write=False)
     ptr.setflags(write=False)
     return plan, ptr

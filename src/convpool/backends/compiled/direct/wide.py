@@ -3,16 +3,27 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from numba import njit
 
 from .... import geometry
 from .. import runtime as _kernels
-from ..simd import vfma, vload, vpart, vstore, vstore_lanes, wbroadcast, wload, wzero
+from ..simd import grad_tile, row_tile, vectors
 from ..threads import KERNEL, parallel_for
 from .layout import Wide, _as3, _entries, _plane_strides, _ro, _store_plan, _tap_phases, out_size, phase_plane
 from .relayout import from_phases
-from .tile import BLOCK_OC, BLOCK_Q, DW_CHUNK, DW_OC, DW_TAPS
+from .tile import BLOCK_OC, BLOCK_Q, DW_CHUNK, DW_OC, DW_TAPS, LANES, TILE
+
+# the tile's operations (:mod:`.tile` chose its shape for the CPU)
+_V = vectors(LANES)
+_vstore_lanes, _vpart = _V.store_lanes, _V.part
+_T = row_tile(BLOCK_OC, LANES, TILE.block_vecs)
+_tzero, _tfma, _tpart = _T.zero, _T.fma, _T.part
+_G = grad_tile(DW_OC, DW_TAPS, LANES)
+_gload, _gstore, _gfma = _G.load, _G.store, _G.fma
+_VECS = TILE.block_vecs
 
 # --- kernels -------------------------------------------------------------------------
 # Each kernel computes a range of independent jobs, ``kernel(j0, j1, *args)``; the
@@ -25,39 +36,75 @@ def _store(y, oc_base, v, plan, ptr, vi):
     """Store the lanes of wide vector ``vi`` that are outputs: one masked store per
     run of consecutive outputs (``plan`` rows: first lane, end lane, y index of lane 0)."""
     for s in range(ptr[vi], ptr[vi + 1]):
-        vstore_lanes(y, oc_base + plan[s, 2], v, plan[s, 0], plan[s, 1])
+        _vstore_lanes(y, oc_base + plan[s, 2], v, plan[s, 0], plan[s, 1])
 
 
-@njit(**KERNEL, fastmath=True)
-def _conv_wide(j0, j1, src, gstride, wp, ents, groups, co, q_len, plan, ptr, plane, y, n_img, img_src, img_y):
-    """Jobs ``j0 .. j1`` of :func:`conv_wide`: one block of 4 output channels x 64
-    positions each, the sums in four 64-lane vectors (16 registers of 16 floats)."""
-    nb = (co + BLOCK_OC - 1) // BLOCK_OC
-    n_ent = ents.shape[0]
-    nq = (q_len + BLOCK_Q - 1) // BLOCK_Q
-    for job in range(j0, j1):
-        b = job % nb  # output-channel blocks fastest: they share the source block in cache
-        gq = job // nb
-        qb = gq % nq
-        gn = gq // nq
-        gi = gn % groups
-        img = gn // groups
-        a0 = a1 = a2 = a3 = wzero()
-        xrow = img * img_src + gi * gstride + qb * BLOCK_Q
-        wrow = (gi * nb + b) * n_ent * BLOCK_OC
-        for e in range(n_ent):
-            x = wload(src, xrow + ents[e])
-            k = wrow + e * BLOCK_OC
-            a0 = vfma(wbroadcast(wp[k]), x, a0)
-            a1 = vfma(wbroadcast(wp[k + 1]), x, a1)
-            a2 = vfma(wbroadcast(wp[k + 2]), x, a2)
-            a3 = vfma(wbroadcast(wp[k + 3]), x, a3)
-        o = b * BLOCK_OC
-        yb = img * img_y + (gi * co + o) * plane
-        for r in range(min(BLOCK_OC, co - o)):  # loops of 4 the compiler unrolls
-            a = a0 if r == 0 else a1 if r == 1 else a2 if r == 2 else a3
-            for vi in range(BLOCK_Q // 16):
-                _store(y, yb + r * plane, vpart(a, vi), plan, ptr, qb * 4 + vi)
+def _tile_kernels(block_oc: int, vecs: int, lanes: int, dw_oc: int, dw_taps: int) -> tuple[Any, Any]:
+    """The two micro-kernels for one register tile (:mod:`.tile`): ``block_oc`` output
+    channels x ``vecs`` vectors of ``lanes`` positions for the convolution, ``dw_oc``
+    channels x ``dw_taps`` entries for the weight gradient.  A factory, so that the
+    kernels close over the tile's numbers: numba's disk cache keys a kernel on its
+    closure's values (and its target CPU), so kernels built for different tiles
+    (``CONVPOOL_TILE``, an edited tile table) never share a cache entry."""
+    block_q = vecs * lanes
+
+    @njit(**KERNEL, fastmath=True)
+    def conv(j0, j1, src, gstride, wp, ents, groups, co, q_len, plan, ptr, plane, y, n_img, img_src, img_y):
+        """Jobs ``j0 .. j1`` of :func:`conv_wide`: one block of block_oc output channels x
+        block_q positions each, the sums in the register tile (:mod:`.tile`)."""
+        nb = (co + block_oc - 1) // block_oc
+        n_ent = ents.shape[0]
+        nq = (q_len + block_q - 1) // block_q
+        for job in range(j0, j1):
+            b = job % nb  # output-channel blocks fastest: they share the source block in cache
+            gq = job // nb
+            qb = gq % nq
+            gn = gq // nq
+            gi = gn % groups
+            img = gn // groups
+            acc = _tzero()
+            xrow = img * img_src + gi * gstride + qb * block_q
+            wrow = (gi * nb + b) * n_ent * block_oc
+            for e in range(n_ent):
+                acc = _tfma(acc, wp, wrow + e * block_oc, src, xrow + ents[e])
+            o = b * block_oc
+            yb = img * img_y + (gi * co + o) * plane
+            for r in range(min(block_oc, co - o)):  # short loops the compiler unrolls
+                for vi in range(vecs):
+                    _store(y, yb + r * plane, _tpart(acc, r, vi), plan, ptr, qb * vecs + vi)
+
+    @njit(**KERNEL, fastmath=True)
+    def weight_grad(j0, j1, src, gstride, dyw, ld, ents3, groups, nb, q_len, parts, acc, sums):
+        """Parts ``j0 .. j1`` of :func:`weight_grad_wide`."""
+        ntb = ents3.shape[0] // dw_taps
+        span = ((q_len + parts - 1) // parts + lanes - 1) // lanes * lanes
+        for p in range(j0, j1):
+            q_lo = p * span
+            q_hi = min(q_len, q_lo + span)
+            for c0 in range(q_lo, q_hi, DW_CHUNK):
+                c1 = min(q_hi, c0 + DW_CHUNK)
+                for job in range(groups * nb * ntb):
+                    tb = job % ntb
+                    rest = job // ntb
+                    b = rest % nb
+                    gi = rest // nb
+                    base = ((((p * groups + gi) * nb + b) * ntb + tb) * dw_oc * dw_taps) * lanes
+                    tile = _gload(acc, base)
+                    drow = (gi * nb + b) * dw_oc * ld
+                    for q in range(c0, c1, lanes):
+                        tile = _gfma(tile, dyw, drow, ld, src, gi * gstride, ents3, tb * dw_taps, q)
+                    _gstore(acc, base, tile)
+            n_sums = groups * nb * ntb * dw_oc * dw_taps  # the part's per-lane sums, summed over the lanes
+            for i in range(p * n_sums, (p + 1) * n_sums):
+                total = np.float32(0.0)
+                for lane in range(lanes):
+                    total += acc[i * lanes + lane]
+                sums[i] = total
+
+    return conv, weight_grad
+
+
+_conv_wide, _weight_grad_wide = _tile_kernels(BLOCK_OC, _VECS, LANES, DW_OC, DW_TAPS)
 
 
 def conv_wide(
@@ -86,91 +133,9 @@ def conv_wide(
     output at ``n * img_y`` (a 1x1 conv reads the input where it lies)."""
     nb = -(-co // BLOCK_OC)
     jobs = n_img * groups * nb * -(-q_len // BLOCK_Q)
+    assert ptr.shape[0] > -(-q_len // BLOCK_Q) * _VECS, "the store plan does not cover every block"
     args = (src, gstride, wp, _ro(ents), groups, co, q_len, _ro(plan), _ro(ptr), plane, y, n_img, img_src, img_y)
     parallel_for(_conv_wide, jobs, *args, work=jobs * ents.shape[0] * BLOCK_OC * BLOCK_Q)
-
-
-@njit(**KERNEL, fastmath=True)
-def _weight_grad_wide(j0, j1, src, gstride, dyw, ld, ents3, groups, nb, q_len, parts, acc, sums):
-    """Parts ``j0 .. j1`` of :func:`weight_grad_wide`."""
-    ntb = ents3.shape[0] // 3
-    span = ((q_len + parts - 1) // parts + 15) // 16 * 16
-    for p in range(j0, j1):
-        q_lo = p * span
-        q_hi = min(q_len, q_lo + span)
-        for c0 in range(q_lo, q_hi, DW_CHUNK):
-            c1 = min(q_hi, c0 + DW_CHUNK)
-            for job in range(groups * nb * ntb):
-                tb = job % ntb
-                rest = job // ntb
-                b = rest % nb
-                gi = rest // nb
-                base = ((((p * groups + gi) * nb + b) * ntb + tb) * 15) * 16
-                a00 = vload(acc, base + 0)
-                a01 = vload(acc, base + 16)
-                a02 = vload(acc, base + 32)
-                a10 = vload(acc, base + 48)
-                a11 = vload(acc, base + 64)
-                a12 = vload(acc, base + 80)
-                a20 = vload(acc, base + 96)
-                a21 = vload(acc, base + 112)
-                a22 = vload(acc, base + 128)
-                a30 = vload(acc, base + 144)
-                a31 = vload(acc, base + 160)
-                a32 = vload(acc, base + 176)
-                a40 = vload(acc, base + 192)
-                a41 = vload(acc, base + 208)
-                a42 = vload(acc, base + 224)
-                xrow = gi * gstride
-                s0 = xrow + ents3[tb * 3 + 0]
-                s1 = xrow + ents3[tb * 3 + 1]
-                s2 = xrow + ents3[tb * 3 + 2]
-                drow = (gi * nb + b) * 5 * ld
-                for q in range(c0, c1, 16):
-                    d0 = vload(dyw, drow + q)
-                    d1 = vload(dyw, drow + 1 * ld + q)
-                    d2 = vload(dyw, drow + 2 * ld + q)
-                    d3 = vload(dyw, drow + 3 * ld + q)
-                    d4 = vload(dyw, drow + 4 * ld + q)
-                    x = vload(src, s0 + q)
-                    a00 = vfma(d0, x, a00)
-                    a10 = vfma(d1, x, a10)
-                    a20 = vfma(d2, x, a20)
-                    a30 = vfma(d3, x, a30)
-                    a40 = vfma(d4, x, a40)
-                    x = vload(src, s1 + q)
-                    a01 = vfma(d0, x, a01)
-                    a11 = vfma(d1, x, a11)
-                    a21 = vfma(d2, x, a21)
-                    a31 = vfma(d3, x, a31)
-                    a41 = vfma(d4, x, a41)
-                    x = vload(src, s2 + q)
-                    a02 = vfma(d0, x, a02)
-                    a12 = vfma(d1, x, a12)
-                    a22 = vfma(d2, x, a22)
-                    a32 = vfma(d3, x, a32)
-                    a42 = vfma(d4, x, a42)
-                vstore(acc, base + 0, a00)
-                vstore(acc, base + 16, a01)
-                vstore(acc, base + 32, a02)
-                vstore(acc, base + 48, a10)
-                vstore(acc, base + 64, a11)
-                vstore(acc, base + 80, a12)
-                vstore(acc, base + 96, a20)
-                vstore(acc, base + 112, a21)
-                vstore(acc, base + 128, a22)
-                vstore(acc, base + 144, a30)
-                vstore(acc, base + 160, a31)
-                vstore(acc, base + 176, a32)
-                vstore(acc, base + 192, a40)
-                vstore(acc, base + 208, a41)
-                vstore(acc, base + 224, a42)
-        n_sums = groups * nb * ntb * 15  # the part's per-lane sums, summed over the lanes
-        for i in range(p * n_sums, (p + 1) * n_sums):
-            total = np.float32(0.0)
-            for lane in range(16):
-                total += acc[i * 16 + lane]
-            sums[i] = total
 
 
 def weight_grad_wide(
@@ -326,7 +291,7 @@ def weight_grad(
     ntb = -(-n_ent // DW_TAPS)
     ents3 = np.zeros(ntb * DW_TAPS, dtype=np.int64)
     ents3[:n_ent] = ents
-    acc = np.zeros((parts, groups, nb, ntb, DW_OC, DW_TAPS, 16), dtype=np.float32)
+    acc = np.zeros((parts, groups, nb, ntb, DW_OC, DW_TAPS, LANES), dtype=np.float32)
     gstride = cg * src.phases * src.length
     sums = np.empty(acc.shape[:-1], dtype=np.float32)
     args = (src.buf.ravel(), gstride, dyw.buf.ravel(), dyw.length, ents3, groups, nb, src.q_len, parts)
