@@ -10,9 +10,11 @@ from contextlib import contextmanager
 
 import numpy as np
 import pytest
+import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
+from convpool import config
 from convpool.functional import conv_transpose as CT
 from convpool.functional._conv_transpose_phases import dim_phases
 from convpool.functional.conv_transpose import conv_transpose_backward, conv_transpose_forward, forward_path
@@ -136,3 +138,14 @@ def test_forward_path_policy():
     assert forward_path((2, 8, 7, 7), (8, 4, 4, 4), (2, 2), (1, 1)) == "col2im"
     assert forward_path((2, 8, 7, 7), (8, 4, 3, 3), (1, 1), (1, 1)) == "phases"
     assert forward_path((0, 8, 7, 7), (8, 4, 3, 3), (2, 2), (1, 1)) == "empty"
+
+
+def test_col2im_path_threads_share_a_large_batch():
+    """Columns past PARALLEL_COLS: three threads take shares of the batch, each in chunks
+    (compiled backend; the NumPy one ignores the settings)."""
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((20, 32, 24, 24))
+    w = rng.standard_normal((32, 16, 3, 3))
+    with forced("col2im"), config.tuning(threads=3, cols_budget=2 * 2**20):
+        y = CT.conv_transpose2d(x, w, None, 2, 1)
+    assert_close(y, TORCH_CT[2](*(torch.tensor(a) for a in (x, w)), None, 2, 1).numpy(), "y")

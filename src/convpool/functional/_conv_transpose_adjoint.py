@@ -1,15 +1,15 @@
 """Convolution's input gradient as an op of its own: the adjoint of convolution, which
-is the transposed convolution's forward pass.
+is the transposed convolution's forward pass (its "col2im" path).
 
 * stride 1: the adjoint is a convolution of ``dy`` with the flipped kernel (channel axes
   swapped), so it runs on whichever of convolution's implementations applies (the SIMD
   kernels in float32) - where that padding is not negative;
 * otherwise, per group, ``cols = W^T @ dy`` (one matrix product) and then col2im, the
   window view's adjoint, adds every column back where its window read the input:
-  ``_kernels.col2im`` / ``col2im_serial`` (compiled backend) into a zeroed output, the
-  batch in chunks (``_conv_im2col.COLS_BUDGET``), each core its own chunks with one BLAS
-  thread, as the convolution's backward pass; on the NumPy backend
-  :func:`convpool.backends.numpy.conv.col2im` (``windows.scatter_add`` and the padding's adjoint).
+  the compiled ``col2im`` (compiled backend) into a zeroed output, the batch in chunks of
+  at most ``settings.TUNING.cols_budget`` bytes of columns in a reused workspace, the chunk's images
+  side by side in the columns (one product per group); on the NumPy backend
+  :func:`convpool.windows.scatter_add` and the padding's adjoint.
 
 Shapes are the convolution's: ``dy`` is its output gradient ``(N, C_out, *g.out)``,
 ``weight`` ``(C_out, C_in/groups, *kernel)``, the result ``x_shape`` = ``(N, C_in, *g.in_size)``.
@@ -20,15 +20,16 @@ window reads (zeros in the result).
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 
 from .. import geometry
 from ..backends.compiled import kernels as _kernels
-from ..backends.compiled.conv_im2col import _as5, _batch_in_columns, _column_layout, _over_batch, kernel_geometry
-from ..backends.numpy.conv import col2im
 from ..geometry import Pairs
+from ..settings import TUNING
+from ..windows import pad_backward, scatter_add
 from ._common import Geometry
 from .conv import conv_forward
 
@@ -50,7 +51,7 @@ def conv_input_grad(
     wt = w.transpose(0, 2, 1)  # (groups, Cg*K, Co)
     dyg = np.ascontiguousarray(dy).reshape(n, groups, co, p)
     if not (_kernels.enabled() and dy.dtype in (np.float32, np.float64)):
-        return col2im(np.matmul(wt, dyg), x_shape, g, "constant")
+        return _numpy_col2im(np.matmul(wt, dyg), x_shape, g)
     return _compiled_col2im(dyg, wt, x_shape, g, groups)
 
 
@@ -80,26 +81,52 @@ def flip_weight(weight: np.ndarray, groups: int) -> np.ndarray:
     return np.ascontiguousarray(w[flip])
 
 
-def _compiled_col2im(dyg: np.ndarray, wt: np.ndarray, x_shape: tuple[int, ...], g: Geometry, groups: int) -> np.ndarray:
-    """Columns per chunk of the batch into a reused workspace, then the compiled col2im."""
+PARALLEL_COLS = 8 * 2**20  # bytes of columns from which the threads take shares of the batch
+
+
+def _numpy_col2im(cols: np.ndarray, x_shape: tuple[int, ...], g: Geometry) -> np.ndarray:
+    """Columns ``(N, groups, Cg*K, P)`` added back onto the zero-padded input
+    (the window view's adjoint), then cropped (the padding's adjoint)."""
     nd = g.nd
-    n = x_shape[0]
-    co = dyg.shape[2]
+    n, c = x_shape[:2]
+    windows = cols.reshape((n, c) + g.kernel + g.out)
+    axes = (0, 1, *range(2 + nd, 2 + 2 * nd), *range(2, 2 + nd))  # (N, C, *out, *kernel)
+    return pad_backward(scatter_add(windows.transpose(axes), (n, c) + g.padded, g.stride, g.dilation), g.pads)
+
+
+def _compiled_col2im(dyg: np.ndarray, wt: np.ndarray, x_shape: tuple[int, ...], g: Geometry, groups: int) -> np.ndarray:
+    """Per chunk of the batch: the columns ``W^T @ dy`` (one product per group, the chunk's
+    images side by side) into a reused workspace, then the compiled col2im.  Large batches
+    on several cores: each thread its share of the batch, chunk by chunk, with the serial
+    col2im and one BLAS thread (the kernels and BLAS's threads never fight over the cores);
+    else the chunks in turn with the parallel col2im and BLAS."""
+    n, co = x_shape[0], dyg.shape[2]
     rows, p = wt.shape[1], dyg.shape[3]  # rows = Cg*K
-    lo = tuple(a for a, _ in g.pads)
-    geo = kernel_geometry(g, lo)
     gx = np.zeros(x_shape, dtype=dyg.dtype)
-    gx5 = _as5(gx, nd)
+    gx5 = gx.reshape(x_shape[:2] + (1,) * (3 - g.nd) + x_shape[2:])
+    lo = tuple(a for a, _ in g.pads)
+    geo = (as3(g.kernel), as3(g.stride), as3(g.dilation), as3(lo, 0), as3(g.out))
+    per_image = groups * rows * p * dyg.itemsize
+    step = max(1, TUNING.cols_budget // per_image)
 
-    def chunk(sl: slice, _im2col: Any, col2im_kernel: Any) -> None:
-        m = sl.stop - sl.start
-        cols = _kernels.workspace((m * groups * rows * p,), dyg.dtype)
-        if _batch_in_columns(p):  # one (Cg*K x Co) @ (Co x m*P) product per group
-            dyt = np.ascontiguousarray(dyg[sl].transpose(1, 2, 0, 3)).reshape(groups, co, m * p)
+    def run(start: int, stop: int, col2im: Any) -> None:
+        for i in range(start, stop, step):
+            m = min(step, stop - i)
+            cols = _kernels.workspace((groups * rows * m * p,), dyg.dtype)  # per thread
+            dyt = np.ascontiguousarray(dyg[i : i + m].transpose(1, 2, 0, 3)).reshape(groups, co, m * p)
             np.matmul(wt, dyt, out=cols.reshape(groups, rows, m * p))
-        else:  # one product per image
-            np.matmul(wt, dyg[sl], out=cols.reshape(m, groups, rows, p))
-        col2im_kernel(cols, *geo, groups, *_column_layout(m, groups, rows, p), gx5[sl])
+            col2im(cols, *geo, groups, p, rows * m * p, m * p, gx5[i : i + m])
 
-    _over_batch(chunk, n, groups * rows * p * dyg.itemsize, backward=True)
+    threads = min(_kernels.num_threads(), n)
+    if threads > 1 and n * per_image >= PARALLEL_COLS:
+        bounds = [n * t // threads for t in range(threads + 1)]
+        with _kernels.one_blas_thread(), ThreadPoolExecutor(threads) as pool:
+            list(pool.map(lambda t: run(bounds[t], bounds[t + 1], _kernels.col2im_serial), range(threads)))
+    else:
+        run(0, n, _kernels.col2im)
     return gx
+
+
+def as3(v: tuple[int, ...], fill: int = 1) -> np.ndarray:
+    """A per-dim tuple as the compiled kernels' 3-entry int64 array (leading ``fill``)."""
+    return np.array((fill,) * (3 - len(v)) + tuple(v), dtype=np.int64)

@@ -26,6 +26,7 @@ import numpy as np
 
 from .. import geometry
 from ..backends.compiled import kernels as _kernels
+from ._conv_transpose_adjoint import as3
 from ._conv_transpose_phases import conv_padded, conv_span
 
 
@@ -113,7 +114,7 @@ def _depth_to_space(
             y[...] = bias.astype(yc.dtype, copy=False).reshape((-1,) + (1,) * nd)
         plane = geometry.prod(counts)
         _kernels.col2im(
-            np.ascontiguousarray(yc).ravel(), _i3(stride), _i3(stride), _i3((1,) * nd), _i3(lo, 0), _i3(counts), 1,
+            np.ascontiguousarray(yc).ravel(), as3(stride), as3(stride), as3((1,) * nd), as3(lo, 0), as3(counts), 1,
             y_shape[1] * geometry.prod(stride) * plane, 0, plane, y.reshape(y_shape[:2] + (1,) * (3 - nd) + y_shape[2:]),
         )  # fmt: skip
         return y
@@ -130,9 +131,3 @@ def _depth_to_space(
     if bias is not None:
         y += bias.astype(yc.dtype, copy=False).reshape((-1,) + (1,) * nd)
     return y
-
-
-def _i3(v: Any, fill: int = 1) -> np.ndarray:
-    """A per-dim tuple as the compiled kernels' 3-entry int64 array (leading ``fill``)."""
-    v = tuple(v)
-    return np.array((fill,) * (3 - len(v)) + v, dtype=np.int64)
