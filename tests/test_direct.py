@@ -120,6 +120,25 @@ def test_store_plan_covers_every_output_once():  # type: ignore[no-untyped-def]
     assert ptr[0] == 0 and ptr[-1] == len(plan) and np.all(np.diff(ptr) >= 0)
 
 
+@pytest.mark.parametrize("q_len", [1, 23, 24, 25, 63, 64, 65, 96, 127, 193, 1000])
+def test_store_plan_has_a_row_range_for_every_vector_of_either_kernel(q_len):  # type: ignore[no-untyped-def]
+    """The convolution stores blocks of BLOCK_Q positions, the depthwise stencil blocks of
+    STENCIL_Q; one plan serves both, so it indexes every LANES vector of either's blocks
+    (with the AVX2 tile the two differ: 24 and 64)."""
+    from convpool.backends.compiled.direct.tile import LANES, STENCIL_Q
+
+    plan, ptr = _direct._store_plan((q_len,), (q_len,), 1, 0)
+    for block in (_direct.BLOCK_Q, STENCIL_Q):
+        assert len(ptr) - 1 >= -(-q_len // block) * block // LANES
+    assert sum(int(r[1] - r[0]) for r in plan) == q_len  # every output once
+
+
+def test_tile_info_names_the_selected_tile():  # type: ignore[no-untyped-def]
+    info = _direct.tile_info()
+    assert info["isa"] == _direct.TILE.isa and info["lanes"] == _direct.LANES
+    assert _direct.BLOCK_Q == _direct.TILE.block_q and _direct.BLOCK_OC == _direct.TILE.block_oc
+
+
 def test_wide_phase_layout_splits_a_strided_plane():  # type: ignore[no-untyped-def]
     a = np.arange(1 * 2 * 5 * 5, dtype=np.float32).reshape(1, 2, 5, 5) + 1
     wide = _direct.Wide(a, ((1, 0), (1, 1)), "constant", reach=4, stride=(2, 2))
