@@ -121,7 +121,12 @@ def _fake_result(isa: str, ratio: float) -> dict[str, Any]:
         "path_check": bench_report.path_check(rows),
         "limits": {"matmul_gflops": 100.0, "copy_gbs": 10.0},
         "threads": 2,
-        "environment": {"cpu": "Test CPU", "numba_target_cpu": "haswell", "blas_core": "Haswell"},
+        "environment": {
+            "cpu": "Test CPU",
+            "numba_target_cpu": "haswell",
+            "blas_core": "Haswell",
+            "convpool": {"SIMD tile": f"{isa}, tile of the test"},
+        },
     }
 
 
@@ -131,6 +136,7 @@ def test_report_puts_settings_side_by_side() -> None:
     )
     assert "--isa native: CPU Test CPU" in text and "--isa avx2: CPU Test CPU; numba target haswell" in text
     assert "GEMM 100 GFLOP/s" in text and "copy 10.0 GB/s" in text
+    assert "convpool SIMD tile: native, tile of the test" in text and "SIMD tile: avx2, tile of the test" in text
     assert "--isa avx2: above the per-case ceiling: conv2d x fwd 1.60; conv2d x bwd 1.60" in text
     assert "never slower than im2col+BLAS" in text
     line = next(ln for ln in text.splitlines() if ln.startswith("convolution (fwd, bwd)"))

@@ -111,6 +111,7 @@ def _machine_lines(name: str, res: dict[str, Any]) -> list[str]:
         f"PyTorch {env.get('torch')} capability {env.get('torch_cpu_capability')}",
         f"  GEMM {lim['matmul_gflops']:.0f} GFLOP/s (NumPy BLAS, float32 2048^3), copy {lim['copy_gbs']:.1f} GB/s; "
         f"{res['threads']} threads; BLAS {env.get('blas')}",
+        *([f"  convpool SIMD tile: {tile}"] if (tile := (env.get("convpool") or {}).get("SIMD tile")) else []),
     ]
 
 
