@@ -29,7 +29,6 @@ from typing import Any
 
 import numpy as np
 
-from .. import geometry
 from .conv import conv_forward
 
 
@@ -45,30 +44,6 @@ def conv_span(n: int, reach: int, first: int, count: int) -> tuple[slice, tuple[
     if start >= stop:
         return None
     return slice(start, stop), (max(lo, 0), max(hi, 0))
-
-
-def conv_padded(
-    x: np.ndarray,
-    w: np.ndarray,
-    bias: np.ndarray | None,
-    pads: tuple[tuple[int, int], ...],
-    dilation: tuple[int, ...],
-    groups: int,
-) -> np.ndarray:
-    """``conv_forward`` at stride 1 with zero padding ``pads`` ((lo, hi) per dim).  A 1x1
-    kernel runs unpadded and its result goes into the padded output's middle (the padding
-    is then outputs that read only zeros: the bias); the compiled 1x1 path reads no
-    padding after the input when there is none before it."""
-    nd = len(pads)
-    if geometry.prod(w.shape[2:]) > 1 or not any(lo or hi for lo, hi in pads):
-        return conv_forward(x, w, bias, 1, pads, dilation, groups, nd=nd)[0]
-    inner = conv_forward(x, w, bias, 1, 0, 1, groups, nd=nd)[0]
-    y = np.zeros(inner.shape[:2] + tuple(n + lo + hi for n, (lo, hi) in zip(x.shape[2:], pads)), dtype=inner.dtype)
-    if bias is not None:
-        y += bias.astype(inner.dtype, copy=False).reshape((-1,) + (1,) * nd)
-    middle: tuple[Any, ...] = (Ellipsis, *(slice(lo, lo + n) for n, (lo, _) in zip(x.shape[2:], pads)))
-    y[middle] = inner
-    return y
 
 
 @dataclass(frozen=True)
@@ -142,7 +117,7 @@ def forward(
             x_sub, w_sub = xb[span], wf[taps]
             pads = tuple(ph.pads for ph in phase)
             dil = tuple(ph.dilation for ph in phase)
-            y_sub = conv_padded(x_sub, w_sub, bias, pads, dil, groups)
+            y_sub = conv_forward(x_sub, w_sub, bias, 1, pads, dil, groups, nd=nd)[0]
         if y is None:  # one phase: it is the output
             return y_sub
         out: tuple[Any, ...] = (Ellipsis, *(ph.out for ph in phase))

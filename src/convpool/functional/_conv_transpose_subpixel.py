@@ -27,7 +27,8 @@ import numpy as np
 from .. import geometry
 from ..backends.compiled import kernels as _kernels
 from ._conv_transpose_adjoint import as3
-from ._conv_transpose_phases import conv_padded, conv_span
+from ._conv_transpose_phases import conv_span
+from .conv import conv_forward
 
 
 def applies(stride: tuple[int, ...], dilation: tuple[int, ...]) -> bool:
@@ -96,7 +97,7 @@ def forward(
     w = phase_weight(weight.astype(xb.dtype, copy=False), stride, dilation, groups)
     dil = tuple(dc for _, dc in subs)
     read: tuple[Any, ...] = (Ellipsis, *spans)
-    yc = conv_padded(xb[read], w, None, tuple(pads), dil, groups)
+    yc = conv_forward(xb[read], w, None, 1, tuple(pads), dil, groups, nd=len(stride))[0]
     return _depth_to_space(yc.reshape((n, c_out) + stride + tuple(counts)), stride, tuple(lo), y_shape, bias)
 
 
