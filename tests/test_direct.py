@@ -14,11 +14,22 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import convpool.functional as F
+from convpool.backends.compiled import conv_direct
 from convpool.backends.compiled import direct as _direct
 from convpool.backends.compiled import kernels as _kernels
 from convpool.functional.conv import ConvCtx, TrimmedCtx
 
 pytestmark = pytest.mark.skipif(not _kernels.DIRECT, reason="direct kernels need numba")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _wide_on_every_tile():  # type: ignore[no-untyped-def]
+    """The wide kernels under test whatever tile this CPU got (kind() leaves them to
+    im2col + BLAS on tiles where they do not pay, see conv_direct.WIDE_ISAS)."""
+    saved = conv_direct.WIDE_ISAS
+    conv_direct.WIDE_ISAS = frozenset(_direct.tile.TILES)
+    yield
+    conv_direct.WIDE_ISAS = saved
 
 
 def torch_conv(x, w, b, stride, padding, dilation, groups, mode):  # type: ignore[no-untyped-def]

@@ -114,6 +114,25 @@ def test_tile_info_says_what_and_why() -> None:
     assert str(info["reason"])
 
 
+def test_kind_leaves_the_wide_layout_to_blas_where_it_does_not_pay(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On the generic tile the wide kernels lose to im2col + BLAS (conv_direct.WIDE_ISAS):
+    kind() declines them there; the depthwise stencil stays."""
+    import numpy as np
+
+    from convpool.backends.compiled import conv_direct
+    from convpool.backends.compiled import direct as _direct
+    from convpool.geometry import make_geometry
+
+    if not _kernels.DIRECT:
+        pytest.skip("direct kernels need numba")
+    x = np.zeros((2, 4, 9, 9), dtype=np.float32)
+    g = make_geometry(x.shape[2:], 2, (3, 3), 1, 1, 1)
+    for isa, wide in (("avx512", "wide"), ("avx2", "wide"), ("generic", None)):
+        monkeypatch.setattr(_direct, "TILE", tile.TILES[isa])
+        assert conv_direct.kind(x, g, 4, 1) == wide
+        assert conv_direct.kind(x, g, 1, 4) == "stencil"
+
+
 def test_a_bad_override_fails_at_import() -> None:
     env = {**os.environ, tile.ENV: "avx1024"}
     code = "import convpool.backends.compiled.direct"
@@ -129,10 +148,11 @@ import sys
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from convpool.backends.compiled import direct, kernels
+from convpool.backends.compiled import conv_direct, direct, kernels
 from convpool.functional.conv import conv_backward, conv_forward
 
 assert kernels.DIRECT
+conv_direct.WIDE_ISAS = frozenset(direct.tile.TILES)  # the wide kernels on every tile, paying or not
 print("tile", direct.tile_info()["isa"])
 
 

@@ -21,19 +21,28 @@ from . import direct as _direct
 from . import kernels as _kernels
 from .direct import BLOCK_Q, phase_plane
 
+# The register tiles (direct.tile.TILE.isa) on which the wide kernels beat im2col + BLAS
+# (benchmarks/direct_vs_im2col.py, Intel Xeon "rocketlake", 2 threads, direct / im2col):
+# avx512 0.48-0.99 forward and backward on every windowed case; avx2 (numba for Haswell,
+# OpenBLAS Haswell) 0.55-0.98; generic (numba for the baseline x86-64, SSE2: masked loads
+# and stores become scalar code) 0.8-1.4, slower on the dense, strided and 1-D cases - there
+# im2col + BLAS takes them.  The depthwise stencil wins on every tile (0.12-0.36).
+WIDE_ISAS = frozenset({"avx512", "avx2"})
+
 
 def kind(xb: np.ndarray, g: Geometry, cg: int, groups: int) -> str | None:
     """Which SIMD kernels of :mod:`convpool.backends.compiled.direct` take a float32 conv with a real
     window (a 1x1 conv reads its input in place instead): "wide" - the wide layout, any
-    stride, the input split into its stride phases when strided; "stencil" - depthwise
-    (one input channel per group) with stride 1, one (image, channel) plane per job;
-    None - strided depthwise, float64, or no SIMD kernels: the compiled loops."""
+    stride, the input split into its stride phases when strided, on the tiles of
+    :data:`WIDE_ISAS`; "stencil" - depthwise (one input channel per group) with stride 1,
+    one (image, channel) plane per job; None - strided depthwise, float64, the wide
+    layout on a tile where it does not pay, or no SIMD kernels: the compiled loops."""
     if not (_kernels.DIRECT and xb.dtype == np.float32 and geometry.prod(g.kernel) > 1):
         return None
     if not wide_fits(xb.shape[0], g):
         return None
     if cg > 1 or groups == 1:
-        return "wide"
+        return "wide" if _direct.TILE.isa in WIDE_ISAS else None
     return "stencil" if all(s == 1 for s in g.stride) else None
 
 
