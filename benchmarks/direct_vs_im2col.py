@@ -131,7 +131,7 @@ def child(rounds: int, margin: float) -> None:
     print(f"cpu: {about['cpu']}; numba tile: {tile['isa']} ({tile['reason']}); {tile['conv tile']}")
     print(
         f"torch: {torch.backends.cpu.get_cpu_capability()}, {torch.get_num_threads()} threads; kernels: "
-        f"{_kernels.num_threads()} threads; OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(auto)')}"
+        f"{_kernels.num_threads()} threads; blas: {about.get('blas', '?')}"
     )
     head = f"{'case':34s} {'pass':4s} {'direct':>8s} {'im2col':>8s} {'torch':>8s} ms  {'dir/i2c':>7s} {'dir/t':>6s} {'i2c/t':>6s}"
     print(head)
