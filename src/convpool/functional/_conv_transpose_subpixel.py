@@ -78,7 +78,7 @@ def forward(
     groups: int,
 ) -> np.ndarray | None:
     """``y`` (``y_shape``, batched) with the bias, or None where no window of the phase
-    convolution reaches the input (the caller's general path handles that)."""
+    convolution reaches the input (``y`` is then the bias alone)."""
     n, c_out = xb.shape[0], y_shape[1]
     subs = [_sub_kernel(k, s, d) for k, s, d in zip(weight.shape[2:], stride, dilation, strict=True)]
     spans: list[slice] = []

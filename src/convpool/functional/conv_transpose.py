@@ -24,11 +24,12 @@ the forward's implementation):
   with the flipped kernel, straight into ``y``;
 * forward, "subpixel" (:mod:`._conv_transpose_subpixel`): the same phases as ONE
   convolution with ``prod(stride)`` times the output channels, then depth-to-space (the
-  compiled col2im without overlap) - where the kernel is a multiple of the stride;
+  compiled col2im without overlap) - where the phases' kernels need (almost) no zero
+  taps to be one kernel: the kernel a multiple of the stride;
 * forward, "col2im": convolution's input gradient
   (:func:`._conv_transpose_adjoint.conv_input_grad`), ``W^T @ x`` per group and col2im,
-  the window view's adjoint - where windows overlap little (kernel <= stride), and for
-  small problems;
+  the window view's adjoint - where windows overlap little (under :data:`MIN_OVERLAP`
+  taps per output: kernel <= stride, or 3x3 at stride 2), and for small problems;
 * grad_input = the convolution of ``grad_output`` with the same weight, stride, padding
   and dilation (any of convolution's fast paths), and that convolution's context gives
   grad_weight: its weight gradient with the transposed input as the output gradient;
