@@ -17,7 +17,9 @@ accumulators pay is the CPU's business, chosen in
 * :func:`grad_tile` - the weight gradient's tile: ``oc`` x ``taps`` vectors of sums.
 
 Only :mod:`convpool.backends.compiled.direct` and :mod:`convpool.backends.compiled.maxplus`
-use this module; import it only when numba is available.
+use this module; import it only when numba is available.  Numba's disk cache checks a
+kernel's own source file, not this one: after editing an intrinsic here, clear the cached
+kernels (``__pycache__/*.nbi``, ``*.nbc`` beside their modules, or ``NUMBA_CACHE_DIR``).
 """
 
 from __future__ import annotations
