@@ -5,8 +5,7 @@ geometry and checked against PyTorch; the phase split; the policy that picks a p
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from contextlib import contextmanager
+from typing import Any
 
 import numpy as np
 import pytest
@@ -24,20 +23,16 @@ from test_conv_transpose import TORCH_CT, _torch_all, ct_case
 PATHS = ("phases", "subpixel", "col2im")
 
 
-@contextmanager
-def forced(path: str) -> Iterator[None]:
-    """Make forward_path pick ``path`` wherever it applies (the sub-pixel path needs every
-    strided dim undilated, else the phases run; at stride 1 the phases always run)."""
-    saved = (CT.MIN_OVERLAP, CT.MIN_WORK, CT.MAX_WASTE)
-    CT.MIN_OVERLAP, CT.MIN_WORK, CT.MAX_WASTE = {
+def forced(path: str) -> Any:
+    """Make the conv_transpose table pick ``path`` wherever it applies (the sub-pixel path
+    needs every strided dim undilated, else the phases run; at stride 1 the phases always
+    run), through the public thresholds."""
+    overlap, work, waste = {
         "phases": (0.0, 0, -1.0),
         "subpixel": (0.0, 0, math.inf),
         "col2im": (math.inf, 0, math.inf),
     }[path]
-    try:
-        yield
-    finally:
-        CT.MIN_OVERLAP, CT.MIN_WORK, CT.MAX_WASTE = saved
+    return config.tuning(transpose_min_overlap=overlap, transpose_min_work=work, transpose_max_waste=waste)
 
 
 def _expected_path(path: str, stride: tuple[int, ...], dilation: tuple[int, ...]) -> str:

@@ -69,13 +69,10 @@ def tuning(**values: Any) -> Iterator[settings.Tuning]:
     for name, value in values.items():
         if name not in settings.NAMES:
             raise ValueError(f"tuning has no setting {name!r}; it has {', '.join(settings.NAMES)}")
-        ok = (
-            value is None
-            if name == "threads" and value is None
-            else isinstance(value, int) and not isinstance(value, bool)
-        )
-        if not ok:
-            raise TypeError(f"tuning {name} must be an int, got {value!r}")
+        kind = float if isinstance(getattr(t, name), float) else int
+        number = isinstance(value, (int, float) if kind is float else int) and not isinstance(value, bool)
+        if not (number or (name == "threads" and value is None)):
+            raise TypeError(f"tuning {name} must be {'a number' if kind is float else 'an int'}, got {value!r}")
         if name == "threads" and value < 1:
             raise ValueError(f"tuning threads must be at least 1, got {value}")
     previous = {name: getattr(t, name) for name in values}

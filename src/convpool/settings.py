@@ -29,6 +29,14 @@ class Tuning:
     # cut a pool when the padded input exceeds RATIO x the input plus SLACK elements
     pool_trim_ratio: int = 2
     pool_trim_slack: int = 4096
+    # transposed convolution's forward (from timings of its three implementations: Xeon,
+    # AVX-512, one thread, float32/float64, 1-3 dims): W^T x + col2im wins where windows
+    # overlap little (under MIN_OVERLAP taps per output, prod(kernel) / prod(stride)) and
+    # on problems under MIN_WORK multiply-adds (per phase for one conv per phase); the
+    # one-conv sub-pixel form may do at most MAX_WASTE times the multiply-adds
+    transpose_min_overlap: float = 3.5
+    transpose_min_work: int = 1 << 22
+    transpose_max_waste: float = 1.25
 
 
 TUNING = Tuning()

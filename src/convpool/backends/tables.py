@@ -81,14 +81,50 @@ class MaxPlusProblem:
 
 
 @dataclass(frozen=True)
+class ConvTransposeProblem:
+    """A transposed convolution: the batched input ``(N, C_in, *in)``, the weight
+    ``(C_in, C_out/groups, *kernel)`` and bias, the batched output shape, and the
+    per-dim stride, padding (symmetric) and dilation."""
+
+    x: np.ndarray
+    weight: np.ndarray
+    bias: np.ndarray | None
+    y_shape: tuple[int, ...]
+    stride: tuple[int, ...]
+    padding: tuple[int, ...]
+    dilation: tuple[int, ...]
+    groups: int
+
+    @property
+    def work(self) -> int:
+        """Multiply-adds: every input element times a kernel per output channel of its group."""
+        return int(np.prod(self.x.shape)) * int(self.weight.shape[1]) * int(np.prod(self.weight.shape[2:]))
+
+    @property
+    def phases(self) -> int:
+        return int(np.prod(self.stride))
+
+
+@dataclass(frozen=True)
 class Row:
     name: str
-    backend: str  # "numpy" or "compiled"
-    module: str  # dotted path, relative to convpool.backends
+    backend: str  # "numpy", "compiled", or "any" (composed of ops that run on either)
+    module: str  # dotted path, relative to convpool.backends (or absolute: "convpool....")
     summary: str
 
     def load(self) -> ModuleType:
+        if self.module.startswith("convpool."):
+            return importlib.import_module(self.module)
         return importlib.import_module(f"{__package__}.{self.module}")
+
+    def reason(self, problem: Any, held: bool) -> str | None:
+        """Why this row does not take ``problem``: ``why_not`` (it cannot), then, unless
+        the family is held to it, ``declines`` (it could, but was measured slower there)."""
+        impl = self.load()
+        reason = impl.why_not(problem)
+        if reason is None and not held and hasattr(impl, "declines"):
+            reason = impl.declines(problem)
+        return reason
 
 
 @dataclass(frozen=True)
@@ -104,7 +140,7 @@ class Table:
     """An ordered list of implementations of one op family."""
 
     def __init__(self, family: str, rows: list[Row]) -> None:
-        assert rows and rows[-1].backend == "numpy", "the last row is the reference: it always applies"
+        assert rows and rows[-1].backend in ("numpy", "any"), "the last row runs everywhere: it always applies"
         self.family = family
         self.rows = rows
 
@@ -114,7 +150,7 @@ class Table:
 
     def _active(self, row: Row) -> str | None:
         """Why ``row``'s backend cannot run now, or None."""
-        if row.backend == "numpy":
+        if row.backend in ("numpy", "any"):
             return None
         if switch.get_backend() != "compiled":
             return f"the backend is {switch.get_backend()!r}"
@@ -123,10 +159,11 @@ class Table:
     def verdicts(self, problem: Any) -> list[Verdict]:
         """Every row's verdict on ``problem``, the chosen one marked."""
         out, chosen = [], self._choose_row(problem)
+        held = switch.held(self.family)
         for row in self.rows:
             reason = self._active(row)
             if reason is None:
-                reason = row.load().why_not(problem)
+                reason = row.reason(problem, row.name == held)
             out.append(Verdict(row.name, row.backend, row.summary, reason, row is chosen))
         return out
 
@@ -142,7 +179,7 @@ class Table:
             if name is not None:
                 return next(r for r in rows if r.name == name)
         for row in rows:
-            if self._active(row) is None and row.load().why_not(problem) is None:
+            if self._active(row) is None and row.reason(problem, row.name == held) is None:
                 return row
         raise AssertionError(f"no {self.family} implementation applies")  # the reference always does
 
@@ -153,7 +190,7 @@ class Table:
     def name_of(self, impl: ModuleType) -> str:
         """The row name of an implementation module."""
         for row in self.rows:
-            if impl.__name__ == f"{__package__}.{row.module}":
+            if impl.__name__ in (row.module, f"{__package__}.{row.module}"):
                 return row.name
         raise KeyError(impl.__name__)
 
@@ -192,4 +229,25 @@ MAXPLUS = Table(
     ],
 )
 
-TABLES = {"conv": CONV, "pool": POOL, "maxplus": MAXPLUS}
+CONV_TRANSPOSE = Table(
+    "conv_transpose",
+    [
+        Row(
+            "subpixel",
+            "any",
+            "convpool.functional._conv_transpose_subpixel",
+            "kernel a multiple of the stride: one conv, then depth-to-space",
+        ),
+        Row(
+            "phases",
+            "any",
+            "convpool.functional._conv_transpose_phases",
+            "one stride-1 conv per output phase (stride 1: one conv)",
+        ),
+        Row(
+            "col2im", "any", "convpool.functional._conv_transpose_adjoint", "conv's input gradient: W^T x, then col2im"
+        ),
+    ],
+)
+
+TABLES = {"conv": CONV, "pool": POOL, "maxplus": MAXPLUS, "conv_transpose": CONV_TRANSPOSE}

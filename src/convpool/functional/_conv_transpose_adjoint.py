@@ -27,11 +27,30 @@ import numpy as np
 
 from .. import geometry
 from ..backends.compiled import kernels as _kernels
+from ..backends.tables import ConvTransposeProblem
 from ..geometry import Pairs
 from ..settings import TUNING
 from ..windows import pad_backward, scatter_add
 from ._common import Geometry
 from .conv import conv_forward
+
+
+def why_not(p: ConvTransposeProblem) -> str | None:
+    return None  # implementation "col2im" of the conv_transpose table: every geometry
+
+
+def forward(p: ConvTransposeProblem) -> np.ndarray:
+    """The transposed convolution as the input gradient of the convolution it is the
+    adjoint of (input ``y``, output ``x``; ``output_padding`` is room at the high end of
+    its input that no window reads), bias added."""
+    nd = len(p.stride)
+    kernel, in_size = tuple(p.weight.shape[2:]), tuple(p.x.shape[2:])
+    pads = tuple((q, q) for q in p.padding)
+    g = Geometry(p.y_shape[2:], kernel, p.stride, p.dilation, pads, in_size, (0,) * nd)
+    y = conv_input_grad(p.x, p.weight, p.y_shape, g, p.groups)
+    if p.bias is not None:
+        y += p.bias.astype(p.x.dtype, copy=False).reshape((p.y_shape[1],) + (1,) * nd)
+    return y
 
 
 def conv_input_grad(

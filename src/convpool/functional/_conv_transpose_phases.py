@@ -18,6 +18,8 @@ dim and its sub-kernel the product of the dims' tap sets; a phase no tap reaches
 
 At stride 1 there is one phase: the whole transposed convolution is one convolution of
 ``x`` with the flipped kernel, straight into ``y``.
+
+Implementation "phases" of the conv_transpose table (:mod:`convpool.backends.tables`).
 """
 
 from __future__ import annotations
@@ -29,7 +31,28 @@ from typing import Any
 
 import numpy as np
 
+from ..backends.tables import ConvTransposeProblem
+from ..settings import TUNING
+from ._conv_transpose_adjoint import flip_weight
 from .conv import conv_forward
+
+
+def why_not(p: ConvTransposeProblem) -> str | None:
+    return None  # every geometry: dilation, groups, padding wider than the reach, k < s
+
+
+def declines(p: ConvTransposeProblem) -> str | None:
+    if p.phases == 1:
+        return None
+    if math.prod(p.weight.shape[2:]) < TUNING.transpose_min_overlap * p.phases:
+        return "windows overlap little: W^T x + col2im was measured faster"
+    if p.work < TUNING.transpose_min_work * p.phases:
+        return "small phase convolutions: W^T x + col2im was measured faster"
+    return None
+
+
+def forward(p: ConvTransposeProblem) -> np.ndarray:
+    return transpose(p.x, flip_weight(p.weight, p.groups), p.bias, p.y_shape, p.stride, p.padding, p.dilation, p.groups)
 
 
 def conv_span(n: int, reach: int, first: int, count: int) -> tuple[slice, tuple[int, int]] | None:
@@ -85,7 +108,7 @@ def dim_phases(n: int, k: int, s: int, p: int, d: int, out: int) -> list[DimPhas
     return phases
 
 
-def forward(
+def transpose(
     xb: np.ndarray,
     wf: np.ndarray,
     bias: np.ndarray | None,

@@ -15,6 +15,8 @@ windows of size ``stride`` at stride ``stride``, i.e. the compiled col2im withou
 (on the NumPy backend a reshape and transpose).  The kernel taps that the zero-padding
 of short phases adds are wasted work: :func:`waste` says how much
 (``prod(s * (A+1)) / prod(k)``; none when the kernel is a multiple of the stride).
+
+Implementation "subpixel" of the conv_transpose table (:mod:`convpool.backends.tables`).
 """
 
 from __future__ import annotations
@@ -26,9 +28,34 @@ import numpy as np
 
 from .. import geometry
 from ..backends.compiled import kernels as _kernels
+from ..backends.tables import ConvTransposeProblem
+from ..settings import TUNING
 from ._conv_transpose_adjoint import as3
 from ._conv_transpose_phases import conv_span
 from .conv import conv_forward
+
+
+def why_not(p: ConvTransposeProblem) -> str | None:
+    if p.phases == 1:
+        return "stride 1: one conv with the flipped kernel (phases)"
+    if not applies(p.stride, p.dilation):
+        return "a strided dim is dilated: the phases' kernels do not make one kernel"
+    return None
+
+
+def declines(p: ConvTransposeProblem) -> str | None:
+    kernel = tuple(p.weight.shape[2:])
+    if geometry.prod(kernel) < TUNING.transpose_min_overlap * p.phases:
+        return "windows overlap little: W^T x + col2im was measured faster"
+    if p.work < TUNING.transpose_min_work:
+        return "a small problem: W^T x + col2im was measured faster"
+    if (w := waste(kernel, p.stride, p.dilation)) > TUNING.transpose_max_waste:
+        return f"the one conv would do {w:.2f}x the multiply-adds (kernel not a multiple of the stride)"
+    return None
+
+
+def forward(p: ConvTransposeProblem) -> np.ndarray | None:
+    return transpose(p.x, p.weight, p.bias, p.y_shape, p.stride, p.padding, p.dilation, p.groups)
 
 
 def applies(stride: tuple[int, ...], dilation: tuple[int, ...]) -> bool:
@@ -67,7 +94,7 @@ def phase_weight(weight: np.ndarray, stride: tuple[int, ...], dilation: tuple[in
     return w.reshape((groups * cog * geometry.prod(stride), cg) + sub)
 
 
-def forward(
+def transpose(
     xb: np.ndarray,
     weight: np.ndarray,
     bias: np.ndarray | None,

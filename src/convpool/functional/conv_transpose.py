@@ -14,8 +14,9 @@ output ``(N, C_out, *out)`` with per dim
 of); ``output_padding`` (smaller than stride or dilation) adds rows at the high end,
 picking one of the ``stride`` input sizes a strided convolution maps to the same size.
 
-Built on convolution, so it is fast wherever convolution is (:func:`forward_path` picks
-the forward's implementation):
+Built on convolution, so it is fast wherever convolution is; the conv_transpose table
+(:data:`convpool.backends.tables.CONV_TRANSPOSE`, thresholds ``settings.TUNING.transpose_*``)
+picks the forward's implementation:
 
 * forward, "phases" (:mod:`._conv_transpose_phases`): output phase ``r`` (the outputs
   ``stride*q + r``) receives only the taps congruent to it, so it is a stride-1
@@ -28,7 +29,7 @@ the forward's implementation):
   taps to be one kernel: the kernel a multiple of the stride;
 * forward, "col2im": convolution's input gradient
   (:func:`._conv_transpose_adjoint.conv_input_grad`), ``W^T @ x`` per group and col2im,
-  the window view's adjoint - where windows overlap little (under :data:`MIN_OVERLAP`
+  the window view's adjoint - where windows overlap little (under ``transpose_min_overlap``
   taps per output: kernel <= stride, or 3x3 at stride 2), and for small problems;
 * grad_input = the convolution of ``grad_output`` with the same weight, stride, padding
   and dilation (any of convolution's fast paths), and that convolution's context gives
@@ -45,10 +46,8 @@ from typing import Any
 import numpy as np
 
 from .. import geometry
-from . import _conv_transpose_phases as _phases
-from . import _conv_transpose_subpixel as _subpixel
-from ._common import Geometry, batched, check_grad, check_spatial
-from ._conv_transpose_adjoint import conv_input_grad, flip_weight
+from ..backends.tables import CONV_TRANSPOSE, ConvTransposeProblem
+from ._common import batched, check_grad, check_spatial
 from .conv import _bias_grad, conv_forward, conv_param_backward
 
 
@@ -204,35 +203,31 @@ def conv_transpose_forward(
     return (y[0] if unbatched else y), ctx
 
 
-# forward_path's policy, from timings of the three paths (Xeon, AVX-512, one thread; float32
-# and float64; 1-3 dims): col2im wins where few windows overlap (k <= s, k = 3 with s = 2 in
-# 2-D) and on small problems; the phase convolutions win where many do (k = 4 with s = 2)
-MIN_OVERLAP = 3.5  # kernel taps per output, prod(kernel) / prod(stride), from which the phases run
-MIN_WORK = 1 << 22  # multiply-adds from which the phases run (per phase for one convolution per phase)
-MAX_WASTE = 1.25  # the most multiply-adds the one phase convolution may do, over the transposed conv's
+def _problem(
+    xb: np.ndarray,
+    weight: np.ndarray,
+    bias: np.ndarray | None,
+    y_shape: tuple[int, ...],
+    stride: tuple[int, ...],
+    padding: tuple[int, ...],
+    dilation: tuple[int, ...],
+    groups: int,
+) -> ConvTransposeProblem:
+    return ConvTransposeProblem(xb, weight, bias, y_shape, stride, padding, dilation, groups)
 
 
 def forward_path(
     x_shape: tuple[int, ...], weight_shape: tuple[int, ...], stride: tuple[int, ...], dilation: tuple[int, ...]
 ) -> str:
-    """Which implementation computes the forward pass (the batched input's and the
-    weight's shapes): "phases" - one convolution per output phase (at stride 1 the
-    whole transposed convolution is one: always); "subpixel" - the phases as one
-    convolution and depth-to-space (strided dims undilated, at most :data:`MAX_WASTE`
-    times the multiply-adds); "col2im" - ``W^T @ x`` and col2im (windows that overlap
-    little, small problems); "empty" - nothing to compute."""
-    kernel, c_out = tuple(weight_shape[2:]), weight_shape[1]
+    """Which implementation of the conv_transpose table computes the forward pass for
+    the batched input's and the weight's shapes ("empty": nothing to compute); the
+    thresholds are ``settings.TUNING.transpose_*``, measured."""
     if geometry.prod(x_shape) == 0 or geometry.prod(weight_shape) == 0:
         return "empty"
-    phases = geometry.prod(stride)
-    if phases == 1:
-        return "phases"
-    work = geometry.prod(x_shape) * c_out * geometry.prod(kernel)  # multiply-adds
-    if geometry.prod(kernel) < MIN_OVERLAP * phases or work < MIN_WORK:
-        return "col2im"
-    if _subpixel.applies(stride, dilation) and _subpixel.waste(kernel, stride, dilation) <= MAX_WASTE:
-        return "subpixel"
-    return "phases" if work >= MIN_WORK * phases else "col2im"
+    nd = len(stride)
+    x, w = np.empty(x_shape, np.float32), np.empty(weight_shape, np.float32)  # shapes only: never filled
+    y_shape = (x_shape[0], weight_shape[1]) + (1,) * nd
+    return CONV_TRANSPOSE.name_of(CONV_TRANSPOSE.choose(_problem(x, w, None, y_shape, stride, (0,) * nd, dilation, 1)))
 
 
 def _forward(
@@ -245,25 +240,16 @@ def _forward(
     dilation: tuple[int, ...],
     groups: int,
 ) -> np.ndarray:
-    """The output, bias included, by :func:`forward_path`'s choice."""
-    nd = len(stride)
-    path = forward_path(xb.shape, weight.shape, stride, dilation)
-    if path == "phases":
-        return _phases.forward(xb, flip_weight(weight, groups), bias, y_shape, stride, padding, dilation, groups)
-    if path == "subpixel":
-        y = _subpixel.forward(xb, weight, bias, y_shape, stride, padding, dilation, groups)
+    """The output, bias included, by the conv_transpose table's choice."""
+    y: np.ndarray | None = None
+    if xb.size and weight.size:
+        problem = _problem(xb, weight, bias, y_shape, stride, padding, dilation, groups)
+        y = CONV_TRANSPOSE.choose(problem).forward(problem)
         if y is not None:
             return y
-    if path == "col2im":
-        # the convolution this is the adjoint of: input `out`, output `in`; output_padding
-        # is room at the high end of its input that no window reads
-        kernel, in_size = tuple(weight.shape[2:]), tuple(xb.shape[2:])
-        g = Geometry(y_shape[2:], kernel, stride, dilation, tuple((p, p) for p in padding), in_size, (0,) * nd)
-        y = conv_input_grad(xb, weight, y_shape, g, groups)
-    else:  # empty, or no window of the phase convolution reads the input
-        y = np.zeros(y_shape, dtype=xb.dtype)
+    y = np.zeros(y_shape, dtype=xb.dtype)  # empty, or no window of the phase convolution reads the input
     if bias is not None:
-        y += bias.astype(xb.dtype, copy=False).reshape((y_shape[1],) + (1,) * nd)
+        y += bias.astype(xb.dtype, copy=False).reshape((y_shape[1],) + (1,) * len(stride))
     return y
 
 
