@@ -13,7 +13,15 @@ generic    4      4 oc x 3 vectors (12 sums)   3 oc x 3 taps (9 sums)      16 (S
 =========  =====  ===========================  ==========================  ============
 
 "avx512" needs AVX-512F, "avx2" AVX2 and FMA; "generic" is anything else (x86 without
-AVX2, ARM, ...): vectors of 4, which LLVM lowers to SSE or NEON registers.
+AVX2, ARM, ...): vectors of 4, which LLVM lowers to SSE or NEON registers.  The depthwise
+stencil keeps one channel's 64 positions (32 on "generic") in 4 zmm / 8 ymm / 8 xmm.
+
+The AVX2 shapes were measured (numba for Haswell on an Intel Xeon "rocketlake", one
+thread, 8x64x56x56 and 32x32x28x28 3x3 convolutions, best of 7, GFLOP/s forward | weight
+gradient): 4 x 3 vectors | 4 x 3 taps 49-58 | 46-52; 6 x 2 | 3 x 4 39-54 | 31-36;
+4 x 2 | 3 x 3 40-50 | 39-43; 8 x 1 | 4 x 2 32-40 | 35-42; 3 x 4 | 5 x 2 22-26 | 30-42.
+The AVX-512 tile's 4 x 4 against 5 x 4 and 6 x 4 (with 6 x 4 and 5 x 4 taps): within
+the noise of that shared machine, so it stays.
 
 The CPU is the one numba compiles for: ``NUMBA_CPU_NAME`` and ``NUMBA_CPU_FEATURES``
 when set (numba's own rules: with only the name set, numba keeps the *host's* features,
