@@ -41,7 +41,7 @@ check: $(STAMP)
 # the oracle, regression and fuzz tests: run again on the pure-NumPy backend and with
 # numba's bounds checking
 ORACLE_TESTS := tests/test_conv_oracle.py tests/test_pool_oracle.py tests/test_gradcheck.py tests/test_modules.py \
-	tests/test_conv_transpose.py tests/test_fold.py tests/test_unpool.py tests/test_padding_layers.py \
+	tests/test_conv_transpose.py tests/test_conv_transpose_paths.py tests/test_fold.py tests/test_unpool.py tests/test_padding_layers.py \
 	tests/test_fractional.py tests/test_upsample.py $(wildcard tests/test_regressions_*.py) tests/test_fuzz.py
 FUZZ_SECONDS ?= 600
 

@@ -25,6 +25,7 @@ PER_BACKEND = {
     "test_gradcheck",
     "test_modules",
     "test_conv_transpose",
+    "test_conv_transpose_paths",
     "test_fold",
     "test_unpool",
     "test_padding_layers",

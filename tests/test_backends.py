@@ -106,13 +106,15 @@ def test_use_holds_a_family_where_it_applies_and_restores() -> None:
 
 
 def test_bad_arguments_name_themselves() -> None:
-    with pytest.raises(ValueError, match="family must be one of \\['conv', 'maxplus', 'pool'\\], got 'pooling'"):
+    with pytest.raises(
+        ValueError, match="family must be one of \\['conv', 'conv_transpose', 'maxplus', 'pool'\\], got 'pooling'"
+    ):
         with config.use("pooling", "tiles"):
             pass
     with pytest.raises(ValueError, match="conv has no implementation 'blas'; it has direct-stencil"):
         with config.use("conv", "blas"):
             pass
-    with pytest.raises(ValueError, match="op must be conv1d/2d/3d or max_pool"):
+    with pytest.raises(ValueError, match="op must be conv1d/2d/3d, conv_transpose1d/2d/3d or max_pool"):
         config.describe("linear", input=(1, 2))
     with pytest.raises(TypeError, match="input must be a shape"):
         config.describe("conv2d", input="big", weight=(1, 1, 1, 1))
@@ -173,3 +175,14 @@ def test_autotune_measures_once_per_shape_and_keeps_a_fit_winner() -> None:
     assert F.conv_forward(x, w, None, 1, 1)[1].name == "direct-wide"  # the rules again
     with pytest.raises(TypeError, match="set_autotune takes True, False or None, got 'yes'"):
         config.set_autotune("yes")  # type: ignore[arg-type]
+
+
+def test_conv_transpose_table_choices() -> None:
+    big = {"input": (32, 64, 28, 28), "weight": (64, 32, 4, 4), "stride": 2, "padding": 1}
+    assert [v.name for v in config.verdicts("conv_transpose2d", **big) if v.chosen] == ["subpixel"]
+    small = {"input": (2, 8, 7, 7), "weight": (8, 4, 4, 4), "stride": 2}
+    verdicts = config.verdicts("conv_transpose2d", **small)
+    assert [v.name for v in verdicts if v.chosen] == ["col2im"]
+    assert verdicts[0].reason == "a small problem: W^T x + col2im was measured faster"
+    with config.use("conv_transpose", "subpixel"):  # held: what it declines on speed, it runs
+        assert [v.name for v in config.verdicts("conv_transpose2d", **small) if v.chosen] == ["subpixel"]

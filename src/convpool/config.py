@@ -127,6 +127,23 @@ def verdicts(op: str, **kw: Any) -> list[Verdict]:
         )
         _no_more(kw, op)
         return TABLES["conv"].verdicts(ConvProblem(x, w, g, groups, mode))
+    if op in ("conv_transpose1d", "conv_transpose2d", "conv_transpose3d"):
+        from .backends.tables import ConvTransposeProblem
+        from .functional import conv_transpose as CT
+
+        nd = int(op[-2])
+        w_shape = _shape(kw.pop("weight", None), "weight")
+        x, w = np.empty(x_shape, dtype=dtype), np.empty(w_shape, dtype=dtype)
+        groups = kw.pop("groups", 1)
+        stride = geometry_tuple(kw.pop("stride", 1), nd, "stride")
+        dilation = geometry_tuple(kw.pop("dilation", 1), nd, "dilation")
+        padding = CT.check_padding(kw.pop("padding", 0), nd)
+        op_pad = CT.check_output_padding(kw.pop("output_padding", 0), stride, dilation)
+        _no_more(kw, op)
+        out = CT.min_output_size(x_shape[2:], w_shape[2:], stride, padding, dilation)
+        y_shape = (x_shape[0], w_shape[1] * groups) + tuple(o + q for o, q in zip(out, op_pad, strict=True))
+        problem = ConvTransposeProblem(x, w, None, y_shape, stride, padding, dilation, groups)
+        return TABLES["conv_transpose"].verdicts(problem)
     for stem, reduction in (("max_pool", "max"), ("avg_pool", "sum"), ("min_pool", "min"), ("median_pool", "median")):
         if op.startswith(stem) and op[len(stem) :] in ("1d", "2d", "3d"):
             nd = int(op[-2])
@@ -143,7 +160,15 @@ def verdicts(op: str, **kw: Any) -> list[Verdict]:
             _no_more(kw, op)
             x = np.empty(x_shape, dtype=dtype)
             return TABLES["pool"].verdicts(_reduce.pool_problem(x, get_reduction(reduction), g, None))
-    raise ValueError(f"op must be conv1d/2d/3d or max_pool/avg_pool/min_pool/median_pool 1d/2d/3d, got {op!r}")
+    raise ValueError(
+        f"op must be conv1d/2d/3d, conv_transpose1d/2d/3d or max_pool/avg_pool/min_pool/median_pool 1d/2d/3d, got {op!r}"
+    )
+
+
+def geometry_tuple(value: Any, nd: int, name: str) -> tuple[int, ...]:
+    from .geometry import ntuple
+
+    return ntuple(value, nd, name)
 
 
 def geometry_mode(padding_mode: str) -> str:
