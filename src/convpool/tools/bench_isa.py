@@ -26,6 +26,7 @@ ISA_ENV: dict[str, dict[str, str]] = {
     "native": {},
     "avx2": {
         "NUMBA_CPU_NAME": "haswell",
+        "NUMBA_CPU_FEATURES": "",  # the named CPU's own features (unset: the host's, AVX-512 included)
         "ATEN_CPU_CAPABILITY": "avx2",
         "ONEDNN_MAX_CPU_ISA": "AVX2",
         "OPENBLAS_CORETYPE": "Haswell",
@@ -33,6 +34,7 @@ ISA_ENV: dict[str, dict[str, str]] = {
     },
     "avx512": {
         "NUMBA_CPU_NAME": "skylake-avx512",
+        "NUMBA_CPU_FEATURES": "",
         "ATEN_CPU_CAPABILITY": "avx512",
         "ONEDNN_MAX_CPU_ISA": "AVX512_CORE",
         "OPENBLAS_CORETYPE": "SkylakeX",
