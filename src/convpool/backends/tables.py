@@ -216,6 +216,7 @@ POOL = Table(
     [
         Row("tiles-2x2", "compiled", "compiled.pool_2x2", "2x2 windows with stride 2: kernels of their own"),
         Row("tiles", "compiled", "compiled.pool_tiles", "windows that tile the input: whole-row loops"),
+        Row("separable", "compiled", "compiled.pool_separable", "max/min, any windows: rows, then columns (2k reads)"),
         Row("index-tables", "compiled", "compiled.pool_tables", "any windows: one index table per dimension"),
         Row("reference", "numpy", "numpy.pool", "NumPy: pad, window view, reduce; scatter-add back"),
     ],
