@@ -56,25 +56,29 @@ def _row(xrow, t2, geo, zf2, best, where, ph, up):
         best[c] = start
         where[c] = zf2[c]
     bs, ws, n = best[c0:c1], where[c0:c1], c1 - c0  # interior columns: slices from 0
-    if s2 > 1 and n > 0:  # the row's phases, ph[r, i] = xrow[s2*i + r]: every tap reads contiguously
+    if s2 == 2 and n > 0:  # the row's two phases, ph[r, i] = xrow[2*i + r]: every tap reads contiguously
         w = xrow.shape[0]
-        if s2 == 2:
-            for i in range(w // 2):
-                ph[0, i] = xrow[2 * i]
-                ph[1, i] = xrow[2 * i + 1]
-            if w % 2:
-                ph[0, w // 2] = xrow[w - 1]
-        else:
-            for i in range(w):
-                ph[i % s2, i // s2] = xrow[i]
+        for i in range(w // 2):
+            ph[0, i] = xrow[2 * i]
+            ph[1, i] = xrow[2 * i + 1]
+        if w % 2:
+            ph[0, w // 2] = xrow[w - 1]
     for m in range(k2):
         q = c0 * s2 + m * d2 - lo2  # the first interior column's tap m: >= 0
-        xs = xrow[q:] if s2 == 1 else ph[q % s2, q // s2 :]
-        for c in range(n):  # no negative-index checks, the stride 1: this loop vectorises
-            v, b = xs[c], bs[c]
-            take = ((v > b) if up else (v < b)) | ((v != v) & (b == b))
-            bs[c] = v if take else b
-            ws[c] = m if take else ws[c]
+        if s2 <= 2:
+            xs = xrow[q:] if s2 == 1 else ph[q % 2, q // 2 :]
+            for c in range(n):  # no negative-index checks, the stride 1: this loop vectorises
+                v, b = xs[c], bs[c]
+                take = ((v > b) if up else (v < b)) | ((v != v) & (b == b))
+                bs[c] = v if take else b
+                ws[c] = m if take else ws[c]
+        else:  # larger strides: few outputs per row, read in place
+            xs = xrow[q:]
+            for c in range(n):
+                v, b = xs[s2 * c], bs[c]
+                take = ((v > b) if up else (v < b)) | ((v != v) & (b == b))
+                bs[c] = v if take else b
+                ws[c] = m if take else ws[c]
     for q in range(o2 - (c1 - c0)):  # border columns: through the table
         c = q if q < c0 else q + c1 - c0
         for m in range(k2):
@@ -225,7 +229,7 @@ def select_separable(
 
     def run(j0: int, j1: int) -> None:  # each thread its own scratch
         rows = np.empty((height, o2), dtype=x.dtype), np.empty((height, o2), dtype=np.int32)
-        ph = np.empty((min(s2, width), -(-width // s2)), dtype=x.dtype)  # phases that hold an element
+        ph = np.empty((2, -(-width // 2)) if s2 == 2 else (1, 1), dtype=x.dtype)  # stride 2: the row's phases
         stamp1, stamp2 = np.full(height, -1, dtype=np.int64), np.full(planes, -1, dtype=np.int64)
         r2, w2 = np.empty((planes, o1, o2), dtype=x.dtype), np.empty((planes, o1, o2), dtype=np.int32)
         wp = np.empty((o1, o2), dtype=np.int32)
