@@ -46,143 +46,128 @@ from .threads import KERNEL, parallel_for
 
 
 @njit(**KERNEL)
-def _row(xrow, t2, geo, zf2, best, where, ph, up):
+def _merge(vals, wins, base, best, where, sg):
+    """One step of a pass: ``best[c]``, ``where[c]`` take ``vals[c]`` and position
+    ``base + wins[c]`` where it beats them (max: sg 1, min: sg -1; ``sg*v > sg*b`` is
+    exactly ``v > b`` or ``v < b``, with no branch for the compiler to unswitch)."""
+    for c in range(best.shape[0]):
+        v, b = vals[c], best[c]
+        take = (sg * v > sg * b) | ((v != v) & (b == b))
+        best[c] = v if take else b
+        where[c] = base + wins[c] if take else where[c]
+
+
+@njit(**KERNEL)
+def _row(xrow, t2, geo, zf2, zeros_i, best, where, ph, sg):
     """Pass 1 on one input row: ``best[c]``, ``where[c]`` = max over column c's taps."""
     c0, c1, s2, d2, lo2 = geo
     o2, k2 = t2.shape
-    start = xrow.dtype.type(-np.inf if up else np.inf)
-    zero = xrow.dtype.type(0.0)
+    start, zero = -sg * xrow.dtype.type(np.inf), xrow.dtype.type(0.0)
     for c in range(o2):
         best[c] = start
         where[c] = zf2[c]
-    bs, ws, n = best[c0:c1], where[c0:c1], c1 - c0  # interior columns: slices from 0
-    if s2 == 2 and n > 0:  # the row's two phases, ph[r, i] = xrow[2*i + r]: every tap reads contiguously
+    n = c1 - c0
+    if n > 0 and s2 == 2:  # the row's two phases, ph[r, i] = xrow[2*i + r]: every tap reads contiguously
         w = xrow.shape[0]
         for i in range(w // 2):
             ph[0, i] = xrow[2 * i]
             ph[1, i] = xrow[2 * i + 1]
         if w % 2:
             ph[0, w // 2] = xrow[w - 1]
-    for m in range(k2):
+    for m in range(k2 if n > 0 else 0):  # interior columns: one contiguous run per tap
         q = c0 * s2 + m * d2 - lo2  # the first interior column's tap m: >= 0
-        if s2 <= 2:
-            xs = xrow[q:] if s2 == 1 else ph[q % 2, q // 2 :]
-            for c in range(n):  # no negative-index checks, the stride 1: this loop vectorises
-                v, b = xs[c], bs[c]
-                take = ((v > b) if up else (v < b)) | ((v != v) & (b == b))
-                bs[c] = v if take else b
-                ws[c] = m if take else ws[c]
-        else:  # larger strides: few outputs per row, read in place
-            xs = xrow[q:]
+        if s2 == 1:
+            xs = xrow[q : q + n]
+        elif s2 == 2:
+            xs = ph[q % 2, q // 2 : q // 2 + n]
+        else:  # larger strides (few outputs per row): gathered first
             for c in range(n):
-                v, b = xs[s2 * c], bs[c]
-                take = ((v > b) if up else (v < b)) | ((v != v) & (b == b))
-                bs[c] = v if take else b
-                ws[c] = m if take else ws[c]
-    for q in range(o2 - (c1 - c0)):  # border columns: through the table
-        c = q if q < c0 else q + c1 - c0
+                ph[0, c] = xrow[q + s2 * c]
+            xs = ph[0, :n]
+        _merge(xs, zeros_i, m, best[c0:c1], where[c0:c1], sg)
+    for e in range(o2 - n):  # border columns: through the table
+        c = e if e < c0 else e + n
         for m in range(k2):
             sm = t2[c, m]
             if sm == -2:
                 continue
             v, b = (zero if sm < 0 else xrow[sm]), best[c]
-            take = ((v > b) if up else (v < b)) | ((v != v) & (b == b))
+            take = (sg * v > sg * b) | ((v != v) & (b == b))
             best[c] = v if take else b
             where[c] = m if take else where[c]
 
 
 @njit(**KERNEL)
-def _plane(xp, t1, t2, geo, zf2, jf1, r1, w1, ph, stamp, key, out, outw, up):
+def _plane(xp, t1, t2, geo, zf2, zf3, zeros_v, zeros_i, r1, w1, ph, stamp, key, out, outw, sg):
     """Pass 2 on one (H, W) slice: ``out[b, c]``, ``outw[b, c]`` (position in the
-    2-d window) = max over output row b's rows of pass 1."""
+    2-d window) = max over output row b's rows of pass 1; a zero row (-1) is 0 at its
+    first real column."""
     o1, k1 = t1.shape
     o2, k2 = t2.shape
-    start = xp.dtype.type(-np.inf if up else np.inf)
-    zero = xp.dtype.type(0.0)
+    start = -sg * xp.dtype.type(np.inf)
     for b in range(o1):
         for j in range(k1):
             r = t1[b, j]
             if r >= 0 and stamp[r] != key:
-                _row(xp[r], t2, geo, zf2, r1[r], w1[r], ph, up)
+                _row(xp[r], t2, geo, zf2, zeros_i, r1[r], w1[r], ph, sg)
                 stamp[r] = key
-        ob, ow = out[b], outw[b]
-        first = jf1[b] * k2
         for c in range(o2):
-            ob[c] = start
-            ow[c] = first + zf2[c]
+            out[b, c] = start
+            outw[b, c] = zf3[b, c]
         for j in range(k1):
             r = t1[b, j]
-            base = j * k2
-            if r == -2:
-                continue
-            if r == -1:  # a zero row: 0 at its first real column (never NaN)
-                for c in range(o2):
-                    b_ = ob[c]
-                    take = (zero > b_) if up else (zero < b_)
-                    ob[c] = zero if take else b_
-                    ow[c] = base + zf2[c] if take else ow[c]
-                continue
-            rv, rw = r1[r], w1[r]
-            for c in range(o2):
-                v, b_ = rv[c], ob[c]
-                take = ((v > b_) if up else (v < b_)) | ((v != v) & (b_ == b_))
-                ob[c] = v if take else b_
-                ow[c] = base + rw[c] if take else ow[c]
+            if r != -2:
+                vals, wins = (zeros_v, zf2) if r == -1 else (r1[r], w1[r])
+                _merge(vals, wins, j * k2, out[b], outw[b], sg)
 
 
 @njit(**KERNEL)
-def _select(j0, j1, x, t0, t1, t2, geo, zf2, jf1, if0, y, pos, r1, w1, ph, stamp1, r2, w2, stamp2, wp, up):
+def _select(
+    j0, j1, x, t0, t1, t2, geo, zf2, zf3, if0, y, pos, zeros_v, zeros_i, r1, w1, ph, stamp1, r2, w2, stamp2, wp, up
+):
     """Planes ``j0 .. j1``: values into y, positions into pos (via ``wp``)."""
     depth = x.shape[1]
     o0, k0 = t0.shape
     o1, k1 = t1.shape
     o2, k2 = t2.shape
-    kk = k1 * k2
-    start = x.dtype.type(-np.inf if up else np.inf)
-    zero = x.dtype.type(0.0)
+    sg = x.dtype.type(1.0 if up else -1.0)
+    start = -sg * x.dtype.type(np.inf)
     for p in range(j0, j1):
         for a in range(o0):
-            if k0 == 1:  # 1-d and 2-d windows: pass 2 writes the output
-                d = t0[a, 0]
-                if d >= 0:
-                    _plane(x[p, d], t1, t2, geo, zf2, jf1, r1, w1, ph, stamp1, p * depth + d, y[p, a], wp, up)
-                else:  # a zero plane ('zeros' padding in depth)
-                    for b in range(o1):
-                        for c in range(o2):
-                            y[p, a, b, c] = zero
-                            wp[b, c] = jf1[b] * k2 + zf2[c]
-            else:  # pass 3 over pass 2's planes, each computed once per input plane
-                for i in range(k0):
-                    d = t0[a, i]
-                    if d >= 0 and stamp2[d] != p:
-                        _plane(x[p, d], t1, t2, geo, zf2, jf1, r1, w1, ph, stamp1, p * depth + d, r2[d], w2[d], up)
-                        stamp2[d] = p
-                ya = y[p, a]
+            for i in range(k0):  # pass 2 on the input planes this output plane reads, each once
+                d = t0[a, i]
+                if d >= 0 and (k0 == 1 or stamp2[d] != p):
+                    out, outw = (y[p, a], wp) if k0 == 1 else (r2[d], w2[d])  # 1-d, 2-d: the output
+                    _plane(
+                        x[p, d],
+                        t1,
+                        t2,
+                        geo,
+                        zf2,
+                        zf3,
+                        zeros_v,
+                        zeros_i,
+                        r1,
+                        w1,
+                        ph,
+                        stamp1,
+                        p * depth + d,
+                        out,
+                        outw,
+                        sg,
+                    )
+                    stamp2[d] = p
+            if k0 > 1 or t0[a, 0] < 0:  # pass 3 over pass 2's planes (or one zero plane)
                 for b in range(o1):
-                    first = if0[a] * kk + jf1[b] * k2
                     for c in range(o2):
-                        ya[b, c] = start
-                        wp[b, c] = first + zf2[c]
+                        y[p, a, b, c] = start
+                        wp[b, c] = if0[a] * k1 * k2 + zf3[b, c]
                 for i in range(k0):
                     d = t0[a, i]
-                    base = i * kk
-                    if d == -2:
-                        continue
-                    for b in range(o1):
-                        yb, wb = ya[b], wp[b]
-                        if d == -1:
-                            for c in range(o2):
-                                b_ = yb[c]
-                                take = (zero > b_) if up else (zero < b_)
-                                yb[c] = zero if take else b_
-                                wb[c] = base + jf1[b] * k2 + zf2[c] if take else wb[c]
-                            continue
-                        rv, rw = r2[d, b], w2[d, b]
-                        for c in range(o2):
-                            v, b_ = rv[c], yb[c]
-                            take = ((v > b_) if up else (v < b_)) | ((v != v) & (b_ == b_))
-                            yb[c] = v if take else b_
-                            wb[c] = base + rw[c] if take else wb[c]
+                    if d != -2:
+                        for b in range(o1):
+                            vals, wins = (zeros_v, zf3[b]) if d == -1 else (r2[d, b], w2[d, b])
+                            _merge(vals, wins, i * k1 * k2, y[p, a, b], wp[b], sg)
             for b in range(o1):
                 for c in range(o2):
                     pos[p, a, b, c] = wp[b, c]
@@ -222,18 +207,21 @@ def select_separable(
     last: the last dimension's stride, dilation and low padding; y, pos: (P, o0, o1, o2)."""
     s2, d2, lo2 = last
     geo = (*interior(t2, s2, d2, lo2), s2, d2, lo2)
-    tabs = (x, t0, t1, t2, geo, _first_real(t2), _first_real(t1), _first_real(t0))
+    k2 = t2.shape[1]
+    zf2 = _first_real(t2)  # per output column, row, plane: the first tap that is not identity padding
+    zf3 = np.ascontiguousarray((_first_real(t1)[:, None] * k2 + zf2[None, :]).astype(np.int32))
     _, depth, height, width = x.shape
     k0, (o1, _), (o2, _) = t0.shape[1], t1.shape, t2.shape
+    tabs = (x, t0, t1, t2, geo, zf2, zf3, _first_real(t0), y, pos, np.zeros(o2, x.dtype), np.zeros(o2, np.int32))
     planes = depth if k0 > 1 else 1  # pass 2's planes kept for pass 3 (3-d windows)
 
     def run(j0: int, j1: int) -> None:  # each thread its own scratch
         rows = np.empty((height, o2), dtype=x.dtype), np.empty((height, o2), dtype=np.int32)
-        ph = np.empty((2, -(-width // 2)) if s2 == 2 else (1, 1), dtype=x.dtype)  # stride 2: the row's phases
-        stamp1, stamp2 = np.full(height, -1, dtype=np.int64), np.full(planes, -1, dtype=np.int64)
+        ph = np.empty((2, -(-width // 2)) if s2 == 2 else (1, o2), dtype=x.dtype)  # the row's phases / gathered taps
+        stamp1, stamp2 = np.full(height, -1, dtype=np.int64), np.full(depth, -1, dtype=np.int64)
         r2, w2 = np.empty((planes, o1, o2), dtype=x.dtype), np.empty((planes, o1, o2), dtype=np.int32)
         wp = np.empty((o1, o2), dtype=np.int32)
-        _select(j0, j1, *tabs, y, pos, *rows, ph, stamp1, r2, w2, stamp2, wp, sign > 0)
+        _select(j0, j1, *tabs, *rows, ph, stamp1, r2, w2, stamp2, wp, sign > 0)
 
     work = x.size * t2.shape[1] + y.size * t1.shape[1] * t0.shape[1]
     parallel_for(run, x.shape[0], work=work)
