@@ -24,6 +24,12 @@ def why_not(p: PoolProblem) -> str | None:
         return reason
     if p.builtin not in ("max", "min"):
         return f"max or min only, not {p.builtin}"
+    return None
+
+
+def declines(p: PoolProblem) -> str | None:
+    """Where it applies but index-tables measured faster: short output rows (skipped
+    when the family is held to "separable" with ``config.use``)."""
     need = shortest_row(p.g.nd, p.g.stride[-1])
     if p.g.out[-1] < need:
         return f"output rows of {p.g.out[-1]} < {need}: the row passes' set-up outweighs the saved reads"
