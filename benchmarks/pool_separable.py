@@ -57,7 +57,11 @@ def cpu_name() -> str:
         model = "?"
     import llvmlite.binding as llvm
 
-    return f"{model}; llvmlite host CPU {llvm.get_host_cpu_name()}"
+    target = os.environ.get("NUMBA_CPU_NAME") or "host"
+    held = ", ".join(f"{k}={os.environ[k]}" for k in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA") if k in os.environ)
+    return f"{model}; llvmlite host CPU {llvm.get_host_cpu_name()}; numba target {target}" + (
+        f"; {held}" if held else ""
+    )
 
 
 def median_times(fns: dict[str, Callable[[], object]], rounds: int) -> dict[str, float]:
