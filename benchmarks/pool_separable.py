@@ -6,8 +6,9 @@
     python benchmarks/pool_separable.py --compile       # first-call times, empty numba cache
 
 For each case, forward and backward of three implementations, interleaved call by call
-over ``--rounds`` rounds after a warm-up: "separable" and "index-tables" (each held with
-``convpool.config.use("pool", ...)``) and PyTorch, both libraries on ``--threads``
+over ``--rounds`` rounds after a warm-up: the table's own choice ("default", named per
+case), "separable" and "index-tables" (each held with ``convpool.config.use("pool", ...)``,
+which also overrides a row's ``declines``) and PyTorch, both libraries on ``--threads``
 threads.  The forward is a training forward (PyTorch's input requires grad, so it
 computes its indices; convpool always records each winner's position); the backward is
 timed by calling it repeatedly on one forward's context (``torch.autograd.grad`` with
@@ -46,6 +47,9 @@ CASES = [  # name, reduction, input shape, kernel, stride, padding
     ("max_pool1d k2 s1 p0 64x64x2048", "max", (64, 64, 2048), 2, 1, 0),
     ("max_pool3d k3 s2 p1 8x32x32x56x56", "max", (8, 32, 32, 56, 56), 3, 2, 1),
     ("min_pool3d k3 s1 p1 4x32x16x28x28", "min", (4, 32, 16, 28, 28), 3, 1, 1),
+    ("max_pool2d k3 s2 p1 256x64x14x14", "max", (256, 64, 14, 14), 3, 2, 1),  # short rows: declined
+    ("max_pool2d k3 s1 p1 256x64x7x7", "max", (256, 64, 7, 7), 3, 1, 1),
+    ("max_pool1d k3 s1 p1 1024x64x8", "max", (1024, 64, 8), 3, 1, 1),
 ]
 
 
@@ -90,14 +94,18 @@ def run_case(case: tuple, rounds: int, impls: list[str]) -> dict[str, float]:
     xt = torch.from_numpy(x.copy()).requires_grad_(True)
     tpool = {1: TF.max_pool1d, 2: TF.max_pool2d, 3: TF.max_pool3d}[nd]
     fns: dict[str, Callable[[], object]] = {}
+    chosen = "?"
     for name in impls:
 
         def fwd(name: str = name) -> tuple:
+            if name == "default":  # the table's own choice
+                return F.reduce_window_forward(x, red, nd, k, s, p)
             with convpool.config.use("pool", name):
                 return F.reduce_window_forward(x, red, nd, k, s, p)
 
         y, ctx = fwd()
-        assert ctx.name == name, (ctx.name, name)
+        assert name == "default" or ctx.name == name, (ctx.name, name)
+        chosen = ctx.name if name == "default" else chosen
         dy = np.random.default_rng(1).standard_normal(y.shape).astype(np.float32)
         fns[f"{name} fwd"] = fwd
         fns[f"{name} bwd"] = lambda dy=dy, ctx=ctx: F.reduce_window_backward(dy, ctx)
@@ -105,6 +113,7 @@ def run_case(case: tuple, rounds: int, impls: list[str]) -> dict[str, float]:
     dyt = torch.from_numpy(np.random.default_rng(1).standard_normal(tuple(yt.shape)).astype(np.float32))
     fns["torch fwd"] = lambda: tpool(xt, k, s, p)
     fns["torch bwd"] = lambda: torch.autograd.grad(yt, xt, dyt, retain_graph=True)
+    print(f"  ({case[0]}: the table chooses {chosen})")
     return median_times(fns, rounds)
 
 
@@ -116,7 +125,7 @@ def bench(args: argparse.Namespace) -> None:
 
     numba.set_num_threads(args.threads)
     print(f"CPU: {cpu_name()}; {args.threads} threads, float32, medians of {args.rounds} interleaved rounds (ms)")
-    impls = ["separable", "index-tables"]
+    impls = ["default", "separable", "index-tables"]
     head = f"{'case':<36} {'dir':<4}" + "".join(f"{n:>13}" for n in [*impls, "torch"])
     print(head + "".join(f"{n + '/torch':>20}" for n in impls))
     ratios: dict[str, list[float]] = {n: [] for n in impls}
