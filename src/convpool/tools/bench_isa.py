@@ -50,7 +50,7 @@ ISA_FLAGS: dict[str, frozenset[str]] = {
 # variables that mark a process as held to some ISA (OPENBLAS_CORETYPE is not one:
 # convpool sets it itself on AVX-512 machines, see convpool._blas)
 CHILD = "CONVPOOL_BENCH_CHILD"  # set in the subprocess of a setting: it prints its rows, the parent the report
-_HOLDING = ("NUMBA_CPU_NAME", "ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "CONVPOOL_TILE")
+_HOLDING = ("NUMBA_CPU_NAME", "NUMBA_CPU_FEATURES", "ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "CONVPOOL_TILE")
 
 
 def parse_isa(text: str, flags: set[str] | frozenset[str], cpu: str = "this CPU") -> tuple[str, ...]:
