@@ -22,10 +22,11 @@ _enabled: bool | None = None  # None: the environment decides
 _winners: dict[tuple[Any, ...], str] = {}
 
 
+_FROM_ENV = os.environ.get("CONVPOOL_AUTOTUNE", "") not in ("", "0")
+
+
 def enabled() -> bool:
-    if _enabled is not None:
-        return _enabled
-    return os.environ.get("CONVPOOL_AUTOTUNE", "") not in ("", "0")
+    return _FROM_ENV if _enabled is None else _enabled
 
 
 def set_enabled(on: bool | None) -> None:

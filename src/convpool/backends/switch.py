@@ -13,6 +13,7 @@ The state is process-wide (not per thread): set it before starting threads.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 from collections.abc import Iterator
@@ -24,8 +25,10 @@ _chosen: str | None = None  # None: decided by the environment
 _held: dict[str, str] = {}  # family -> implementation name (config.use)
 
 
+@functools.cache
 def compiled_available() -> bool:
-    """numba is installed and ``CONVPOOL_PURE_NUMPY`` is not set (nothing is imported)."""
+    """numba is installed and ``CONVPOOL_PURE_NUMPY`` is not set (nothing is imported;
+    read once: the compiled runtime decides at import too)."""
     return not os.environ.get("CONVPOOL_PURE_NUMPY") and importlib.util.find_spec("numba") is not None
 
 

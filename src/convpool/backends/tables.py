@@ -21,7 +21,7 @@ applies (for benchmarks and tests).
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
@@ -29,6 +29,8 @@ import numpy as np
 
 from ..geometry import Geometry
 from . import autotune, switch
+
+_LOADED: dict[str, ModuleType] = {}  # row module -> the imported implementation
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,7 @@ class ConvProblem:
     g: Geometry
     groups: int
     mode: str
+    memo: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)  # rows share findings
 
     @property
     def cg(self) -> int:
@@ -113,9 +116,11 @@ class Row:
     summary: str
 
     def load(self) -> ModuleType:
-        if self.module.startswith("convpool."):
-            return importlib.import_module(self.module)
-        return importlib.import_module(f"{__package__}.{self.module}")
+        impl = _LOADED.get(self.module)
+        if impl is None:
+            name = self.module if self.module.startswith("convpool.") else f"{__package__}.{self.module}"
+            impl = _LOADED[self.module] = importlib.import_module(name)
+        return impl
 
     def reason(self, problem: Any, held: bool) -> str | None:
         """Why this row does not take ``problem``: ``why_not`` (it cannot), then, unless

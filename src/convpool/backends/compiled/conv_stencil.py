@@ -9,11 +9,11 @@ import numpy as np
 from ..numpy.conv import ConvCtx
 from ..tables import ConvProblem
 from . import conv_direct
-from .conv_wide import reason
+from .conv_wide import direct_kind, reason
 
 
 def why_not(p: ConvProblem) -> str | None:
-    if conv_direct.kind(p.x, p.g, p.cg, p.groups) == "stencil":
+    if direct_kind(p) == "stencil":
         return None
     if p.cg > 1 or p.groups == 1:
         return "not depthwise"

@@ -15,8 +15,16 @@ from . import conv_direct
 from . import kernels as _kernels
 
 
+def direct_kind(p: ConvProblem) -> str | None:
+    """:func:`.conv_direct.kind` of ``p``, worked out once for both SIMD rows."""
+    if "direct" not in p.memo:
+        p.memo["direct"] = conv_direct.kind(p.x, p.g, p.cg, p.groups)
+    kind: str | None = p.memo["direct"]
+    return kind
+
+
 def why_not(p: ConvProblem) -> str | None:
-    if conv_direct.kind(p.x, p.g, p.cg, p.groups) == "wide":
+    if direct_kind(p) == "wide":
         return None
     return reason(p)
 

@@ -80,8 +80,6 @@ def enabled() -> bool:
     return AVAILABLE and switch.get_backend() == "compiled"
 
 
-
-
 def worth_parallel(x: np.ndarray) -> bool:
     """Whether an elementwise or per-plane pass over ``x`` should run compiled: kernels
     on, a float dtype they are built for, and enough elements to pay for the threads."""
