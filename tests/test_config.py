@@ -19,7 +19,9 @@ def test_info_names_backend_cpu_and_isa() -> None:
 
 
 def test_info_command_prints_one_line_per_item() -> None:
-    out = subprocess.run([sys.executable, "-m", "convpool.tools.cli", "info"], capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "convpool.tools.cli", "info"], capture_output=True, text=True, timeout=120
+    )
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
     assert lines[0].split() == ["convpool:", convpool.__version__]
