@@ -7,9 +7,9 @@ prefer_fast_blas()  # before NumPy loads: AVX-512 BLAS kernels where OpenBLAS mi
 # ruff: noqa: E402
 from . import functional, nn
 from ._random import manual_seed
+from ._version import __version__
 from .config import available_backends, backend, get_backend, set_backend
 
-from ._version import __version__
 __all__ = [
     "__version__",
     "available_backends",
