@@ -48,7 +48,8 @@ __all__ = [
 
 @contextmanager
 def use(family: str, name: str) -> Iterator[None]:
-    """Within the block, the ops of ``family`` (``"conv"`` or ``"pool"``) run the
+    """Within the block, the ops of ``family`` (``"conv"``, ``"pool"``, ``"maxplus"`` or
+    ``"conv_transpose"``) run the
     implementation ``name`` wherever it applies, the table's usual choice elsewhere.
     For benchmarks and tests: e.g. ``use("conv", "im2col")`` times the im2col+BLAS
     path against the default choice.  Names: ``describe()`` lists them."""
@@ -108,7 +109,10 @@ def verdicts(op: str, **kw: Any) -> list[Verdict]:
     ``weight`` shapes, ``stride``, ``padding``, ``dilation``, ``groups``,
     ``padding_mode``, ``dtype``) or a pool (``"max_pool2d"``, ``"avg_pool1d"``, ...;
     keywords ``input``, ``kernel_size``, ``stride``, ``padding``, ``dilation``,
-    ``ceil_mode``, ``dtype``).  No data is touched: the arrays are never filled."""
+    ``ceil_mode``, ``dtype``) or a transposed conv (``"conv_transpose2d"``, ...).  No data
+    is touched: the arrays are never filled.  The problem is the call's as given: a
+    zero-padded call whose padding reaches far past its input runs as a trimmed
+    sub-problem (``functional/_trim.py``), whose verdict can differ."""
     from .functional import _common, _reduce
     from .functional.reductions import get_reduction
 

@@ -22,18 +22,18 @@ class Tuning:
     thread_min_work: int = 1 << 15
     # threads the compiled kernels split work over; None: numba's setting
     threads: int | None = None
-    # trim a zero-padded conv when the padded plane exceeds RATIO x the trimmed one plus
-    # SLACK elements (below that, the copies cost more than the padding they save)
+    # trim a zero-padded conv when the padded plane exceeds conv_trim_ratio x the trimmed one
+    # plus conv_trim_slack elements (below that, the copies cost more than the padding they save)
     conv_trim_ratio: int = 2
     conv_trim_slack: int = 4096
-    # cut a pool when the padded input exceeds RATIO x the input plus SLACK elements
+    # cut a pool when the padded input exceeds pool_trim_ratio x the input plus pool_trim_slack
     pool_trim_ratio: int = 2
     pool_trim_slack: int = 4096
     # transposed convolution's forward (from timings of its three implementations: Xeon,
     # AVX-512, one thread, float32/float64, 1-3 dims): W^T x + col2im wins where windows
-    # overlap little (under MIN_OVERLAP taps per output, prod(kernel) / prod(stride)) and
-    # on problems under MIN_WORK multiply-adds (per phase for one conv per phase); the
-    # one-conv sub-pixel form may do at most MAX_WASTE times the multiply-adds
+    # overlap little (under transpose_min_overlap taps per output, prod(kernel) / prod(stride))
+    # and on problems under transpose_min_work multiply-adds (per phase for one conv per
+    # phase); the one-conv sub-pixel form may do at most transpose_max_waste x the multiply-adds
     transpose_min_overlap: float = 3.5
     transpose_min_work: int = 1 << 22
     transpose_max_waste: float = 1.25

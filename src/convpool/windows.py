@@ -23,7 +23,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .geometry import Pairs, tap_counts, valid_counts  # noqa: F401  (window counts: geometry's)
+from .geometry import Pairs, valid_counts  # noqa: F401  (window counts: geometry's)
 
 
 def _border_index(n: int, lo: int, hi: int, mode: str) -> np.ndarray:

@@ -1,17 +1,24 @@
 """The tables that choose an implementation: one ordered table per op family.
 
-An implementation is a module (one file) with three functions::
+An implementation is a module (one file) with::
 
     why_not(problem) -> str | None        # None: it applies; else the reason it does not
+    declines(problem) -> str | None       # optional: it could, but was measured slower here
     forward(problem) -> (y, state)        # y: (N, C_out, *out)
-    backward(dy, state, input_grad) -> ...  # the family's gradients, from the state
+    backward(dy, state, ...) -> ...       # the family's gradients, from the state
+
+(conv: ``backward(dy, state, input_grad) -> (dx, dw)``; pool: ``backward(dy, state)`` and
+``flat_indices(state)``; max-plus: ``backward(dy, state, input_grad) -> (dx, dw, db)``;
+conv_transpose rows have ``forward(problem) -> y`` only: their backward is one conv,
+whichever row ran.)
 
 A table lists the implementations in order of preference with the backend each
 belongs to; the first whose backend is active and which applies runs.  This is the
 only place that decides: the functional ops call :meth:`Table.choose` and keep the
 implementation with the state, so backward is ``impl.backward(dy, state, ...)``.
 Adding an implementation is one new module and one row here.  Modules are imported
-on first use, so the numpy backend never loads numba.
+on first use (compiled rows only while the compiled backend runs; numba itself is
+loaded at import unless ``CONVPOOL_PURE_NUMPY`` is set).
 
 ``convpool.config.describe()`` prints each table's verdicts for given shapes, and
 ``convpool.config.use(family, name)`` holds a family to one implementation where it
@@ -177,9 +184,9 @@ class Table:
         rows = self.rows
         if held is not None:  # the held implementation first, the table's order after it
             rows = sorted(rows, key=lambda r: r.name != held)
-        elif autotune.enabled():  # measured: the fastest compiled row that applies
+        elif autotune.enabled() and self.family in autotune.KEYS:  # measured: the fastest compiled row
             compiled = [r for r in rows if r.backend == "compiled" and self._active(r) is None]
-            fit = [(r.name, r.load()) for r in compiled if r.load().why_not(problem) is None]
+            fit = [(r.name, impl) for r in compiled if (impl := r.load()).why_not(problem) is None]
             name = autotune.pick(self.family, problem, fit)
             if name is not None:
                 return next(r for r in rows if r.name == name)

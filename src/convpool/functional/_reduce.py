@@ -49,11 +49,6 @@ class PoolCtx:
         """The implementation's name in the pool table."""
         return POOL.name_of(self.impl)
 
-    @property
-    def work_shape(self) -> tuple[int, ...]:
-        """The (batched) shape of the input the windows were computed on."""
-        return self.in_shape[:2] + self.work.in_size
-
 
 def reduce_window_forward(
     x: Any,

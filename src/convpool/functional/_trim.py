@@ -27,9 +27,6 @@ from .. import geometry
 from ..settings import TUNING
 from ._common import Geometry
 
-# trim when the full padded plane is larger than settings.TUNING.conv_trim_ratio times the
-# trimmed one plus conv_trim_slack elements
-
 
 @dataclass(frozen=True)
 class Trim:

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 from ._padding import _CircularPadNd, _ConstantPadNd, _ReflectionPadNd, _ReplicationPadNd, _ZeroPadNd
 from ._padding import _PadNd as _PadNd
-from ._padding import padding_tuple as padding_tuple
 
 
 class ZeroPad1d(_ZeroPadNd):

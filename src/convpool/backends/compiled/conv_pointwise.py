@@ -13,7 +13,7 @@ from ... import geometry
 from ..numpy.conv import ConvCtx, new_state
 from ..tables import ConvProblem
 from . import kernels as _kernels
-from .conv_im2col import _over_batch, float_problem
+from .conv_im2col import _over_batch, float_problem, padded_input, unpad
 
 
 def why_not(p: ConvProblem) -> str | None:
@@ -43,19 +43,13 @@ def forward(p: ConvProblem) -> tuple[np.ndarray, ConvCtx]:
     xb, weight, g, groups = p.x, p.weight, p.g, p.groups
     n, c = xb.shape[:2]
     c_out = weight.shape[0]
-    if p.mode != "constant":  # a border mode with a 1x1 window: pad, then read in place
-        from ...windows import pad
-
-        xb = pad(xb, g.pads, p.mode)
-    xp = np.ascontiguousarray(xb)
+    xp, _ = padded_input(p)  # a border mode with a 1x1 window: padded, then read in place
     w = weight.astype(xp.dtype, copy=False).reshape(groups, c_out // groups, c // groups)
     y = _product(xp.reshape(n, c, -1), w).reshape((n, c_out) + g.out)
     return y, new_state(p, w, y.shape, xp=xp, lo=(0,) * g.nd)
 
 
 def backward(dy: np.ndarray, ctx: ConvCtx, input_grad: bool = True) -> tuple[np.ndarray | None, np.ndarray]:
-    from .conv_im2col import unpad
-
     xp = ctx.xp
     assert xp is not None
     n, c = ctx.x_shape[:2]

@@ -5,10 +5,11 @@ readable reference; these kernels compute the same thing in one pass over
 memory, parallel over (batch x channel) planes, without materialising padded
 copies or window copies.  They are used when numba is installed and
 ``CONVPOOL_PURE_NUMPY`` is not set; the tests check both paths give the same
-results.  This module holds the runtime (backend switch, threads, BLAS, scratch
-memory, index tables) and re-exports the kernels, which live by family in
-:mod:`._conv_kernels`, :mod:`._pool_kernels` and :mod:`._tiled_kernels` (the SIMD
-convolution in :mod:`._direct`).  Each kernel is a serial loop over a range of jobs
+results.  This module holds the runtime (whether the compiled backend runs - the
+switch itself is :mod:`convpool.backends.switch` - threads, BLAS, scratch memory,
+index tables); :mod:`.kernels` re-exports it with the kernels, which live by family in
+:mod:`.im2col`, :mod:`.pool_kernels`, :mod:`.tiled_kernels`, :mod:`.separable_kernels`
+(the SIMD convolution in :mod:`.direct`).  Each kernel is a serial loop over a range of jobs
 that :func:`convpool.backends.compiled.threads.parallel_for` spreads over threads: compiled without
 numba's ``parallel=True``, a first call compiles in about a second per kernel.
 
