@@ -33,7 +33,6 @@ returning the input gradient and the parameter gradients.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -41,47 +40,13 @@ from typing import Any
 import numpy as np
 
 from .. import geometry
+from ..geometry import check_bool as check_flag  # noqa: F401  (the pools' flags: geometry's rule)
 from ._common import batched, check_grad
+from ._scalars import check_number, check_positive, check_unit  # noqa: F401  (re-exported)
 from .adaptive import adaptive_avg_pool_backward, adaptive_avg_pool_forward
 from .conv import conv_backward, conv_forward
 from .pool import avg_pool_forward, reduce_window_backward, reduce_window_forward
 from .reductions import Reduction
-
-# --- argument checks shared by the learned and published pools ------------------------
-
-
-def check_number(value: Any, name: str) -> float:
-    """``value`` as a float: a real number, or an array of one element (shape ``()`` or
-    ``(1,)``, e.g. a learned parameter's data); NaN and inf refused."""
-    if isinstance(value, np.ndarray) and value.shape in ((), (1,)) and np.issubdtype(value.dtype, np.floating):
-        value = value.reshape(())[()]
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{name} must be a real number (or a 1-element float array), got {value!r}")
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value!r}")
-    return float(value)
-
-
-def check_positive(value: Any, name: str, hint: str = "") -> float:
-    v = check_number(value, name)
-    if v <= 0:
-        raise ValueError(f"{name} must be > 0, got {v!r}{hint}")
-    return v
-
-
-def check_flag(value: Any, name: str) -> bool:
-    """``value`` if it is a bool (Python's or NumPy's), else a TypeError naming ``name``."""
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be a bool, got {value!r} ({type(value).__name__})")
-    return bool(value)
-
-
-def check_unit(value: Any, name: str) -> float:
-    """A number in ``[0, 1]``."""
-    v = check_number(value, name)
-    if not 0.0 <= v <= 1.0:
-        raise ValueError(f"{name} must be in [0, 1], got {v!r}")
-    return v
 
 
 def param_grad(value: Any, grad: float) -> np.ndarray:
