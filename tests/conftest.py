@@ -31,6 +31,7 @@ PER_BACKEND = {
     "test_padding_layers",
     "test_fractional",
     "test_upsample",
+    "test_batch_norm",
 }
 
 

@@ -75,6 +75,7 @@ from .maxplus import (
     minplus_conv_backward,
     minplus_conv_forward,
 )
+from .normalization import batch_norm, batch_norm_backward, batch_norm_forward
 from .padding import pad, pad_grad
 from .pool import (
     avg_pool1d,
@@ -158,6 +159,9 @@ __all__ = [
     "avg_pool2d",
     "avg_pool3d",
     "avg_pool_forward",
+    "batch_norm",
+    "batch_norm_backward",
+    "batch_norm_forward",
     "blur_pool1d",
     "blur_pool2d",
     "blur_pool3d",

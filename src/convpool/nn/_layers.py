@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from .. import geometry
+from ..functional import batch_norm_backward, batch_norm_forward
 from .module import Module, Parameter
 
 
@@ -87,7 +88,7 @@ class _BatchNorm(Module):
         self.register_buffer("running_mean", np.zeros(num_features, dtype=dtype))
         self.register_buffer("running_var", np.ones(num_features, dtype=dtype))
         self.register_buffer("num_batches_tracked", np.zeros((), dtype=np.int64))
-        self._ctx: tuple[np.ndarray, np.ndarray, tuple[int, ...]] | None = None
+        self._ctx: Any = None  # functional.normalization.BatchNormCtx
 
     def forward(self, x: Any) -> np.ndarray:
         x = geometry.check_array(x)
@@ -96,41 +97,32 @@ class _BatchNorm(Module):
                 f"{type(self).__name__}({self.num_features}) expects input with {self.num_features} channels "
                 f"and {' or '.join(map(str, self.ranks))} dims, got shape {x.shape}"
             )
-        axes = (0, *range(2, x.ndim))
-        shape = (1, -1) + (1,) * (x.ndim - 2)
+        if self.training and x.size // self.num_features < 2:
+            raise ValueError(f"BatchNorm in training needs more than 1 value per channel, got shape {x.shape}")
+        w = None if self.weight is None else self.weight.data
+        b = None if self.bias is None else self.bias.data
+        y, ctx = batch_norm_forward(x, self.running_mean, self.running_var, w, b, self.training, self.eps)
         if self.training:
-            count = x.size // self.num_features
-            if count < 2:
-                raise ValueError(f"BatchNorm in training needs more than 1 value per channel, got shape {x.shape}")
-            mean = x.mean(axis=axes)
-            var = x.var(axis=axes)
             self._set_buffer("num_batches_tracked", self.num_batches_tracked + 1)
             m = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
-            self._set_buffer("running_mean", ((1 - m) * self.running_mean + m * mean).astype(self.running_mean.dtype))
-            unbiased = var * count / (count - 1)
-            self._set_buffer("running_var", ((1 - m) * self.running_var + m * unbiased).astype(self.running_var.dtype))
-        else:
-            mean, var = self.running_mean.astype(x.dtype), self.running_var.astype(x.dtype)
-        inv = (1.0 / np.sqrt(var + self.eps)).astype(x.dtype)
-        xhat = (x - mean.reshape(shape)) * inv.reshape(shape)
-        self._ctx = (xhat, inv, axes)
-        if self.weight is None:
-            return xhat
-        return xhat * self.weight.data.astype(x.dtype).reshape(shape) + self.bias.data.astype(x.dtype).reshape(shape)
+            batch_mean, batch_var = ctx.batch_mean, ctx.batch_var
+            assert batch_mean is not None and batch_var is not None
+            mean = (1 - m) * self.running_mean + m * batch_mean
+            count = x.size // self.num_features
+            var = (1 - m) * self.running_var + m * batch_var * count / (count - 1)
+            self._set_buffer("running_mean", mean.astype(self.running_mean.dtype))
+            self._set_buffer("running_var", var.astype(self.running_var.dtype))
+        self._ctx = ctx
+        return y
 
     def backward(self, grad_output: Any) -> np.ndarray:
-        xhat, inv, axes = self._need_ctx(self._ctx)
-        g = geometry.check_grad(grad_output, xhat.shape, xhat.dtype)
-        shape = (1, -1) + (1,) * (xhat.ndim - 2)
+        ctx = self._need_ctx(self._ctx)
+        dx, dw, db = batch_norm_backward(grad_output, ctx)
         if self.weight is not None:
-            self.weight.accumulate((g * xhat).sum(axis=axes))
-            self.bias.accumulate(g.sum(axis=axes))
-            g = g * self.weight.data.astype(g.dtype).reshape(shape)
-        if not self.training:  # statistics are constants
-            return g * inv.reshape(shape)
-        gm = g.mean(axis=axes).reshape(shape)
-        gxm = (g * xhat).mean(axis=axes).reshape(shape)
-        return (g - gm - xhat * gxm) * inv.reshape(shape)
+            assert dw is not None and db is not None
+            self.weight.accumulate(dw)
+            self.bias.accumulate(db)
+        return dx
 
     def extra_repr(self) -> str:
         return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}"

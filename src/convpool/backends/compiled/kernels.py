@@ -2,7 +2,8 @@
 
 The ops in :mod:`convpool.functional` reach the compiled backend through this module:
 ``kernels.enabled()`` says whether it runs, ``kernels.im2col(...)`` etc. are the
-kernels, which live by family in :mod:`.im2col`, :mod:`.pool_kernels` and :mod:`.tiled_kernels`
+kernels, which live by family in :mod:`.im2col`, :mod:`.pool_kernels`, :mod:`.tiled_kernels`
+and :mod:`.norm_kernels`
 (the SIMD convolution in :mod:`.direct`).  Importable without numba: then
 ``AVAILABLE`` and ``DIRECT`` are False and only the runtime helpers exist.
 """
@@ -37,6 +38,10 @@ if AVAILABLE:  # the kernels, by family; each runs its jobs on the kernel thread
         relu_backward,
         relu_forward,
     )
+    from .norm_kernels import affine as batch_norm_affine  # noqa: F401
+    from .norm_kernels import grad_sums as batch_norm_grad_sums  # noqa: F401
+    from .norm_kernels import input_grad as batch_norm_input_grad  # noqa: F401
+    from .norm_kernels import stats as batch_norm_stats  # noqa: F401
     from .pool_kernels import (  # noqa: F401
         find_selected,
         median_forward,
