@@ -64,7 +64,7 @@ def test_checkpoint_round_trip_and_resume_in_process(tmp_path):  # type: ignore[
     for k, v in expected.items():
         np.testing.assert_array_equal(model.state_dict()[k], v, err_msg=k)
     assert [e["train_loss"] for e in hist.epochs] == [e["train_loss"] for e in full.epochs]
-    assert not [f for f in os.listdir(tmp_path) if f.startswith(".ckpt-")]  # no temp files left
+    assert not [f for f in os.listdir(tmp_path) if f.startswith(".tmp-")]  # no temp files left
 
 
 def _train_cmd(out: str, *extra: str) -> list[str]:
@@ -156,3 +156,21 @@ def test_patience_stops_when_validation_loss_stops_improving():
     losses = [e["val_loss"] for e in hist.epochs]
     assert hist.stopped_early and len(losses) < 30
     assert len(losses) - 1 - int(np.argmin(losses)) == 2
+
+
+def test_atomic_write_keeps_the_old_file_on_failure(tmp_path):
+    """history.json and checkpoints go through atomic_write: a write that fails half-way
+    leaves the previous file whole and no temporary file."""
+    from convpool.checkpoint import atomic_write
+
+    path = tmp_path / "history.json"
+    atomic_write(str(path), lambda f: f.write(b'{"old": 1}'), ".json")
+
+    def half(f):
+        f.write(b'{"new": ')
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        atomic_write(str(path), half, ".json")
+    assert path.read_bytes() == b'{"old": 1}'
+    assert os.listdir(tmp_path) == ["history.json"]

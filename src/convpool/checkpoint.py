@@ -16,7 +16,7 @@ import os
 import reprlib
 import tempfile
 from collections.abc import Callable
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
@@ -52,12 +52,19 @@ def save_checkpoint(
     if scheduler is not None:
         info["scheduler"] = scheduler.state_dict()
     arrays["meta"] = np.frombuffer(json.dumps(info).encode(), dtype=np.uint8)
+    atomic_write(path, lambda f: np.savez(f, **arrays), ".npz")  # type: ignore[arg-type]
+
+
+def atomic_write(path: str, write: Callable[[IO[bytes]], Any], suffix: str = "") -> None:
+    """``write(f)`` into a temporary file beside ``path``, flushed to disk, then renamed
+    over ``path`` (and the folder synced): a crash leaves the old file or the new one,
+    never half of either, and no temporary file."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".ckpt-", suffix=".npz", dir=folder)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=folder)
     try:
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)  # type: ignore[arg-type]
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

@@ -20,7 +20,7 @@ import numpy as np
 from .checkpoint import FORMAT as FORMAT
 from .checkpoint import VERSION as VERSION
 from .checkpoint import CheckpointError as CheckpointError
-from .checkpoint import _is_int, _restore, _resume_point, read_checkpoint, save_checkpoint
+from .checkpoint import _is_int, _restore, _resume_point, atomic_write, read_checkpoint, save_checkpoint
 from .checkpoint import load_checkpoint as load_checkpoint
 from .data import DataLoader, Dataset
 from .losses import CrossEntropyLoss, _Loss
@@ -250,8 +250,7 @@ def _final(
         "wall_time": time.perf_counter() - t0,
     }
     if out_dir:
-        with open(os.path.join(out_dir, "history.json"), "w") as f:
-            json.dump(
-                {"epochs": hist.epochs, "final": final, "resumed_from": hist.resumed_from, **(info or {})}, f, indent=1
-            )
+        record = {"epochs": hist.epochs, "final": final, "resumed_from": hist.resumed_from, **(info or {})}
+        text = json.dumps(record, indent=1).encode()
+        atomic_write(os.path.join(out_dir, "history.json"), lambda f: f.write(text), ".json")
     return final
