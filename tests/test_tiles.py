@@ -97,12 +97,14 @@ def test_override_picks_a_tile_and_rejects_unknown_names() -> None:
 @pytest.mark.parametrize("name", list(tile.TILES))
 def test_each_tile_fits_its_register_file(name: str) -> None:
     """Sums + the inputs of one step (the conv: a row of vectors and one broadcast; the
-    weight gradient: one vector of dy per channel, x read from memory) in the ISA's
+    weight gradient: one vector of dy per channel, x read from memory; its outer-product
+    form: the vectors of dy and one broadcast) in the ISA's
     registers: 32 for AVX-512, 16 for AVX2 and SSE (NEON's 32 leave room)."""
     t = tile.TILES[name]
     registers = 32 if t.isa == "avx512" else 16
     assert t.block_oc * t.block_vecs + t.block_vecs + 1 <= registers
     assert t.dw_oc * t.dw_taps + t.dw_oc <= registers
+    assert t.wg_sums + t.wg_vecs + 1 <= registers and t.wg_sums % t.wg_vecs == 0  # + one broadcast
     assert t.stencil_vecs * 2 <= registers
     assert t.block_q == t.lanes * t.block_vecs
 
@@ -219,6 +221,11 @@ check(rng, (2, 4, 15, 16), (8, 1, 3, 3), 1, 1, 1, 4)  # depthwise x2: the stenci
 check(rng, (1, 3, 33, 9), (3, 1, 5, 3), 1, (2, 1), (1, 2), 3)  # depthwise, dilated
 check(rng, (2, 6, 9, 10), (5, 6, 1, 1))  # 1x1: read in place
 check(rng, (1, 2, 64), (3, 2, 1), 1, 0)  # 1x1, one image of exactly one 64-block
+lanes = direct.LANES  # output channels that fill vectors: the outer-product weight gradient
+check(rng, (2, 3, 13, 12), (4 * lanes, 3, 3, 3), 1, 1)  # 'same', the tile's widest block
+check(rng, (2, 3, 13, 14), (2 * lanes, 3, 4, 4), 2, 1)  # strided (a transposed conv's weight gradient)
+check(rng, (3, 2, 150), (2 * lanes - 1, 2, 5), 1, 2)  # 1-D over chunks, a vector not full
+check(rng, (2, 2, 5, 6, 4), (3 * lanes, 2, 3, 3, 3), 1, 1)  # 3-D
 for _ in range(24):  # small geometries around the block sizes
     nd = int(rng.integers(1, 4))
     kernel = tuple(int(rng.integers(1, 4)) for _ in range(nd))
@@ -230,7 +237,9 @@ for _ in range(24):  # small geometries around the block sizes
     cin, cout = groups * int(rng.integers(1, 4)), groups * int(rng.integers(1, 8))
     check(rng, (int(rng.integers(1, 4)), cin) + size, (cout, cin // groups) + kernel, stride, pad, dil, groups)
 stencil = sys.modules["convpool.backends.compiled.direct.depthwise"]._depthwise_planes
-for kernel in (direct._conv_wide, direct._weight_grad_wide, stencil):
+outer = sys.modules["convpool.backends.compiled.direct.outer"]
+shapes = [outer.shape(c, 1) for c in (4 * lanes, 2 * lanes, 2 * lanes - 1, 3 * lanes)]
+for kernel in (direct._conv_wide, direct._weight_grad_wide, stencil, *(outer._kernel(*s, lanes) for s in shapes)):
     assert kernel.signatures, "a direct kernel never ran"
 print("ok")
 '''

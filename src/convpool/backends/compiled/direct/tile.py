@@ -4,13 +4,21 @@ numba compiles for.
 The kernels keep a block of sums in vector registers; how wide a vector is and how many
 registers there are depends on the instruction set, so the block does too:
 
-=========  =====  ===========================  ==========================  ============
-ISA        lanes  convolution (:mod:`.wide`)    weight gradient             registers
-=========  =====  ===========================  ==========================  ============
-avx512     16     4 oc x 4 vectors (16 sums)   5 oc x 3 taps (15 sums)     32 zmm
-avx2       8      4 oc x 3 vectors (12 sums)   4 oc x 3 taps (12 sums)     16 ymm
-generic    4      4 oc x 3 vectors (12 sums)   3 oc x 3 taps (9 sums)      16 (SSE) / 32 (NEON)
-=========  =====  ===========================  ==========================  ============
+=========  =====  ===========================  ========================  ===========================  =========
+ISA        lanes  convolution (:mod:`.wide`)    weight gradient (wide)    weight gradient (outer)      registers
+=========  =====  ===========================  ========================  ===========================  =========
+avx512     16     4 oc x 4 vectors (16 sums)   5 oc x 3 taps (15 sums)   <= 4 oc vectors, 24 sums     32 zmm
+avx2       8      4 oc x 3 vectors (12 sums)   4 oc x 3 taps (12 sums)   <= 2 oc vectors, 12 sums     16 ymm
+generic    4      4 oc x 3 vectors (12 sums)   3 oc x 3 taps (9 sums)    <= 2 oc vectors, 12 sums     16 / 32
+=========  =====  ===========================  ========================  ===========================  =========
+
+The weight gradient's outer-product tile (ungrouped convolutions whose output channels
+fill its vectors) holds ``wg_sums`` vectors: ``wg_sums / v`` entries x ``v`` vectors of
+output channels, v the most (up to ``wg_vecs``) that wastes at most a fifth of the
+lanes.  Measured on AVX-512 (Intel Xeon "rocketlake", one thread, 64 output channels,
+useful GFLOP/s, interleaved medians): 4 x 6 98-104, 2 x 12 98-103, 3 x 8 (48 channels
+a block: a third wasted) 62-72; positions per pass 64 / 96 / 128 / 256: 95-101 / 97-103
+/ 98-104 / 84-88 (:data:`.outer.CHUNK`).
 
 "avx512" needs AVX-512F, "avx2" AVX2 and FMA; "generic" is anything else (x86 without
 AVX2, ARM, ...): vectors of 4, which LLVM lowers to SSE or NEON registers.  The depthwise
@@ -52,6 +60,8 @@ class Tile:
     dw_oc: int  # weight gradient: output channels per block
     dw_taps: int  # weight gradient: (channel, tap) entries per block
     stencil_vecs: int  # depthwise stencil: vectors of positions per block (one channel)
+    wg_vecs: int  # weight gradient, outer-product form: at most this many vectors of output channels
+    wg_sums: int  # ... and this many vector sums (vectors x entries)
 
     @property
     def block_q(self) -> int:
@@ -60,9 +70,9 @@ class Tile:
 
 
 TILES = {
-    "avx512": Tile("avx512", 16, 4, 4, 5, 3, 4),
-    "avx2": Tile("avx2", 8, 4, 3, 4, 3, 8),
-    "generic": Tile("generic", 4, 4, 3, 3, 3, 8),
+    "avx512": Tile("avx512", 16, 4, 4, 5, 3, 4, 4, 24),
+    "avx2": Tile("avx2", 8, 4, 3, 4, 3, 8, 2, 12),
+    "generic": Tile("generic", 4, 4, 3, 3, 3, 8, 2, 12),
 }
 
 

@@ -12,6 +12,7 @@ from .... import geometry
 from .. import runtime as _kernels
 from ..simd import grad_tile, row_tile, vectors
 from ..threads import KERNEL, parallel_for
+from . import outer
 from .layout import Wide, _as3, _entries, _plane_strides, _ro, _store_plan, _tap_phases, out_size, phase_plane
 from .relayout import from_phases
 from .tile import BLOCK_OC, BLOCK_Q, DW_CHUNK, DW_OC, DW_TAPS, LANES, TILE
@@ -283,11 +284,18 @@ def weight_grad(
     src: Wide, dyw: Wide, groups: int, co: int, kernel: tuple[int, ...], dilation: tuple[int, ...], parts: int
 ) -> np.ndarray:
     """dw (groups*co, cg, *kernel) float32 of :func:`convolve`, given the output gradient
-    laid out by :func:`grad_layout`."""
+    laid out by :func:`grad_layout`: by :mod:`.outer`'s kernel where its tile fits the
+    output channels (ungrouped, the lanes filled), else by :func:`weight_grad_wide`."""
     cg = src.buf.shape[0] // (groups * src.phases)
     nb = -(-co // DW_OC)
     ents = _entries(src.padded, kernel, dilation, src.stride, cg, src.length)
     n_ent = ents.size
+    tile = outer.shape(co, groups)
+    if tile is not None:  # the outer-product form (row o of dyw is channel o when ungrouped)
+        dw_outer = outer.weight_grad_outer(
+            src.buf.ravel(), dyw.buf.ravel(), dyw.length, co, ents, src.q_len, tile, parts
+        )
+        return dw_outer.reshape((co, cg) + kernel)
     ntb = -(-n_ent // DW_TAPS)
     ents3 = np.zeros(ntb * DW_TAPS, dtype=np.int64)
     ents3[:n_ent] = ents

@@ -1,0 +1,150 @@
+"""The dense convolution's weight gradient as outer products (the form oneDNN uses):
+vectors over output channels, the source's values broadcast.
+
+dw[o, e] = sum_i dy[o, i] * src[ents[e] + i] over the wide positions i (:mod:`.wide`).
+:func:`.wide.weight_grad_wide` keeps a tile of 5 output channels x 3 entries, each sum a
+vector of per-lane partial sums over 16 positions: 8 vector loads (3 of them unaligned,
+from rows streamed out of L2) per 15 multiply-adds, and a tile stored every 32 positions.
+Here a tile is ``ents`` entries x ``vecs`` vectors of output channels (24 sums with
+AVX-512: 6 x 64 channels, 12 x 32, 24 x 16): per position, ``vecs`` aligned loads of
+dy - all the tile's channels at that position, from a small block transposed into L1 -
+and ``ents`` scalars of the source, each broadcast and used ``vecs`` times; consecutive
+positions read the same cache lines of the source.  Every lane is a finished sum, so the
+tile stays in registers over a whole chunk of positions and nothing is reduced across
+lanes at the end.
+
+Measured (Intel Xeon "rocketlake", AVX-512, one thread, useful GFLOP/s, medians):
+conv_transpose2d 64->32 k4 s2's weight gradient (32x32x56x56 -> 64 channels) 58-65 ->
+93-100, conv2d 64->64 k3 28x28 58-64 -> 79-95.
+
+Used for ungrouped convolutions whose output channels fill the vectors (at most a fifth
+of the lanes wasted, :func:`shape`); the others keep :mod:`.wide`'s kernel.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import numpy as np
+from llvmlite import ir
+from numba import njit, types
+from numba.extending import intrinsic
+
+from ..simd import _address, _element, _fma, _splat, grad_tile
+from ..threads import KERNEL, parallel_for
+from .tile import LANES, TILE
+
+CHUNK = 128  # positions per pass: a block of dy (CHUNK x 64 channels: 32 KiB) stays in L1
+
+
+def outer_fma(vecs: int, ents: int, lanes: int) -> Any:
+    """The outer-product tile's multiply-add, ``fma(tile, d, drow, x, ent, e, q)``: for
+    each entry t < ``ents`` and vector v < ``vecs``, sum[t, v] += d[drow + v*lanes :
+    +lanes] * x[ent[e + t] + q].  The tile is a tuple of ``ents * vecs`` vectors, entry
+    major: load and store it with the same shape's
+    :func:`convpool.backends.compiled.simd.grad_tile` operations."""
+    vec = ir.VectorType(ir.FloatType(), lanes)
+
+    @intrinsic
+    def fma(typingctx, tile, d, drow, x, ent, e, q):
+        if not isinstance(tile, types.UniTuple) or tile.count != vecs * ents:
+            return None
+
+        def codegen(context, builder, sig, args):
+            t, darr, drow_v, xarr, earr, e_v, q_v = args
+            ds = [
+                builder.load(
+                    _address(context, builder, d, darr, builder.add(drow_v, drow_v.type(v * lanes)), vec), align=4
+                )
+                for v in range(vecs)
+            ]
+            out: list[Any] = []
+            for tt in range(ents):
+                off = _element(context, builder, ent, earr, builder.add(e_v, e_v.type(tt)))
+                s = _splat(builder, _element(context, builder, x, xarr, builder.add(off, q_v)), vec)
+                out.extend(_fma(builder, ds[v], s, builder.extract_value(t, tt * vecs + v)) for v in range(vecs))
+            return context.make_tuple(builder, tile, out)
+
+        return tile(tile, d, drow, x, ent, e, q), codegen
+
+    return fma
+
+
+@functools.cache
+def _kernel(vecs: int, ents: int, lanes: int) -> Any:
+    """The kernel for one tile shape (built on first use: only the shapes a program's
+    channel counts need are compiled).  A factory, so that numba's disk cache keys each
+    shape's kernel on its numbers."""
+    g = grad_tile(vecs, ents, lanes)
+    tload, tstore, tfma = g.load, g.store, outer_fma(vecs, ents, lanes)
+    width = vecs * lanes
+    chunk = CHUNK
+
+    @njit(**KERNEL, fastmath=True)
+    def outer(j0, j1, src, dyw, ld, co, ent, q_len, parts, scratch, acc):
+        """Parts ``j0 .. j1`` of :func:`weight_grad_outer`."""
+        neb = ent.shape[0] // ents
+        nob = (co + width - 1) // width
+        span = ((q_len + parts - 1) // parts + lanes - 1) // lanes * lanes
+        for p in range(j0, j1):
+            sb = p * chunk * width  # this part's block of dy, (chunk, width)
+            for c0 in range(p * span, min(q_len, (p + 1) * span), chunk):
+                m = min(q_len, (p + 1) * span, c0 + chunk) - c0
+                for ob in range(nob):
+                    for o in range(width):  # the block, transposed: positions x channels
+                        r = ob * width + o
+                        if r < co:
+                            for i in range(m):
+                                scratch[sb + i * width + o] = dyw[r * ld + c0 + i]
+                        else:
+                            for i in range(m):
+                                scratch[sb + i * width + o] = 0.0
+                    for eb in range(neb):
+                        base = ((p * nob + ob) * neb + eb) * ents * width
+                        tile = tload(acc, base)
+                        for i in range(m):
+                            tile = tfma(tile, scratch, sb + i * width, src, ent, eb * ents, c0 + i)
+                        tstore(acc, base, tile)
+
+    return outer
+
+
+def shape(co: int, groups: int) -> tuple[int, int] | None:
+    """The outer-product tile (vectors of output channels, entries) for ``co`` output
+    channels, or None where :mod:`.wide`'s kernel takes the weight gradient: grouped
+    convolutions, and channel counts that would leave over a fifth of the lanes empty.
+    The widest block that fits, of the tile's sums (:mod:`.tile`)."""
+    if groups != 1:
+        return None
+    for vecs in range(TILE.wg_vecs, 0, -1):
+        width = vecs * LANES
+        if -(-co // width) * width * 4 <= co * 5:
+            return vecs, TILE.wg_sums // vecs
+    return None
+
+
+def weight_grad_outer(
+    src: np.ndarray, dyw: np.ndarray, ld: int, co: int, ents: np.ndarray, q_len: int, tile: tuple[int, int], parts: int
+) -> np.ndarray:
+    """dw (co, E) float32: dw[o, e] = sum over i < q_len of dyw[o*ld + i] * src[ents[e] + i].
+
+    src: the flat wide source; dyw: the output gradient's flat rows of ``ld`` (row o =
+    channel o, zero wherever i is not an output); ``tile``: :func:`shape`'s.  ``parts``
+    ranges of positions, one a job (a thread), each summing into its own tile sums, added
+    at the end."""
+    vecs, n_e = tile
+    width = vecs * LANES
+    nob = -(-co // width)
+    neb = -(-ents.size // n_e)
+    ent = np.zeros(neb * n_e, dtype=np.int64)
+    ent[: ents.size] = ents  # extra entries read offset 0 and are dropped
+    acc = np.zeros((parts, nob, neb, n_e, width), dtype=np.float32)
+    scratch = np.empty(parts * CHUNK * width, dtype=np.float32)
+    kernel = _kernel(vecs, n_e, LANES)
+    work = q_len * neb * n_e * nob * width
+    parallel_for(kernel, parts, src, dyw, ld, co, ent, q_len, parts, scratch, acc.ravel(), work=work)
+    summed = acc.sum(axis=0) if parts > 1 else acc[0]
+    # (nob, neb, n_e, width) -> (co, E)
+    dw = summed.transpose(0, 3, 1, 2).reshape(nob * width, neb * n_e)
+    return np.ascontiguousarray(dw[:co, : ents.size])
