@@ -23,25 +23,31 @@ from .threads import KERNEL, parallel_for
 
 _RUN = 1024  # elements summed in the array's dtype before the float64 total
 
+# Every loop indexes a view from 0 (``x[base : base + s]``): numba wraps negative indices,
+# and from a computed start the compiler cannot rule them out and vectorises the
+# wraparound into gathers, several times slower.
+
 
 @njit(**KERNEL, fastmath=True)
-def _run_sum(x, base, n):
+def _run_sum(v):
     total = 0.0
-    for r0 in range(0, n, _RUN):
-        acc = x.dtype.type(0.0)
-        for i in range(base + r0, base + min(n, r0 + _RUN)):
-            acc += x[i]
+    for r0 in range(0, v.shape[0], _RUN):
+        run = v[r0 : r0 + _RUN]
+        acc = v.dtype.type(0.0)
+        for i in range(run.shape[0]):
+            acc += run[i]
         total += acc
     return total
 
 
 @njit(**KERNEL, fastmath=True)
-def _run_sq(x, base, n, m):
+def _run_sq(v, m):
     total = 0.0
-    for r0 in range(0, n, _RUN):
-        acc = x.dtype.type(0.0)
-        for i in range(base + r0, base + min(n, r0 + _RUN)):
-            d = x[i] - m
+    for r0 in range(0, v.shape[0], _RUN):
+        run = v[r0 : r0 + _RUN]
+        acc = v.dtype.type(0.0)
+        for i in range(run.shape[0]):
+            d = run[i] - m
             acc += d * d
         total += acc
     return total
@@ -52,12 +58,14 @@ def _stats(c0, c1, x, n, c, s, mean, var):
     for ch in range(c0, c1):
         total = 0.0
         for img in range(n):
-            total += _run_sum(x, (img * c + ch) * s, s)
+            base = (img * c + ch) * s
+            total += _run_sum(x[base : base + s])
         m = total / (n * s)
         mx = x.dtype.type(m)
         sq = 0.0
         for img in range(n):
-            sq += _run_sq(x, (img * c + ch) * s, s, mx)
+            base = (img * c + ch) * s
+            sq += _run_sq(x[base : base + s], mx)
         mean[ch] = m
         var[ch] = sq / (n * s)
 
@@ -74,8 +82,9 @@ def _affine(c0, c1, x, n, c, s, scale, shift, y):
         b = x.dtype.type(shift[ch])
         for img in range(n):
             base = (img * c + ch) * s
-            for i in range(base, base + s):
-                y[i] = x[i] * a + b
+            xs, ys = x[base : base + s], y[base : base + s]
+            for i in range(s):
+                ys[i] = xs[i] * a + b
 
 
 def affine(x: np.ndarray, n: int, c: int, s: int, scale: np.ndarray, shift: np.ndarray, y: np.ndarray) -> None:
@@ -92,13 +101,14 @@ def _grad_sums(c0, c1, g, x, n, c, s, mean, sum_g, sum_gx):
         tgx = 0.0
         for img in range(n):
             base = (img * c + ch) * s
-            for r0 in range(0, s, _RUN):
+            for r0 in range(base, base + s, _RUN):
+                gs, xs = g[r0 : min(r0 + _RUN, base + s)], x[r0 : min(r0 + _RUN, base + s)]
                 ag = g.dtype.type(0.0)
                 agx = g.dtype.type(0.0)
-                for i in range(base + r0, base + min(s, r0 + _RUN)):
-                    v = g[i]
+                for i in range(gs.shape[0]):
+                    v = gs[i]
                     ag += v
-                    agx += v * (x[i] - m)
+                    agx += v * (xs[i] - m)
                 tg += ag
                 tgx += agx
         sum_g[ch] = tg
@@ -121,8 +131,9 @@ def _input_grad(c0, c1, g, x, n, c, s, mean, k, gm, xk, dx):
         b = x.dtype.type(xk[ch])
         for img in range(n):
             base = (img * c + ch) * s
-            for i in range(base, base + s):
-                dx[i] = kk * (g[i] - a - (x[i] - m) * b)
+            gs, xs, ds = g[base : base + s], x[base : base + s], dx[base : base + s]
+            for i in range(s):
+                ds[i] = kk * (gs[i] - a - (xs[i] - m) * b)
 
 
 def input_grad(
