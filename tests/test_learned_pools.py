@@ -161,6 +161,71 @@ def test_gem_p1_is_average_pooling(backend: str):
     np.testing.assert_allclose(F.gem_pool2d(x, 2, p=200.0), F.max_pool2d(x, 2), rtol=0.01)
 
 
+def _geometric_mean_2x2(x: np.ndarray) -> np.ndarray:
+    n, c, h, w = x.shape
+    windows = np.log(x).reshape(n, c, h // 2, 2, w // 2, 2).transpose(0, 1, 2, 4, 3, 5)
+    return np.exp(windows.reshape(n, c, h // 2, w // 2, 4).mean(axis=-1))
+
+
+@pytest.mark.parametrize("p", [1e-300, 1e-20, 1e-9])
+def test_gem_tiny_p_is_the_geometric_mean(p: float):
+    """(mean z**p)**(1/p) -> the geometric mean as p -> 0; computed directly, 1 + p log z
+    rounds to 1 and the result was 1.0 for every window."""
+    x = np.random.default_rng(0).random((2, 3, 4, 6)) + 0.05
+    np.testing.assert_allclose(F.gem_pool2d(x, 2, p=p), _geometric_mean_2x2(x), rtol=1e-8)
+    np.testing.assert_allclose(
+        F.gem_pool2d(x.astype(np.float32), 2, p=p), _geometric_mean_2x2(x).astype(np.float32), rtol=1e-5
+    )
+
+
+@pytest.mark.parametrize("p", [1e3, 1e300])
+def test_gem_huge_p_is_max_pooling(p: float):
+    """As p -> inf the max; computed directly, z**p underflowed to 0 (or overflowed) in
+    whole windows and the result was 0 (or inf)."""
+    x = np.random.default_rng(1).random((2, 3, 4, 6)) * 0.9 + 0.05
+    np.testing.assert_allclose(F.gem_pool2d(x, 2, p=p), F.max_pool2d(x, 2), rtol=2e-3 if p < 1e4 else 1e-12)
+    big = x * 1e3  # z**p overflows the dtype
+    np.testing.assert_allclose(F.gem_pool2d(big, 2, p=p), F.max_pool2d(big, 2), rtol=2e-3 if p < 1e4 else 1e-12)
+
+
+def test_gem_float32_out_of_range_matches_float64():
+    """float32 values of 50-150 at p = 20: z**p leaves float32's range; the log form
+    gives float64's answer to float32 rounding, and gradients to match."""
+    rng = np.random.default_rng(2)
+    x = (rng.random((2, 2, 6, 4)) * 100 + 50).astype(np.float32)
+    y32, ctx32 = F.gem_pool_forward(x, 20.0, 2, 2)
+    y64, ctx64 = F.gem_pool_forward(x.astype(np.float64), 20.0, 2, 2)
+    assert ctx32.lse is not None and ctx64.lse is None  # one log form, one direct form
+    np.testing.assert_allclose(y32, y64, rtol=1e-5)
+    dy = rng.standard_normal(y64.shape)
+    g32, p32 = F.gem_pool_backward(dy.astype(np.float32), ctx32)
+    g64, p64 = F.gem_pool_backward(dy, ctx64)
+    np.testing.assert_allclose(g32, g64, rtol=1e-3, atol=1e-5)
+    np.testing.assert_allclose(p32, p64, rtol=1e-3, atol=1e-4)
+
+
+@pytest.mark.parametrize("padding", [0, 1])
+def test_gem_log_form_gradients(padding: int):
+    """Gradients of the log form (p = 60 with a window of clamped values, whose z**p
+    underflows directly), numerically, for x and p."""
+    rng = np.random.default_rng(3)
+    x = rng.random((1, 2, 5, 4)) + 0.5
+    x[0, 0, :2, :2] = -1.0  # a window of clamped values: (1e-6)**60 underflows
+    y, ctx = F.gem_pool_forward(x, 60.0, 2, 2, 1, padding)
+    assert ctx.lse is not None
+    dy = rng.standard_normal(y.shape)
+    gx, gp = F.gem_pool_backward(dy, ctx)
+    assert_grad(lambda a: F.gem_pool_forward(a, 60.0, 2, 2, 1, padding)[0], x.copy(), dy, gx, "x")
+    assert_grad(lambda a: F.gem_pool_forward(x, a, 2, 2, 1, padding)[0], np.array([60.0]), dy, gp.reshape(1), "p")
+
+
+def test_gem_and_lse_refuse_subnormal_exponents():
+    with pytest.raises(ValueError, match=r"p must be at least 2.2250738585072014e-308 \(a normal float\), got 5e-324"):
+        F.gem_pool2d(np.ones((1, 1, 2, 2)), p=5e-324)
+    with pytest.raises(ValueError, match=r"beta must be at least .* got 5e-324"):
+        F.lse_pool2d(np.ones((1, 1, 2, 2)), 2, beta=5e-324)
+
+
 def test_gem_clamps_at_eps():
     x = np.array([[[-1.0, 0.0, -3.0, -2.0]]])
     np.testing.assert_allclose(F.gem_pool1d(x, 2, p=3.0, eps=1e-3), [[[1e-3, 1e-3]]], rtol=1e-12)

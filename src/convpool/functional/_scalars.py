@@ -35,3 +35,8 @@ def check_unit(value: Any, name: str) -> float:
     if not 0.0 <= v <= 1.0:
         raise ValueError(f"{name} must be in [0, 1], got {v!r}")
     return v
+
+
+def param_grad(value: Any, grad: float) -> np.ndarray:
+    """The gradient of a scalar parameter, shaped like it (``()`` for a plain number)."""
+    return np.full(np.shape(value), grad)

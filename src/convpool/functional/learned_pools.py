@@ -42,16 +42,11 @@ import numpy as np
 from .. import geometry
 from ..geometry import check_bool as check_flag  # noqa: F401  (the pools' flags: geometry's rule)
 from ._common import batched, check_grad
-from ._scalars import check_number, check_positive, check_unit  # noqa: F401  (re-exported)
+from ._log_mean_exp import LogMeanExp, LSECtx, kernel_first, lse_pool_backward, lse_pool_forward, normal_exponent  # noqa: F401
+from ._scalars import check_number, check_positive, check_unit, param_grad  # noqa: F401  (re-exported)
 from .adaptive import adaptive_avg_pool_backward, adaptive_avg_pool_forward
 from .conv import conv_backward, conv_forward
 from .pool import avg_pool_forward, reduce_window_backward, reduce_window_forward
-from .reductions import Reduction
-
-
-def param_grad(value: Any, grad: float) -> np.ndarray:
-    """The gradient of a scalar parameter, shaped like it (``()`` for a plain number)."""
-    return np.full(np.shape(value), grad)
 
 
 def _pool_pair(
@@ -68,15 +63,22 @@ def _pool_pair(
 
 @dataclass
 class GeMCtx:
-    back: Callable[[np.ndarray], np.ndarray]  # the adjoint of the window mean
+    back: Callable[[np.ndarray], np.ndarray] | None  # the adjoint of the window mean (direct form)
     x: np.ndarray
     z: np.ndarray  # clamp(x, eps)
-    u: np.ndarray  # z ** p
-    m: np.ndarray  # window means of u
+    u: np.ndarray | None  # z ** p (direct form)
+    m: np.ndarray | None  # window means of u (direct form)
     y: np.ndarray
     p: float
     eps: float
     p_value: Any  # as given: the gradient takes its shape
+    lse: Any = None  # the log-mean-exp context (log form)
+
+
+# The direct form (mean of z**p)**(1/p) holds digits while every window mean of z**p is a
+# normal number and p is not so small that 1/p magnifies its rounding; below these p
+# (relative error about eps / p: 1e-5 in float32, 1e-10 in float64) GeM takes the log form.
+_P_MIN = {np.dtype(np.float16): 1.0, np.dtype(np.float32): 1e-2, np.dtype(np.float64): 1e-6}
 
 
 def _power(z: np.ndarray, p: float) -> np.ndarray:
@@ -87,7 +89,15 @@ def _power(z: np.ndarray, p: float) -> np.ndarray:
         for _ in range(int(p) - 1):
             u *= z
         return u
-    return z**p
+    with np.errstate(over="ignore", under="ignore"):
+        return z**p
+
+
+def _direct_ok(m: np.ndarray, p: float, dtype: np.dtype) -> bool:
+    """Whether the direct form kept its digits: every window mean finite and normal."""
+    if m.size == 0:
+        return True
+    return p >= _P_MIN.get(dtype, 1e-6) and bool(np.isfinite(m).all()) and float(m.min()) >= np.finfo(dtype).tiny
 
 
 def gem_pool_forward(
@@ -105,9 +115,15 @@ def gem_pool_forward(
 
     ``kernel_size=None`` pools globally (output size 1 per spatial dim; ``stride``
     and ``padding`` must then keep their defaults).  Padding is left out of the mean.
+
+    Computed directly (an average pool of ``z**p``) while that is exact to rounding;
+    where ``z**p`` would leave the dtype's range in a whole window (large ``p``, values
+    far from 1) or ``p`` is tiny, as ``exp`` of the log-mean-exp pool of ``log z`` with
+    ``beta = p`` - the same function, stable at any ``p`` (the geometric mean as
+    ``p -> 0``, the max as ``p -> inf``).
     """
     xa = geometry.check_array(x)
-    pv = check_positive(p, "p")
+    pv = normal_exponent(check_positive(p, "p"), "p")
     ev = check_positive(eps, "eps")
     z = np.maximum(xa, ev)
     u = _power(z, pv)
@@ -128,110 +144,36 @@ def gem_pool_forward(
         def back(g: np.ndarray) -> np.ndarray:
             return reduce_window_backward(g, pctx)
 
-    with np.errstate(divide="ignore"):
+    if _direct_ok(m, pv, xa.dtype):
         y = m ** (1.0 / pv)
-    return y, GeMCtx(back, xa, z, u, m, y, pv, ev, p)
+        return y, GeMCtx(back, xa, z, u, m, y, pv, ev, p)
+    kernel = tuple(xa.shape[xa.ndim - nd :]) if kernel_size is None else kernel_size
+    with np.errstate(divide="ignore"):  # log of a clamped z is finite; of an empty window's none
+        lz = np.log(z)
+    ly, lctx = lse_pool_forward(lz, pv, nd, kernel, stride, padding)
+    y = np.exp(ly)
+    return y, GeMCtx(None, xa, z, None, None, y, pv, ev, p, lctx)
 
 
 def gem_pool_backward(dy: Any, ctx: GeMCtx) -> tuple[np.ndarray, np.ndarray]:
     """``(grad_input, grad_p)``; ``grad_p`` has the shape of the ``p`` given."""
     dy = check_grad(dy, ctx.y.shape, ctx.x.dtype)
-    p, m = ctx.p, ctx.m
+    p = ctx.p
+    if ctx.lse is not None:  # y = exp(l): dl = dy * y, then through log z
+        glz, gp = lse_pool_backward(dy * ctx.y, ctx.lse)
+        gx = glz / ctx.z * (ctx.x >= ctx.eps)
+        return gx.astype(ctx.x.dtype, copy=False), gp
+    m, u = ctx.m, ctx.u
+    assert ctx.back is not None and m is not None and u is not None
     with np.errstate(divide="ignore", invalid="ignore"):
         gm = np.where(m > 0, dy * ctx.y / (p * m), 0.0).astype(dy.dtype, copy=False)  # d y / d m
         log_m = np.where(m > 0, np.log(m), 0.0)
     gu = ctx.back(gm)  # d/du of the mean, through the window adjoint
-    gx = gu * p * (ctx.u / ctx.z) * (ctx.x >= ctx.eps)  # u / z = z ** (p - 1); clamp passes x >= eps
+    gx = gu * p * (u / ctx.z) * (ctx.x >= ctx.eps)  # u / z = z ** (p - 1); clamp passes x >= eps
     # dy/dp = y * (mean(u log z) / (p m) - log(m) / p**2); the mean's adjoint turns the
     # first term into a sum over the input
-    dp = float((gu * ctx.u * np.log(ctx.z)).sum()) - float((dy * ctx.y * log_m).sum()) / p**2
+    dp = float((gu * u * np.log(ctx.z)).sum()) - float((dy * ctx.y * log_m).sum()) / p**2
     return gx.astype(ctx.x.dtype, copy=False), param_grad(ctx.p_value, dp)
-
-
-# --- log-mean-exp -----------------------------------------------------------------------
-
-
-def kernel_first(w: np.ndarray) -> np.ndarray:
-    """Windows ``(..., K)`` as ``(K, ...)``, contiguous: reductions over a short last axis
-    are slow in NumPy, over the first axis they are elementwise passes."""
-    return np.ascontiguousarray(np.moveaxis(w, -1, 0))
-
-
-class LogMeanExp(Reduction):
-    """``(1/beta) log(mean exp(beta x))`` over the real elements of each window, as
-    ``max + log(mean(exp(beta (x - max)))) / beta``: never overflows.  Where ``beta``
-    times the spread of the window maxima is below 1/4 (``beta -> 0``, where every
-    ``exp`` is close to 1 and its rounding, divided by ``beta``, would dominate),
-    ``log1p(mean(expm1(...)))`` keeps the digits that tell the result from the mean.  The gradient of each element is its softmax weight
-    ``exp(beta x) / sum exp(beta x)``."""
-
-    name = "logmeanexp"
-    pad_value = -np.inf  # exp(-inf) = 0: padding adds nothing; the count excludes it
-
-    def __init__(self, beta: float):
-        self.beta = beta
-
-    def forward(self, w: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, object]:
-        wk = kernel_first(w)
-        k = wk.shape[0]
-        top = wk.max(axis=0)
-        d = wk - top
-        d *= self.beta
-        count = np.asarray(valid).astype(w.dtype)
-        if top.size and self.beta * float(top.max() - top.min()) >= 0.25:  # exp's rounding: a few ulps
-            e = np.exp(d)  # padding: 0
-            y = top + np.log(e.sum(axis=0) / count) / self.beta
-        else:  # small beta: sum (exp - 1) over the real elements, without the rounding of exp
-            em1 = np.expm1(d)
-            e = em1 + 1.0
-            none = np.isneginf(d)  # padding, or an input -inf (which counts, with exp = 0)
-            if none.any():
-                em1[none] = 0.0
-                em1[0] -= none.sum(axis=0) - (k - count)
-            y = top + np.log1p(em1.sum(axis=0) / count) / self.beta
-        e /= e.sum(axis=0)
-        return y.astype(w.dtype, copy=False), e
-
-    def backward(self, dy: np.ndarray, aux: object, k: int) -> np.ndarray:
-        assert isinstance(aux, np.ndarray)
-        return np.moveaxis(dy * aux, 0, -1)
-
-    def __repr__(self) -> str:
-        return f"LogMeanExp(beta={self.beta})"
-
-
-@dataclass
-class LSECtx:
-    pool_ctx: Any
-    x: np.ndarray
-    y: np.ndarray
-    beta: float
-    beta_value: Any
-
-
-def lse_pool_forward(
-    x: Any, beta: Any, nd: int, kernel_size: Any, stride: Any = None, padding: Any = 0
-) -> tuple[np.ndarray, LSECtx]:
-    """Log-mean-exp pooling ``(1/beta) log(mean over the window of exp(beta x))``: a
-    smooth maximum, the mean as ``beta -> 0`` and the max as ``beta -> inf``, with a
-    softmax share of the gradient for every element (Pinheiro and Collobert, CVPR
-    2015).  Stable at any ``beta`` (the window's max is subtracted); padding is left
-    out of the mean."""
-    xa = geometry.check_array(x)
-    b = check_positive(beta, "beta")
-    y, pctx = reduce_window_forward(xa, LogMeanExp(b), nd, kernel_size, stride, padding)
-    return y, LSECtx(pctx, xa, y, b, beta)
-
-
-def lse_pool_backward(dy: Any, ctx: LSECtx) -> tuple[np.ndarray, np.ndarray]:
-    """``(grad_input, grad_beta)``.  With softmax weights ``s``, ``dy/dx = s`` and
-    ``dy/dbeta = (sum(s x) - y) / beta``, so ``grad_beta = (sum(gx x) - sum(dy y)) / beta``."""
-    dy = check_grad(dy, ctx.y.shape, ctx.x.dtype)
-    gx = reduce_window_backward(dy, ctx.pool_ctx)
-    with np.errstate(invalid="ignore"):  # 0 * inf where an infinite input gets no gradient
-        gsx = float(np.where(gx == 0, 0.0, gx * ctx.x).sum())
-    db = (gsx - float((dy * ctx.y).sum())) / ctx.beta
-    return gx, param_grad(ctx.beta_value, db)
 
 
 # --- mixed -----------------------------------------------------------------------------
