@@ -23,6 +23,18 @@ BACKENDS = ("numpy", "compiled")
 
 _chosen: str | None = None  # None: decided by the environment
 _held: dict[str, str] = {}  # family -> implementation name (config.use)
+_generation = 0  # counts every change of the two: what the tables' cached choices are keyed on
+
+
+def generation() -> int:
+    """A number that changes whenever the backend or a held implementation changes (the
+    tables cache their choices under it, :meth:`convpool.backends.tables.Table.choose`)."""
+    return _generation
+
+
+def _changed() -> None:
+    global _generation
+    _generation += 1
 
 
 @functools.cache
@@ -53,6 +65,7 @@ def set_backend(name: str) -> None:
     if name == "compiled" and not compiled_available():
         raise ValueError(f"backend 'compiled' is not available: {_why_compiled_unavailable()}")
     _chosen = name
+    _changed()
 
 
 def available_backends() -> tuple[str, ...]:
@@ -70,6 +83,7 @@ def backend(name: str) -> Iterator[None]:
         yield
     finally:
         _chosen = previous
+        _changed()
 
 
 def held(family: str) -> str | None:
@@ -83,6 +97,7 @@ def hold(family: str, name: str) -> Iterator[None]:
     applies (the rest of the table where it does not).  Validated by the caller."""
     previous = _held.get(family)
     _held[family] = name
+    _changed()
     try:
         yield
     finally:
@@ -90,3 +105,4 @@ def hold(family: str, name: str) -> Iterator[None]:
             _held.pop(family, None)
         else:
             _held[family] = previous
+        _changed()

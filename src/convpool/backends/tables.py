@@ -20,6 +20,13 @@ Adding an implementation is one new module and one row here.  Modules are import
 on first use (compiled rows only while the compiled backend runs; numba itself is
 loaded at import unless ``CONVPOOL_PURE_NUMPY`` is set).
 
+The conv and pool tables remember their choice per problem key (:func:`conv_key`,
+:func:`pool_key`: shapes, dtypes, windows - all their rules read), with the switch's
+generation (:func:`convpool.backends.switch.generation`: the backend and
+``config.use``) and the thresholds of :mod:`convpool.settings` in the key, so a change
+of any of them decides afresh; at most :data:`CHOICES_MAX` entries per table.
+Autotuning keeps its own choices (:mod:`.autotune`).
+
 ``convpool.config.describe()`` prints each table's verdicts for given shapes, and
 ``convpool.config.use(family, name)`` holds a family to one implementation where it
 applies (for benchmarks and tests).
@@ -28,6 +35,7 @@ applies (for benchmarks and tests).
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
@@ -35,9 +43,11 @@ from typing import Any
 import numpy as np
 
 from ..geometry import Geometry
+from ..settings import TUNING
 from . import autotune, switch
 
 _LOADED: dict[str, ModuleType] = {}  # row module -> the imported implementation
+CHOICES_MAX = 256  # choices a table keeps (per problem key); past it the table starts over
 
 
 @dataclass(frozen=True)
@@ -59,6 +69,10 @@ class ConvProblem:
         return int(self.weight.shape[1])
 
 
+def conv_key(p: ConvProblem) -> tuple[Any, ...]:
+    return (p.x.shape, p.x.dtype, p.weight.shape, p.weight.dtype, p.g, p.groups, p.mode)
+
+
 @dataclass(frozen=True)
 class PoolProblem:
     """A window reduction: the batched input, the reduction (a
@@ -73,6 +87,10 @@ class PoolProblem:
     mode: str | None
     builtin: str | None
     selects_one: bool
+
+
+def pool_key(p: PoolProblem) -> tuple[Any, ...]:
+    return (p.x.shape, p.x.dtype, type(p.reduction), p.g, p.mode, p.builtin, p.selects_one)
 
 
 @dataclass(frozen=True)
@@ -151,10 +169,15 @@ class Verdict:
 class Table:
     """An ordered list of implementations of one op family."""
 
-    def __init__(self, family: str, rows: list[Row]) -> None:
+    def __init__(
+        self, family: str, rows: list[Row], problem_key: Callable[[Any], tuple[Any, ...]] | None = None
+    ) -> None:
         assert rows and rows[-1].backend in ("numpy", "any"), "the last row runs everywhere: it always applies"
         self.family = family
         self.rows = rows
+        # the choice depends on nothing but this key (None: on more, e.g. values: not cached)
+        self.problem_key = problem_key
+        self._chosen: dict[tuple[Any, ...], Row] = {}
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -170,7 +193,7 @@ class Table:
 
     def verdicts(self, problem: Any) -> list[Verdict]:
         """Every row's verdict on ``problem``, the chosen one marked."""
-        out, chosen = [], self._choose_row(problem)
+        out, chosen = [], self._decide(problem)
         held = switch.held(self.family)
         for row in self.rows:
             reason = self._active(row)
@@ -180,6 +203,31 @@ class Table:
         return out
 
     def _choose_row(self, problem: Any) -> Row:
+        key = self._key(problem)
+        if key is None:
+            return self._decide(problem)
+        row = self._chosen.get(key)
+        if row is None:
+            row = self._decide(problem)
+            if len(self._chosen) >= CHOICES_MAX:
+                self._chosen.clear()
+            self._chosen[key] = row
+        return row
+
+    def _key(self, problem: Any) -> tuple[Any, ...] | None:
+        """What the choice for ``problem`` is cached under, or None (not cached): the
+        problem's own key (its shapes, dtypes, windows: everything the rows' rules read)
+        with the switch's generation (backend, held implementations) and the thresholds.
+        Not while autotuning: the measurement keeps its own choices."""
+        if self.problem_key is None or autotune.enabled():
+            return None
+        return (self.problem_key(problem), switch.generation(), tuple(vars(TUNING).values()))
+
+    def forget(self) -> None:
+        """Drop the cached choices (after changing a rule's inputs by hand, e.g. in a test)."""
+        self._chosen.clear()
+
+    def _decide(self, problem: Any) -> Row:
         held = switch.held(self.family)
         rows = self.rows
         if held is not None:  # the held implementation first, the table's order after it
@@ -221,6 +269,7 @@ CONV = Table(
         Row("im2col", "compiled", "compiled.conv_im2col", "compiled im2col into a workspace + BLAS, chunked"),
         Row("reference", "numpy", "numpy.conv", "NumPy: window view, one copy into columns, one matmul"),
     ],
+    conv_key,
 )
 
 POOL = Table(
@@ -232,6 +281,7 @@ POOL = Table(
         Row("index-tables", "compiled", "compiled.pool_tables", "any windows: one index table per dimension"),
         Row("reference", "numpy", "numpy.pool", "NumPy: pad, window view, reduce; scatter-add back"),
     ],
+    pool_key,
 )
 
 MAXPLUS = Table(

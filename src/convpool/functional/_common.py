@@ -7,7 +7,54 @@ from typing import Any
 import numpy as np
 
 from .. import geometry
-from ..geometry import Geometry, check_bool, check_grad, make_geometry, window_args  # noqa: F401  (re-exported)
+from ..geometry import Geometry, check_bool, check_grad, window_args  # noqa: F401  (re-exported)
+
+_GEOMETRIES: dict[tuple[Any, ...], Geometry] = {}  # make_geometry's plain arguments -> its (frozen) result
+_GEOMETRIES_MAX = 512  # entries kept; past it the dict starts over
+
+
+def _plain(value: Any) -> bool:
+    """``value`` is made of exact ints, strs and None in tuples: a key whose equality
+    means the same arguments (exact types, so ``True``, ``1.0`` or ``np.int64(1)`` - equal
+    to ``1`` as keys - never share its entry, and no list that may change is a key)."""
+    t = type(value)
+    if t is int or t is str or value is None:
+        return True
+    if t is tuple:
+        for v in value:
+            if not _plain(v):
+                return False
+        return True
+    return False
+
+
+def make_geometry(
+    in_size: tuple[int, ...],
+    nd: int,
+    kernel_size: Any,
+    stride: Any,
+    padding: Any,
+    dilation: Any,
+    ceil_mode: bool = False,
+    *,
+    pool: bool = False,
+) -> Geometry:
+    """:func:`convpool.geometry.make_geometry`, cached: the result depends on the
+    arguments only and is immutable, so a layer's calls on one input shape check their
+    arguments once.  Only plain arguments (:func:`_plain`, ``ceil_mode`` a bool) are
+    keys; others are checked on every call, and errors are never cached."""
+    key = (in_size, nd, kernel_size, stride, padding, dilation, ceil_mode, pool)
+    cacheable = type(ceil_mode) is bool and _plain(key[:6])
+    if cacheable:
+        g = _GEOMETRIES.get(key)
+        if g is not None:
+            return g
+    g = geometry.make_geometry(in_size, nd, kernel_size, stride, padding, dilation, ceil_mode, pool=pool)
+    if cacheable:
+        if len(_GEOMETRIES) >= _GEOMETRIES_MAX:
+            _GEOMETRIES.clear()
+        _GEOMETRIES[key] = g
+    return g
 
 
 def batched(x: Any, nd: int, name: str = "input") -> tuple[np.ndarray, bool]:

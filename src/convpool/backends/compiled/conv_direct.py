@@ -11,14 +11,18 @@ The kernels reduce over every position of the padded planes, outputs or not; see
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 
 from ... import geometry
 from ...geometry import Geometry
+from ...settings import TUNING
 from ...windows import pad_backward
 from ..numpy.conv import ConvCtx, reference_backward, reference_forward
 from . import direct as _direct
 from . import kernels as _kernels
+from . import threads as _threads
 from .direct import BLOCK_Q, phase_plane
 
 # The register tiles (direct.tile.TILE.isa) on which the wide kernels beat im2col + BLAS
@@ -28,6 +32,27 @@ from .direct import BLOCK_Q, phase_plane
 # and stores become scalar code) 0.8-1.4, slower on the dense, strided and 1-D cases - there
 # im2col + BLAS takes them.  The depthwise stencil wins on every tile (0.12-0.36).
 WIDE_ISAS = frozenset({"avx512", "avx2"})
+
+# A whole convolution, forward or backward, of under SERIAL_MACS * thread_min_work
+# multiply-adds (over the padded planes the kernels compute; settings.TUNING) runs on the
+# calling thread: handing a chunk to a worker costs 25-35 us, and on a busy machine the
+# worker wakes later still.  Measured (Intel Xeon under KVM, 2 shared vCPUs, AVX-512
+# tile, the forward kernel alone, one thread / two): 32->64 3x3 on 14x14, batch 1 (4.7M)
+# 76 / 96-104 us, batch 2 (9.4M) 152 / 174 us; 1->32 on 28x28, batch 1 (0.28M) 13 / 68 us.
+# On two idle cores the split would save at most half the time less the hand-off: under
+# 40 us below 256 * 32768 = 8.4M.  ``tuning(thread_min_work=0)`` still splits every call.
+SERIAL_MACS = 256
+
+
+def on_one_thread(macs: int) -> _threads.on_calling_thread | contextlib.nullcontext[None]:
+    """The context a convolution of ``macs`` multiply-adds runs in (:data:`SERIAL_MACS`)."""
+    small = macs < SERIAL_MACS * TUNING.thread_min_work
+    return _threads.on_calling_thread() if small else contextlib.nullcontext()
+
+
+def _macs(n: int, c_out: int, cg: int, g: Geometry) -> int:
+    """Multiply-adds of the SIMD kernels: every position of the (phase) planes, every tap."""
+    return n * c_out * cg * geometry.prod(g.kernel) * geometry.prod(_direct.phase_plane(g.padded, g.stride))
 
 
 def kind(xb: np.ndarray, g: Geometry, cg: int, groups: int) -> str | None:
@@ -73,7 +98,8 @@ def stencil_forward(
 ) -> tuple[np.ndarray, ConvCtx]:
     c_out = weight.shape[0]
     w = weight.astype(np.float32, copy=False).reshape(groups, c_out // groups, -1)
-    y = _direct.depthwise(xb, weight, g.pads, mode, g.kernel, g.dilation, ratio=c_out // groups)
+    with on_one_thread(_macs(xb.shape[0], c_out, 1, g)):
+        y = _direct.depthwise(xb, weight, g.pads, mode, g.kernel, g.dilation, ratio=c_out // groups)
     ctx = ConvCtx(
         g, groups, mode, None, w, xb.shape, weight.shape, weight.dtype, False, unbatched, y.shape, xp=xb, stencil=True
     )
@@ -84,6 +110,11 @@ def stencil_backward(dy: np.ndarray, ctx: ConvCtx, input_grad: bool) -> tuple[np
     """Weight gradient: each channel's plane products, three taps per pass.  Input
     gradient: the same stencil on the output gradient padded by (reach - lo, reach - hi),
     taps flipped, summed over each input channel's outputs."""
+    with on_one_thread(_macs(ctx.x_shape[0], ctx.w_shape[0], 1, ctx.geom)):
+        return _stencil_backward(dy, ctx, input_grad)
+
+
+def _stencil_backward(dy: np.ndarray, ctx: ConvCtx, input_grad: bool) -> tuple[np.ndarray | None, np.ndarray]:
     g, xb = ctx.geom, ctx.xp
     assert xb is not None
     c, co = ctx.x_shape[1], ctx.w_shape[0] // ctx.groups
@@ -121,8 +152,9 @@ def wide_forward(
     w = weight.astype(np.float32, copy=False).reshape(groups, c_out // groups, -1)
     plane = _direct.phase_plane(g.padded, g.stride)
     reach = _direct.reach(plane, g.kernel, g.dilation, g.stride)
-    src = _direct.Wide(xb, g.pads, mode, reach, stride=g.stride)
-    y = _direct.convolve(src, w.reshape(groups, c_out // groups, c // groups, -1), g.kernel, g.dilation, n)
+    with on_one_thread(_macs(n, c_out, c // groups, g)):
+        src = _direct.Wide(xb, g.pads, mode, reach, stride=g.stride)
+        y = _direct.convolve(src, w.reshape(groups, c_out // groups, c // groups, -1), g.kernel, g.dilation, n)
     assert y.shape[2:] == g.out
     ctx = ConvCtx(
         g, groups, mode, None, w, xb.shape, weight.shape, weight.dtype, False, unbatched, y.shape, xp=xb, wide=src
@@ -135,6 +167,11 @@ def wide_backward(dy: np.ndarray, ctx: ConvCtx, input_grad: bool = True) -> tupl
     (unless ``input_grad`` is False): the stride-1 convolution of the output gradient
     with the flipped, transposed weights, the output gradient padded so the result is
     exactly the (padded) input; for a strided conv, phase by phase."""
+    with on_one_thread(_macs(ctx.x_shape[0], ctx.w_shape[0], ctx.w_shape[1], ctx.geom)):
+        return _wide_backward(dy, ctx, input_grad)
+
+
+def _wide_backward(dy: np.ndarray, ctx: ConvCtx, input_grad: bool) -> tuple[np.ndarray | None, np.ndarray]:
     g, groups, src = ctx.geom, ctx.groups, ctx.wide
     n, c = ctx.x_shape[:2]
     co = ctx.w_shape[0] // groups

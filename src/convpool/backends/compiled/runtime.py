@@ -108,6 +108,42 @@ def blas_limiter():
     return _limiter or None
 
 
+_blas_libs: list[Any] | None = None
+
+
+def _blas_controllers() -> list[Any]:
+    """threadpoolctl's controllers of the BLAS libraries loaded (found once, as
+    :func:`blas_limiter`)."""
+    global _blas_libs
+    if _blas_libs is None:
+        limiter = blas_limiter()
+        _blas_libs = list(limiter.select(user_api="blas").lib_controllers) if limiter is not None else []
+    return _blas_libs
+
+
+class _OneBlasThread:
+    """``threadpoolctl``'s ``limit(limits=1, user_api="blas")`` without its bookkeeping:
+    a library already on one thread is left alone, the others are set to one and put
+    back on exit (through the same controllers, so threadpoolctl's rule for OpenBLAS -
+    one controlling Python thread - still holds).  ``limit()`` re-reads every library's
+    information on entry and on exit: 20-50 us, more than a small product takes."""
+
+    __slots__ = ("_restore",)
+
+    def __enter__(self) -> None:
+        restore = []
+        for lib in _blas_controllers():
+            n = lib.get_num_threads()
+            if n is not None and n != 1:
+                lib.set_num_threads(1)
+                restore.append((lib, n))
+        self._restore = restore
+
+    def __exit__(self, *exc: object) -> None:
+        for lib, n in self._restore:
+            lib.set_num_threads(n)
+
+
 def one_blas_thread() -> Any:
     """A context in which BLAS runs on the calling thread only.
 
@@ -116,8 +152,7 @@ def one_blas_thread() -> Any:
     their speed (measured: the LeNet training step took 53-59 ms with 2 BLAS threads
     between the kernels, 22 ms with 1).  Small products lose little by running on one
     core; large ones are split across cores by the caller instead."""
-    limiter = blas_limiter()
-    return limiter.limit(limits=1, user_api="blas") if limiter is not None else contextlib.nullcontext()
+    return _OneBlasThread() if _blas_controllers() else contextlib.nullcontext()
 
 
 # Outputs are allocated by NumPy and passed in: NumPy asks the kernel for huge pages on
@@ -146,10 +181,35 @@ def workspace(shape: tuple[int, ...], dtype: Any) -> np.ndarray:
     return buf[:size].reshape(shape)
 
 
+_TABLES: dict[tuple[Any, ...], np.ndarray] = {}  # index_table's arguments -> the table (never handed out)
+_TABLES_MAX = 256  # entries kept; past it the dict starts over
+_TABLE_CACHED = 1 << 14  # the largest table kept (elements): building a larger one costs little beside its pool
+
+
 def index_table(n: int, k: int, s: int, d: int, lo: int, hi: int, out: int, mode: str | None) -> np.ndarray:
     """For output ``o`` and window element ``t`` along one dimension, the input index read:
     ``>= 0`` an input element, -1 a zero value (zero padding), -2 nothing (identity padding
-    or the room beyond the padding).  Built once per call with NumPy; the kernels only look up."""
+    or the room beyond the padding).  The kernels only look up.
+
+    Built with NumPy once per argument tuple (tables up to :data:`_TABLE_CACHED` entries,
+    in a dict emptied when it reaches :data:`_TABLES_MAX`: bounded, and safe with threads);
+    each call returns
+    a fresh copy, writable like a new table (the kernels' signatures stay those of
+    writable arrays), so no caller can alter the cached one.  The table depends on the
+    arguments only, so nothing invalidates it."""
+    key = (n, k, s, d, lo, hi, out, mode)
+    table = _TABLES.get(key)
+    if table is None:
+        table = _build_index_table(n, k, s, d, lo, hi, out, mode)
+        if table.size > _TABLE_CACHED:
+            return table
+        if len(_TABLES) >= _TABLES_MAX:
+            _TABLES.clear()
+        _TABLES[key] = table
+    return table.copy()
+
+
+def _build_index_table(n: int, k: int, s: int, d: int, lo: int, hi: int, out: int, mode: str | None) -> np.ndarray:
     from ...windows import _border_index
 
     c = np.arange(out)[:, None] * s + np.arange(k)[None, :] * d  # padded coordinate

@@ -110,16 +110,36 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_reset_after_fork)
 
 
+_here = threading.local()  # .depth > 0: inside on_calling_thread() on this thread
+
+
+class on_calling_thread:  # a context manager, named as the function it acts as
+    """Within the block, :func:`parallel_for` runs every call on the calling thread in one
+    call, whatever its ``work``: for a caller that knows its whole operation is too small
+    to pay for a hand-off (a batch-1 convolution's kernels take tens of microseconds,
+    about what waking a worker costs; on a busy machine the worker wakes later still).
+    Per thread; nests."""
+
+    __slots__ = ()
+
+    def __enter__(self) -> None:
+        _here.depth = getattr(_here, "depth", 0) + 1
+
+    def __exit__(self, *exc: object) -> None:
+        _here.depth -= 1
+
+
 def parallel_for(kernel: Callable[..., Any], n_jobs: int, *args: Any, work: int | None = None) -> None:
     """``kernel(j0, j1, *args)`` over ``[0, n_jobs)`` in contiguous chunks, on up to
     :func:`num_threads` threads (the caller's among them); returns when all are done.
 
     ``work``: about how many elements (or multiply-adds) the whole call takes; below
-    ``settings.TUNING.thread_min_work`` one call on this thread does it all."""
+    ``settings.TUNING.thread_min_work`` one call on this thread does it all, as does
+    every call inside :class:`on_calling_thread`."""
     if n_jobs <= 0:
         return
     threads = min(num_threads(), n_jobs)
-    if threads <= 1 or (work is not None and work < TUNING.thread_min_work):
+    if threads <= 1 or (work is not None and work < TUNING.thread_min_work) or getattr(_here, "depth", 0) > 0:
         kernel(0, n_jobs, *args)
         return
     chunks = min(n_jobs, CHUNKS_PER_THREAD * threads)
