@@ -53,6 +53,14 @@ def test_shape_fills_the_vectors_or_leaves_the_gradient_to_the_wide_kernel() -> 
     assert outer.shape(TILE.wg_vecs * LANES, 1) == (TILE.wg_vecs, TILE.wg_sums // TILE.wg_vecs)
 
 
+def test_outputs_are_the_wide_positions_of_the_outputs_in_order() -> None:
+    got = outer.outputs((4, 5), (3, 4), 2)
+    want = [i * 20 + r * 5 + c for i in range(2) for r in range(3) for c in range(4)]
+    assert got.tolist() == want and not got.flags.writeable
+    assert outer.outputs((7,), (5,), 3).tolist() == [i * 7 + c for i in range(3) for c in range(5)]
+    assert outer.outputs((3, 3, 4), (2, 1, 3), 1).tolist() == [0, 1, 2, 12, 13, 14]
+
+
 @settings(max_examples=40, deadline=None)
 @given(
     st.integers(1, 3 * outer.CHUNK + 5) if _kernels.DIRECT else st.just(1),
@@ -62,8 +70,9 @@ def test_shape_fills_the_vectors_or_leaves_the_gradient_to_the_wide_kernel() -> 
     st.integers(0, 2**16),
 )
 def test_kernel_sums_every_position_once(q_len, n_ent, parts, fill, seed):  # type: ignore[no-untyped-def]
-    """Raw arrays: dw[o, e] = sum_i dy[o, i] * src[ents[e] + i], whatever the parts,
-    the chunks (q_len around multiples of CHUNK) and the channels (not a whole block)."""
+    """Raw arrays: dw[o, e] = sum over i in pos of dy[o, i] * src[ents[e] + i], whatever
+    the positions, the parts, the chunks (around multiples of CHUNK) and the channels
+    (not a whole block)."""
     rng = np.random.default_rng(seed)
     tile = outer.shape(max(1, int(fill * LANES)), 1)
     if tile is None:
@@ -74,9 +83,10 @@ def test_kernel_sums_every_position_once(q_len, n_ent, parts, fill, seed):  # ty
     ld = q_len + 7
     dy = rng.standard_normal((co + 3) * ld).astype(np.float32)  # rows past co: never read
     ents = rng.integers(0, reach, n_ent).astype(np.int64)
-    got = outer.weight_grad_outer(src, dy, ld, co, ents, q_len, tile, parts)
-    d = dy.reshape(co + 3, ld)[:co, :q_len].astype(np.float64)
-    xs = np.stack([src[e : e + q_len] for e in ents]).astype(np.float64)
+    pos = np.sort(rng.choice(q_len, size=int(rng.integers(1, q_len + 1)), replace=False)).astype(np.int64)
+    got = outer.weight_grad_outer(src, dy, ld, co, ents, pos, tile, parts)
+    d = dy.reshape(co + 3, ld)[:co, pos].astype(np.float64)
+    xs = np.stack([src[e + pos] for e in ents]).astype(np.float64)
     want = d @ xs.T
     assert got.shape == (co, n_ent) and got.dtype == np.float32
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=2e-5 * q_len)

@@ -292,9 +292,8 @@ def weight_grad(
     n_ent = ents.size
     tile = outer.shape(co, groups)
     if tile is not None:  # the outer-product form (row o of dyw is channel o when ungrouped)
-        dw_outer = outer.weight_grad_outer(
-            src.buf.ravel(), dyw.buf.ravel(), dyw.length, co, ents, src.q_len, tile, parts
-        )
+        pos = outer.outputs(src.padded, out_size(src.full, kernel, dilation, src.stride), src.q_len // src.plane)
+        dw_outer = outer.weight_grad_outer(src.buf.ravel(), dyw.buf.ravel(), dyw.length, co, ents, pos, tile, parts)
         return dw_outer.reshape((co, cg) + kernel)
     ntb = -(-n_ent // DW_TAPS)
     ents3 = np.zeros(ntb * DW_TAPS, dtype=np.int64)
