@@ -22,6 +22,11 @@ between images) are skipped - each position is a step of its own here, so the ke
 runs over a list of the outputs (:func:`outputs`), 7-13% fewer steps on 28x28 and
 56x56 planes padded by 1.
 
+The transposed block of dy gathers ``width`` rows of the layout, a short run of each;
+the runs of the next block are prefetched while this one is used (without, the
+gathers' cache misses took a third of the time: conv2d 32->64 k3 28x28's weight
+gradient, one thread, 15 -> 10 ms).
+
 Used for ungrouped convolutions whose output channels fill the vectors (at most a fifth
 of the lanes wasted, :func:`shape`); the others keep :mod:`.wide`'s kernel.
 """
@@ -34,6 +39,7 @@ from typing import Any
 import numpy as np
 from llvmlite import ir
 from numba import njit, types
+from numba.core import cgutils
 from numba.extending import intrinsic
 
 from ..simd import _address, _element, _fma, _splat, grad_tile
@@ -76,6 +82,23 @@ def outer_fma(vecs: int, ents: int, lanes: int) -> Any:
     return fma
 
 
+@intrinsic
+def prefetch(typingctx, arr, idx):
+    """Ask for the cache line of ``arr[idx]`` (a flat array) ahead of its use:
+    ``llvm.prefetch`` (read, keep in all levels); no fault if past the end."""
+
+    def codegen(context, builder, sig, args):
+        data = cgutils.create_struct_proxy(sig.args[0])(context, builder, value=args[0]).data
+        ptr = builder.bitcast(builder.gep(data, [args[1]]), ir.IntType(8).as_pointer())
+        i32 = ir.IntType(32)
+        fnty = ir.FunctionType(ir.VoidType(), [ptr.type, i32, i32, i32])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0")
+        builder.call(fn, [ptr, i32(0), i32(3), i32(1)])
+        return context.get_dummy_value()
+
+    return types.none(arr, idx), codegen
+
+
 @functools.cache
 def _kernel(vecs: int, ents: int, lanes: int) -> Any:
     """The kernel for one tile shape (built on first use: only the shapes a program's
@@ -98,6 +121,12 @@ def _kernel(vecs: int, ents: int, lanes: int) -> Any:
             for c0 in range(p * span, min(n_pos, (p + 1) * span), chunk):
                 m = min(n_pos, (p + 1) * span, c0 + chunk) - c0
                 for ob in range(nob):
+                    n0 = c0 + m if ob + 1 == nob else c0  # the block after this one: its rows' lines
+                    m1 = min(n_pos - n0, chunk)
+                    o1 = (ob + 1) % nob * width
+                    for o in range(o1, min(co, o1 + width)):
+                        for i in range(0, m1, 8):
+                            prefetch(dyw, o * ld + pos[n0 + i])
                     for o in range(width):  # the block, transposed: positions x channels
                         r = ob * width + o
                         if r < co:
