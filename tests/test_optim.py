@@ -93,3 +93,43 @@ def test_optimizer_errors():
         optim.SGD([nn.Parameter(np.zeros(1))], lr=0.1, momentun=0.9)
     with pytest.raises(ValueError, match="nesterov momentum requires"):
         optim.SGD([nn.Parameter(np.zeros(1))], lr=0.1, nesterov=True)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(("ours_cls", "theirs_cls", "kw"), CASES)
+def test_fused_steps_equal_numpy_bit_for_bit_and_torch(ours_cls, theirs_cls, kw, dtype, monkeypatch):  # type: ignore[no-untyped-def]
+    """A parameter large enough for the compiled step (one pass per parameter) gets exactly
+    the NumPy step's values, and PyTorch's to float rounding, over five steps."""
+    from convpool import config
+    from convpool.backends.compiled import kernels
+
+    calls = []
+    if kernels.AVAILABLE:  # count the compiled steps: the first run must take them
+        for name in ("adam_step", "sgd_step"):
+            real = getattr(kernels, name)
+            monkeypatch.setattr(kernels, name, lambda *a, real=real: calls.append(1) or real(*a))
+    rng = np.random.default_rng(1)
+    w0 = rng.standard_normal((150, 120)).astype(dtype)
+    grads = [rng.standard_normal(w0.shape).astype(dtype) for _ in range(5)]
+    results = []
+    for parallel_min in (0, 1 << 60):  # compiled (when the backend has it), then NumPy
+        p = nn.Parameter(w0.copy())
+        opt = ours_cls([p], **kw)
+        with config.tuning(parallel_min=parallel_min):
+            for g in grads:
+                opt.zero_grad()
+                p.accumulate(g)
+                opt.step()
+        results.append((p.data.copy(), [{k: v.copy() for k, v in st.items()} for st in opt.state]))
+    assert len(calls) == (5 if kernels.AVAILABLE else 0)
+    np.testing.assert_array_equal(results[0][0], results[1][0])
+    for k, v in results[1][1][0].items():
+        np.testing.assert_array_equal(results[0][1][0][k], v, err_msg=k)
+    pt = torch.tensor(w0, requires_grad=True)
+    opt_t = theirs_cls([pt], **kw)
+    for g in grads:
+        opt_t.zero_grad()
+        pt.grad = torch.tensor(g)
+        opt_t.step()
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(results[0][0], pt.detach().numpy(), rtol=tol, atol=tol)

@@ -13,7 +13,17 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from .backends.compiled import kernels as _kernels
 from .nn.module import Parameter
+
+
+def _fused(p: Parameter, *state: np.ndarray) -> bool:
+    """Whether a step runs as one compiled pass (:mod:`convpool.backends.compiled.optim_kernels`,
+    the same arithmetic bit for bit): kernels on, a large float32/float64 parameter, its
+    state arrays C-ordered in its dtype (they are updated in place through flat views)."""
+    return _kernels.worth_parallel(p.data) and all(
+        a.flags.c_contiguous and a.dtype == p.data.dtype for a in (p.data, *state)
+    )
 
 
 class Optimizer:
@@ -127,6 +137,17 @@ class SGD(Optimizer):
 
     def _update(self, p: Parameter, g: np.ndarray, st: dict[str, np.ndarray]) -> None:
         h = self.hyper
+        if _fused(p, *st.values()):
+            first = h["momentum"] and "momentum_buffer" not in st
+            if first:
+                st["momentum_buffer"] = np.empty_like(p.data)
+            buf = st.get("momentum_buffer", p.data)
+            f = p.data.dtype.type
+            scalars = (f(self.lr), f(h["weight_decay"]), f(h["momentum"]), f(1 - h["dampening"]))
+            _kernels.sgd_step(
+                p.data.ravel(), np.ascontiguousarray(g).ravel(), buf.ravel(), *scalars, bool(first), h["nesterov"]
+            )
+            return
         if h["weight_decay"]:
             g = g + h["weight_decay"] * p.data
         if h["momentum"]:
@@ -155,11 +176,6 @@ class Adam(Optimizer):
     def _update(self, p: Parameter, g: np.ndarray, st: dict[str, np.ndarray]) -> None:
         h = self.hyper
         b1, b2 = h["betas"]
-        if h["weight_decay"]:
-            if self.decoupled:
-                p.data *= 1 - self.lr * h["weight_decay"]
-            else:
-                g = g + h["weight_decay"] * p.data
         if "exp_avg" not in st:
             st["exp_avg"] = np.zeros_like(p.data)
             st["exp_avg_sq"] = np.zeros_like(p.data)
@@ -167,6 +183,19 @@ class Adam(Optimizer):
         st["step"] += 1
         t = float(st["step"])
         m, v = st["exp_avg"], st["exp_avg_sq"]
+        if _fused(p, m, v):
+            f = p.data.dtype.type
+            wd = h["weight_decay"]
+            decay, l2 = (f(1 - self.lr * wd), f(0)) if self.decoupled else (f(1), f(wd))
+            bc1, bc2 = 1 - b1**t, 1 - b2**t
+            scalars = (f(1 - b1), f(b2), f(1 - b2), f(self.lr / bc1), f(math.sqrt(bc2)), f(h["eps"]), decay, l2)
+            _kernels.adam_step(p.data.ravel(), np.ascontiguousarray(g, p.dtype).ravel(), m.ravel(), v.ravel(), *scalars)
+            return
+        if h["weight_decay"]:
+            if self.decoupled:
+                p.data *= 1 - self.lr * h["weight_decay"]
+            else:
+                g = g + h["weight_decay"] * p.data
         m += (1 - b1) * (g - m)
         v *= b2
         v += (1 - b2) * g * g

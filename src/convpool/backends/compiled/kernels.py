@@ -3,7 +3,7 @@
 The ops in :mod:`convpool.functional` reach the compiled backend through this module:
 ``kernels.enabled()`` says whether it runs, ``kernels.im2col(...)`` etc. are the
 kernels, which live by family in :mod:`.im2col`, :mod:`.pool_kernels`, :mod:`.tiled_kernels`
-and :mod:`.norm_kernels`
+:mod:`.norm_kernels` and :mod:`.optim_kernels`
 (the SIMD convolution in :mod:`.direct`).  Importable without numba: then
 ``AVAILABLE`` and ``DIRECT`` are False and only the runtime helpers exist.
 """
@@ -42,6 +42,8 @@ if AVAILABLE:  # the kernels, by family; each runs its jobs on the kernel thread
     from .norm_kernels import grad_sums as batch_norm_grad_sums  # noqa: F401
     from .norm_kernels import input_grad as batch_norm_input_grad  # noqa: F401
     from .norm_kernels import stats as batch_norm_stats  # noqa: F401
+    from .optim_kernels import adam as adam_step  # noqa: F401
+    from .optim_kernels import sgd as sgd_step  # noqa: F401
     from .pool_kernels import (  # noqa: F401
         find_selected,
         median_forward,
