@@ -21,6 +21,7 @@ import numpy as np
 
 from .. import functional as F
 from .. import nn, optim
+from ..config import backend
 from ..examples import INPUT, KERNELS, centre_pixel
 from . import algebra
 from ._common import grid_table, pyplot, save_figure, write_json
@@ -111,7 +112,19 @@ def run(
 ) -> dict[str, Any]:
     """Compute every number of the explanation; returns a JSON-able dict.  With
     ``learn`` > 0, LeNet-5 is trained on that many MNIST images with each learned
-    pooling layer (GeM, mixed, max-plus) and their learned parameters are reported."""
+    pooling layer (GeM, mixed, max-plus) and their learned parameters are reported.
+
+    The examples are tiny float64 arrays (exact numbers to print), so they run on the
+    NumPy backend: compiling float64 kernels for them would take longer than computing
+    them (both backends give the same numbers; the tests check that)."""
+    with backend("numpy"):
+        facts = _examples(kernel, pool, padding, stride)
+    if learn:
+        facts["learned"] = algebra.learned_pooling(n_train=learn, epochs=learn_epochs)
+    return facts
+
+
+def _examples(kernel: str, pool: str, padding: int, stride: int) -> dict[str, Any]:
     if pool not in POOLS:
         raise ValueError(f"pool must be one of {POOLS}, got {pool!r}")
     if padding < 0 or stride < 1:
@@ -184,8 +197,6 @@ def run(
     facts["avg_linear"] = {"avg(a+b)": ap(a + b), "avg(a)+avg(b)": ap(a) + ap(b)}
     # 2b. ... but it is a convolution in the (max, +) algebra, with zero weights
     facts["maxplus"] = algebra.maxplus_facts(window, K)
-    if learn:
-        facts["learned"] = algebra.learned_pooling(n_train=learn, epochs=learn_epochs)
     # 3. parameters
     c_in, c_out = 3, 16
     layer = nn.Conv2d(c_in, c_out, k)

@@ -65,9 +65,10 @@ def load_image(path: str | None = None, max_side: int = 256) -> tuple[np.ndarray
         img = img / 255.0
     if img.ndim == 3:  # RGB(A) to luminance; grey + alpha keeps the grey channel
         img = img[..., :3] @ np.array([0.299, 0.587, 0.114]) if img.shape[2] >= 3 else img[..., 0]
+    img = img.astype(np.float32)  # the dtype of everything after: one set of kernels
     if factor > 1:  # shrink with convpool's own average pooling
         img = F.avg_pool2d(img[None, None], factor, ceil_mode=True)[0, 0]
-    return img.astype(np.float32), name
+    return img, name
 
 
 def timed(fn: Callable[[], np.ndarray], repeats: int = 3) -> tuple[np.ndarray, float]:
