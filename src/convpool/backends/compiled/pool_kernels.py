@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from .pool_route import route  # noqa: F401  (re-exported by .kernels)
 from .threads import KERNEL, parallel_for
 
 
@@ -125,38 +126,6 @@ def find_selected(
     scanned backwards and every match overwrites the last, so the first match wins
     without an early exit."""
     parallel_for(_find_selected, x.shape[0], x, t0, t1, t2, y, pos, work=_work(y, t0, t1, t2))
-
-
-@njit(**KERNEL)
-def _route(j0, j1, pos, t0, t1, t2, ei, ej, em, dy, g):
-    for p in range(j0, j1):
-        g[p] = 0.0
-        for a in range(t0.shape[0]):
-            for b in range(t1.shape[0]):
-                for c in range(t2.shape[0]):
-                    e = pos[p, a, b, c]
-                    si, sj, sm = t0[a, ei[e]], t1[b, ej[e]], t2[c, em[e]]
-                    if si >= 0 and sj >= 0 and sm >= 0:
-                        g[p, si, sj, sm] += dy[p, a, b, c]
-
-
-def route(
-    pos: np.ndarray,
-    t0: np.ndarray,
-    t1: np.ndarray,
-    t2: np.ndarray,
-    ei: np.ndarray,
-    ej: np.ndarray,
-    em: np.ndarray,
-    dy: np.ndarray,
-    g: np.ndarray,
-) -> None:
-    """Backward of :func:`select_max` and :func:`find_selected`: add each window's
-    gradient to its selected input element (none for a zero from padding).  ei, ej, em:
-    the kernel coordinates of each window position (looked up: three integer divisions
-    per window cost more than the rest).  g: (P, D, H, W), any contents: each plane is
-    zeroed here, by the thread that then writes it."""
-    parallel_for(_route, g.shape[0], pos, t0, t1, t2, ei, ej, em, dy, g, work=g.size + dy.size)
 
 
 @njit(**KERNEL)

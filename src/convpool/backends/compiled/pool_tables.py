@@ -19,6 +19,8 @@ from .pool_layout import (
     compiled_problem,
     finish,
     gradient,
+    interior,
+    k3,
     last_dim,
     new_output,
     positions,
@@ -56,10 +58,9 @@ def backward(dy: np.ndarray, st: PoolState) -> np.ndarray:
     dy4, gx = gradient(dy, st)
     sel = st.aux
     if isinstance(sel, Selected):
-        k3 = tuple(t.shape[1] for t in sel.tables)
-        ei, ej, em = (np.ascontiguousarray(c.ravel()) for c in np.indices(k3))
         t0, t1, t2 = sel.tables
-        _kernels.route(sel.pos, t0, t1, t2, ei, ej, em, dy4, gx)
+        s2, d2, lo2 = k3(g.stride)[2], k3(g.dilation)[2], g.pads[-1][0]
+        _kernels.route(sel.pos, t0, t1, t2, (*interior(t2, s2, d2, lo2), s2, d2, lo2), dy4, gx)
     elif sel is not None:  # median: flat indices from the forward pass
         _kernels.select_backward(dy4, selected_indices(st).reshape(dy4.shape), gx.reshape(dy4.shape[0], -1))
     elif (adj := adjoint_sum(g, st.mode)) is not None:

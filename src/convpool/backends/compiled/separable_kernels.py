@@ -42,6 +42,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from .pool_layout import interior
 from .threads import KERNEL, parallel_for
 
 
@@ -176,19 +177,6 @@ def _select(
 def _first_real(t: np.ndarray) -> np.ndarray:
     """Per output, the first tap that is not identity padding (-2)."""
     return np.ascontiguousarray(np.argmax(t != -2, axis=1).astype(np.int32))
-
-
-def interior(t2: np.ndarray, s2: int, d2: int, lo2: int) -> tuple[int, int]:
-    """The output columns ``[c0, c1)`` whose taps all read the input at
-    ``c*s2 + m*d2 - lo2`` (a contiguous range; ``(0, 0)`` if none)."""
-    o2, k2 = t2.shape
-    direct = np.arange(o2)[:, None] * s2 + np.arange(k2)[None, :] * d2 - lo2
-    inside = np.flatnonzero(np.all((t2 == direct) & (t2 >= 0), axis=1))
-    if inside.size == 0:
-        return 0, 0
-    c0, c1 = int(inside[0]), int(inside[-1]) + 1
-    assert c1 - c0 == inside.size, "interior columns are contiguous"
-    return c0, c1
 
 
 def select_separable(
