@@ -162,3 +162,13 @@ def test_both_kernels_agree_and_the_outer_one_runs(monkeypatch, xs, ws, stride, 
     np.testing.assert_array_equal(dx_outer, dx_wide)
     scale = float(np.abs(dw_wide).max())
     np.testing.assert_allclose(dw_outer, dw_wide, rtol=1e-5, atol=1e-5 * scale)
+
+
+def test_kernels_close_over_numbers_only() -> None:
+    """numba's disk cache keys a kernel on its closure's values: an intrinsic built in a
+    factory is a new object in each process, so a kernel closing over one would compile
+    afresh in every process."""
+    for vecs in range(1, TILE.wg_vecs + 1):
+        kernel = outer._kernel(vecs, TILE.wg_sums // vecs, LANES)
+        cells = kernel.py_func.__closure__ or ()
+        assert cells and all(type(c.cell_contents) is int for c in cells)

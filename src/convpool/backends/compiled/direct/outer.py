@@ -42,44 +42,88 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from ..simd import _address, _element, _fma, _splat, grad_tile
+from ..simd import F32xN, _address, _element, _fma, _splat
 from ..threads import KERNEL, parallel_for
 from .tile import LANES, TILE
 
 CHUNK = 128  # positions per pass: a block of dy (CHUNK x 64 channels: 32 KiB) stays in L1
 
 
-def outer_fma(vecs: int, ents: int, lanes: int) -> Any:
-    """The outer-product tile's multiply-add, ``fma(tile, d, drow, x, ent, e, q)``: for
-    each entry t < ``ents`` and vector v < ``vecs``, sum[t, v] += d[drow + v*lanes :
-    +lanes] * x[ent[e + t] + q].  The tile is a tuple of ``ents * vecs`` vectors, entry
-    major: load and store it with the same shape's
-    :func:`convpool.backends.compiled.simd.grad_tile` operations."""
+def _literal(value: Any) -> int | None:
+    return value.literal_value if isinstance(value, types.IntegerLiteral) else None
+
+
+def _vec_at(context, builder, arrty, arr, idx, lanes):
+    """The ``lanes`` floats of a flat array at ``idx``, unaligned."""
     vec = ir.VectorType(ir.FloatType(), lanes)
+    return builder.load(_address(context, builder, arrty, arr, idx, vec), align=4)
 
-    @intrinsic
-    def fma(typingctx, tile, d, drow, x, ent, e, q):
-        if not isinstance(tile, types.UniTuple) or tile.count != vecs * ents:
-            return None
 
-        def codegen(context, builder, sig, args):
-            t, darr, drow_v, xarr, earr, e_v, q_v = args
-            ds = [
-                builder.load(
-                    _address(context, builder, d, darr, builder.add(drow_v, drow_v.type(v * lanes)), vec), align=4
-                )
-                for v in range(vecs)
-            ]
-            out: list[Any] = []
-            for tt in range(ents):
-                off = _element(context, builder, ent, earr, builder.add(e_v, e_v.type(tt)))
-                s = _splat(builder, _element(context, builder, x, xarr, builder.add(off, q_v)), vec)
-                out.extend(_fma(builder, ds[v], s, builder.extract_value(t, tt * vecs + v)) for v in range(vecs))
-            return context.make_tuple(builder, tile, out)
+# The tile's operations take their shape from constants of the kernel (literal ints) or
+# from the tile's type, so that they are module-level functions: numba's disk cache keys
+# a kernel on its closure's values, and an intrinsic built in a factory is a new object in
+# every process (never a cache hit); module globals are not part of the key.
 
-        return tile(tile, d, drow, x, ent, e, q), codegen
 
-    return fma
+@intrinsic
+def tile_load(typingctx, acc, i, n, lanes):
+    """The tile of ``n`` vectors of ``lanes`` floats at ``acc[i:]`` (n, lanes: constants)."""
+    count, width = _literal(n), _literal(lanes)
+    if count is None or width is None:
+        return None
+    ty = types.UniTuple(F32xN(width), count)
+
+    def codegen(context, builder, sig, args):
+        arr, base = args[0], args[1]
+        vals = [
+            _vec_at(context, builder, acc, arr, builder.add(base, base.type(j * width)), width) for j in range(count)
+        ]
+        return context.make_tuple(builder, ty, vals)
+
+    return ty(acc, i, n, lanes), codegen
+
+
+@intrinsic
+def tile_store(typingctx, acc, i, tile):
+    """``acc[i:]`` = the tile's vectors, in order."""
+    if not (isinstance(tile, types.UniTuple) and isinstance(tile.dtype, F32xN)):
+        return None
+    width = tile.dtype.lanes
+
+    def codegen(context, builder, sig, args):
+        arr, base, t = args
+        vec = ir.VectorType(ir.FloatType(), width)
+        for j in range(tile.count):
+            ptr = _address(context, builder, acc, arr, builder.add(base, base.type(j * width)), vec)
+            builder.store(builder.extract_value(t, j), ptr, align=4)
+        return context.get_dummy_value()
+
+    return types.none(acc, i, tile), codegen
+
+
+@intrinsic
+def tile_fma(typingctx, tile, d, drow, x, ent, e, q, vecs):
+    """The outer-product step: for each entry t and vector v < ``vecs`` (a constant; the
+    tile holds ``ents * vecs`` vectors, entry major), sum[t, v] += d[drow + v*lanes :
+    +lanes] * x[ent[e + t] + q] - ``vecs`` vectors of dy loaded, ``ents`` scalars of the
+    source broadcast (an FMA's memory operand on AVX-512), ``vecs * ents`` multiply-adds."""
+    nv = _literal(vecs)
+    if nv is None or not (isinstance(tile, types.UniTuple) and isinstance(tile.dtype, F32xN)) or tile.count % nv:
+        return None
+    lanes, n_e = tile.dtype.lanes, tile.count // nv
+
+    def codegen(context, builder, sig, args):
+        t, darr, drow_v, xarr, earr, e_v, q_v = args[:7]
+        vec = ir.VectorType(ir.FloatType(), lanes)
+        ds = [_vec_at(context, builder, d, darr, builder.add(drow_v, drow_v.type(v * lanes)), lanes) for v in range(nv)]
+        out: list[Any] = []
+        for tt in range(n_e):
+            off = _element(context, builder, ent, earr, builder.add(e_v, e_v.type(tt)))
+            s = _splat(builder, _element(context, builder, x, xarr, builder.add(off, q_v)), vec)
+            out.extend(_fma(builder, ds[v], s, builder.extract_value(t, tt * nv + v)) for v in range(nv))
+        return context.make_tuple(builder, tile, out)
+
+    return tile(tile, d, drow, x, ent, e, q, vecs), codegen
 
 
 @intrinsic
@@ -104,9 +148,8 @@ def _kernel(vecs: int, ents: int, lanes: int) -> Any:
     """The kernel for one tile shape (built on first use: only the shapes a program's
     channel counts need are compiled).  A factory, so that numba's disk cache keys each
     shape's kernel on its numbers."""
-    g = grad_tile(vecs, ents, lanes)
-    tload, tstore, tfma = g.load, g.store, outer_fma(vecs, ents, lanes)
     width = vecs * lanes
+    n_sums = vecs * ents
     chunk = CHUNK
 
     @njit(**KERNEL, fastmath=True)
@@ -127,20 +170,16 @@ def _kernel(vecs: int, ents: int, lanes: int) -> Any:
                     for o in range(o1, min(co, o1 + width)):
                         for i in range(0, m1, 8):
                             prefetch(dyw, o * ld + pos[n0 + i])
-                    for o in range(width):  # the block, transposed: positions x channels
-                        r = ob * width + o
-                        if r < co:
-                            for i in range(m):
-                                scratch[sb + i * width + o] = dyw[r * ld + pos[c0 + i]]
-                        else:
-                            for i in range(m):
-                                scratch[sb + i * width + o] = 0.0
+                    for o in range(min(width, co - ob * width)):  # the block, transposed
+                        r = (ob * width + o) * ld  # (columns past co: zeros or stale, sums dropped)
+                        for i in range(m):
+                            scratch[sb + i * width + o] = dyw[r + pos[c0 + i]]
                     for eb in range(neb):
                         base = ((p * nob + ob) * neb + eb) * ents * width
-                        tile = tload(acc, base)
+                        tile = tile_load(acc, base, n_sums, lanes)
                         for i in range(m):
-                            tile = tfma(tile, scratch, sb + i * width, src, ent, eb * ents, pos[c0 + i])
-                        tstore(acc, base, tile)
+                            tile = tile_fma(tile, scratch, sb + i * width, src, ent, eb * ents, pos[c0 + i], vecs)
+                        tile_store(acc, base, tile)
 
     return outer
 
@@ -196,7 +235,7 @@ def weight_grad_outer(
     ent = np.zeros(neb * n_e, dtype=np.int64)
     ent[: ents.size] = ents  # extra entries read offset 0 and are dropped
     acc = np.zeros((parts, nob, neb, n_e, width), dtype=np.float32)
-    scratch = np.empty(parts * CHUNK * width, dtype=np.float32)
+    scratch = np.zeros(parts * CHUNK * width, dtype=np.float32)  # (positions, width) per part
     kernel = _kernel(vecs, n_e, LANES)
     work = pos.size * neb * n_e * nob * width
     parallel_for(kernel, parts, src, dyw, ld, co, ent, pos, parts, scratch, acc.ravel(), work=work)
