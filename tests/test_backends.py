@@ -114,7 +114,7 @@ def test_bad_arguments_name_themselves() -> None:
     with pytest.raises(ValueError, match="conv has no implementation 'blas'; it has direct-stencil"):
         with config.use("conv", "blas"):
             pass
-    with pytest.raises(ValueError, match="op must be conv1d/2d/3d, conv_transpose1d/2d/3d or max_pool"):
+    with pytest.raises(ValueError, match="op must be conv1d/2d/3d, conv_transpose1d/2d/3d, maxplus_conv/minplus_conv"):
         config.describe("linear", input=(1, 2))
     with pytest.raises(TypeError, match="input must be a shape"):
         config.describe("conv2d", input="big", weight=(1, 1, 1, 1))

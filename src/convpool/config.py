@@ -109,7 +109,9 @@ def verdicts(op: str, **kw: Any) -> list[Verdict]:
     ``weight`` shapes, ``stride``, ``padding``, ``dilation``, ``groups``,
     ``padding_mode``, ``dtype``) or a pool (``"max_pool2d"``, ``"avg_pool1d"``, ...;
     keywords ``input``, ``kernel_size``, ``stride``, ``padding``, ``dilation``,
-    ``ceil_mode``, ``dtype``) or a transposed conv (``"conv_transpose2d"``, ...).  No data
+    ``ceil_mode``, ``dtype``) or a transposed conv (``"conv_transpose2d"``, ...) or a
+    max-plus / min-plus conv (``"maxplus_conv2d"``, ...; the conv's keywords, and
+    ``padding_mode`` None for the identity padding; the weights taken finite).  No data
     is touched: the arrays are never filled.  The problem is the call's as given: a
     zero-padded call whose padding reaches far past its input runs as a trimmed
     sub-problem (``functional/_trim.py``), whose verdict can differ."""
@@ -148,6 +150,17 @@ def verdicts(op: str, **kw: Any) -> list[Verdict]:
         y_shape = (x_shape[0], w_shape[1] * groups) + tuple(o + q for o, q in zip(out, op_pad, strict=True))
         problem = ConvTransposeProblem(x, w, None, y_shape, stride, padding, dilation, groups)
         return TABLES["conv_transpose"].verdicts(problem)
+    for stem, sign in (("maxplus_conv", 1.0), ("minplus_conv", -1.0)):
+        if op.startswith(stem) and op[len(stem) :] in ("1d", "2d", "3d"):
+            from .functional import maxplus
+
+            w_shape = _shape(kw.pop("weight", None), "weight")
+            x, w = np.empty(x_shape, dtype=dtype), np.zeros(w_shape, dtype=dtype)  # finite weights
+            stride, padding, dilation = kw.pop("stride", 1), kw.pop("padding", 0), kw.pop("dilation", 1)
+            groups, mode = kw.pop("groups", 1), kw.pop("padding_mode", None)
+            _no_more(kw, op)
+            mp, _ = maxplus.problem(x, w, None, stride, padding, dilation, groups, mode, int(op[-2]), sign)
+            return TABLES["maxplus"].verdicts(mp)
     for stem, reduction in (("max_pool", "max"), ("avg_pool", "sum"), ("min_pool", "min"), ("median_pool", "median")):
         if op.startswith(stem) and op[len(stem) :] in ("1d", "2d", "3d"):
             nd = int(op[-2])
@@ -165,7 +178,8 @@ def verdicts(op: str, **kw: Any) -> list[Verdict]:
             x = np.empty(x_shape, dtype=dtype)
             return TABLES["pool"].verdicts(_reduce.pool_problem(x, get_reduction(reduction), g, None))
     raise ValueError(
-        f"op must be conv1d/2d/3d, conv_transpose1d/2d/3d or max_pool/avg_pool/min_pool/median_pool 1d/2d/3d, got {op!r}"
+        "op must be conv1d/2d/3d, conv_transpose1d/2d/3d, maxplus_conv/minplus_conv 1d/2d/3d or "
+        f"max_pool/avg_pool/min_pool/median_pool 1d/2d/3d, got {op!r}"
     )
 
 

@@ -70,10 +70,11 @@ class MaxPlusCtx:
         return "empty" if self.impl is None else MAXPLUS.name_of(self.impl)
 
 
-def _forward(
+def problem(
     x: Any, weight: Any, bias: Any, stride: Any, padding: Any, dilation: Any, groups: Any, padding_mode: Any,
     nd: int | None, sign: float,
-) -> tuple[np.ndarray, MaxPlusCtx]:  # fmt: skip
+) -> tuple[MaxPlusProblem, bool]:  # fmt: skip
+    """The checked call as the max-plus table sees it, and whether the input was unbatched."""
     if nd is None:
         nd = np.ndim(weight) - 2
     xb, unbatched = batched(x, nd)
@@ -90,15 +91,23 @@ def _forward(
         check_border_padding(g.in_size, g.pads, mode)
     w = weight.astype(xb.dtype, copy=False)
     b = np.zeros(w.shape[0], xb.dtype) if bias is None else bias.astype(xb.dtype, copy=False)
-    shape = (xb.shape[0], w.shape[0]) + g.out
-    problem = MaxPlusProblem(xb, w, b, g, groups, mode, sign)
+    return MaxPlusProblem(xb, w, b, g, groups, mode, sign), unbatched
+
+
+def _forward(
+    x: Any, weight: Any, bias: Any, stride: Any, padding: Any, dilation: Any, groups: Any, padding_mode: Any,
+    nd: int | None, sign: float,
+) -> tuple[np.ndarray, MaxPlusCtx]:  # fmt: skip
+    p, unbatched = problem(x, weight, bias, stride, padding, dilation, groups, padding_mode, nd, sign)
+    xb, w = p.x, p.w
+    shape = (xb.shape[0], w.shape[0]) + p.g.out
     impl: ModuleType | None = None
     if xb.size == 0 or w.shape[0] == 0:
-        y, state = np.zeros(shape, xb.dtype), reference.state(problem, np.zeros(shape, np.int32))
+        y, state = np.zeros(shape, xb.dtype), reference.state(p, np.zeros(shape, np.int32))
     else:
-        impl = MAXPLUS.choose(problem)
-        y, state = impl.forward(problem)
-    ctx = MaxPlusCtx(impl, state, weight.dtype, bias is not None, unbatched, y.shape)
+        impl = MAXPLUS.choose(p)
+        y, state = impl.forward(p)
+    ctx = MaxPlusCtx(impl, state, np.asarray(weight).dtype, bias is not None, unbatched, y.shape)
     return (y[0] if unbatched else y), ctx
 
 
