@@ -1,6 +1,7 @@
-"""Implementation "tiles" of the pool table: max and min over windows that tile the
-input (stride == kernel, no padding, no dilation, no ceil_mode room), in whole-row
-loops without index tables; each input element lies in at most one window."""
+"""Implementation "tiles" of the pool table: max, min and sum (the average pool's
+numerator) over windows that tile the input (stride == kernel, no padding, no
+dilation, no ceil_mode room), in whole-row loops without index tables; each input
+element lies in at most one window.  Sums: :mod:`.tiled_sum`."""
 
 from __future__ import annotations
 
@@ -28,8 +29,8 @@ from .pool_layout import tables as index_tables
 def why_not(p: PoolProblem) -> str | None:
     if (reason := compiled_problem(p)) is not None:
         return reason
-    if p.builtin not in ("max", "min"):
-        return f"max or min only, not {p.builtin}"
+    if p.builtin not in ("max", "min", "sum"):
+        return f"max, min or sum only, not {p.builtin}"
     if not tiled(p.g):
         return "needs windows that tile the input (stride == kernel, no padding or dilation)"
     return None
@@ -37,6 +38,11 @@ def why_not(p: PoolProblem) -> str | None:
 
 def forward(p: PoolProblem) -> tuple[np.ndarray, PoolState]:
     x4, y = as3(p.x, p.g.nd, p.g.in_size), new_output(p)
+    if p.builtin == "sum":
+        from .tiled_sum import sum_tiled
+
+        sum_tiled(x4, *k3(p.g.kernel), y)
+        return state(p, y, None)
     pos = positions(p, y)
     k0, k1, k2 = k3(p.g.kernel)
     _kernels.select_tiled(x4, k0, k1, k2, sign(p), y, pos)
@@ -46,6 +52,11 @@ def forward(p: PoolProblem) -> tuple[np.ndarray, PoolState]:
 def backward(dy: np.ndarray, st: PoolState) -> np.ndarray:
     dy4, gx = gradient(dy, st)
     k0, k1, k2 = k3(st.g.kernel)
+    if st.aux is None:  # sum
+        from .tiled_sum import spread_tiled
+
+        spread_tiled(dy4, k0, k1, k2, gx)
+        return finish(gx, st)
     assert isinstance(st.aux, Selected)
     _kernels.route_tiled(st.aux.pos, k0, k1, k2, dy4, gx)
     return finish(gx, st)
