@@ -41,7 +41,8 @@ def forward(p: PoolProblem) -> tuple[np.ndarray, PoolState]:
     if p.builtin == "sum":
         from .tiled_sum import sum_tiled
 
-        sum_tiled(x4, *k3(p.g.kernel), y)
+        k0, k1, k2 = k3(p.g.kernel)
+        sum_tiled(x4, k0, k1, k2, y)
         return state(p, y, None)
     pos = positions(p, y)
     k0, k1, k2 = k3(p.g.kernel)
