@@ -53,9 +53,9 @@ def _to_wide(j0, j1, a, shape, lo, q, rows, length, buf):
     n_img, n_ch, d0, d1, d2 = shape[0], shape[1], shape[2], shape[3], shape[4]
     q0, q1, q2 = q[0], q[1], q[2]
     l2 = lo[2]
-    for job in range(j0, j1):
-        n = job % n_img
-        c = job // n_img
+    n = j0 % n_img  # then counted, not divided: short rows (1-D inputs) made the two
+    c = j0 // n_img  # divisions per job a third of the copy's time
+    for _ in range(j0, j1):
         base = rows[c] * length + n * q0 * q1 * q2
         src = (n * n_ch + c) * d0 * d1 * d2
         for z in range(q0):
@@ -66,8 +66,11 @@ def _to_wide(j0, j1, a, shape, lo, q, rows, length, buf):
                 if 0 <= u < d0 and 0 <= v < d1:
                     _copy_row(a, src + (u * d1 + v) * d2, d2, l2, q2, buf, row)
                 else:
-                    for w in range(q2):
-                        buf[row + w] = 0.0
+                    buf[row : row + q2] = 0.0
+        n += 1
+        if n == n_img:
+            n = 0
+            c += 1
 
 
 @njit(**KERNEL)
@@ -77,11 +80,10 @@ def _to_wide_phases(j0, j1, a, shape, lo, q, st, rows, length, buf):
     q0, q1, q2 = q[0], q[1], q[2]
     s0, s1, s2 = st[0], st[1], st[2]
     n_ph = s0 * s1 * s2
-    for job in range(j0, j1):
-        ph = job % n_ph
-        rest = job // n_ph
-        n = rest % n_img
-        c = rest // n_img
+    ph = j0 % n_ph  # counted from here on, not divided (see _to_wide)
+    n = j0 // n_ph % n_img
+    c = j0 // n_ph // n_img
+    for _ in range(j0, j1):
         r2 = ph % s2
         r1 = ph // s2 % s1
         r0 = ph // (s1 * s2)
@@ -110,8 +112,14 @@ def _to_wide_phases(j0, j1, a, shape, lo, q, st, rows, length, buf):
                     for w in range(w_hi, q2):
                         buf[row + w] = 0.0
                 else:
-                    for w in range(q2):
-                        buf[row + w] = 0.0
+                    buf[row : row + q2] = 0.0
+        ph += 1
+        if ph == n_ph:
+            ph = 0
+            n += 1
+            if n == n_img:
+                n = 0
+                c += 1
 
 
 def to_wide(
