@@ -105,6 +105,25 @@ def test_use_holds_a_family_where_it_applies_and_restores() -> None:
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-3)
 
 
+@pytest.mark.skipif(not COMPILED, reason="numba not installed")
+@pytest.mark.parametrize("sign", [1.0, -1.0])
+def test_describe_maxplus_names_the_implementation_that_runs(sign: float) -> None:
+    op = "maxplus_conv1d" if sign > 0 else "minplus_conv1d"
+    kw = {"input": (2, 4, 20), "weight": (6, 2, 3), "groups": 2, "padding": 1}
+    verdicts = config.verdicts(op, **kw)
+    x = np.random.default_rng(0).standard_normal(kw["input"]).astype(np.float32)
+    w = np.random.default_rng(1).standard_normal(kw["weight"]).astype(np.float32)
+    forward = F.maxplus_conv_forward if sign > 0 else F.minplus_conv_forward
+    _, ctx = forward(x, w, None, 1, 1, 1, 2)
+    assert [v.name for v in verdicts if v.chosen] == [ctx.name] == ["wide-runs"]
+    with convpool.backend("numpy"):
+        assert [v.name for v in config.verdicts(op, **kw) if v.chosen] == ["reference"]
+        assert forward(x, w, None, 1, 1, 1, 2)[1].name == "reference"
+    assert "wide-runs" in config.describe(op, **kw).split("CHOSEN")[0].splitlines()[-1]
+    with pytest.raises(TypeError, match="unexpected keywords \\['ceil_mode'\\]"):
+        config.describe(op, **kw, ceil_mode=True)
+
+
 def test_bad_arguments_name_themselves() -> None:
     with pytest.raises(
         ValueError, match="family must be one of \\['conv', 'conv_transpose', 'maxplus', 'pool'\\], got 'pooling'"
