@@ -123,6 +123,63 @@ def test_module_training_steps_match_torch(kernels):
         np.testing.assert_allclose(ours(x), theirs(torch.tensor(x)).detach().numpy(), rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize(("with_weight", "with_bias"), [(False, True), (True, False)])
+def test_one_parameter_gets_its_gradient(training, with_weight, with_bias):
+    """A bias without a weight (or the reverse), as PyTorch's F.batch_norm allows: each
+    given parameter gets its gradient, the other None."""
+    rng = np.random.default_rng(4)
+    x, dy = rng.standard_normal((4, 3, 20)), rng.standard_normal((4, 3, 20))
+    rm, rv = rng.standard_normal(3), rng.random(3) + 0.5
+    w = rng.standard_normal(3) if with_weight else None
+    b = rng.standard_normal(3) if with_bias else None
+    for kernels in (True, False):
+        with _path(kernels):
+            y, ctx = F.batch_norm_forward(x, rm, rv, w, b, training, 1e-5)
+            dx, dw, db = F.batch_norm_backward(dy, ctx)
+        ty, (tdx, tdw, tdb), _, _ = _torch_bn(x, rm, rv, w, b, training, 1e-5, dy)
+        np.testing.assert_allclose(y, ty, rtol=1e-10, atol=1e-10)
+        np.testing.assert_allclose(dx, tdx, rtol=1e-9, atol=1e-9)
+        assert (dw is None) == (not with_weight) and (db is None) == (not with_bias)
+        if with_weight:
+            np.testing.assert_allclose(dw, tdw, rtol=1e-9, atol=1e-9)
+        if with_bias:
+            np.testing.assert_allclose(db, tdb, rtol=1e-9, atol=1e-9)
+
+
+def test_empty_batch_or_channels_in_evaluation():
+    m = nn.BatchNorm2d(3).eval()
+    x = np.zeros((0, 3, 4, 4), np.float32)
+    y = m(x)
+    assert y.shape == x.shape
+    assert m.backward(np.ones_like(y)).shape == x.shape
+    np.testing.assert_array_equal(m.weight.grad, np.zeros(3))
+    x = np.zeros((2, 0, 4, 4))  # no channels: functional only (a layer has at least one feature)
+    y, ctx = F.batch_norm_forward(x, np.zeros(0), np.ones(0), np.ones(0), np.zeros(0))
+    dx, dw, db = F.batch_norm_backward(np.ones_like(y), ctx)
+    assert y.shape == dx.shape == x.shape and dw.shape == db.shape == (0,)
+
+
+def test_kernels_split_over_threads_equal_numpy():
+    """Channels split over three threads, long channels (several 1,024-element runs and
+    a tail): the kernels' statistics and gradients against the NumPy expressions."""
+    from convpool.backends.compiled import kernels
+
+    if not kernels.enabled():
+        pytest.skip("the compiled kernels are off on this backend")
+    rng = np.random.default_rng(5)
+    x = (rng.standard_normal((3, 5, 50, 51)) * 2 + 1).astype(np.float32)  # 2,550 per image and channel
+    dy = rng.standard_normal(x.shape).astype(np.float32)
+    w, b = rng.standard_normal(5).astype(np.float32), rng.standard_normal(5).astype(np.float32)
+    out = []
+    for settings_ in ({"threads": 3, "thread_min_work": 0, "parallel_min": 0}, {"parallel_min": 1 << 60}):
+        with config.tuning(**settings_):
+            y, ctx = F.batch_norm_forward(x, None, None, w, b, True, 1e-5)
+            out.append((y, ctx.batch_mean, ctx.batch_var, *F.batch_norm_backward(dy, ctx)))
+    for a, b_ in zip(*out, strict=True):
+        np.testing.assert_allclose(a, b_, rtol=2e-5, atol=2e-5)
+
+
 def test_errors():
     x = np.zeros((2, 3, 4))
     with pytest.raises(ValueError, match=r"running_mean is required when training=False"):

@@ -207,6 +207,22 @@ def test_elementwise_and_plane_kernels_split_over_threads_equal_numpy(threads3: 
 
 
 @compiled
+def test_elementwise_kernels_over_several_blocks(threads3: None) -> None:
+    """More elements than one job's block (RELU_BLOCK), split over three threads: every
+    job indexes its own slice from 0."""
+    from convpool.backends.compiled.im2col import RELU_BLOCK
+
+    x = np.random.default_rng(1).standard_normal(3 * RELU_BLOCK + 77).astype(np.float32)
+    y = np.empty_like(x)
+    _kernels.relu_forward(x, y)
+    np.testing.assert_array_equal(y, np.maximum(x, 0))
+    dx = np.empty_like(y)
+    g = np.random.default_rng(2).standard_normal(x.size).astype(np.float32)
+    _kernels.relu_backward(g, y, dx)
+    np.testing.assert_array_equal(dx, np.where(x > 0, g, 0))
+
+
+@compiled
 def test_each_kernel_compiles_one_signature() -> None:
     """Callers pass the cached (read-only) tables and fresh (writable) ones alike: the
     kernels see them all read-only, so a geometry change or another caller compiles nothing."""

@@ -9,9 +9,14 @@ Batch normalisation is a per-channel affine map: with the statistics of channel 
 on the batch, so the input gradient has two more terms:
 ``dx = a * (g - mean(g) - x_hat * mean(g * x_hat))`` (means over the channel).
 
-Statistics are computed in float64 (two passes: the mean, then the centred squares)
-whatever the input's dtype; the output and the gradients are in the input's dtype,
-``grad_weight``/``grad_bias`` in the weight's.  With kernels enabled each pass is one
+Statistics are accumulated in float64 (two passes: the mean, then the centred squares;
+the kernels first sum runs of 1,024 elements in the input's dtype) whatever the input's
+dtype; the output and the input gradient are in the input's dtype, ``grad_weight`` /
+``grad_bias`` in the weight's / bias's.
+
+Differences from PyTorch's ``F.batch_norm``: ``eps`` must be positive (0 turns a constant
+channel into NaN silently), ``momentum`` must lie in [0, 1], and the parameters and
+running statistics are used in the input's dtype (PyTorch requires them to match).  With kernels enabled each pass is one
 compiled parallel pass per step (:mod:`convpool.backends.compiled.norm_kernels`);
 otherwise the NumPy expressions below.  The context keeps a reference to the input, as
 PyTorch saves it: modify it in place before the backward pass and the gradient is wrong
@@ -42,6 +47,7 @@ class BatchNormCtx:
     mean: np.ndarray  # float64 (C,): the statistics used
     inv: np.ndarray  # float64 (C,): 1 / sqrt(var + eps)
     weight: np.ndarray | None
+    bias: np.ndarray | None  # kept for its dtype: a bias gets a gradient, with or without a weight
     training: bool
     batch_mean: np.ndarray | None
     batch_var: np.ndarray | None
@@ -114,7 +120,7 @@ def batch_norm_forward(
     rm = _channels(x, running_mean, "running_mean", not training)
     rv = _channels(x, running_var, "running_var", not training)
     w, b = _channels(x, weight, "weight", False), _channels(x, bias, "bias", False)
-    x3 = np.ascontiguousarray(x).reshape(x.shape[0], x.shape[1], -1)
+    x3 = np.ascontiguousarray(x).reshape(x.shape[0], x.shape[1], math.prod(x.shape[2:]))
     if training:
         if x3.shape[0] * x3.shape[2] < 2:
             raise ValueError(f"batch_norm in training needs more than 1 value per channel, got input shape {x.shape}")
@@ -128,17 +134,18 @@ def batch_norm_forward(
     scale = inv * w if w is not None else inv
     shift = (b if b is not None else 0.0) - mean * scale
     y = _scale_shift(x3, scale, shift).reshape(x.shape)
-    return y, BatchNormCtx(x3, x.shape, mean, inv, w, training, *batch)
+    return y, BatchNormCtx(x3, x.shape, mean, inv, w, b, training, *batch)
 
 
 def batch_norm_backward(grad_output: Any, ctx: BatchNormCtx) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
-    """``(grad_input, grad_weight, grad_bias)``; the parameter gradients are None
-    without a weight (``affine=False``)."""
+    """``(grad_input, grad_weight, grad_bias)``; a parameter's gradient is None when it
+    was not given (``affine=False``: both), in its dtype otherwise."""
     x3 = ctx.x
     n, c, s = x3.shape
     g = np.ascontiguousarray(geometry.check_grad(grad_output, ctx.shape, x3.dtype)).reshape(x3.shape)
     k = ctx.inv * ctx.weight if ctx.weight is not None else ctx.inv
-    if ctx.weight is None and not ctx.training:  # a fixed affine map: no sums needed
+    fixed = not ctx.training  # evaluation: a fixed affine map, dx = g * k
+    if ctx.weight is None and ctx.bias is None and fixed:  # no sums needed
         return _scale_shift(g, k, np.zeros(c)).reshape(ctx.shape), None, None
     if _use_kernels(x3):
         sum_g, sum_gx = np.empty(c), np.empty(c)
@@ -147,10 +154,9 @@ def batch_norm_backward(grad_output: Any, ctx: BatchNormCtx) -> tuple[np.ndarray
         sum_g = g.sum(axis=(0, 2), dtype=np.float64)
         centred = x3 - ctx.mean.astype(x3.dtype)[None, :, None]
         sum_gx = np.einsum("ncs,ncs->c", g, centred, dtype=np.float64)
-    dw = db = None
-    if ctx.weight is not None:
-        dw, db = (sum_gx * ctx.inv).astype(ctx.weight.dtype), sum_g.astype(ctx.weight.dtype)
-    if not ctx.training:
+    dw = None if ctx.weight is None else (sum_gx * ctx.inv).astype(ctx.weight.dtype)
+    db = None if ctx.bias is None else sum_g.astype(ctx.bias.dtype)
+    if fixed:
         return _scale_shift(g, k, np.zeros(c)).reshape(ctx.shape), dw, db
     count = n * s
     gm, xk = sum_g / count, sum_gx * ctx.inv * ctx.inv / count

@@ -118,9 +118,9 @@ class _BatchNorm(Module):
     def backward(self, grad_output: Any) -> np.ndarray:
         ctx = self._need_ctx(self._ctx)
         dx, dw, db = batch_norm_backward(grad_output, ctx)
-        if self.weight is not None:
-            assert dw is not None and db is not None
+        if dw is not None:
             self.weight.accumulate(dw)
+        if db is not None:
             self.bias.accumulate(db)
         return dx
 
