@@ -6,6 +6,7 @@ in a network, state dicts and errors - on every backend."""
 from __future__ import annotations
 
 import itertools
+import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -217,6 +218,44 @@ def test_gem_log_form_gradients(padding: int):
     gx, gp = F.gem_pool_backward(dy, ctx)
     assert_grad(lambda a: F.gem_pool_forward(a, 60.0, 2, 2, 1, padding)[0], x.copy(), dy, gx, "x")
     assert_grad(lambda a: F.gem_pool_forward(x, a, 2, 2, 1, padding)[0], np.array([60.0]), dy, gp.reshape(1), "p")
+
+
+def test_gem_inf_stays_in_its_window_and_keeps_the_direct_form():
+    x = np.random.default_rng(4).random((1, 2, 4, 4)) + 0.5
+    x[0, 0, 0, 0] = np.inf
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        y, ctx = F.gem_pool_forward(x, 3.0, 2, 2)
+    assert ctx.lse is None  # one infinite input does not send the whole call to the log form
+    assert y[0, 0, 0, 0] == np.inf and np.isfinite(np.delete(y.ravel(), 0)).all()
+    finite = x.copy()
+    finite[0, 0, 0, 0] = 1.0
+    np.testing.assert_allclose(np.delete(y.ravel(), 0), np.delete(F.gem_pool2d(finite, 2).ravel(), 0), rtol=1e-14)
+    # and in the log form (p so small that it is taken): inf too, not NaN
+    y_log, ctx_log = F.gem_pool_forward(x, 1e-9, 2, 2)
+    assert ctx_log.lse is not None and y_log[0, 0, 0, 0] == np.inf
+
+
+def test_gem_overflow_where_no_window_reads_gives_finite_gradients():
+    """z**p overflows at elements no window reads (stride 3 over 7): the gradients are
+    finite (they were NaN: 0 * inf), and grad_p is shaped like p."""
+    x = np.array([[[1.0, 2.0, 1e13, 3.0, 4.0, 1e13, 1e13]]], dtype=np.float32)
+    p = np.array([3.0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        y, ctx = F.gem_pool_forward(x, p, 1, 2, 3)
+        gx, gp = F.gem_pool_backward(np.ones_like(y), ctx)
+    assert np.isfinite(gx).all() and np.isfinite(gp).all() and gp.shape == (1,)
+    np.testing.assert_allclose(y, F.gem_pool1d(x.astype(np.float64), 2, 3, p=3.0), rtol=1e-6)
+    np.testing.assert_array_equal(gx[0, 0, [2, 5, 6]], 0)
+
+
+@pytest.mark.parametrize("p", [0.3, 0.05, 2e-3])
+def test_gem_float32_small_p_matches_float64(p: float):
+    """Below p = 0.5 float32 GeM goes through the log form in float64: float32 rounding,
+    where the direct form lost digits in proportion to 1/p."""
+    x = np.random.default_rng(5).random((2, 3, 6, 4)) + 0.05
+    np.testing.assert_allclose(F.gem_pool2d(x.astype(np.float32), 2, p=p), F.gem_pool2d(x, 2, p=p), rtol=3e-7)
 
 
 def test_gem_and_lse_refuse_subnormal_exponents():

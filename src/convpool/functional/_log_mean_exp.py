@@ -50,7 +50,8 @@ class LogMeanExp(Reduction):
             wk = wk.astype(np.float64)
         k = wk.shape[0]
         top = wk.max(axis=0)
-        d = wk - top
+        with np.errstate(invalid="ignore"):  # inf - inf where the max is infinite: taken as 0
+            d = np.where(wk == top, 0.0, wk - top).astype(wk.dtype, copy=False)
         d *= self.beta
         count = np.asarray(valid).astype(w.dtype)
         if top.size and self.beta * float(top.max() - top.min()) >= 0.25:  # exp's rounding: a few ulps

@@ -76,28 +76,40 @@ class GeMCtx:
 
 
 # The direct form (mean of z**p)**(1/p) holds digits while every window mean of z**p is a
-# normal number and p is not so small that 1/p magnifies its rounding; below these p
-# (relative error about eps / p: 1e-5 in float32, 1e-10 in float64) GeM takes the log form.
-_P_MIN = {np.dtype(np.float16): 1.0, np.dtype(np.float32): 1e-2, np.dtype(np.float64): 1e-6}
+# normal number, no z**p overflows (an element no window reads would still get 0 * inf =
+# NaN as its gradient), and p is not so small that 1/p magnifies the mean's rounding (a
+# relative error of about eps / p: below these p GeM takes the log form).
+_P_MIN = {np.dtype(np.float16): 4.0, np.dtype(np.float32): 0.5, np.dtype(np.float64): 1e-6}
 
 
 def _power(z: np.ndarray, p: float) -> np.ndarray:
     """``z ** p``; products for a small whole ``p`` (GeM's usual fixed p = 3), a few
-    times faster than ``np.power``."""
-    if p.is_integer() and 1 <= p <= 4:
-        u = z.copy()
-        for _ in range(int(p) - 1):
-            u *= z
-        return u
+    times faster than ``np.power``.  Overflow gives inf quietly: the caller checks."""
     with np.errstate(over="ignore", under="ignore"):
+        if p.is_integer() and 1 <= p <= 4:
+            u = z.copy()
+            for _ in range(int(p) - 1):
+                u *= z
+            return u
         return z**p
 
 
-def _direct_ok(m: np.ndarray, p: float, dtype: np.dtype) -> bool:
-    """Whether the direct form kept its digits: every window mean finite and normal."""
-    if m.size == 0:
+def _normal_means(m: np.ndarray) -> bool:
+    return m.size == 0 or (bool(np.isfinite(m).all()) and float(m.min()) >= np.finfo(m.dtype).tiny)
+
+
+def _direct_ok(z: np.ndarray, u: np.ndarray, m: np.ndarray, p: float, mean: Callable[[np.ndarray], Any]) -> bool:
+    """Whether the direct form keeps its digits (see above).  Inputs that are inf or NaN
+    are their windows' own business (inf stays inf, NaN NaN, as in the direct form): the
+    rest is judged with them replaced by 1."""
+    if p < _P_MIN.get(z.dtype, 1e-6):
+        return False
+    finite = np.isfinite(z)
+    if not np.isfinite(u[finite]).all():
+        return False
+    if _normal_means(m):
         return True
-    return p >= _P_MIN.get(dtype, 1e-6) and bool(np.isfinite(m).all()) and float(m.min()) >= np.finfo(dtype).tiny
+    return not finite.all() and _normal_means(mean(np.where(finite, u, 1.0).astype(u.dtype))[0])
 
 
 def gem_pool_forward(
@@ -116,11 +128,11 @@ def gem_pool_forward(
     ``kernel_size=None`` pools globally (output size 1 per spatial dim; ``stride``
     and ``padding`` must then keep their defaults).  Padding is left out of the mean.
 
-    Computed directly (an average pool of ``z**p``) while that is exact to rounding;
-    where ``z**p`` would leave the dtype's range in a whole window (large ``p``, values
-    far from 1) or ``p`` is tiny, as ``exp`` of the log-mean-exp pool of ``log z`` with
-    ``beta = p`` - the same function, stable at any ``p`` (the geometric mean as
-    ``p -> 0``, the max as ``p -> inf``).
+    Computed directly (an average pool of ``z**p``) where that keeps its digits; where
+    ``z**p`` would leave the dtype's range (large ``p``, values far from 1) or ``p`` is
+    small (below 0.5 in float32, 1e-6 in float64), as ``exp`` of the log-mean-exp pool of
+    ``log z`` with ``beta = p``, in float64 - the same function, stable at any ``p`` (the
+    geometric mean as ``p -> 0``, the max as ``p -> inf``).
     """
     xa = geometry.check_array(x)
     pv = normal_exponent(check_positive(p, "p"), "p")
@@ -133,25 +145,26 @@ def gem_pool_forward(
                 f"gem_pool with kernel_size=None pools globally: leave stride (got {stride!r}) "
                 f"and padding (got {padding!r}) at their defaults"
             )
-        m, actx = adaptive_avg_pool_forward(u, nd, 1)
 
-        def back(g: np.ndarray) -> np.ndarray:
-            return adaptive_avg_pool_backward(g, actx)
+        def mean(v: np.ndarray) -> tuple[np.ndarray, Callable[[np.ndarray], np.ndarray]]:
+            m, actx = adaptive_avg_pool_forward(v, nd, 1)
+            return m, lambda g: adaptive_avg_pool_backward(g, actx)
 
     else:
-        m, pctx = avg_pool_forward(u, nd, kernel_size, stride, padding, False, False)
 
-        def back(g: np.ndarray) -> np.ndarray:
-            return reduce_window_backward(g, pctx)
+        def mean(v: np.ndarray) -> tuple[np.ndarray, Callable[[np.ndarray], np.ndarray]]:
+            m, pctx = avg_pool_forward(v, nd, kernel_size, stride, padding, False, False)
+            return m, lambda g: reduce_window_backward(g, pctx)
 
-    if _direct_ok(m, pv, xa.dtype):
+    m, back = mean(u)
+    if _direct_ok(z, u, m, pv, mean):
         y = m ** (1.0 / pv)
         return y, GeMCtx(back, xa, z, u, m, y, pv, ev, p)
     kernel = tuple(xa.shape[xa.ndim - nd :]) if kernel_size is None else kernel_size
     with np.errstate(divide="ignore"):  # log of a clamped z is finite; of an empty window's none
-        lz = np.log(z)
+        lz = np.log(z.astype(np.float64))
     ly, lctx = lse_pool_forward(lz, pv, nd, kernel, stride, padding)
-    y = np.exp(ly)
+    y = np.exp(ly).astype(xa.dtype)
     return y, GeMCtx(None, xa, z, None, None, y, pv, ev, p, lctx)
 
 
@@ -160,9 +173,9 @@ def gem_pool_backward(dy: Any, ctx: GeMCtx) -> tuple[np.ndarray, np.ndarray]:
     dy = check_grad(dy, ctx.y.shape, ctx.x.dtype)
     p = ctx.p
     if ctx.lse is not None:  # y = exp(l): dl = dy * y, then through log z
-        glz, gp = lse_pool_backward(dy * ctx.y, ctx.lse)
+        glz, gp = lse_pool_backward(dy.astype(np.float64) * ctx.y, ctx.lse)
         gx = glz / ctx.z * (ctx.x >= ctx.eps)
-        return gx.astype(ctx.x.dtype, copy=False), gp
+        return gx.astype(ctx.x.dtype, copy=False), param_grad(ctx.p_value, float(gp))
     m, u = ctx.m, ctx.u
     assert ctx.back is not None and m is not None and u is not None
     with np.errstate(divide="ignore", invalid="ignore"):
