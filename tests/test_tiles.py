@@ -222,10 +222,10 @@ check(rng, (1, 3, 33, 9), (3, 1, 5, 3), 1, (2, 1), (1, 2), 3)  # depthwise, dila
 check(rng, (2, 6, 9, 10), (5, 6, 1, 1))  # 1x1: read in place
 check(rng, (1, 2, 64), (3, 2, 1), 1, 0)  # 1x1, one image of exactly one 64-block
 lanes = direct.LANES  # output channels that fill vectors: the outer-product weight gradient
-check(rng, (2, 3, 13, 12), (4 * lanes, 3, 3, 3), 1, 1)  # 'same', the tile's widest block
-check(rng, (2, 3, 13, 14), (2 * lanes, 3, 4, 4), 2, 1)  # strided (a transposed conv's weight gradient)
-check(rng, (3, 2, 150), (2 * lanes - 1, 2, 5), 1, 2)  # 1-D over chunks, a vector not full
-check(rng, (2, 2, 5, 6, 4), (3 * lanes, 2, 3, 3, 3), 1, 1)  # 3-D
+check(rng, (2, 16, 13, 12), (4 * lanes, 16, 3, 3), 1, 1)  # 'same', the tile's widest block
+check(rng, (2, 8, 13, 14), (2 * lanes, 8, 4, 4), 2, 1)  # strided (a transposed conv's weight gradient)
+check(rng, (3, 30, 150), (2 * lanes - 1, 30, 5), 1, 2)  # 1-D over chunks, a vector not full
+check(rng, (2, 6, 5, 6, 4), (3 * lanes, 6, 3, 3, 3), 1, 1)  # 3-D
 for _ in range(24):  # small geometries around the block sizes
     nd = int(rng.integers(1, 4))
     kernel = tuple(int(rng.integers(1, 4)) for _ in range(nd))
@@ -238,7 +238,7 @@ for _ in range(24):  # small geometries around the block sizes
     check(rng, (int(rng.integers(1, 4)), cin) + size, (cout, cin // groups) + kernel, stride, pad, dil, groups)
 stencil = sys.modules["convpool.backends.compiled.direct.depthwise"]._depthwise_planes
 outer = sys.modules["convpool.backends.compiled.direct.outer"]
-shapes = [outer.shape(c, 1) for c in (4 * lanes, 2 * lanes, 2 * lanes - 1, 3 * lanes)]
+shapes = [outer.shape(c, 1, 200) for c in (4 * lanes, 2 * lanes, 2 * lanes - 1, 3 * lanes)]
 for kernel in (direct._conv_wide, direct._weight_grad_wide, stencil, *(outer._kernel(*s, lanes) for s in shapes)):
     assert kernel.signatures, "a direct kernel never ran"
 print("ok")

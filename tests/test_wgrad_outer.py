@@ -41,16 +41,18 @@ def _wide_on_every_tile():  # type: ignore[no-untyped-def]
 
 
 def test_shape_fills_the_vectors_or_leaves_the_gradient_to_the_wide_kernel() -> None:
-    assert outer.shape(4 * LANES, 2) is None  # grouped: the wide kernel
-    assert outer.shape(LANES // 2 - 1, 1) is None  # most lanes empty
+    many = outer.MIN_ENTRIES
+    assert outer.shape(4 * LANES, 2, many) is None  # grouped: the wide kernel
+    assert outer.shape(LANES // 2 - 1, 1, many) is None  # most lanes empty
+    assert outer.shape(4 * LANES, 1, many - 1) is None  # too few entries
     for co in (LANES, 2 * LANES, 4 * LANES, 5 * LANES, 2 * LANES - 1):
-        tile = outer.shape(co, 1)
+        tile = outer.shape(co, 1, many)
         assert tile is not None, co
         vecs, ents = tile
         assert 1 <= vecs <= TILE.wg_vecs and vecs * ents <= TILE.wg_sums
         width = vecs * LANES
         assert -(-co // width) * width * 4 <= co * 5  # at most a fifth of the lanes wasted
-    assert outer.shape(TILE.wg_vecs * LANES, 1) == (TILE.wg_vecs, TILE.wg_sums // TILE.wg_vecs)
+    assert outer.shape(TILE.wg_vecs * LANES, 1, many) == (TILE.wg_vecs, TILE.wg_sums // TILE.wg_vecs)
 
 
 def test_outputs_are_the_wide_positions_of_the_outputs_in_order() -> None:
@@ -74,7 +76,7 @@ def test_kernel_sums_every_position_once(q_len, n_ent, parts, fill, seed):  # ty
     the positions, the parts, the chunks (around multiples of CHUNK) and the channels
     (not a whole block)."""
     rng = np.random.default_rng(seed)
-    tile = outer.shape(max(1, int(fill * LANES)), 1)
+    tile = outer.shape(max(1, int(fill * LANES)), 1, outer.MIN_ENTRIES)
     if tile is None:
         return
     co = max(1, int(fill * LANES))
@@ -102,7 +104,8 @@ def outer_case(draw):  # type: ignore[no-untyped-def]
     pads = tuple(draw(st.integers(0, (d * (k - 1)) // 2 + 1)) for k, d in zip(kernel, dil))
     size = tuple(draw(st.integers(d * (k - 1) + 1, d * (k - 1) + (20 if nd == 1 else 7))) for k, d in zip(kernel, dil))
     stride = tuple(draw(st.sampled_from([1, 1, 2, 3])) for _ in range(nd))
-    cin = draw(st.integers(1, 5))
+    taps = int(np.prod(kernel))
+    cin = -(-outer.MIN_ENTRIES // taps) + draw(st.integers(0, 3))  # entries enough for the outer kernel
     cout = draw(st.sampled_from([2 * LANES - 1, LANES, 2 * LANES, 3 * LANES, 4 * LANES, 5 * LANES - 3]))
     n = draw(st.integers(1, 3))
     return n, nd, kernel, dil, pads, size, cin, cout, stride
@@ -112,7 +115,7 @@ def outer_case(draw):  # type: ignore[no-untyped-def]
 @given(outer_case(), st.integers(0, 2**16))
 def test_weight_gradient_matches_torch(case, seed):  # type: ignore[no-untyped-def]
     n, nd, kernel, dil, pads, size, cin, cout, stride = case
-    assert outer.shape(cout, 1) is not None
+    assert outer.shape(cout, 1, cin * int(np.prod(kernel))) is not None
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((n, cin, *size)).astype(np.float32)
     w = rng.standard_normal((cout, cin, *kernel)).astype(np.float32)
@@ -133,9 +136,9 @@ def test_weight_gradient_matches_torch(case, seed):  # type: ignore[no-untyped-d
 @pytest.mark.parametrize(
     ("xs", "ws", "stride", "pad"),
     [
-        ((2, 5, 20, 21), (64, 5, 3, 3), 1, 1),  # 'same': the layout shared with the input gradient
-        ((2, 3, 14, 13), (32, 3, 4, 4), 2, 1),  # strided: the source's phase rows
-        ((3, 4, 300), (16, 4, 5), 1, 2),  # 1-D over several chunks
+        ((2, 16, 20, 21), (64, 16, 3, 3), 1, 1),  # 'same': the layout shared with the input gradient
+        ((2, 8, 14, 13), (32, 8, 4, 4), 2, 1),  # strided: the source's phase rows
+        ((3, 26, 300), (16, 26, 5), 1, 2),  # 1-D over several chunks
     ],
 )
 def test_both_kernels_agree_and_the_outer_one_runs(monkeypatch, xs, ws, stride, pad):  # type: ignore[no-untyped-def]
@@ -155,8 +158,8 @@ def test_both_kernels_agree_and_the_outer_one_runs(monkeypatch, xs, ws, stride, 
 
     monkeypatch.setattr(outer, "weight_grad_outer", spy)
     dx_outer, dw_outer, _ = F.conv_backward(dy, ctx)
-    assert calls == [outer.shape(ws[0], 1)]
-    monkeypatch.setattr(outer, "shape", lambda co, groups: None)
+    assert calls == [outer.shape(ws[0], 1, int(np.prod(ws[1:])))]
+    monkeypatch.setattr(outer, "shape", lambda co, groups, n_ent: None)
     dx_wide, dw_wide, _ = F.conv_backward(dy, ctx)
     assert len(calls) == 1  # the wide kernel this time
     np.testing.assert_array_equal(dx_outer, dx_wide)

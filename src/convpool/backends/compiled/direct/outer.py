@@ -13,22 +13,24 @@ positions read the same cache lines of the source.  Every lane is a finished sum
 tile stays in registers over a whole chunk of positions and nothing is reduced across
 lanes at the end.
 
-Measured (Intel Xeon "rocketlake", AVX-512, one thread, useful GFLOP/s, medians; all positions):
-conv_transpose2d 64->32 k4 s2's weight gradient (32x32x56x56 -> 64 channels) 58-65 ->
-93-100, conv2d 64->64 k3 28x28 58-64 -> 79-95.
+Measured (Intel Xeon "rocketlake", AVX-512, one thread's CPU time, useful GFLOP/s,
+interleaved medians, this kernel vs the wide one): conv_transpose2d 64->32 k4 s2's weight
+gradient (32x32x56x56, 64 channels) 105 vs 70, conv2d 32->64 k3 28x28 108 vs 73, strided
+64->128 k3 s2 56x56 84 vs 68, conv1d 32->64 k5 53 vs 43.
 
 Positions that are not outputs (dy = 0 there: the padding's columns and rows, the room
 between images) are skipped - each position is a step of its own here, so the kernel
 runs over a list of the outputs (:func:`outputs`), 7-13% fewer steps on 28x28 and
 56x56 planes padded by 1.
 
-The transposed block of dy gathers ``width`` rows of the layout, a short run of each;
-the runs of the next block are prefetched while this one is used (without, the
-gathers' cache misses took a third of the time: conv2d 32->64 k3 28x28's weight
-gradient, one thread, 15 -> 10 ms).
+The block of dy is transposed with one masked gather per vector of channels and
+position (a column of ``lanes`` rows, :func:`gather_rows`), the runs of the next block
+prefetched meanwhile; scalar copies took 2-3 cycles an element, a third of the time on
+conv2d 32->64 k3 28x28 and three times the wide kernel's on CIFAR's 3->32 (27 entries).
 
 Used for ungrouped convolutions whose output channels fill the vectors (at most a fifth
-of the lanes wasted, :func:`shape`); the others keep :mod:`.wide`'s kernel.
+of the lanes wasted) and with at least :data:`MIN_ENTRIES` entries (:func:`shape`);
+the others keep :mod:`.wide`'s kernel.
 """
 
 from __future__ import annotations
@@ -42,11 +44,16 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from ..simd import F32xN, _address, _element, _fma, _splat
+from ..simd import F32xN, _address, _element, _fma, _lane_mask, _splat
 from ..threads import KERNEL, parallel_for
 from .tile import LANES, TILE
 
 CHUNK = 128  # positions per pass: a block of dy (CHUNK x 64 channels: 32 KiB) stays in L1
+# Entries below which the wide kernel is faster: each element of dy is transposed once
+# (a gather) and then serves E / lanes multiply-adds per vector of channels.  Measured
+# (Xeon "rocketlake", AVX-512, one thread, outer / wide): E = 27 (CIFAR 3->32 k3) 1.5,
+# E = 80 (conv1d 16->32 k5) 1.19, E = 160 (conv1d 32->64 k5) 0.80, E = 288 0.68, E = 512 0.66.
+MIN_ENTRIES = 128
 
 
 def _literal(value: Any) -> int | None:
@@ -143,6 +150,39 @@ def prefetch(typingctx, arr, idx):
     return types.none(arr, idx), codegen
 
 
+@intrinsic
+def gather_rows(typingctx, out, at, arr, base, ld, rows, lanes):
+    """out[at : at + lanes] = arr[base + l*ld] for the lanes l < ``rows`` (0 in the
+    others, which read nothing): one masked gather, a column of ``lanes`` rows."""
+    width = _literal(lanes)
+    if width is None:
+        return None
+
+    def codegen(context, builder, sig, args):
+        oarr, at_v, xarr, base_v, ld_v, rows_v = args[:6]
+        f32 = ir.FloatType()
+        vec = ir.VectorType(f32, width)
+        i64 = ir.IntType(64)
+        ivec = ir.VectorType(i64, width)
+        data = cgutils.create_struct_proxy(sig.args[2])(context, builder, value=xarr).data
+        step = _splat(builder, ld_v, ivec)
+        lane = ir.Constant(ivec, list(range(width)))
+        idx = builder.add(_splat(builder, base_v, ivec), builder.mul(lane, step))
+        addr = builder.add(
+            _splat(builder, builder.ptrtoint(data, i64), ivec), builder.mul(idx, _splat(builder, i64(4), ivec))
+        )
+        ptrs = builder.inttoptr(addr, ir.VectorType(data.type, width))
+        i32 = ir.IntType(32)
+        mask = _lane_mask(builder, ir.Constant(rows_v.type, 0), rows_v, width)
+        fnty = ir.FunctionType(vec, [ptrs.type, i32, mask.type, vec])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, f"llvm.masked.gather.v{width}f32.v{width}p0")
+        v = builder.call(fn, [ptrs, i32(4), mask, ir.Constant(vec, [0.0] * width)])
+        builder.store(v, _address(context, builder, sig.args[0], oarr, at_v, vec), align=4)
+        return context.get_dummy_value()
+
+    return types.none(out, at, arr, base, ld, rows, lanes), codegen
+
+
 @functools.cache
 def _kernel(vecs: int, ents: int, lanes: int) -> Any:
     """The kernel for one tile shape (built on first use: only the shapes a program's
@@ -170,10 +210,11 @@ def _kernel(vecs: int, ents: int, lanes: int) -> Any:
                     for o in range(o1, min(co, o1 + width)):
                         for i in range(0, m1, 8):
                             prefetch(dyw, o * ld + pos[n0 + i])
-                    for o in range(min(width, co - ob * width)):  # the block, transposed
-                        r = (ob * width + o) * ld  # (columns past co: zeros or stale, sums dropped)
-                        for i in range(m):
-                            scratch[sb + i * width + o] = dyw[r + pos[c0 + i]]
+                    for i in range(m):  # the block, transposed: a gather per vector of channels
+                        q = pos[c0 + i]
+                        for v in range(vecs):
+                            r = ob * width + v * lanes
+                            gather_rows(scratch, sb + i * width + v * lanes, dyw, r * ld + q, ld, co - r, lanes)
                     for eb in range(neb):
                         base = ((p * nob + ob) * neb + eb) * ents * width
                         tile = tile_load(acc, base, n_sums, lanes)
@@ -197,12 +238,13 @@ def outputs(padded: tuple[int, ...], out: tuple[int, ...], n: int) -> np.ndarray
     return pos
 
 
-def shape(co: int, groups: int) -> tuple[int, int] | None:
+def shape(co: int, groups: int, n_ent: int) -> tuple[int, int] | None:
     """The outer-product tile (vectors of output channels, entries) for ``co`` output
-    channels, or None where :mod:`.wide`'s kernel takes the weight gradient: grouped
-    convolutions, and channel counts that would leave over a fifth of the lanes empty.
-    The widest block that fits, of the tile's sums (:mod:`.tile`)."""
-    if groups != 1:
+    channels and ``n_ent`` entries, or None where :mod:`.wide`'s kernel takes the weight
+    gradient: grouped convolutions, channel counts that would leave over a fifth of the
+    lanes empty, and fewer than :data:`MIN_ENTRIES` entries.  The widest block that fits,
+    of the tile's sums (:mod:`.tile`)."""
+    if groups != 1 or n_ent < MIN_ENTRIES:
         return None
     for vecs in range(TILE.wg_vecs, 0, -1):
         width = vecs * LANES

@@ -290,7 +290,7 @@ def weight_grad(
     nb = -(-co // DW_OC)
     ents = _entries(src.padded, kernel, dilation, src.stride, cg, src.length)
     n_ent = ents.size
-    tile = outer.shape(co, groups)
+    tile = outer.shape(co, groups, n_ent)
     if tile is not None:  # the outer-product form (row o of dyw is channel o when ungrouped)
         pos = outer.outputs(src.padded, out_size(src.full, kernel, dilation, src.stride), src.q_len // src.plane)
         dw_outer = outer.weight_grad_outer(src.buf.ravel(), dyw.buf.ravel(), dyw.length, co, ents, pos, tile, parts)
