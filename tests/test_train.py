@@ -174,3 +174,6 @@ def test_atomic_write_keeps_the_old_file_on_failure(tmp_path):
         atomic_write(str(path), half, ".json")
     assert path.read_bytes() == b'{"old": 1}'
     assert os.listdir(tmp_path) == ["history.json"]
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask  # as open() would make it, not mkstemp's 0o600

@@ -14,7 +14,7 @@ import json
 import math
 import os
 import reprlib
-import tempfile
+import secrets
 from collections.abc import Callable
 from typing import IO, Any
 
@@ -61,7 +61,10 @@ def atomic_write(path: str, write: Callable[[IO[bytes]], Any], suffix: str = "")
     never half of either, and no temporary file."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=folder)
+    # os.open with mode 0o666, not mkstemp (0o600): the file gets the permissions the
+    # umask gives any new file, as open() would
+    tmp = os.path.join(folder, f".tmp-{secrets.token_hex(8)}{suffix}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
