@@ -114,7 +114,8 @@ def verdicts(op: str, **kw: Any) -> list[Verdict]:
     ``padding_mode`` None for the identity padding; the weights taken finite).  No data
     is touched: the arrays are never filled.  The problem is the call's as given: a
     zero-padded call whose padding reaches far past its input runs as a trimmed
-    sub-problem (``functional/_trim.py``), whose verdict can differ."""
+    sub-problem (``functional/_trim.py``), whose verdict can differ; an empty call (a 0 in
+    the batch or the channels) computes nothing, whatever row the verdicts name."""
     from .functional import _common, _reduce
     from .functional.reductions import get_reduction
 
