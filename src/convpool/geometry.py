@@ -59,7 +59,7 @@ def check_array(x: Any, name: str = "input") -> np.ndarray:
             x = np.asarray(x)
         except Exception as exc:  # pragma: no cover - numpy's own message is kept
             raise TypeError(f"{name} must be a NumPy array, got {type(x).__name__}") from exc
-    if not np.issubdtype(x.dtype, np.floating):
+    if x.dtype.kind != "f":  # np.issubdtype(x.dtype, np.floating), without its ~1 us
         raise TypeError(f"{name} must be a floating-point array (float32 or float64), got dtype {x.dtype}")
     return x
 

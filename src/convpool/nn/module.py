@@ -82,6 +82,10 @@ class _PerThread:
         setattr(obj._local, self.name, value)
 
 
+# the per-thread attributes Module declares (below): what every forward pass sets
+_SAVED = frozenset({"_ctx", "_x", "_saved", "_shape", "_mask", "_grad"})
+
+
 class Module:
     """Base class of all layers (and of whole models)."""
 
@@ -117,7 +121,12 @@ class Module:
 
     # -- registration ----------------------------------------------------------------
     def __setattr__(self, name: str, value: Any) -> None:
-        if "_parameters" not in self.__dict__:
+        d = self.__dict__
+        if name in _SAVED and "_local" in d and not isinstance(value, (Parameter, Module)):
+            if name not in d["_parameters"] and name not in d["_modules"] and name not in d["_buffers"]:
+                object.__setattr__(self, name, value)  # what a forward saves (per thread): the common case
+                return
+        if "_parameters" not in d:
             raise AttributeError(f"call Module.__init__() in {type(self).__name__}.__init__ first")
         for table in (self._parameters, self._modules, self._buffers):
             table.pop(name, None)

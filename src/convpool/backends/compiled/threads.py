@@ -138,8 +138,11 @@ def parallel_for(kernel: Callable[..., Any], n_jobs: int, *args: Any, work: int 
     every call inside :class:`on_calling_thread`."""
     if n_jobs <= 0:
         return
+    if (work is not None and work < TUNING.thread_min_work) or getattr(_here, "depth", 0) > 0:
+        kernel(0, n_jobs, *args)  # decided before asking numba for its thread count (1-3 us)
+        return
     threads = min(num_threads(), n_jobs)
-    if threads <= 1 or (work is not None and work < TUNING.thread_min_work) or getattr(_here, "depth", 0) > 0:
+    if threads <= 1:
         kernel(0, n_jobs, *args)
         return
     chunks = min(n_jobs, CHUNKS_PER_THREAD * threads)

@@ -4,6 +4,7 @@ results go) for the direct convolution; the copies themselves are in :mod:`.rela
 from __future__ import annotations
 
 import functools
+from typing import Any
 
 import numpy as np
 
@@ -108,37 +109,67 @@ class Wide:
         margin: int = 0,
         scratch: bool = False,
     ) -> None:
-        n, c = a.shape[:2]
-        nd = a.ndim - 2
-        self.stride = stride or (1,) * nd
-        self.phases = geometry.prod(self.stride)
+        if mode != "constant" and any(lo or hi for lo, hi in pads):
+            a, pads = pad(a, pads, mode), tuple((0, 0) for _ in pads)
+        self.stride = stride or (1,) * (a.ndim - 2)
+        key_pads = tuple((int(lo), int(hi)) for lo, hi in pads)
+        plan = _layout_plan(a.shape, key_pads, int(reach), tuple(self.stride), rows if row_of is not None else None)
+        self.phases, self.full, self.padded, self.plane, self.q_len, self.length = plan[:6]
         assert row_of is None or self.phases == 1
-        self.full = tuple(s + lo + hi for s, (lo, hi) in zip(a.shape[2:], pads, strict=True))
-        self.padded = phase_plane(self.full, self.stride)  # the plane the kernels see
-        self.plane = geometry.prod(self.padded)
-        self.q_len = n * self.plane
-        # blocks of BLOCK_Q read up to BLOCK_Q - 1 past q_len, plus the largest tap offset;
-        # a multiple of 16 floats, so that every row stays 64-byte aligned
-        self.length = -(-(-(-self.q_len // BLOCK_Q) * BLOCK_Q + reach + BLOCK_Q) // 16) * 16
-        size = (rows if row_of is not None else c * self.phases) * self.length
+        size = plan[6] * self.length
         self.margin = -(-margin // 16) * 16  # zeros before row 0, for reads shifted back
         total = self.margin + size
         flat = _kernels.workspace((total,), np.float32) if scratch else _kernels.aligned_empty(total, np.float32)
-        flat[: self.margin] = 0
+        if self.margin:
+            flat[: self.margin] = 0
         self.base = flat  # what the kernels index: entries are offset by the margin
         self.buf = flat[self.margin :].reshape(-1, self.length)
         self.buf[:, self.q_len :] = 0
+        shape, lo, q3, s3, rows_of_channels = plan[7:]
         if row_of is None:
-            row_of = np.arange(c, dtype=np.int64) * self.phases
+            row_of = rows_of_channels
         else:
             self.buf[np.setdiff1d(np.arange(rows), row_of)] = 0
-        if mode != "constant" and any(lo or hi for lo, hi in pads):
-            a, pads = pad(a, pads, mode), tuple((0, 0) for _ in pads)
-        shape = np.array((n, c) + (1,) * (3 - nd) + a.shape[2:], dtype=np.int64)
-        lo = _as3(tuple(p for p, _ in pads), 0)
         values = np.ascontiguousarray(a, dtype=np.float32).ravel()
-        q3, s3 = _as3(self.padded, 1), _as3(self.stride, 1)
-        to_wide(values, shape, lo, q3, s3, row_of, self.length, self.buf.ravel())
+        to_wide(values, shape, lo, q3, s3, row_of, self.length, self.buf.ravel(), strided=self.phases > 1)
+
+
+@functools.lru_cache(maxsize=128)
+def _layout_plan(
+    shape: tuple[int, ...], pads: geometry.Pairs, reach: int, stride: tuple[int, ...], rows: int | None
+) -> tuple[Any, ...]:
+    """What a :class:`Wide` layout of an input of ``shape`` (padded already for a border
+    mode) works out from the geometry alone, once per geometry: phases, full and phase
+    plane, positions, row length, row count, and the kernels' small arrays (never
+    written: the kernels only read them; writable, as the kernels' signatures expect)."""
+    n, c = shape[:2]
+    nd = len(shape) - 2
+    phases = geometry.prod(stride)
+    full = tuple(s + lo + hi for s, (lo, hi) in zip(shape[2:], pads, strict=True))
+    padded = phase_plane(full, stride)  # the plane the kernels see
+    plane = geometry.prod(padded)
+    q_len = n * plane
+    # blocks of BLOCK_Q read up to BLOCK_Q - 1 past q_len, plus the largest tap offset;
+    # a multiple of 16 floats, so that every row stays 64-byte aligned
+    length = -(-(-(-q_len // BLOCK_Q) * BLOCK_Q + reach + BLOCK_Q) // 16) * 16
+    n_rows = rows if rows is not None else c * phases
+    shape5 = np.array((n, c) + (1,) * (3 - nd) + shape[2:], dtype=np.int64)
+    lo = _as3(tuple(p for p, _ in pads), 0)
+    rows_of_channels = np.arange(c, dtype=np.int64) * phases
+    return (
+        phases,
+        full,
+        padded,
+        plane,
+        q_len,
+        length,
+        n_rows,
+        shape5,
+        lo,
+        _as3(padded, 1),
+        _as3(stride, 1),
+        rows_of_channels,
+    )
 
 
 @functools.lru_cache(maxsize=64)

@@ -131,6 +131,8 @@ def to_wide(
     rows: np.ndarray,
     length: int,
     buf: np.ndarray,
+    *,
+    strided: bool | None = None,
 ) -> None:
     """buf[rows[c] + ph, n*P : (n+1)*P] = phase ``ph`` of channel c of image n, zero-padded
     (``lo`` zeros before each dimension): the padded plane's elements at coordinates
@@ -138,13 +140,16 @@ def to_wide(
     1 there is one phase, the padded plane itself.  a: flat (N, C, D, H, W) of ``shape``;
     buf: flat (R rows of ``length``).  Rows are copied as 16-lane vectors (stride 2: every
     other element, shuffled), the last one masked.  Strided layouts have a kernel of
-    their own, compiled only when a strided convolution runs."""
-    jobs = int(shape[0] * shape[1])
-    work = jobs * int(q[0] * q[1] * q[2])
-    if (st == 1).all():
+    their own, compiled only when a strided convolution runs.  ``strided``: whether ``st``
+    holds a stride above 1, if the caller knows (None: found from ``st``)."""
+    jobs = int(shape[0]) * int(shape[1])
+    work = jobs * int(q[0]) * int(q[1]) * int(q[2])
+    if strided is None:
+        strided = bool((st != 1).any())
+    if not strided:
         parallel_for(_to_wide, jobs, a, shape, lo, q, rows, length, buf, work=work)
     else:
-        phases = int(st[0] * st[1] * st[2])
+        phases = int(st[0]) * int(st[1]) * int(st[2])
         parallel_for(_to_wide_phases, jobs * phases, a, shape, lo, q, st, rows, length, buf, work=work * phases)
 
 
