@@ -131,8 +131,9 @@ def test_route_rounds_as_pytorch(kernel, shape, k, s, p, d, ceil, dtype):  # typ
 
 
 def test_gather_runs_where_it_applies() -> None:
-    """The default thresholds: long rows of small windows gather, short rows and border
-    modes scatter (the choice, not the result: both are tested above)."""
+    """The default thresholds: long rows of small windows gather; short rows, border
+    modes and windows of 9+ elements scatter (the choice, not the result: both are
+    tested above)."""
     from convpool.backends.compiled import pool_route
 
     def tables(n: int, k: int, s: int, lo: int, mode: str | None) -> np.ndarray:
@@ -140,8 +141,8 @@ def test_gather_runs_where_it_applies() -> None:
 
     one = np.zeros((1, 1), dtype=np.int64)
     assert pool_route.gathers(one, one, tables(256, 3, 2, 1, None), (2, 1, 1), 256)
-    assert pool_route.gathers(one, tables(56, 3, 2, 1, None), tables(56, 3, 2, 1, "constant"), (2, 1, 1), 56)
+    assert pool_route.gathers(one, tables(56, 2, 1, 0, None), tables(56, 2, 1, 0, "constant"), (1, 1, 0), 56)
+    assert not pool_route.gathers(one, tables(56, 3, 2, 1, None), tables(56, 3, 2, 1, None), (2, 1, 1), 56)  # 9
     assert not pool_route.gathers(one, one, tables(20, 3, 2, 1, None), (2, 1, 1), 20)  # 10 outputs a row
     assert not pool_route.gathers(one, one, tables(256, 3, 2, 1, "replicate"), (2, 1, 1), 256)
     assert not pool_route.gathers(one, tables(56, 3, 1, 1, "reflect"), tables(56, 3, 1, 1, None), (1, 1, 1), 56)
-    assert not pool_route.gathers(one, one, tables(256, 40, 1, 0, None), (1, 1, 0), 256)  # 40 passes

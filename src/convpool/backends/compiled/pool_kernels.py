@@ -1,5 +1,6 @@
 """Compiled pooling kernels over index tables (numba): max/min and the winner's
-position, its gradient routing, the median.  Import only when numba is available
+position, the median; the max/min gradient routing lives in :mod:`.pool_route`
+(``route``, re-exported here).  Import only when numba is available
 (:mod:`convpool.backends.compiled.kernels` re-exports these names).
 
 Every kernel sees 3 spatial dimensions and (P, D, H, W) planes; windows are read

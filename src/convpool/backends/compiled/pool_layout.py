@@ -1,5 +1,6 @@
-"""What the compiled pool implementations share: the index tables, the 3-d view the
-kernels see, the tiled-window tests and the winners' positions."""
+"""What the compiled pool implementations share: the index tables and their interior
+columns, the 3-d view the kernels see, the tiled-window tests and the winners'
+positions."""
 
 from __future__ import annotations
 

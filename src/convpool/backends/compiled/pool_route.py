@@ -6,22 +6,25 @@ Sums round as PyTorch's: its backward zeroes the input gradient and adds each
 output's gradient in output order, so an input element that wins several windows
 gets ``0 + dy[first] + dy[second] + ...``; both kernels here add in that order.
 
-* ``_gather`` (small windows, output rows of 16+, no border mode): vectorised along
-  the output row.  For each window position e (last to first, so that an element's
-  additions come in output order), every column's gradient where e won, 0 elsewhere,
-  added at the column's tap: tap ``m`` of column ``c`` reads input column
-  ``s2*(c + sh) + ph`` (``sh, ph = divmod(m*d2 - lo2, s2)``), so with each input row
-  held as its ``s2`` phases (a plane-sized scratch, with room before and after for
-  the taps in the padding, whose gradient is dropped) every pass is one contiguous
-  run.  The phases are then interleaved into the gradient.  It needs the rows of a
-  window to be distinct (else an element's additions from one window row would come
-  before an earlier column's from another): border modes can repeat a row.
-  Measured (Intel Xeon, AVX-512, one thread, CPU time, convpool / PyTorch): max_pool1d
-  k3 s2 p1 on 256x64x256 0.62 (scatter 0.86), max_pool2d 3x3 s2 p1 on 32x64x112x112
-  0.55 (0.56), 3x3 s1 p1 on 64x64x56x56 0.90 (1.17).
+* ``_gather`` (windows of up to 8 elements, output rows of 16+, no border mode):
+  vectorised along the output row.  For each window position e (last to first, so
+  that an element's additions come in output order), every column's gradient where e
+  won, 0 elsewhere, added at the column's tap: tap ``m`` of column ``c`` reads input
+  column ``s2*(c + sh) + ph`` (``sh, ph = divmod(m*d2 - lo2, s2)``), so with each input
+  row held as its ``s2`` phases (a plane-sized scratch, with room before and after
+  for the taps in the padding, whose gradient is dropped) every pass is one
+  contiguous run.  The phases are then interleaved into the gradient.  It needs the
+  rows of a window to be distinct (else an element's additions from one window row
+  would come before an earlier column's from another): border modes can repeat a row.
 * ``_scatter`` (the rest): one addition per output, at its winner's offset: its
   window row's offset plus ``c*s2 + m*d2 - lo2`` on interior columns (every tap
   inside the row), through the last dimension's table on the border columns.
+
+Measured (Intel Xeon, AVX-512, llvm rocketlake; one thread, CPU time, convpool /
+PyTorch, gather vs scatter): max_pool1d on 256x64x256 k3 s2 p1 0.49-0.62 vs
+0.78-0.86, k5 s2 p2 0.74 vs 1.09, k4 s1 p1 0.64 vs 1.00; max_pool2d on 64x64x56x56
+2x2 s1 0.76 vs 0.79; 3x3 s2 p1 on 32x64x112x112 0.58 vs 0.48 and 3x3 s1 p1 on
+64x64x56x56 0.86 vs 0.79 (9 passes over rows of 56: the scatter wins).
 """
 
 from __future__ import annotations
@@ -31,11 +34,11 @@ from numba import njit
 
 from .threads import KERNEL, parallel_for
 
-GATHER_MAX_TAPS = 32  # larger windows: a pass per tap costs more than one scalar addition per output
+GATHER_MAX_TAPS = 8  # larger windows: a pass per window position costs more than the scatter (3x3: measured)
 GATHER_MIN_ROW = 16  # shorter output rows: too short to vectorise
 
 
-@njit(inline="always", **KERNEL)
+@njit(**KERNEL)
 def _border(c, e, rowb, em, t2, dyr, gp):
     """Column c's gradient (its winner at e) through the last dimension's table."""
     col = t2[c, em[e]]
@@ -69,7 +72,7 @@ def _scatter(j0, j1, pos, rowbs, tabs, t2, geo, em, dy, g):
                     _border(c, pr[c], rowb, em, t2, dyr, gp)
 
 
-@njit(inline="always", **KERNEL)
+@njit(**KERNEL)
 def _interleave(src, out, s2, wq, lead):
     """A row's s2 phases (``src[ph*wq + lead + q]`` = column ``q*s2 + ph``) into the row."""
     width = out.shape[0]
