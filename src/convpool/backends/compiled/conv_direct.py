@@ -37,11 +37,11 @@ WIDE_ISAS = frozenset({"avx512", "avx2"})
 # multiply-adds (over the padded planes the kernels compute; settings.TUNING) runs on the
 # calling thread: handing a chunk to a worker costs 25-35 us, and on a busy machine the
 # worker wakes later still.  Measured (Intel Xeon under KVM, 2 shared vCPUs, AVX-512
-# tile, the forward kernel alone, one thread / two): 32->64 3x3 on 14x14, batch 1 (4.7M)
-# 76 / 96-104 us, batch 2 (9.4M) 152 / 174 us; 1->32 on 28x28, batch 1 (0.28M) 13 / 68 us.
-# On two idle cores the split would save at most half the time less the hand-off: under
-# 40 us below 256 * 32768 = 8.4M.  ``tuning(thread_min_work=0)`` still splits every call.
-SERIAL_MACS = 256
+# tile, the forward kernel of 32->64 3x3 on 14x14, one thread / two, median us): batch 1
+# (4.7M) 100 / 113-118, batch 2 (9.4M) 200 / 156-174, batch 4 (18.9M) 404 / 247-279
+# (machine half idle); 1->32 on 28x28, batch 1 (0.28M) 13 / 68 (busy).  Break-even near
+# 6M = 192 * 32768.  ``tuning(thread_min_work=0)`` still splits every call.
+SERIAL_MACS = 192
 
 
 def on_one_thread(macs: int) -> _threads.on_calling_thread | contextlib.nullcontext[None]:
