@@ -18,7 +18,9 @@ output channels, v the most (up to ``wg_vecs``) that wastes at most a fifth of t
 lanes.  Measured on AVX-512 (Intel Xeon "rocketlake", one thread, 64 output channels,
 useful GFLOP/s, interleaved medians): 4 x 6 98-104, 2 x 12 98-103, 3 x 8 (48 channels
 a block: a third wasted) 62-72; positions per pass 64 / 96 / 128 / 256: 95-101 / 97-103
-/ 98-104 / 84-88 (:data:`.outer.CHUNK`).
+/ 98-104 / 84-88 (:data:`.outer.CHUNK`).  On AVX2 (numba for Haswell, same CPU, 64
+channels): 2 x 6 55-60, 1 x 12 52-58, 3 x 4 50-54, 4 x 3 36-38; against the wide
+kernel's 4 x 3 taps, 2 x 6 is 9-27% faster from 160 entries up (62-73 vs 54-62).
 
 "avx512" needs AVX-512F, "avx2" AVX2 and FMA; "generic" is anything else (x86 without
 AVX2, ARM, ...): vectors of 4, which LLVM lowers to SSE or NEON registers.  The depthwise
