@@ -17,7 +17,7 @@ from convpool.backends import switch, tables
 from convpool.backends.compiled import runtime
 from convpool.backends.compiled import threads as _threads
 from convpool.functional import _common
-from convpool.functional.conv import conv_forward
+from convpool.functional.conv import ConvCtx, conv_forward
 from convpool.functional.pool import reduce_window_forward
 from convpool.geometry import make_geometry
 from convpool.settings import TUNING
@@ -43,7 +43,7 @@ def test_equal_keys_of_other_types_are_checked_afresh() -> None:
     with pytest.raises(TypeError, match="stride must be an int"):
         _common.make_geometry((8,), 1, (3,), True, 0, 1)
     with pytest.raises(TypeError, match="ceil_mode must be a bool"):
-        _common.make_geometry((8,), 1, (3,), 1, 0, 1, 1, pool=True)
+        _common.make_geometry((8,), 1, (3,), 1, 0, 1, 1, pool=True)  # type: ignore[arg-type]
     assert _common.make_geometry((8,), 1, (3,), np.int64(2), 0, 1) == make_geometry((8,), 1, (3,), 2, 0, 1)
 
 
@@ -90,7 +90,9 @@ def test_the_index_table_cache_is_bounded() -> None:
 def _conv_name() -> str:
     x = np.ones((1, 4, 9, 9), dtype=np.float32)
     w = np.ones((8, 4, 3, 3), dtype=np.float32)
-    return conv_forward(x, w, None, 1, 1)[1].name
+    ctx = conv_forward(x, w, None, 1, 1)[1]
+    assert isinstance(ctx, ConvCtx)
+    return ctx.name
 
 
 def _pool_name() -> str:
