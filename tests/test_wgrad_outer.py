@@ -153,7 +153,7 @@ def test_both_kernels_agree_and_the_outer_one_runs(monkeypatch, xs, ws, stride, 
     run = outer.weight_grad_outer
 
     def spy(*args, **kw):  # type: ignore[no-untyped-def]
-        calls.append(args[-2])
+        calls.append(args[6])  # the tile
         return run(*args, **kw)
 
     monkeypatch.setattr(outer, "weight_grad_outer", spy)
@@ -165,6 +165,35 @@ def test_both_kernels_agree_and_the_outer_one_runs(monkeypatch, xs, ws, stride, 
     np.testing.assert_array_equal(dx_outer, dx_wide)
     scale = float(np.abs(dw_wide).max())
     np.testing.assert_allclose(dw_outer, dw_wide, rtol=1e-5, atol=1e-5 * scale)
+
+
+@pytest.mark.parametrize(
+    ("xs", "ws", "stride", "pad"),
+    [
+        ((2, 8, 14, 13), (32, 8, 4, 4), 2, 1),  # strided: no shared layout, dy read in place
+        ((3, 26, 300), (16, 26, 5), 1, 0),  # 'valid': no shared layout
+        ((2, 16, 9, 10), (64, 16, 3, 3), 1, 1),  # 'same': the shared layout, dy copied
+    ],
+)
+def test_dy_read_in_place_equals_the_laid_out_copy(monkeypatch, xs, ws, stride, pad):  # type: ignore[no-untyped-def]
+    """The outer-product kernel reading dy where it lies gives the same weight gradient
+    as from the wide layout's copy of dy, bit for bit (the same sums in the same order)."""
+    from convpool.backends.compiled import direct
+
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal(xs).astype(np.float32)
+    w = rng.standard_normal(ws).astype(np.float32)
+    y, ctx = F.conv_forward(x, w, None, stride, pad, 1, 1, nd=len(xs) - 2)
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    used = []
+    real = direct.weight_grad_in_place
+    monkeypatch.setattr(direct, "weight_grad_in_place", lambda *a: used.append(1) or real(*a))
+    dx_in_place, dw_in_place, _ = F.conv_backward(dy, ctx)
+    assert len(used) == (0 if pad == 1 and stride == 1 else 1)
+    monkeypatch.setattr(direct, "weight_grad_in_place", lambda *a: None)
+    dx_copy, dw_copy, _ = F.conv_backward(dy, ctx)
+    np.testing.assert_array_equal(dw_in_place, dw_copy)
+    np.testing.assert_array_equal(dx_in_place, dx_copy)
 
 
 def test_kernels_close_over_numbers_only() -> None:

@@ -182,8 +182,13 @@ def _wide_backward(dy: np.ndarray, ctx: ConvCtx, input_grad: bool) -> tuple[np.n
     # plane of the weight gradient's layout, so one copy of dy serves both
     shared = input_grad and exact and all(s == 1 for s in g.stride) and dpadded == src.padded
     shift = _direct.flat_offset(src.padded, tuple(lo for lo, _ in dpads)) if shared else 0
-    dyw = _direct.grad_layout(dy, src, groups, margin=shift)
-    dw = _direct.weight_grad(src, dyw, groups, co, g.kernel, g.dilation, _kernels.num_threads())
+    parts = _kernels.num_threads()
+    # unless its layout is shared with the input gradient, the outer-product kernel
+    # reads dy where it lies (no copy); the wide kernel needs dy laid out
+    dw = None if shared else _direct.weight_grad_in_place(src, dy, groups, g.kernel, g.dilation, parts)
+    if dw is None:
+        dyw = _direct.grad_layout(dy, src, groups, margin=shift)
+        dw = _direct.weight_grad(src, dyw, groups, co, g.kernel, g.dilation, parts)
     dw = finite_or_exact(dw, dy, ctx).astype(ctx.w_dtype, copy=False)
     if not input_grad:
         return None, dw

@@ -57,6 +57,7 @@ from .wide import (
     input_grad_strided,
     pointwise,
     weight_grad,
+    weight_grad_in_place,
     weight_grad_wide,
 )
 
@@ -91,5 +92,6 @@ __all__ = [
     "tile_info",
     "to_wide",
     "weight_grad",
+    "weight_grad_in_place",
     "weight_grad_wide",
 ]

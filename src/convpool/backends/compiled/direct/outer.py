@@ -193,7 +193,7 @@ def _kernel(vecs: int, ents: int, lanes: int) -> Any:
     chunk = CHUNK
 
     @njit(**KERNEL, fastmath=True)
-    def outer(j0, j1, src, dyw, ld, co, ent, pos, parts, scratch, acc):
+    def outer(j0, j1, src, dyw, ld, co, ent, pos, dpos, parts, scratch, acc):
         """Parts ``j0 .. j1`` of :func:`weight_grad_outer`."""
         neb = ent.shape[0] // ents
         nob = (co + width - 1) // width
@@ -209,9 +209,9 @@ def _kernel(vecs: int, ents: int, lanes: int) -> Any:
                     o1 = (ob + 1) % nob * width
                     for o in range(o1, min(co, o1 + width)):
                         for i in range(0, m1, 8):
-                            prefetch(dyw, o * ld + pos[n0 + i])
+                            prefetch(dyw, o * ld + dpos[n0 + i])
                     for i in range(m):  # the block, transposed: a gather per vector of channels
-                        q = pos[c0 + i]
+                        q = dpos[c0 + i]
                         for v in range(vecs):
                             r = ob * width + v * lanes
                             gather_rows(scratch, sb + i * width + v * lanes, dyw, r * ld + q, ld, co - r, lanes)
@@ -234,6 +234,16 @@ def outputs(padded: tuple[int, ...], out: tuple[int, ...], n: int) -> np.ndarray
     grids = np.meshgrid(*[np.arange(o, dtype=np.int64) for o in out], indexing="ij")
     flat = np.ravel_multi_index(tuple(g.ravel() for g in grids), padded) if out else np.zeros(1, np.int64)
     pos = (np.arange(n, dtype=np.int64)[:, None] * plane + flat[None, :]).ravel()
+    pos.setflags(write=False)
+    return pos
+
+
+@functools.lru_cache(maxsize=64)
+def dense_positions(n: int, co: int, plane: int) -> np.ndarray:
+    """Where :func:`outputs`' positions lie in a dense output gradient (N, co, plane):
+    image ``i``'s output ``j`` of channel 0 at ``i * co * plane + j`` (channel ``o`` is
+    ``o * plane`` further).  Cached, read-only."""
+    pos = (np.arange(n, dtype=np.int64)[:, None] * (co * plane) + np.arange(plane, dtype=np.int64)[None, :]).ravel()
     pos.setflags(write=False)
     return pos
 
@@ -262,14 +272,17 @@ def weight_grad_outer(
     pos: np.ndarray,
     tile: tuple[int, int],
     parts: int,
+    dpos: np.ndarray | None = None,
 ) -> np.ndarray:
-    """dw (co, E) float32: dw[o, e] = sum over i in pos of dyw[o*ld + i] * src[ents[e] + i].
+    """dw (co, E) float32: dw[o, e] = sum over k of dyw[o*ld + dpos[k]] * src[ents[e] + pos[k]].
 
-    src: the flat wide source; dyw: the output gradient's flat rows of ``ld`` (row o =
-    channel o); pos: the positions to sum over, the outputs (:func:`outputs`: the wide
-    positions that are not outputs have dy = 0 and are skipped); ``tile``:
-    :func:`shape`'s.  ``parts`` ranges of positions, one a job (a thread), each summing
-    into its own tile sums, added at the end."""
+    src: the flat wide source; pos: the positions to sum over, the outputs (:func:`outputs`:
+    the wide positions that are not outputs have dy = 0 and are skipped); dyw: the output
+    gradient, channel o's element for position ``pos[k]`` at ``o*ld + dpos[k]`` - the
+    wide layout's rows (:func:`.wide.grad_layout`: dpos = pos, the default) or dy itself
+    where it lies (N, co, *out) (ld = the plane, dpos = :func:`dense_positions`: no copy);
+    ``tile``: :func:`shape`'s.  ``parts`` ranges of positions, one a job (a thread), each
+    summing into its own tile sums, added at the end."""
     vecs, n_e = tile
     width = vecs * LANES
     nob = -(-co // width)
@@ -280,7 +293,9 @@ def weight_grad_outer(
     scratch = np.zeros(parts * CHUNK * width, dtype=np.float32)  # (positions, width) per part
     kernel = _kernel(vecs, n_e, LANES)
     work = pos.size * neb * n_e * nob * width
-    parallel_for(kernel, parts, src, dyw, ld, co, ent, pos, parts, scratch, acc.ravel(), work=work)
+    dpos = pos if dpos is None else dpos
+    assert dpos.shape == pos.shape
+    parallel_for(kernel, parts, src, dyw, ld, co, ent, pos, dpos, parts, scratch, acc.ravel(), work=work)
     summed = acc.sum(axis=0) if parts > 1 else acc[0]
     # (nob, neb, n_e, width) -> (co, E)
     dw = summed.transpose(0, 3, 1, 2).reshape(nob * width, neb * n_e)

@@ -280,6 +280,27 @@ def grad_layout(dy: np.ndarray, src: Wide, groups: int, margin: int = 0) -> Wide
     return dyw
 
 
+def weight_grad_in_place(
+    src: Wide, dy: np.ndarray, groups: int, kernel: tuple[int, ...], dilation: tuple[int, ...], parts: int
+) -> np.ndarray | None:
+    """dw (co, cg, *kernel) float32 of :func:`convolve` by :mod:`.outer`'s kernel reading
+    the output gradient ``dy`` (N, co, *out) where it lies - no :func:`grad_layout` copy -
+    or None where that kernel does not take the problem (then lay dy out and call
+    :func:`weight_grad`)."""
+    n, co = dy.shape[:2]
+    cg = src.buf.shape[0] // (groups * src.phases)
+    ents = _entries(src.padded, kernel, dilation, src.stride, cg, src.length)
+    tile = outer.shape(co, groups, ents.size)
+    if tile is None or dy.dtype != np.float32 or not dy.flags.c_contiguous:
+        return None
+    out = out_size(src.full, kernel, dilation, src.stride)
+    assert dy.shape[2:] == out and n == src.q_len // src.plane
+    plane = geometry.prod(out)
+    pos, dpos = outer.outputs(src.padded, out, n), outer.dense_positions(n, co, plane)
+    dw = outer.weight_grad_outer(src.buf.ravel(), dy.ravel(), plane, co, ents, pos, tile, parts, dpos)
+    return dw.reshape((co, cg) + kernel)
+
+
 def weight_grad(
     src: Wide, dyw: Wide, groups: int, co: int, kernel: tuple[int, ...], dilation: tuple[int, ...], parts: int
 ) -> np.ndarray:
