@@ -54,7 +54,8 @@ test: check
 	# instead of reading or writing memory; a cache of its own (numba's cache key
 	# does not include the bounds-check setting)
 	NUMBA_BOUNDSCHECK=1 NUMBA_CACHE_DIR=$(VENV)/numba-boundscheck $(ONE_THREAD) \
-		$(PY) -m pytest -q -n 2 -p no:cacheprovider $(ORACLE_TESTS) tests/test_direct.py tests/test_maxplus.py tests/test_pool_separable.py
+		$(PY) -m pytest -q -n 2 -p no:cacheprovider $(ORACLE_TESTS) tests/test_direct.py tests/test_maxplus.py tests/test_pool_separable.py \
+		tests/test_pool_route.py tests/test_tiled_sum.py tests/test_wgrad_outer.py
 
 # differential fuzzing against PyTorch, both backends, for FUZZ_SECONDS (default 600)
 fuzz: $(STAMP)

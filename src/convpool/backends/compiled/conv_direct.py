@@ -131,10 +131,11 @@ def _stencil_backward(dy: np.ndarray, ctx: ConvCtx, input_grad: bool) -> tuple[n
 
 def finite_or_exact(dw: np.ndarray, dy: np.ndarray, ctx: ConvCtx) -> np.ndarray:
     """``dw`` from a SIMD kernel, or the weight gradient recomputed on the NumPy path
-    when it is not finite.  The SIMD kernels reduce over every position of the padded
+    when it is not finite.  The wide kernel reduces over every position of the padded
     planes, outputs or not, with zeros in ``dy`` where there is no output; an inf or
     NaN in the input at such a position would make 0 * inf = NaN of a weight that never
-    met it (PyTorch's gradient stays finite there).  Checking the small ``dw`` costs
+    met it (PyTorch's gradient stays finite there).  (The outer-product kernel sums over
+    outputs only; its non-finite dw are real, and the recomputation agrees.)  Checking the small ``dw`` costs
     nothing; the recomputation runs only when the input holds inf or NaN."""
     if np.isfinite(dw).all():
         return dw

@@ -3,7 +3,9 @@
 Modules: :mod:`.tile` (the register tile chosen for the CPU numba compiles for),
 :mod:`.layout` (the wide layout: :class:`Wide`, phases, entries, store plans),
 :mod:`.relayout` (the copies into and out of it), :mod:`.wide` (dense and grouped
-convolution kernels and drivers) and :mod:`.depthwise` (the stride-1 depthwise stencil).
+convolution kernels and drivers), :mod:`.outer` (the weight gradient as outer products,
+for ungrouped convs with enough entries) and :mod:`.depthwise` (the stride-1 depthwise
+stencil).
 
 The idea: pad every input plane and lay the whole batch out channel by channel,
 ``src[c, n * P + i]`` with ``P`` the padded plane size and ``i`` the flat index in
@@ -33,7 +35,8 @@ The backward pass reuses the two kernels: the input gradient is the convolution 
 the output gradient (padded by ``dilation * (k - 1)``) with the flipped, transposed
 weights - for a strided conv, phase by phase (:func:`input_grad_strided`) - and the
 weight gradient is the same shifted-run product reduced over positions instead of
-channels (:func:`weight_grad`).
+channels (:func:`weight_grad`; :mod:`.outer` computes it with vectors over output
+channels and reads dy in place where its layout is not shared).
 
 Measured (``convpool bench``, ResNet-block case 32x64x56x56, 64->64, 3x3, forward
 including the layout copy, AVX-512 tile): 334-365 GFLOP/s on 2 cores of an AMD Zen 5,
