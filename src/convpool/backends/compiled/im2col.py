@@ -270,20 +270,21 @@ def depthwise_backward(
 
 
 @njit(**KERNEL, fastmath=True)
-def _plane_sum(j0, j1, x, y):
-    for r in range(j0, j1):
-        row = x[r]  # a row view indexed from 0: no negative-index wraparound to vectorise
+def _plane_sum(j0, j1, x, y, div):
+    rows, out = x[j0:j1], y[j0:j1]  # views indexed from 0: no negative-index wraparound
+    for r in range(rows.shape[0]):  # (and no view per row: short planes have many rows)
         acc = x.dtype.type(0.0)
-        for i in range(row.shape[0]):
-            acc += row[i]
-        y[r] = acc
+        for i in range(rows.shape[1]):
+            acc += rows[r, i]
+        out[r] = acc / div
 
 
-def plane_sum(x: np.ndarray, y: np.ndarray) -> None:
-    """y[r] = sum of row r of x (R, plane); fastmath lets the sum vectorise (a
-    different summation order, as in any vectorised sum).  NumPy's sum over the
-    (N, C, *spatial) axes of a conv's bias gradient took 4x as long."""
-    parallel_for(_plane_sum, x.shape[0], x, y, work=x.size)
+def plane_sum(x: np.ndarray, y: np.ndarray, div: int = 1) -> None:
+    """y[r] = (sum of row r of x (R, plane)) / div (the mean of a global average pool
+    with div = plane: no second pass); fastmath lets the sum vectorise (a different
+    summation order, as in any vectorised sum).  NumPy's sum over the (N, C, *spatial)
+    axes of a conv's bias gradient took 4x as long."""
+    parallel_for(_plane_sum, x.shape[0], x, y, x.dtype.type(div), work=x.size)
 
 
 @njit(**KERNEL)
