@@ -116,7 +116,7 @@ def run(
 
     The examples are tiny float64 arrays (exact numbers to print), so they run on the
     NumPy backend: compiling float64 kernels for them would take longer than computing
-    them (both backends give the same numbers; the tests check that).  The switch is
+    them (both backends pass the same PyTorch oracles).  The switch is
     process-wide while they run: the lab runs one section at a time."""
     with backend("numpy"):
         facts = _examples(kernel, pool, padding, stride)
