@@ -203,19 +203,6 @@ def conv_transpose_forward(
     return (y[0] if unbatched else y), ctx
 
 
-def _problem(
-    xb: np.ndarray,
-    weight: np.ndarray,
-    bias: np.ndarray | None,
-    y_shape: tuple[int, ...],
-    stride: tuple[int, ...],
-    padding: tuple[int, ...],
-    dilation: tuple[int, ...],
-    groups: int,
-) -> ConvTransposeProblem:
-    return ConvTransposeProblem(xb, weight, bias, y_shape, stride, padding, dilation, groups)
-
-
 def forward_path(
     x_shape: tuple[int, ...], weight_shape: tuple[int, ...], stride: tuple[int, ...], dilation: tuple[int, ...]
 ) -> str:
@@ -227,7 +214,9 @@ def forward_path(
     nd = len(stride)
     x, w = np.empty(x_shape, np.float32), np.empty(weight_shape, np.float32)  # shapes only: never filled
     y_shape = (x_shape[0], weight_shape[1]) + (1,) * nd
-    return CONV_TRANSPOSE.name_of(CONV_TRANSPOSE.choose(_problem(x, w, None, y_shape, stride, (0,) * nd, dilation, 1)))
+    return CONV_TRANSPOSE.name_of(
+        CONV_TRANSPOSE.choose(ConvTransposeProblem(x, w, None, y_shape, stride, (0,) * nd, dilation, 1))
+    )
 
 
 def _forward(
@@ -243,7 +232,7 @@ def _forward(
     """The output, bias included, by the conv_transpose table's choice."""
     y: np.ndarray | None = None
     if xb.size and weight.size:
-        problem = _problem(xb, weight, bias, y_shape, stride, padding, dilation, groups)
+        problem = ConvTransposeProblem(xb, weight, bias, y_shape, stride, padding, dilation, groups)
         y = CONV_TRANSPOSE.choose(problem).forward(problem)
         if y is not None:
             return y

@@ -52,6 +52,21 @@ class BatchNormCtx:
     batch_mean: np.ndarray | None
     batch_var: np.ndarray | None
 
+    def blend(self, running_mean: Any, running_var: Any, momentum: float) -> tuple[Any, Any]:
+        """The running statistics after this training batch, as PyTorch updates them:
+        ``(1 - momentum) * running + momentum * batch``, the batch's variance unbiased
+        (times count / (count - 1)); new arrays in the running statistics' dtype (None
+        for a None)."""
+        assert self.batch_mean is not None and self.batch_var is not None
+        count = self.x.shape[0] * self.x.shape[2]
+
+        def blend(running: Any, batch: np.ndarray) -> Any:
+            if running is None:
+                return None
+            return ((1 - momentum) * running + momentum * batch).astype(np.asarray(running).dtype)
+
+        return blend(running_mean, self.batch_mean), blend(running_var, self.batch_var * count / (count - 1))
+
 
 def _channels(x: np.ndarray, v: Any, name: str, required: bool) -> np.ndarray | None:
     """A per-channel vector ``v`` checked against the input's channels."""
@@ -199,11 +214,10 @@ def batch_norm(
 
 
 def update_running(ctx: BatchNormCtx, running_mean: Any, running_var: Any, momentum: float) -> None:
-    """Blend a training batch's statistics into the running ones, in place (the
-    variance unbiased: times count / (count - 1)); either may be None."""
-    assert ctx.batch_mean is not None and ctx.batch_var is not None
-    count = ctx.x.shape[0] * ctx.x.shape[2]
+    """Blend a training batch's statistics into the running ones, in place (see
+    :meth:`BatchNormCtx.blend`); either may be None."""
+    mean, var = ctx.blend(running_mean, running_var, momentum)
     if running_mean is not None:
-        running_mean[...] = (1 - momentum) * running_mean + momentum * ctx.batch_mean
+        running_mean[...] = mean
     if running_var is not None:
-        running_var[...] = (1 - momentum) * running_var + momentum * ctx.batch_var * count / (count - 1)
+        running_var[...] = var

@@ -13,12 +13,12 @@ Only the ``safetensors`` package's NumPy API is used; it is imported when called
 from __future__ import annotations
 
 import os
-import tempfile
 from typing import Any
 
 import numpy as np
 
 from .. import __version__
+from ..checkpoint import atomic_write
 from ..nn.module import Module
 
 
@@ -48,16 +48,8 @@ def save_safetensors(model: Module, path: str, metadata: dict[str, str] | None =
         raise TypeError(f"metadata must map str to str, got {metadata!r}")
     tensors = {k: np.array(v, order="C") for k, v in model.state_dict().items()}  # 0-d stays 0-d
     header = {"format": "pt", "producer": f"convpool {__version__}", **(metadata or {})}
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".weights-", suffix=".safetensors", dir=folder)
-    os.close(fd)
-    try:
-        st.save_file(tensors, tmp, metadata=header)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    data = st.save(tensors, metadata=header)
+    atomic_write(path, lambda f: f.write(data), ".safetensors")
 
 
 def read_safetensors(path: str) -> dict[str, np.ndarray]:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from typing import Any
 
 import numpy as np
+
+from ..checkpoint import atomic_write
 
 
 def to_jsonable(obj: Any) -> Any:
@@ -26,17 +27,9 @@ def to_jsonable(obj: Any) -> Any:
 
 
 def write_json(path: str, data: Any) -> str:
-    """Write ``data`` as JSON atomically (temp file, then rename)."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=folder)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(to_jsonable(data), f, indent=1)
-        os.replace(tmp, path)
-    except BaseException:  # no half-written temp file left behind
-        os.unlink(tmp)
-        raise
+    """Write ``data`` as JSON atomically (:func:`convpool.checkpoint.atomic_write`)."""
+    text = json.dumps(to_jsonable(data), indent=1).encode()
+    atomic_write(path, lambda f: f.write(text), ".json")
     return path
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from ..checkpoint import atomic_write
 from . import _report_context as C
 from ._common import write_json
 
@@ -180,10 +181,8 @@ def build_html(
     )
     page = environment().get_template("report.html").render(**context(out, ex, fi, ab, inv, timings, command, files))
     path = os.path.join(out, "index.html")
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(page)
-    os.replace(tmp, path)
+    text = page.encode("utf-8")
+    atomic_write(path, lambda f: f.write(text), ".html")
     return path
 
 

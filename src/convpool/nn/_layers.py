@@ -105,13 +105,9 @@ class _BatchNorm(Module):
         if self.training:
             self._set_buffer("num_batches_tracked", self.num_batches_tracked + 1)
             m = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
-            batch_mean, batch_var = ctx.batch_mean, ctx.batch_var
-            assert batch_mean is not None and batch_var is not None
-            mean = (1 - m) * self.running_mean + m * batch_mean
-            count = x.size // self.num_features
-            var = (1 - m) * self.running_var + m * batch_var * count / (count - 1)
-            self._set_buffer("running_mean", mean.astype(self.running_mean.dtype))
-            self._set_buffer("running_var", var.astype(self.running_var.dtype))
+            mean, var = ctx.blend(self.running_mean, self.running_var, m)
+            self._set_buffer("running_mean", mean)
+            self._set_buffer("running_var", var)
         self._ctx = ctx
         return y
 

@@ -289,10 +289,10 @@ def weight_grad_in_place(
     :func:`weight_grad`)."""
     n, co = dy.shape[:2]
     cg = src.buf.shape[0] // (groups * src.phases)
-    ents = _entries(src.padded, kernel, dilation, src.stride, cg, src.length)
-    tile = outer.shape(co, groups, ents.size)
+    tile = outer.shape(co, groups, cg * geometry.prod(kernel))  # one entry per (channel, tap)
     if tile is None or dy.dtype != np.float32 or not dy.flags.c_contiguous:
-        return None
+        return None  # decided before any table is built: the caller's fallback builds its own
+    ents = _entries(src.padded, kernel, dilation, src.stride, cg, src.length)
     out = out_size(src.full, kernel, dilation, src.stride)
     assert dy.shape[2:] == out and n == src.q_len // src.plane
     plane = geometry.prod(out)
