@@ -135,6 +135,16 @@ def _depth_to_space(
     output lands: past the last one when output_padding reaches there)."""
     nd = len(stride)
     counts = yc.shape[2 + nd :]
+    if _kernels.enabled() and _kernels.DIRECT and yc.dtype == np.float32:
+        # one pass: each output row gathers its phases' rows (and the bias)
+        y = np.empty(y_shape, dtype=yc.dtype)
+        lead = (1,) * (3 - nd)
+        p = y_shape[0] * y_shape[1]
+        _kernels.from_phases(
+            np.ascontiguousarray(yc).ravel(), lead + counts, as3(stride), as3(lo, 0),
+            y.reshape((p,) + lead + y_shape[2:]), phase_major=False, bias=bias,
+        )  # fmt: skip
+        return y
     if _kernels.enabled() and yc.dtype in (np.float32, np.float64):
         # col2im adds the windows into y: start from the bias (no pass of its own)
         y = np.empty(y_shape, dtype=yc.dtype) if bias is not None else np.zeros(y_shape, dtype=yc.dtype)

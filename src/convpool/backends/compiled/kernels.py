@@ -68,6 +68,7 @@ try:  # the direct SIMD convolution needs numba's LLVM intrinsics (llvmlite)
     if not AVAILABLE or os.environ.get("CONVPOOL_NO_DIRECT"):
         raise ImportError
     from . import direct as _direct  # noqa: F401
+    from .direct import from_phases  # noqa: F401
 
     DIRECT = True
 except ImportError:

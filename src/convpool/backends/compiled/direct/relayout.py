@@ -154,33 +154,70 @@ def to_wide(
 
 
 @njit(**KERNEL)
-def _from_phases(j0, j1, ys, st, lo, first, at, count, dx):
-    """Planes ``j0 .. j1`` of :func:`from_phases`."""
+def _from_phases(j0, j1, ys, sph, sp, q, st, lo, first, at, count, bias, nb, dx):
+    """Planes ``j0 .. j1`` of :func:`from_phases` (dx flat, planes of D x H x W)."""
     s0, s1, s2 = st[0], st[1], st[2]
+    q1, q2 = q[1], q[2]
+    n0, n1, n2 = dx.shape[1], dx.shape[2], dx.shape[3]
+    flat = dx.reshape(-1)
     for p in range(j0, j1):
-        for u in range(dx.shape[1]):
+        b = bias[p % nb]
+        for u in range(n0):
             uu = u + lo[0]
             ph0, m0 = uu % s0 * s1, uu // s0
-            for v in range(dx.shape[2]):
+            for v in range(n1):
                 vv = v + lo[1]
                 ph = (ph0 + vv % s1) * s2
-                m1 = vv // s1
+                row = p * sp + (m0 * q1 + vv // s1) * q2
+                out = flat[((p * n0 + u) * n1 + v) * n2 :]  # views from 0: no wraparound selects
+                if s2 == 2 and count[0] == count[1]:  # pairs (phase 0, phase 1): an interleaving store
+                    a = ys[ph * sph + row + at[0] :]
+                    c = ys[(ph + 1) * sph + row + at[1] :]
+                    if first[0] == 0:
+                        for k in range(count[0]):
+                            out[2 * k] = a[k] + b
+                            out[2 * k + 1] = c[k] + b
+                    else:
+                        for k in range(count[0]):
+                            out[2 * k] = c[k] + b
+                            out[2 * k + 1] = a[k] + b
+                    continue
                 for r2 in range(s2):
-                    src = ys[ph + r2, p, m0, m1]
-                    w0, m = first[r2], at[r2]
+                    src = ys[(ph + r2) * sph + row + at[r2] :]
+                    dst = out[first[r2] :]
                     for k in range(count[r2]):
-                        dx[p, u, v, w0 + k * s2] = src[m + k]
+                        dst[k * s2] = src[k] + b
 
 
-def from_phases(ys: np.ndarray, st: np.ndarray, lo: np.ndarray, dx: np.ndarray) -> None:
-    """The inverse of the phase split: dx[p, u, v, w] = phase (U%s0, V%s1, W%s2) of
-    ys at (U//s0, V//s1, W//s2), where (U, V, W) = (u, v, w) + lo.  ys: (S, P, q0, q1, q2),
-    dx: (P, D, H, W).  Row by row and phase by phase, divisions hoisted out of the rows:
-    per last-dim phase r2, its first column, that column's index in the phase, and its
-    number of columns."""
+def from_phases(
+    ys: np.ndarray,
+    q: tuple[int, ...],
+    st: np.ndarray,
+    lo: np.ndarray,
+    dx: np.ndarray,
+    *,
+    phase_major: bool = True,
+    bias: np.ndarray | None = None,
+) -> None:
+    """The inverse of the phase split (depth-to-space): dx[p, u, v, w] = phase (U%s0,
+    U%s1, W%s2) of plane p of ys at (U//s0, V//s1, W//s2), plus ``bias[p % len(bias)]``
+    when given, where (U, V, W) = (u, v, w) + lo.  ys: flat float32, its planes of ``q``
+    (3 dims) ordered (S, P) when ``phase_major`` (the phase split's own order), else
+    (P, S) (a convolution whose output channel ``c*S + R`` is phase R of channel c); dx:
+    (P, D, H, W) float32, every element covered by a phase.  Row by row and phase by
+    phase, divisions hoisted out of the rows: per last-dim phase r2, its first column,
+    that column's index in the phase, and its number of columns."""
+    n_ph, plane = int(np.prod(st)), q[0] * q[1] * q[2]
+    n_p = dx.shape[0]
+    assert ys.size == n_ph * n_p * plane and ys.dtype == dx.dtype == np.float32
+    assert all((n - 1 + a) // s < qq for n, a, s, qq in zip(dx.shape[1:], lo, st, q, strict=True)), "not covered"
+    sph, sp = (n_p * plane, plane) if phase_major else (plane, n_ph * plane)
     s2, n2 = int(st[2]), dx.shape[3]
     r2 = np.arange(s2, dtype=np.int64)
     first = (r2 - lo[2]) % s2
     at = (first + lo[2]) // s2
     count = (n2 - first + s2 - 1) // s2
-    parallel_for(_from_phases, dx.shape[0], ys, st, lo, first, at, count, dx, work=dx.size)
+    b = np.zeros(1, np.float32) if bias is None else np.ascontiguousarray(bias, dtype=np.float32)
+    q3 = np.asarray(q, dtype=np.int64)
+    args = (ys, sph, sp, q3, st, lo, first, at, count, b, b.size, dx)
+    parallel_for(_from_phases, n_p, *args, work=dx.size)

@@ -261,7 +261,7 @@ def input_grad_strided(
     p = shape[0] * shape[1]
     s3, lo3 = _as3(stride, 1), _as3(lo, 0)
     lead = (1,) * (3 - len(q))
-    from_phases(ys.reshape((ys.shape[0], p) + lead + q), s3, lo3, dx.reshape((p,) + lead + shape[2:]))
+    from_phases(ys.ravel(), lead + q, s3, lo3, dx.reshape((p,) + lead + shape[2:]))
     return dx
 
 
