@@ -14,6 +14,7 @@ from ..simd import grad_tile, row_tile, vectors
 from ..threads import KERNEL, parallel_for
 from . import outer
 from .layout import Wide, _as3, _entries, _plane_strides, _ro, _store_plan, _tap_phases, out_size, phase_plane
+from .pack import pack_weights
 from .relayout import from_phases
 from .tile import BLOCK_OC, BLOCK_Q, DW_CHUNK, DW_OC, DW_TAPS, LANES, TILE
 
@@ -166,15 +167,6 @@ def weight_grad_wide(
     parallel_for(_weight_grad_wide, parts, *args, work=work)
 
 
-def _pack(w: np.ndarray) -> np.ndarray:
-    """(groups, co, E) weights -> flat (groups, ceil(co/4), E, 4), zero-filled."""
-    groups, co, n_ent = w.shape
-    nb = -(-co // BLOCK_OC)
-    packed = np.zeros((groups, nb * BLOCK_OC, n_ent), dtype=np.float32)
-    packed[:, :co] = w
-    return np.ascontiguousarray(packed.reshape(groups, nb, BLOCK_OC, n_ent).transpose(0, 1, 3, 2)).ravel()
-
-
 def _run(src: Wide, w: np.ndarray, ents: np.ndarray, out: tuple[int, ...], n: int) -> np.ndarray:
     """conv_wide over a Wide batch: w (groups, co, E) for the entries ``ents`` (relative
     to a group's first row; may reach back by up to the layout's margin)."""
@@ -184,7 +176,7 @@ def _run(src: Wide, w: np.ndarray, ents: np.ndarray, out: tuple[int, ...], n: in
     plan, ptr = _store_plan(src.padded, out, n, groups * co * plane)
     gstride = (src.buf.shape[0] // groups) * src.length
     ents = ents + src.margin if src.margin else ents
-    conv_wide(src.base, gstride, _pack(w), ents, groups, co, src.q_len, plan, ptr, plane, y.ravel(), 1, 0, 0)
+    conv_wide(src.base, gstride, pack_weights(w), ents, groups, co, src.q_len, plan, ptr, plane, y.ravel(), 1, 0, 0)
     return y
 
 
@@ -200,7 +192,7 @@ def pointwise(x: np.ndarray, w: np.ndarray) -> np.ndarray:
     groups, co, cg = w.shape
     y = np.empty((n, groups * co, p), dtype=np.float32)
     plan, ptr = _store_plan((p,), (p,), 1, 0)
-    wp = _pack(w)
+    wp = pack_weights(w)
     ents = np.arange(cg, dtype=np.int64) * p
     if n > 1:
         conv_wide(x.ravel(), cg * p, wp, ents, groups, co, p, plan, ptr, p, y.ravel(), n - 1, c * p, groups * co * p)
