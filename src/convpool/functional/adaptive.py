@@ -113,7 +113,10 @@ def adaptive_avg_pool_forward(x: Any, nd: int, output_size: Any) -> tuple[np.nda
         flat = np.ascontiguousarray(xb).reshape(-1, plane)
         if _kernels.worth_parallel(xb):  # one parallel pass
             y = np.empty(xb.shape[:2] + (1,) * nd, dtype=xb.dtype)
-            _kernels.plane_sum(flat, y.ravel(), plane)
+            if _kernels.DIRECT and flat.dtype == np.float32:  # explicit vectors (needs llvmlite's intrinsics)
+                _kernels.row_means(flat, y.ravel(), plane)
+            else:
+                _kernels.plane_sum(flat, y.ravel(), plane)
         else:
             with np.errstate(invalid="ignore"):  # inf - inf is NaN
                 y = (flat @ np.full(plane, 1.0 / plane, dtype=xb.dtype)).reshape(xb.shape[:2] + (1,) * nd)  # gemv

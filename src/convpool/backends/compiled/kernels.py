@@ -69,6 +69,7 @@ try:  # the direct SIMD convolution needs numba's LLVM intrinsics (llvmlite)
         raise ImportError
     from . import direct as _direct  # noqa: F401
     from .direct import from_phases  # noqa: F401
+    from .rowsum import row_means  # noqa: F401
 
     DIRECT = True
 except ImportError:
