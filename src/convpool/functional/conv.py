@@ -72,9 +72,18 @@ def conv_forward(
         y, state = impl.forward(problem)
         ctx = ConvCtx(impl, state, xb.dtype, weight.dtype, unbatched, y.shape)
     if bias is not None:
-        y += bias.astype(xb.dtype, copy=False).reshape((weight.shape[0],) + (1,) * nd)
+        _add_bias(y, bias.astype(xb.dtype, copy=False))
     ctx.has_bias = bias is not None
     return (y[0] if unbatched else y), ctx
+
+
+def _add_bias(y: np.ndarray, bias: np.ndarray) -> None:
+    """y[:, c] += bias[c] in place: one compiled pass over the planes where it pays (NumPy's
+    broadcast add runs an inner loop per plane: 3x slower on a CIFAR conv's output)."""
+    if _kernels.enabled() and y.size >= 1 << 14 and y.flags.c_contiguous and y.dtype in (np.float32, np.float64):
+        _kernels.plane_add(y.reshape(y.shape[0] * y.shape[1], -1), bias)
+    else:
+        y += bias.reshape((-1,) + (1,) * (y.ndim - 2))
 
 
 @dataclass

@@ -301,6 +301,24 @@ def plane_fill(dy: np.ndarray, g: np.ndarray) -> None:
     parallel_for(_plane_fill, g.shape[0], dy, g, work=g.size)
 
 
+@njit(**KERNEL)
+def _plane_add(j0, j1, y, b):
+    rows = y[j0:j1]  # a view from 0: no wraparound selects in the loop
+    nb = b.shape[0]
+    for r in range(rows.shape[0]):
+        v = b[(j0 + r) % nb]
+        row = rows[r]
+        for i in range(row.shape[0]):
+            row[i] += v
+
+
+def plane_add(y: np.ndarray, b: np.ndarray) -> None:
+    """y[r, :] += b[r % len(b)]: a conv's bias over (N*C, plane) planes, in place.  NumPy's
+    broadcast add runs one inner loop per plane: on 256x32x64 outputs it took a third
+    of a small conv1d's forward."""
+    parallel_for(_plane_add, y.shape[0], y, b, work=y.size)
+
+
 # --- elementwise: ReLU ---------------------------------------------------------------
 # NumPy's ufuncs run on one core and write a temporary per step (np.where: a mask,
 # then the result); these are one pass each, split over the threads.

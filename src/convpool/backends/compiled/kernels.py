@@ -33,6 +33,7 @@ if AVAILABLE:  # the kernels, by family; each runs its jobs on the kernel thread
         depthwise_forward,
         im2col,
         im2col_serial,
+        plane_add,
         plane_fill,
         plane_sum,
         relu_backward,
