@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import threading
 from typing import Any
 
@@ -167,6 +168,49 @@ def aligned_empty(size: int, dtype: Any) -> np.ndarray:
     raw = np.empty(size + 64 // itemsize, dtype=dtype)
     start = (-raw.ctypes.data % 64) // itemsize
     return raw[start : start + size]
+
+
+# recycled_empty's buffers, per thread: (size, dtype) -> [(owner, offset)]
+_recycled = threading.local()
+RECYCLE_BYTES = 1 << 20  # the largest buffer kept: beside a larger one's pass, a fresh allocation costs little
+RECYCLE_SLOTS = 4  # buffers kept per (size, dtype)
+RECYCLE_KEYS = 32  # sizes kept; past it the pool starts over
+
+
+def recycled_empty(size: int, dtype: Any) -> np.ndarray:
+    """:func:`aligned_empty`, taking a buffer of the same size and dtype back from this
+    thread's earlier calls once nothing references it any more.
+
+    For the small layouts a batch-1 convolution keeps for its backward pass: a fresh
+    aligned array costs an allocation and ``ndarray.ctypes`` (2-6 us, as long as the
+    layout copy itself), a recycled one a reference count and a slice.  A buffer is free
+    when only the pool refers to its memory: every view of an array (a layout's rows,
+    a reshape, a user's slice) holds a reference to the array that owns the memory, so
+    ``sys.getrefcount`` of the owner counts them all.  Bounded: buffers up to
+    :data:`RECYCLE_BYTES`, :data:`RECYCLE_SLOTS` per size, :data:`RECYCLE_KEYS` sizes;
+    per thread, so no two threads can take the same buffer.  Contents undefined."""
+    dtype = np.dtype(dtype)
+    if size * dtype.itemsize > RECYCLE_BYTES:
+        return aligned_empty(size, dtype)
+    pool: dict[tuple[int, str], list[tuple[np.ndarray, int]]] | None = getattr(_recycled, "pool", None)
+    if pool is None:
+        pool = _recycled.pool = {}
+    key = (size, dtype.str)
+    slots = pool.get(key)
+    if slots is None:
+        if len(pool) >= RECYCLE_KEYS:
+            pool.clear()
+        slots = pool[key] = []
+    for owner, start in slots:
+        # references: the pool's tuple, the loop's name, getrefcount's argument
+        if sys.getrefcount(owner) == 3:
+            return owner[start : start + size]
+    a = aligned_empty(size, dtype)
+    if len(slots) < RECYCLE_SLOTS:
+        raw = a.base
+        assert isinstance(raw, np.ndarray) and raw.base is None
+        slots.append((raw, (a.ctypes.data - raw.ctypes.data) // dtype.itemsize))
+    return a
 
 
 def workspace(shape: tuple[int, ...], dtype: Any) -> np.ndarray:

@@ -111,25 +111,29 @@ class Wide:
     ) -> None:
         if mode != "constant" and any(lo or hi for lo, hi in pads):
             a, pads = pad(a, pads, mode), tuple((0, 0) for _ in pads)
-        self.stride = stride or (1,) * (a.ndim - 2)
-        key_pads = tuple((int(lo), int(hi)) for lo, hi in pads)
-        plan = _layout_plan(a.shape, key_pads, int(reach), tuple(self.stride), rows if row_of is not None else None)
+        self.stride = stride = tuple(stride) if stride else (1,) * (a.ndim - 2)
+        try:  # the callers' pads are tuples of int pairs (a Geometry's): a key as they are
+            plan = _layout_plan(a.shape, pads, int(reach), stride, rows if row_of is not None else None)
+        except TypeError:  # unhashable: lists
+            pads = tuple((int(lo), int(hi)) for lo, hi in pads)
+            plan = _layout_plan(a.shape, pads, int(reach), stride, rows if row_of is not None else None)
         self.phases, self.full, self.padded, self.plane, self.q_len, self.length = plan[:6]
         assert row_of is None or self.phases == 1
         size = plan[6] * self.length
         self.margin = -(-margin // 16) * 16  # zeros before row 0, for reads shifted back
         total = self.margin + size
-        flat = _kernels.workspace((total,), np.float32) if scratch else _kernels.aligned_empty(total, np.float32)
+        flat = _kernels.workspace((total,), np.float32) if scratch else _kernels.recycled_empty(total, np.float32)
         if self.margin:
             flat[: self.margin] = 0
         self.base = flat  # what the kernels index: entries are offset by the margin
         self.buf = flat[self.margin :].reshape(-1, self.length)
-        self.buf[:, self.q_len :] = 0
         shape, lo, q3, s3, rows_of_channels = plan[7:]
         if row_of is None:
             row_of = rows_of_channels
-        else:
-            self.buf[np.setdiff1d(np.arange(rows), row_of)] = 0
+        elif row_of.size < rows:  # rows no channel maps to (to_wide zeros the rest of each row it fills)
+            unmapped = np.ones(rows, dtype=bool)
+            unmapped[row_of] = False
+            self.buf[unmapped] = 0
         values = np.ascontiguousarray(a, dtype=np.float32).ravel()
         to_wide(values, shape, lo, q3, s3, row_of, self.length, self.buf.ravel(), strided=self.phases > 1)
 

@@ -68,7 +68,8 @@ def _to_wide(j0, j1, a, shape, lo, q, rows, length, buf):
                 else:
                     buf[row : row + q2] = 0.0
         n += 1
-        if n == n_img:
+        if n == n_img:  # the row is complete: zeros past its last image, to the row's end
+            buf[base + q0 * q1 * q2 : (rows[c] + 1) * length] = 0.0
             n = 0
             c += 1
 
@@ -113,6 +114,8 @@ def _to_wide_phases(j0, j1, a, shape, lo, q, st, rows, length, buf):
                         buf[row + w] = 0.0
                 else:
                     buf[row : row + q2] = 0.0
+        if n == n_img - 1:  # the phase row is complete: zeros past its last image
+            buf[base + q0 * q1 * q2 : (rows[c] + ph + 1) * length] = 0.0
         ph += 1
         if ph == n_ph:
             ph = 0
@@ -136,7 +139,8 @@ def to_wide(
 ) -> None:
     """buf[rows[c] + ph, n*P : (n+1)*P] = phase ``ph`` of channel c of image n, zero-padded
     (``lo`` zeros before each dimension): the padded plane's elements at coordinates
-    ``r + st*m`` for the phase's remainders ``r``, laid out as a ``q`` plane.  With stride
+    ``r + st*m`` for the phase's remainders ``r``, laid out as a ``q`` plane; and zeros
+    from the last image's plane to the row's end (``length``).  With stride
     1 there is one phase, the padded plane itself.  a: flat (N, C, D, H, W) of ``shape``;
     buf: flat (R rows of ``length``).  Rows are copied as 16-lane vectors (stride 2: every
     other element, shuffled), the last one masked.  Strided layouts have a kernel of
