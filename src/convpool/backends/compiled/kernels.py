@@ -39,6 +39,7 @@ if AVAILABLE:  # the kernels, by family; each runs its jobs on the kernel thread
         relu_backward,
         relu_forward,
     )
+    from .median_rank import median_forward  # noqa: F401
     from .norm_kernels import affine as batch_norm_affine  # noqa: F401
     from .norm_kernels import grad_sums as batch_norm_grad_sums  # noqa: F401
     from .norm_kernels import input_grad as batch_norm_input_grad  # noqa: F401
@@ -47,7 +48,6 @@ if AVAILABLE:  # the kernels, by family; each runs its jobs on the kernel thread
     from .optim_kernels import sgd as sgd_step  # noqa: F401
     from .pool_kernels import (  # noqa: F401
         find_selected,
-        median_forward,
         route,
         select_backward,
         select_max,

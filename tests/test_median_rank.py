@@ -1,0 +1,75 @@
+"""The median pool's rank kernel (backends/compiled/median_rank.py) against the insertion
+sort it replaced (pool_kernels.median_forward): the same values and flat indices, on
+ties, NaN, zero / identity padding (table entries -1 / -2), strides, dilation, 1-3 dims."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from convpool.backends.compiled import kernels
+
+pytestmark = pytest.mark.skipif(not kernels.AVAILABLE, reason="needs numba")
+
+from convpool.backends.compiled.median_rank import median_forward as rank_median  # noqa: E402
+from convpool.backends.compiled.pool_kernels import median_forward as sort_median  # noqa: E402
+
+
+@settings(max_examples=120, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    nd=st.integers(1, 3),
+    mode=st.sampled_from([None, "zeros", "replicate", "reflect"]),
+    ties=st.booleans(),
+    nan=st.booleans(),
+    dtype=st.sampled_from([np.float32, np.float64]),
+)
+def test_rank_kernel_equals_insertion_sort(
+    seed: int, nd: int, mode: str | None, ties: bool, nan: bool, dtype: type
+) -> None:
+    rng = np.random.default_rng(seed)
+    tables = [np.zeros((1, 1), dtype=np.int64)] * (3 - nd)
+    shape = [1] * (3 - nd)
+    for _ in range(nd):
+        n, k, s, d = int(rng.integers(2, 9)), int(rng.integers(1, 4)), int(rng.integers(1, 3)), int(rng.integers(1, 3))
+        pad = int(rng.integers(0, k // 2 + 1))  # PyTorch's rule: at most half the kernel
+        if mode in (None, "reflect") or d * (k - 1) + 1 > n + 2 * pad:
+            d = 1  # identity padding: no window wholly in the padding; reflect: inside the input
+        if mode == "reflect":
+            pad = min(pad, n - 1)
+        out = (n + 2 * pad - d * (k - 1) - 1) // s + 1
+        tables.append(kernels.index_table(n, k, s, d, pad, pad, out, mode))
+        shape.append(n)
+    if nd == 3 or rng.random() < 0.3:  # a long last row: blocks of 64 outputs and a partial one
+        n = int(rng.integers(64, 140))
+        tables[2] = kernels.index_table(n, 3, 1, 1, 1, 1, n, "zeros" if mode == "zeros" else mode)
+        shape[2] = n
+    p = int(rng.integers(1, 4))
+    x = rng.integers(-3, 4, (p, *shape)).astype(dtype) if ties else rng.standard_normal((p, *shape)).astype(dtype)
+    if nan:
+        x.reshape(-1)[rng.integers(0, x.size, 2)] = np.nan
+    out_shape = (p,) + tuple(t.shape[0] for t in tables)
+    y1, y2 = np.empty(out_shape, dtype), np.empty(out_shape, dtype)
+    i1, i2 = np.empty(out_shape, np.int64), np.empty(out_shape, np.int64)
+    sort_median(x, *tables, y1, i1)
+    rank_median(x, *tables, y2, i2)
+    np.testing.assert_array_equal(y1, y2)
+    np.testing.assert_array_equal(i1, i2)
+
+
+def test_rank_kernel_first_nan_and_lower_median() -> None:
+    x = np.array([[[[5.0, 1.0, np.nan, 3.0, np.nan, 2.0]]]], dtype=np.float32)
+    t = kernels.index_table(6, 3, 1, 1, 0, 0, 4, None)
+    lead = np.zeros((1, 1), dtype=np.int64)
+    y, i = np.empty((1, 1, 1, 4), np.float32), np.empty((1, 1, 1, 4), np.int64)
+    rank_median(x, lead, lead, t, y, i)
+    assert y[0, 0, 0, 0] != y[0, 0, 0, 0] and i[0, 0, 0, 0] == 2  # window 5 1 nan: the NaN
+    assert i[0, 0, 0, 1] == 2 and i[0, 0, 0, 2] == 2  # first NaN in scan order
+    assert i[0, 0, 0, 3] == 4
+    x2 = np.array([[[[2.0, 2.0, 1.0, 2.0]]]], dtype=np.float32)
+    t2 = kernels.index_table(4, 4, 1, 1, 0, 0, 1, None)
+    y2, i2 = np.empty((1, 1, 1, 1), np.float32), np.empty((1, 1, 1, 1), np.int64)
+    rank_median(x2, lead, lead, t2, y2, i2)
+    assert y2[0, 0, 0, 0] == 2.0 and i2[0, 0, 0, 0] == 0  # lower median of 1 2 2 2: the first 2
