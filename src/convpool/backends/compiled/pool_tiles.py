@@ -1,12 +1,14 @@
 """Implementation "tiles" of the pool table: max, min and sum (the average pool's
 numerator) over windows that tile the input (stride == kernel, no padding, no
 dilation, no ceil_mode room), in whole-row loops without index tables; each input
-element lies in at most one window.  Sums: :mod:`.tiled_sum`."""
+element lies in at most one window.  Sums: :mod:`.tiled_sum`; max and min over pairs
+along the last dimension (``max_pool1d(2)``): :mod:`.tiled_pairs`."""
 
 from __future__ import annotations
 
 import numpy as np
 
+from ...geometry import Geometry
 from ..numpy.pool import PoolState
 from ..tables import PoolProblem
 from . import kernels as _kernels
@@ -46,7 +48,12 @@ def forward(p: PoolProblem) -> tuple[np.ndarray, PoolState]:
         return state(p, y, None)
     pos = positions(p, y)
     k0, k1, k2 = k3(p.g.kernel)
-    _kernels.select_tiled(x4, k0, k1, k2, sign(p), y, pos)
+    if pairs(p.g):
+        from .tiled_pairs import select_pairs
+
+        select_pairs(x4, sign(p), y, pos)
+    else:
+        _kernels.select_tiled(x4, k0, k1, k2, sign(p), y, pos)
     return state(p, y, Selected(pos, index_tables(p.g, p.mode), x4.shape[1:]))
 
 
@@ -59,8 +66,19 @@ def backward(dy: np.ndarray, st: PoolState) -> np.ndarray:
         spread_tiled(dy4, k0, k1, k2, gx)
         return finish(gx, st)
     assert isinstance(st.aux, Selected)
-    _kernels.route_tiled(st.aux.pos, k0, k1, k2, dy4, gx)
+    if pairs(st.g):
+        from .tiled_pairs import route_pairs
+
+        route_pairs(st.aux.pos, dy4, gx)
+    else:
+        _kernels.route_tiled(st.aux.pos, k0, k1, k2, dy4, gx)
     return finish(gx, st)
+
+
+def pairs(g: Geometry) -> bool:
+    """Windows of two along the last dimension only (``max_pool1d(2)``): each input row
+    reduced on its own, by :mod:`.tiled_pairs`."""
+    return k3(g.kernel) == (1, 1, 2)
 
 
 def flat_indices(st: PoolState) -> np.ndarray:
