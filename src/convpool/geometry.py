@@ -8,6 +8,7 @@ value and what was expected.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -278,9 +279,10 @@ class Geometry:
     def nd(self) -> int:
         return len(self.kernel)
 
-    @property
+    @functools.cached_property
     def padded(self) -> tuple[int, ...]:
-        """Spatial size after padding (including the ceil_mode room)."""
+        """Spatial size after padding (including the ceil_mode room); worked out on first
+        use (the fields never change; a cached geometry is read on every call)."""
         return tuple(n + lo + hi + e for n, (lo, hi), e in zip(self.in_size, self.pads, self.extra, strict=True))
 
     def counts(self, *, include_pad: bool) -> np.ndarray:

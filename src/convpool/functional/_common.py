@@ -13,19 +13,38 @@ _GEOMETRIES: dict[tuple[Any, ...], Geometry] = {}  # make_geometry's plain argum
 _GEOMETRIES_MAX = 512  # entries kept; past it the dict starts over
 
 
+_PLAIN: dict[int, tuple[Any, ...]] = {}  # id -> a nested tuple found plain, held so that its id stays its own
+_PLAIN_MAX = 256
+
+
 def _plain(value: Any) -> bool:
     """``value`` is made of exact ints, strs and None in tuples: a key whose equality
     means the same arguments (exact types, so ``True``, ``1.0`` or ``np.int64(1)`` - equal
-    to ``1`` as keys - never share its entry, and no list that may change is a key)."""
+    to ``1`` as keys - never share its entry, and no list that may change is a key).
+    A nested tuple found plain is remembered by identity (a tuple never changes, and the
+    entry holds it, so its id is not reused): a layer passes the same padding pairs on
+    every call, checked once."""
     t = type(value)
     if t is int or t is str or value is None:
         return True
-    if t is tuple:
-        for v in value:
+    if t is not tuple:
+        return False
+    if _PLAIN.get(id(value)) is value:
+        return True
+    nested = False
+    for v in value:
+        tv = type(v)
+        if tv is tuple:
+            nested = True
             if not _plain(v):
                 return False
-        return True
-    return False
+        elif not (tv is int or tv is str or v is None):
+            return False
+    if nested:
+        if len(_PLAIN) >= _PLAIN_MAX:
+            _PLAIN.clear()
+        _PLAIN[id(value)] = value
+    return True
 
 
 def make_geometry(
@@ -44,7 +63,15 @@ def make_geometry(
     arguments once.  Only plain arguments (:func:`_plain`, ``ceil_mode`` a bool) are
     keys; others are checked on every call, and errors are never cached."""
     key = (in_size, nd, kernel_size, stride, padding, dilation, ceil_mode, pool)
-    cacheable = type(ceil_mode) is bool and _plain(key[:6])
+    cacheable = (
+        type(ceil_mode) is bool
+        and _plain(in_size)
+        and type(nd) is int
+        and _plain(kernel_size)
+        and _plain(stride)
+        and _plain(padding)
+        and _plain(dilation)
+    )
     if cacheable:
         g = _GEOMETRIES.get(key)
         if g is not None:

@@ -113,12 +113,17 @@ _blas_libs: list[Any] | None = None
 
 
 def _blas_controllers() -> list[Any]:
-    """threadpoolctl's controllers of the BLAS libraries loaded (found once, as
-    :func:`blas_limiter`)."""
+    """threadpoolctl's controllers of the BLAS libraries NumPy's products may run on
+    (found once, as :func:`blas_limiter`): NumPy's own where it can be told apart (a
+    wheel's bundled library lies under ``numpy.libs``/``numpy``; another library's
+    threads - SciPy's, PyTorch's - are not ours to set: each costs a get and two sets
+    per block, 1-3 us), else every BLAS loaded."""
     global _blas_libs
     if _blas_libs is None:
         limiter = blas_limiter()
-        _blas_libs = list(limiter.select(user_api="blas").lib_controllers) if limiter is not None else []
+        libs = list(limiter.select(user_api="blas").lib_controllers) if limiter is not None else []
+        numpys = [lib for lib in libs if "numpy" in os.path.dirname(str(getattr(lib, "filepath", "")))]
+        _blas_libs = numpys or libs
     return _blas_libs
 
 
