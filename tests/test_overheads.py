@@ -66,3 +66,33 @@ def test_one_blas_thread_sets_numpys_blas_and_restores_it() -> None:
     every = runtime.blas_limiter().select(user_api="blas").lib_controllers
     numpys = [lib for lib in every if "numpy" in str(lib.filepath)]
     assert libs == (numpys or list(every))
+
+
+def test_a_geometry_hash_is_the_fields_hash_worked_out_once() -> None:
+    g = geometry.make_geometry((9, 7), 2, (3, 3), (2, 1), ((1, 1), (0, 0)), (1, 2))
+    fields = (g.in_size, g.kernel, g.stride, g.dilation, g.pads, g.out, g.extra)
+    assert hash(g) == hash(fields) and g.__dict__["_hash"] == hash(fields)
+    other = geometry.make_geometry((9, 7), 2, (3, 3), (2, 1), ((1, 1), (0, 0)), (1, 1))
+    assert other != g and {g: 1}.get(other) is None
+    assert "_hash" not in pickle.loads(pickle.dumps(g)).__dict__
+
+
+def test_the_trim_plan_is_remembered_per_geometry_and_thresholds() -> None:
+    from convpool import config
+    from convpool.functional import _trim
+    from convpool.functional import conv as conv_mod
+
+    g = _common.make_geometry((2,), 1, (3,), (1,), ((5000, 5000),), (1,))
+    assert conv_mod._trim_plan(g) == _trim.plan(g) and conv_mod._trim_plan(g) is conv_mod._trim_plan(g)
+    assert conv_mod._trim_plan(g) is not None
+    with config.tuning(conv_trim_slack=10**9, conv_trim_ratio=10**6):  # trimming never pays: the plan follows
+        assert conv_mod._trim_plan(g) is None and _trim.plan(g) is None
+    assert conv_mod._trim_plan(g) == _trim.plan(g) is not None
+    x = np.arange(2, dtype=np.float32)[None, None]
+    w = np.ones((1, 1, 3), dtype=np.float32)
+    y = conv_mod.conv1d(x, w, padding=5000)
+    with config.tuning(conv_trim_slack=10**9, conv_trim_ratio=10**6):
+        np.testing.assert_array_equal(conv_mod.conv1d(x, w, padding=5000), y)
+    for i in range(conv_mod._TRIMS_MAX + 5):
+        conv_mod._trim_plan(_common.make_geometry((i + 1,), 1, (1,), (1,), ((0, 0),), (1,)))
+    assert len(conv_mod._TRIMS) <= conv_mod._TRIMS_MAX

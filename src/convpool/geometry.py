@@ -275,6 +275,22 @@ class Geometry:
                     f"dilation {d}, padding ({lo}, {hi}), output {o}, extra {e}"
                 )
 
+    def __hash__(self) -> int:
+        """The fields' hash, worked out once (a cached geometry keys the tables' choices
+        on every call; the generated hash re-hashed its seven tuples each time)."""
+        h: int | None = self.__dict__.get("_hash")
+        if h is None:
+            h = hash((self.in_size, self.kernel, self.stride, self.dilation, self.pads, self.out, self.extra))
+            object.__setattr__(self, "_hash", h)
+        return h
+
+    def __getstate__(self) -> dict[str, Any]:
+        """The fields only (the hash and ``padded`` are worked out again after unpickling)."""
+        return {k: v for k, v in self.__dict__.items() if k not in ("_hash", "padded")}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+
     @property
     def nd(self) -> int:
         return len(self.kernel)
