@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import pickle
+from typing import Any
 
 import numpy as np
 import pytest
@@ -96,3 +97,25 @@ def test_the_trim_plan_is_remembered_per_geometry_and_thresholds() -> None:
     for i in range(conv_mod._TRIMS_MAX + 5):
         conv_mod._trim_plan(_common.make_geometry((i + 1,), 1, (1,), (1,), ((0, 0),), (1,)))
     assert len(conv_mod._TRIMS) <= conv_mod._TRIMS_MAX
+
+
+def test_saved_state_goes_to_the_thread_slot_unless_a_subclass_shadows_it() -> None:
+    import threading
+
+    from convpool import nn
+
+    relu = nn.ReLU()
+    marker = np.zeros(1)
+    relu._saved = marker
+    seen: list[object] = []
+    t = threading.Thread(target=lambda: seen.append(relu._saved))
+    t.start()
+    t.join()
+    assert relu._saved is marker and seen == [None] and "_saved" not in relu.__dict__
+
+    class Plain(nn.Module):
+        _saved: Any = None  # a plain class attribute: an instance attribute then, not per thread
+
+    p = Plain()
+    p._saved = 5
+    assert p.__dict__["_saved"] == 5 and p._saved == 5

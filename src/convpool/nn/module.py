@@ -124,7 +124,12 @@ class Module:
         d = self.__dict__
         if name in _SAVED and "_local" in d and not isinstance(value, (Parameter, Module)):
             if name not in d["_parameters"] and name not in d["_modules"] and name not in d["_buffers"]:
-                object.__setattr__(self, name, value)  # what a forward saves (per thread): the common case
+                # what a forward saves (per thread): the common case, straight into the
+                # thread's slot (what the class's _PerThread descriptor would do)
+                if isinstance(getattr(type(self), name, None), _PerThread):
+                    setattr(d["_local"], name, value)
+                else:
+                    object.__setattr__(self, name, value)
                 return
         if "_parameters" not in d:
             raise AttributeError(f"call Module.__init__() in {type(self).__name__}.__init__ first")
