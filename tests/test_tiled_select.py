@@ -1,6 +1,7 @@
 """Max and min over tiled windows ("tiles" in the pool table): the general kernel
-(:func:`convpool.backends.compiled.tiled_kernels.select_tiled`) and the pairs along the
-last dimension (:mod:`convpool.backends.compiled.tiled_pairs`, ``max_pool1d(2)``),
+(:func:`convpool.backends.compiled.tiled_kernels.select_tiled`) and the windows two wide
+along the last dimension (:mod:`convpool.backends.compiled.tiled_pairs`: pairs alone,
+``max_pool1d(2)``, and ``(k0, k1, 2)``, ``max_pool3d(2)``),
 against the NumPy reference - values, winners (ties: the first; NaN wins, the first),
 input gradients, flat indices - and ``max_pool1d(2)`` against PyTorch."""
 
@@ -87,10 +88,10 @@ def test_tiled_select_on_several_threads(case, seed):  # type: ignore[no-untyped
         check(awkward((3, 5, *size), np.float32, seed), "max", nd, kernel)
 
 
-@pytest.mark.parametrize("kernel", [(1, 1, 2), (2, 2, 2), (1, 3, 2), (3, 1, 1)])
+@pytest.mark.parametrize("kernel", [(1, 1, 2), (2, 2, 2), (1, 3, 2), (3, 1, 1), (2, 1, 3)])
 def test_backward_writes_every_element(kernel: tuple[int, int, int]) -> None:
     """The gradient array comes uninitialised: elements no window reads must be zeroed."""
-    from convpool.backends.compiled.tiled_pairs import route_pairs, select_pairs
+    from convpool.backends.compiled.tiled_pairs import route_pairs, select_pair_windows, select_pairs
 
     k0, k1, k2 = kernel
     x = np.random.default_rng(0).standard_normal((4, 2 * k0 + 1, 2 * k1 + 1, 3 * k2 + 1)).astype(np.float32)
@@ -102,7 +103,14 @@ def test_backward_writes_every_element(kernel: tuple[int, int, int]) -> None:
         select_pairs(x, 1.0, y, pos)
         route_pairs(pos, np.ones_like(y), g)
     else:
-        _kernels.select_tiled(x, k0, k1, k2, 1.0, y, pos)
+        if k2 == 2:
+            select_pair_windows(x, k0, k1, 1.0, y, pos)
+            y0, pos0 = np.empty_like(y), np.empty_like(pos)
+            _kernels.select_tiled(x, k0, k1, k2, 1.0, y0, pos0)  # the general kernel agrees
+            np.testing.assert_array_equal(y0, y)
+            np.testing.assert_array_equal(pos0, pos)
+        else:
+            _kernels.select_tiled(x, k0, k1, k2, 1.0, y, pos)
         _kernels.route_tiled(pos, k0, k1, k2, np.ones_like(y), g)
     assert not np.isnan(g).any()
     assert g.sum() == y.size  # one winner per window

@@ -1,8 +1,8 @@
 """Implementation "tiles" of the pool table: max, min and sum (the average pool's
 numerator) over windows that tile the input (stride == kernel, no padding, no
 dilation, no ceil_mode room), in whole-row loops without index tables; each input
-element lies in at most one window.  Sums: :mod:`.tiled_sum`; max and min over pairs
-along the last dimension (``max_pool1d(2)``): :mod:`.tiled_pairs`."""
+element lies in at most one window.  Sums: :mod:`.tiled_sum`; max and min over windows
+two wide along the last dimension (``max_pool1d(2)``, ``max_pool3d(2)``): :mod:`.tiled_pairs`."""
 
 from __future__ import annotations
 
@@ -52,6 +52,10 @@ def forward(p: PoolProblem) -> tuple[np.ndarray, PoolState]:
         from .tiled_pairs import select_pairs
 
         select_pairs(x4, sign(p), y, pos)
+    elif k2 == 2:
+        from .tiled_pairs import select_pair_windows
+
+        select_pair_windows(x4, k0, k1, sign(p), y, pos)
     else:
         _kernels.select_tiled(x4, k0, k1, k2, sign(p), y, pos)
     return state(p, y, Selected(pos, index_tables(p.g, p.mode), x4.shape[1:]))

@@ -66,10 +66,10 @@ def select_tiled(x: np.ndarray, k0: int, k1: int, k2: int, sign: float, y: np.nd
 
     One window at a time, its elements through a table of offsets: a scalar loop, which
     compiles in a third of the time of the row-vectorised kernel it replaced (0.4-0.6 vs
-    1.5-1.8 s CPU, Xeon) and runs as fast on AVX2 (2x2x2 windows on 256x16x32x32 float32,
-    2 threads: 12 ms both) and slower with AVX-512 (11 vs 4-7 ms).  The common windows
-    have kernels of their own: 2x2 (:func:`select_2x2`), pairs along the last dimension
-    (:mod:`.tiled_pairs`)."""
+    1.5-1.8 s CPU, Xeon) and runs at about its speed on AVX2 and 3-4x slower with
+    AVX-512 (2x2x2 windows on 256x16x32x32 float32, 2 threads: 13-15 ms; the row kernel
+    7.8-10 and 3.2-3.7) - so the common windows have kernels of their own: 2x2
+    (:func:`select_2x2`), two wide along the last dimension (:mod:`.tiled_pairs`: 2.2 ms)."""
     n1, n2 = x.shape[2], x.shape[3]
     off = window_offsets(k0, k1, k2, n1, n2)
     kernel = _select_tiled_max if sign > 0 else _select_tiled_min
