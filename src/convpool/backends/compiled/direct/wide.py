@@ -12,7 +12,7 @@ from .... import geometry
 from .. import runtime as _kernels
 from ..simd import grad_tile, row_tile, vectors
 from ..threads import KERNEL, parallel_for
-from . import outer, outer_fwd
+from . import outer
 from .layout import Wide, _as3, _entries, _plane_strides, _ro, _store_plan, _tap_phases, out_size, phase_plane
 from .pack import pack_weights
 from .relayout import from_phases
@@ -169,18 +169,13 @@ def weight_grad_wide(
 
 def _run(src: Wide, w: np.ndarray, ents: np.ndarray, out: tuple[int, ...], n: int) -> np.ndarray:
     """conv_wide over a Wide batch: w (groups, co, E) for the entries ``ents`` (relative
-    to a group's first row; may reach back by up to the layout's margin); or
-    :func:`.outer_fwd.conv_outer` where :func:`.outer_fwd.choose` takes it."""
+    to a group's first row; may reach back by up to the layout's margin)."""
     groups, co = w.shape[:2]
     plane = geometry.prod(out)
     y = np.empty((n, groups * co) + out, dtype=np.float32)
-    ents = ents + src.margin if src.margin else ents
-    tile = outer_fwd.choose(co, groups, ents.size, src.padded, out, n)
-    if tile is not None:  # the outer-product form, over the outputs only
-        outer_fwd.conv_outer(src.base, w[0], ents, src.padded, out, n, y.ravel(), tile)
-        return y
     plan, ptr = _store_plan(src.padded, out, n, groups * co * plane)
     gstride = (src.buf.shape[0] // groups) * src.length
+    ents = ents + src.margin if src.margin else ents
     conv_wide(src.base, gstride, pack_weights(w), ents, groups, co, src.q_len, plan, ptr, plane, y.ravel(), 1, 0, 0)
     return y
 
