@@ -36,3 +36,13 @@ def test_global_average_pool_uses_row_means_and_matches_mean() -> None:
     x = np.random.default_rng(1).standard_normal((64, 300, 7, 7)).astype(np.float32)  # big enough for the kernel path
     y = F.adaptive_avg_pool2d(x, 1)
     np.testing.assert_allclose(y, x.astype(np.float64).mean(axis=(2, 3), keepdims=True), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("kernel", ["row_means", "plane_sum"])
+def test_large_float32_planes_stay_accurate(kernel: str) -> None:
+    """Values near 1000 over a 1024x1024 plane: a float32 running sum drifts by ~5e-5
+    relative; chunks added in float64 keep the mean to float32 rounding (PyTorch: 1e-4)."""
+    x = (1000 + 0.1 * np.random.default_rng(3).random((2, 1024 * 1024))).astype(np.float32)
+    y = np.empty(2, dtype=np.float32)
+    getattr(kernels, kernel)(x, y, x.shape[1])
+    np.testing.assert_allclose(y, x.astype(np.float64).mean(axis=1), rtol=2e-7)
