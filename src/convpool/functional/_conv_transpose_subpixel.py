@@ -131,8 +131,9 @@ def transpose(
 def _depth_to_space(
     yc: np.ndarray, stride: tuple[int, ...], lo: tuple[int, ...], y_shape: tuple[int, ...], bias: np.ndarray | None
 ) -> np.ndarray:
-    """``y[n, c, s*Q + R - lo] = yc[n, c, *R, *Q] + bias[c]`` (the bias alone where no phase
-    output lands: past the last one when output_padding reaches there)."""
+    """``y[n, c, s*Q + R - lo] = yc[n, c, *R, *Q] + bias[c]``: every element of ``y`` is one
+    phase output (:func:`transpose` computes the outputs ``Q`` that ``y`` needs, output
+    padding included)."""
     nd = len(stride)
     counts = yc.shape[2 + nd :]
     if _kernels.enabled() and _kernels.DIRECT and yc.dtype == np.float32:
