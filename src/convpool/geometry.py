@@ -276,20 +276,15 @@ class Geometry:
                 )
 
     def __hash__(self) -> int:
-        """The fields' hash, worked out once (a cached geometry keys the tables' choices
-        on every call; the generated hash re-hashed its seven tuples each time)."""
+        """The fields' hash, worked out once (a cached geometry keys the tables' choices)."""
         h: int | None = self.__dict__.get("_hash")
         if h is None:
             h = hash((self.in_size, self.kernel, self.stride, self.dilation, self.pads, self.out, self.extra))
             object.__setattr__(self, "_hash", h)
         return h
 
-    def __getstate__(self) -> dict[str, Any]:
-        """The fields only (the hash and ``padded`` are worked out again after unpickling)."""
+    def __getstate__(self) -> dict[str, Any]:  # the fields only: the hash and ``padded`` are worked out again
         return {k: v for k, v in self.__dict__.items() if k not in ("_hash", "padded")}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
 
     @property
     def nd(self) -> int:
@@ -297,8 +292,7 @@ class Geometry:
 
     @functools.cached_property
     def padded(self) -> tuple[int, ...]:
-        """Spatial size after padding (including the ceil_mode room); worked out on first
-        use (the fields never change; a cached geometry is read on every call)."""
+        """Spatial size after padding (including the ceil_mode room); worked out once."""
         return tuple(n + lo + hi + e for n, (lo, hi), e in zip(self.in_size, self.pads, self.extra, strict=True))
 
     def counts(self, *, include_pad: bool) -> np.ndarray:
