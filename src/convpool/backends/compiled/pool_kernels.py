@@ -129,6 +129,64 @@ def find_selected(
     parallel_for(_find_selected, x.shape[0], x, t0, t1, t2, y, pos, work=_work(y, t0, t1, t2))
 
 
+def _select_where_for(sign: float):
+    """The one-pass kernel for max (sign 1) or min (sign -1), compiled on its first use."""
+
+    @njit(**KERNEL)
+    def _select_where(j0, j1, x, t0, t1, t2, y, pos):
+        o0, k0 = t0.shape
+        o1, k1 = t1.shape
+        o2, k2 = t2.shape
+        zero_v = x.dtype.type(0.0)
+        start = x.dtype.type(-np.inf * sign)
+        for p in range(j0, j1):
+            for a in range(o0):
+                for b in range(o1):
+                    for c in range(o2):
+                        best, where = start, -1
+                        for i in range(k0):
+                            si = t0[a, i]
+                            if si == -2:
+                                continue
+                            for j in range(k1):
+                                sj = t1[b, j]
+                                if sj == -2:
+                                    continue
+                                zero = si < 0 or sj < 0
+                                for m in range(k2):
+                                    sm = t2[c, m]
+                                    if sm == -2:
+                                        continue
+                                    v = zero_v if (zero or sm < 0) else x[p, si, sj, sm]
+                                    # the first element, a better one, or the first NaN
+                                    if (
+                                        where < 0
+                                        or ((v > best) if sign > 0 else (v < best))
+                                        or (v != v and best == best)
+                                    ):
+                                        best, where = v, (i * k1 + j) * k2 + m
+                        y[p, a, b, c] = best
+                        pos[p, a, b, c] = where if where >= 0 else 0
+
+    return _select_where
+
+
+_select_where_max, _select_where_min = _select_where_for(1.0), _select_where_for(-1.0)
+
+
+def select_where(
+    x: np.ndarray, t0: np.ndarray, t1: np.ndarray, t2: np.ndarray, sign: float, y: np.ndarray, pos: np.ndarray
+) -> None:
+    """Max (sign 1) or min (sign -1) of every window and its position in the window
+    (scan order, ``(i*k1 + j)*k2 + m``): the first element equal to it, or the first NaN
+    (value and place) - what :func:`select_max` and :func:`find_selected` give, in one
+    pass and one kernel.  The pool table's "index-tables" runs it: it compiles in about
+    half their time (one kernel instead of two, 0.6 vs 1.25 s CPU) and "separable" takes
+    the long rows where their branch-free pass paid."""
+    kernel = _select_where_max if sign > 0 else _select_where_min
+    parallel_for(kernel, x.shape[0], x, t0, t1, t2, y, pos, work=_work(y, t0, t1, t2))
+
+
 @njit(**KERNEL)
 def _median_forward(j0, j1, x, t0, t1, t2, y, idx, vals, where):
     n1, n2 = x.shape[2], x.shape[3]

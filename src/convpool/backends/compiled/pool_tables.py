@@ -48,8 +48,9 @@ def forward(p: PoolProblem) -> tuple[np.ndarray, PoolState]:
         _kernels.median_forward(x4, t0, t1, t2, y, chosen)
         return state(p, y, chosen)
     pos = positions(p, y)  # max / min: the values and each winner's position in its window
-    (_kernels.select_max if sign(p) > 0 else _kernels.select_min)(x4, t0, t1, t2, y)
-    _kernels.find_selected(x4, t0, t1, t2, y, pos)
+    from .pool_kernels import select_where
+
+    select_where(x4, t0, t1, t2, sign(p), y, pos)
     return state(p, y, Selected(pos, t, x4.shape[1:]))
 
 
