@@ -108,3 +108,51 @@ def test_rows_no_channel_maps_to_are_zero() -> None:
         np.testing.assert_array_equal(planes[:, :5, :5], x[:, c])
         assert not planes[:, 5].any() and not planes[:, :, 5].any()
         assert not w.buf[r, w.q_len :].any()
+
+
+def test_the_free_count_is_measured_and_a_view_keeps_a_buffer() -> None:
+    from convpool.backends.compiled import runtime
+
+    slots = [(np.empty(8, dtype=np.float32), 0)]
+    assert runtime._FREE_REFS > 0 and runtime._first_free(slots, runtime._FREE_REFS) == 0
+    held = slots[0][0][2:5]  # one live view: the buffer is not free
+    assert runtime._first_free(slots, runtime._FREE_REFS) is None
+    del held
+
+
+def test_no_recycling_where_counts_cannot_tell(monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    from convpool.backends.compiled import runtime
+
+    monkeypatch.setattr(runtime, "_FREE_REFS", -1)
+    pools: list[object] = []
+
+    def use() -> None:  # a fresh thread: a pool of its own, which must stay unmade
+        for _ in range(3):
+            runtime.recycled_empty(1000, np.float32)
+        pools.append(getattr(runtime._recycled, "pool", None))
+
+    t = threading.Thread(target=use)
+    t.start()
+    t.join()
+    assert pools == [None]
+
+
+def test_pooled_bytes_per_thread_are_capped(monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    from convpool.backends.compiled import runtime
+
+    monkeypatch.setattr(runtime, "RECYCLE_TOTAL", 3 * 4096 * 4 + 1024)
+    sizes: list[int] = []
+
+    def fill() -> None:  # a fresh thread: a pool of its own
+        for n in range(20):
+            runtime.recycled_empty(4096 + 16 * n, np.float32)
+        sizes.append(runtime._recycled.bytes)
+
+    t = threading.Thread(target=fill)
+    t.start()
+    t.join()
+    assert 0 < sizes[0] <= runtime.RECYCLE_TOTAL

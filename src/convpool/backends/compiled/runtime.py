@@ -180,6 +180,35 @@ _recycled = threading.local()
 RECYCLE_BYTES = 1 << 20  # the largest buffer kept: beside a larger one's pass, a fresh allocation costs little
 RECYCLE_SLOTS = 4  # buffers kept per (size, dtype)
 RECYCLE_KEYS = 32  # sizes kept; past it the pool starts over
+RECYCLE_TOTAL = 16 << 20  # bytes kept per thread, all sizes together
+
+
+def _first_free(slots: list[tuple[np.ndarray, int]], free_refs: int) -> int | None:
+    """The index of the first buffer in ``slots`` whose reference count is at most
+    ``free_refs`` (nothing but the pool holds it), or None."""
+    for k, (owner, _) in enumerate(slots):
+        if sys.getrefcount(owner) <= free_refs:
+            return k
+    return None
+
+
+def _measure_free_refs() -> int:
+    """The count :func:`_first_free` sees for a buffer only the pool holds, measured
+    through that same function (it depends on the interpreter: 3.14 borrows a loop
+    variable's reference), or -1 - never recycle - where one live view does not raise
+    it, or where counts are not exact (free-threaded builds defer and bias them)."""
+    if not getattr(sys, "_is_gil_enabled", lambda: True)():
+        return -1
+    slots = [(np.empty(4, dtype=np.float32), 0)]
+    free = next((t for t in range(1, 16) if _first_free(slots, t) == 0), -1)
+    view = slots[0][0][1:3]
+    if free < 0 or _first_free(slots, free) is not None:  # the view did not show
+        return -1
+    del view
+    return free
+
+
+_FREE_REFS = _measure_free_refs()
 
 
 def recycled_empty(size: int, dtype: Any) -> np.ndarray:
@@ -191,30 +220,36 @@ def recycled_empty(size: int, dtype: Any) -> np.ndarray:
     layout copy itself), a recycled one a reference count and a slice.  A buffer is free
     when only the pool refers to its memory: every view of an array (a layout's rows,
     a reshape, a user's slice) holds a reference to the array that owns the memory, so
-    ``sys.getrefcount`` of the owner counts them all.  Bounded: buffers up to
-    :data:`RECYCLE_BYTES`, :data:`RECYCLE_SLOTS` per size, :data:`RECYCLE_KEYS` sizes;
-    per thread, so no two threads can take the same buffer.  Contents undefined."""
+    ``sys.getrefcount`` of the owner counts them all (the free count is measured at
+    import; where views do not show in it, or counts are not exact, nothing is
+    recycled).  Bounded: buffers up to :data:`RECYCLE_BYTES`, :data:`RECYCLE_SLOTS` per
+    size, :data:`RECYCLE_KEYS` sizes, :data:`RECYCLE_TOTAL` bytes; per thread, so no two
+    threads can take the same buffer.  Contents undefined."""
     dtype = np.dtype(dtype)
-    if size * dtype.itemsize > RECYCLE_BYTES:
+    nbytes = size * dtype.itemsize
+    if nbytes > RECYCLE_BYTES or _FREE_REFS < 0:
         return aligned_empty(size, dtype)
     pool: dict[tuple[int, str], list[tuple[np.ndarray, int]]] | None = getattr(_recycled, "pool", None)
     if pool is None:
         pool = _recycled.pool = {}
+        _recycled.bytes = 0
     key = (size, dtype.str)
     slots = pool.get(key)
     if slots is None:
         if len(pool) >= RECYCLE_KEYS:
             pool.clear()
+            _recycled.bytes = 0
         slots = pool[key] = []
-    for owner, start in slots:
-        # references: the pool's tuple, the loop's name, getrefcount's argument
-        if sys.getrefcount(owner) == 3:
-            return owner[start : start + size]
+    k = _first_free(slots, _FREE_REFS)
+    if k is not None:
+        owner, start = slots[k]
+        return owner[start : start + size]
     a = aligned_empty(size, dtype)
-    if len(slots) < RECYCLE_SLOTS:
+    if len(slots) < RECYCLE_SLOTS and _recycled.bytes + nbytes <= RECYCLE_TOTAL:
         raw = a.base
         assert isinstance(raw, np.ndarray) and raw.base is None
         slots.append((raw, (a.ctypes.data - raw.ctypes.data) // dtype.itemsize))
+        _recycled.bytes += raw.nbytes
     return a
 
 
