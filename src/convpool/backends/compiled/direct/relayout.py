@@ -204,7 +204,7 @@ def from_phases(
     bias: np.ndarray | None = None,
 ) -> None:
     """The inverse of the phase split (depth-to-space): dx[p, u, v, w] = phase (U%s0,
-    U%s1, W%s2) of plane p of ys at (U//s0, V//s1, W//s2), plus ``bias[p % len(bias)]``
+    V%s1, W%s2) of plane p of ys at (U//s0, V//s1, W//s2), plus ``bias[p % len(bias)]``
     when given, where (U, V, W) = (u, v, w) + lo.  ys: flat float32, its planes of ``q``
     (3 dims) ordered (S, P) when ``phase_major`` (the phase split's own order), else
     (P, S) (a convolution whose output channel ``c*S + R`` is phase R of channel c); dx:
@@ -213,8 +213,13 @@ def from_phases(
     that column's index in the phase, and its number of columns."""
     n_ph, plane = int(np.prod(st)), q[0] * q[1] * q[2]
     n_p = dx.shape[0]
-    assert ys.size == n_ph * n_p * plane and ys.dtype == dx.dtype == np.float32
-    assert all((n - 1 + a) // s < qq for n, a, s, qq in zip(dx.shape[1:], lo, st, q, strict=True)), "not covered"
+    # checks, not asserts (python -O would drop them): the kernel reads without bounds checks
+    if ys.size != n_ph * n_p * plane or ys.dtype != np.float32 or dx.dtype != np.float32:
+        raise ValueError(
+            f"from_phases: ys ({ys.size} {ys.dtype}) does not hold {n_ph} phases of {n_p} float32 planes {q}"
+        )
+    if any((n - 1 + a) // s >= qq for n, a, s, qq in zip(dx.shape[1:], lo, st, q, strict=True)):
+        raise ValueError(f"from_phases: phase planes {q} do not cover dx {dx.shape[1:]} at offset {tuple(lo)}")
     sph, sp = (n_p * plane, plane) if phase_major else (plane, n_ph * plane)
     s2, n2 = int(st[2]), dx.shape[3]
     r2 = np.arange(s2, dtype=np.int64)
