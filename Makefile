@@ -55,7 +55,9 @@ test: check
 	# does not include the bounds-check setting)
 	NUMBA_BOUNDSCHECK=1 NUMBA_CACHE_DIR=$(VENV)/numba-boundscheck $(ONE_THREAD) \
 		$(PY) -m pytest -q -n 2 -p no:cacheprovider $(ORACLE_TESTS) tests/test_direct.py tests/test_maxplus.py tests/test_pool_separable.py \
-		tests/test_pool_route.py tests/test_tiled_sum.py tests/test_wgrad_outer.py
+		tests/test_pool_route.py tests/test_tiled_sum.py tests/test_wgrad_outer.py tests/test_median_rank.py \
+		tests/test_rowsum.py tests/test_plane_add.py tests/test_tiled_select.py tests/test_select_where.py tests/test_pack.py \
+		tests/test_layout_reuse.py
 
 # differential fuzzing against PyTorch, both backends, for FUZZ_SECONDS (default 600)
 fuzz: $(STAMP)

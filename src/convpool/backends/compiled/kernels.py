@@ -47,11 +47,9 @@ if AVAILABLE:  # the kernels, by family; each runs its jobs on the kernel thread
     from .optim_kernels import adam as adam_step  # noqa: F401
     from .optim_kernels import sgd as sgd_step  # noqa: F401
     from .pool_kernels import (  # noqa: F401
-        find_selected,
         route,
         select_backward,
-        select_max,
-        select_min,
+        select_where,
     )
     from .tiled_kernels import (  # noqa: F401
         route_2x2,

@@ -1,7 +1,12 @@
 """Compiled pooling kernels over index tables (numba): max/min and the winner's
 position, the median; the max/min gradient routing lives in :mod:`.pool_route`
 (``route``, re-exported here).  Import only when numba is available
-(:mod:`convpool.backends.compiled.kernels` re-exports these names).
+(:mod:`convpool.backends.compiled.kernels` re-exports the ones the backends call).
+
+``select_max`` / ``select_min`` with ``find_selected`` (two passes) and ``median_forward``
+(an insertion sort per window) are no longer called by the backends: they stay as the
+straightforward compiled references that the tests hold :func:`select_where` and
+:func:`.median_rank.median_forward` to, result for result.
 
 Every kernel sees 3 spatial dimensions and (P, D, H, W) planes; windows are read
 through one index table per dimension (:func:`convpool.backends.compiled.kernels.index_table`).  Each

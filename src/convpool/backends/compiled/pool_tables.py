@@ -47,10 +47,8 @@ def forward(p: PoolProblem) -> tuple[np.ndarray, PoolState]:
         chosen = np.empty(y.shape, dtype=np.int64)
         _kernels.median_forward(x4, t0, t1, t2, y, chosen)
         return state(p, y, chosen)
-    pos = positions(p, y)  # max / min: the values and each winner's position in its window
-    from .pool_kernels import select_where
-
-    select_where(x4, t0, t1, t2, sign(p), y, pos)
+    pos = positions(p, y)  # max / min: the values and each winner's position in its window, one pass
+    _kernels.select_where(x4, t0, t1, t2, sign(p), y, pos)
     return state(p, y, Selected(pos, t, x4.shape[1:]))
 
 
