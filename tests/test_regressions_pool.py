@@ -546,3 +546,16 @@ def test_defect10_accepted_values_as_torch() -> None:
         "np.int64 divisor",
     )
     assert F.max_pool2d(x, 2, ceil_mode=np.bool_(True)).shape == (1, 1, 2, 2)
+
+
+@pytest.mark.parametrize("kernel, stride, padding", [(1, 1, 0), (2, 2, 0), (3, 1, 1)])
+def test_avg_pool_divides_its_own_sums_in_place_never_the_input(kernel: int, stride: int, padding: int) -> None:
+    """avg_pool's forward divides the window sums in place (no second output array);
+    the input, even where a window of one is the input itself, is never written."""
+    x = np.arange(1, 25, dtype=np.float32).reshape(1, 2, 12)
+    x0 = x.copy()
+    y = F.avg_pool1d(x, kernel, stride, padding)
+    np.testing.assert_array_equal(x, x0)
+    assert not np.shares_memory(y, x)
+    want = torch.nn.functional.avg_pool1d(torch.from_numpy(x0), kernel, stride, padding).numpy()
+    np.testing.assert_allclose(y, want, rtol=1e-6)

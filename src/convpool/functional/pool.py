@@ -135,6 +135,8 @@ def avg_pool_forward(
         div = ctx.geom.counts(include_pad=include_pad or padding_mode is not None)
         check_windows_touch_input(div, ctx.geom)
     ctx.scale = div.astype(ctx.dtype)
+    if y.flags.writeable and not np.may_share_memory(y, x):  # the sums' own array: divide in place
+        return np.divide(y, ctx.scale, out=y), ctx
     return y / ctx.scale, ctx
 
 
