@@ -25,8 +25,9 @@ BLOCK = 64  # outputs per block: the (K, BLOCK) scratch of a 5x5 window is 6.4 K
 
 
 @njit(**KERNEL)
-def _median_rank(j0, j1, x, t0, t1, t2, y, idx, vals, flat, ok, rank, count, half, chosen, first_nan):
+def _median_rank(j0, j1, x, t0, t1, t2, y, idx, vals, ok, rank, count, half, chosen, first_nan):
     n1, n2 = x.shape[2], x.shape[3]
+    block = vals.shape[1]  # BLOCK, read at run time: a constant trip count unrolled every loop (compile 2x)
     o0, k0 = t0.shape
     o1, k1 = t1.shape
     o2, k2 = t2.shape
@@ -37,62 +38,55 @@ def _median_rank(j0, j1, x, t0, t1, t2, y, idx, vals, flat, ok, rank, count, hal
         a = job // o1 % o0
         p = job // (o1 * o0)
         yr, ir = y[p, a, b], idx[p, a, b]
-        for c0 in range(0, o2, BLOCK):
-            w = min(BLOCK, o2 - c0)
-            e = 0  # gather the windows: element e of output c0 + c at [e, c]
+        for c0 in range(0, o2, block):
+            w = min(block, o2 - c0)
+            for c in range(block):
+                count[c] = 0
+                first_nan[c] = kk
+            # gather the windows, element e of output c0 + c at [e, c], whole blocks (the
+            # spare columns of a partial block not counted) and branch-free: selects, not
+            # ifs; count each window's elements and find its first NaN on the way
+            e = 0
             for i in range(k0):
                 si = t0[a, i]
                 for j in range(k1):
                     sj = t1[b, j]
+                    row_skip = (si == -2) | (sj == -2)  # identity padding: not an element
+                    row_in = (si >= 0) & (sj >= 0)  # else zero padding: a 0
+                    xr = x[p, max(si, 0), max(sj, 0)]
                     for m in range(k2):
-                        ve, fe, oke, tm = vals[e], flat[e], ok[e], t2[c0 : c0 + w, m]
-                        if si == -2 or sj == -2:
-                            for c in range(w):
-                                ve[c], fe[c], oke[c] = zero, -2, 0
-                        elif si < 0 or sj < 0:
-                            for c in range(w):
-                                ve[c], fe[c], oke[c] = zero, -2 if tm[c] == -2 else -1, tm[c] != -2
-                        else:  # branch-free: read a clamped index, then choose
-                            xr, base = x[p, si, sj], (si * n1 + sj) * n2
-                            for c in range(w):
-                                sm = tm[c]
-                                v = xr[max(sm, 0)]
-                                ve[c] = v if sm >= 0 else zero
-                                fe[c] = base + sm if sm >= 0 else sm
-                                oke[c] = sm != -2
-                        for c in range(w, BLOCK):  # a partial block's spare columns: inert
-                            ve[c], fe[c], oke[c] = zero, -2, 0
+                        ve, oke = vals[e], ok[e]
+                        for c in range(block):
+                            sm = t2[min(c0 + c, o2 - 1), m]
+                            v = xr[max(sm, 0)]
+                            real = row_in & (sm >= 0)
+                            okv = (c < w) & ~row_skip & (sm != -2)
+                            ve[c] = v if real else zero
+                            oke[c] = okv
+                            count[c] += okv
+                            first_nan[c] = e if okv & real & (v != v) & (first_nan[c] == kk) else first_nan[c]
                         e += 1
-            # whole blocks from here on (a constant trip count: no remainder loops), and
-            # branch-free: selects, not ifs (which element is the median is data)
-            for c in range(BLOCK):
-                count[c] = 0
-                first_nan[c] = kk
-            for e in range(kk - 1, -1, -1):  # backwards: the first NaN in scan order wins
-                ve, oke = vals[e], ok[e]
-                for c in range(BLOCK):
-                    count[c] += oke[c]
-                    first_nan[c] = e if ve[c] != ve[c] else first_nan[c]  # (a pad or skip is 0)
-            for c in range(BLOCK):
+            for c in range(block):
                 half[c] = (count[c] - 1) // 2
             for i in range(kk):
                 vi, oki = vals[i], ok[i]
-                for c in range(BLOCK):
+                for c in range(block):
                     rank[c] = 0
                 for j in range(i):  # before i in scan order: smaller or equal
                     vj, okj = vals[j], ok[j]
-                    for c in range(BLOCK):  # the hot loops: compare, mask, add over the block
+                    for c in range(block):  # the hot loops: compare, mask, add over the block
                         rank[c] += okj[c] & np.int32(vj[c] <= vi[c])
                 for j in range(i + 1, kk):  # after i: smaller
                     vj, okj = vals[j], ok[j]
-                    for c in range(BLOCK):
+                    for c in range(block):
                         rank[c] += okj[c] & np.int32(vj[c] < vi[c])
-                for c in range(BLOCK):
+                for c in range(block):
                     chosen[c] = i if (oki[c] != 0) & (rank[c] == half[c]) else chosen[c]
-            for c in range(w):
+            for c in range(w):  # the value, and its flat index from the tables
                 e = first_nan[c] if first_nan[c] < kk else chosen[c]
                 yr[c0 + c] = vals[e, c]
-                ir[c0 + c] = flat[e, c]
+                si, sj, sm = t0[a, e // (k1 * k2)], t1[b, e // k2 % k1], t2[c0 + c, e % k2]
+                ir[c0 + c] = (si * n1 + sj) * n2 + sm if si >= 0 and sj >= 0 and sm >= 0 else -1
 
 
 def median_forward(
@@ -106,9 +100,8 @@ def median_forward(
 
     def run(j0: int, j1: int) -> None:  # each thread its own scratch
         vals = np.empty((kk, BLOCK), dtype=x.dtype)
-        flat = np.empty((kk, BLOCK), dtype=np.int64)
         ok = np.empty((kk, BLOCK), dtype=np.int32)
         rank, count, half, chosen, first_nan = np.empty((5, BLOCK), dtype=np.int32)
-        _median_rank(j0, j1, x, t0, t1, t2, y, idx, vals, flat, ok, rank, count, half, chosen, first_nan)
+        _median_rank(j0, j1, x, t0, t1, t2, y, idx, vals, ok, rank, count, half, chosen, first_nan)
 
     parallel_for(run, rows, work=y.size * kk * kk)
