@@ -12,9 +12,10 @@ from __future__ import annotations
 import numpy as np
 from llvmlite import ir
 from numba import njit, types
+from numba.core import cgutils
 from numba.extending import intrinsic
 
-from .simd import F32xN, vectors
+from .simd import F32xN, _address, vectors
 from .threads import KERNEL, parallel_for
 
 CHUNK = 1024  # elements summed in float32 before a float64 add
@@ -59,10 +60,7 @@ def _prefetch(typingctx, arr, idx):
     """Ask for the cache line of ``arr[idx]`` (a hint: never faults, even past the end)."""
 
     def codegen(context, builder, sig, args):
-        from numba.core import cgutils
-
-        data = cgutils.create_struct_proxy(arr)(context, builder, value=args[0]).data
-        ptr = builder.bitcast(builder.gep(data, [args[1]]), ir.IntType(8).as_pointer())
+        ptr = _address(context, builder, arr, args[0], args[1], ir.IntType(8))
         i32 = ir.IntType(32)
         fn = cgutils.get_or_insert_function(
             builder.module, ir.FunctionType(ir.VoidType(), [ptr.type, i32, i32, i32]), "llvm.prefetch.p0"

@@ -15,6 +15,7 @@ import numpy as np
 from numba import njit
 
 from ..threads import KERNEL
+from .layout import _ro
 from .tile import BLOCK_OC
 
 
@@ -47,14 +48,6 @@ def _pack_kernel(block: int) -> Any:
 _pack = _pack_kernel(BLOCK_OC)
 
 
-def _ro(a: np.ndarray) -> np.ndarray:
-    """A read-only view (one kernel signature whether or not the caller's array is writable)."""
-    if a.flags.writeable:
-        a = a.view()
-        a.flags.writeable = False
-    return a
-
-
 def pack_weights(w: np.ndarray) -> np.ndarray:
     """(groups, co, E) weights -> flat (groups, ceil(co/BLOCK_OC), E, BLOCK_OC) float32,
     zero past co: the order in which :func:`.wide.conv_wide` reads them."""
@@ -63,12 +56,3 @@ def pack_weights(w: np.ndarray) -> np.ndarray:
     packed = np.empty((groups, nb, n_ent, BLOCK_OC), dtype=np.float32)
     _pack(_ro(np.ascontiguousarray(w, dtype=np.float32)), packed)
     return packed.ravel()
-
-
-def pack_weights_numpy(w: np.ndarray) -> np.ndarray:
-    """:func:`pack_weights` in NumPy (the reference the tests compare with)."""
-    groups, co, n_ent = w.shape
-    nb = -(-co // BLOCK_OC)
-    packed = np.zeros((groups, nb * BLOCK_OC, n_ent), dtype=np.float32)
-    packed[:, :co] = w
-    return np.ascontiguousarray(packed.reshape(groups, nb, BLOCK_OC, n_ent).transpose(0, 1, 3, 2)).ravel()
