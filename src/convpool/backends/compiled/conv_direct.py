@@ -81,6 +81,18 @@ def wide_fits(n: int, g: Geometry) -> bool:
     return wide <= 2 * n * geometry.prod(g.padded) + 4096
 
 
+# Whether a stride-1 forward lays its input in :func:`.direct.layout.shared_plane` (rows
+# and images sharing their zero padding) rather than in the padded plane: fewer positions
+# computed and never stored.  A switch for measuring one against the other.
+SHARE_PADDING = True
+
+
+def shares_padding(g: Geometry, mode: str) -> bool:
+    """Whether the forward's layout shares zero padding between rows and images
+    (:data:`SHARE_PADDING`; stride 1, zero padding)."""
+    return SHARE_PADDING and mode == "constant" and all(s == 1 for s in g.stride)
+
+
 def input_grad_padding(g: Geometry, mode: str) -> tuple[bool, geometry.Pairs]:
     """How to pad the output gradient so that a stride-1 convolution with the flipped
     weights gives the input gradient: by (reach - lo, reach - hi), the result then being
@@ -151,10 +163,11 @@ def wide_forward(
     n, c = xb.shape[:2]
     c_out = weight.shape[0]
     w = weight.astype(np.float32, copy=False).reshape(groups, c_out // groups, -1)
-    plane = _direct.phase_plane(g.padded, g.stride)
-    reach = _direct.reach(plane, g.kernel, g.dilation, g.stride)
+    shared = shares_padding(g, mode)
+    plane = _direct.shared_plane(xb.shape[2:], g.pads, g.kernel, g.dilation) if shared else None
+    reach = _direct.reach(plane or _direct.phase_plane(g.padded, g.stride), g.kernel, g.dilation, g.stride)
     with on_one_thread(_macs(n, c_out, c // groups, g)):
-        src = _direct.Wide(xb, g.pads, mode, reach, stride=g.stride)
+        src = _direct.Wide(xb, g.pads, mode, reach, stride=g.stride, plane=plane)
         y = _direct.convolve(src, w.reshape(groups, c_out // groups, c // groups, -1), g.kernel, g.dilation, n)
     assert y.shape[2:] == g.out
     ctx = ConvCtx(
@@ -179,9 +192,11 @@ def _wide_backward(dy: np.ndarray, ctx: ConvCtx, input_grad: bool) -> tuple[np.n
     w4 = ctx.w.reshape(groups, co, c // groups, -1)
     exact, dpads = input_grad_padding(g, ctx.mode)
     dpadded = tuple(o + lo + hi for o, (lo, hi) in zip(g.out, dpads, strict=True))
-    # a 'same'-size conv (lo + hi == reach): dy padded for the input gradient has the
-    # plane of the weight gradient's layout, so one copy of dy serves both
-    shared = input_grad and exact and all(s == 1 for s in g.stride) and dpadded == src.padded
+    # stride 1, exact: dy laid out for the weight gradient (at offset 0 of the source's
+    # planes) is dy padded by dpads for the input gradient, entered earlier - the zeros
+    # after each of its rows, plane - out = reach - min(lo, hi) on a shared plane, reach on
+    # the padded one, cover both pads (reach - lo, reach - hi) - so one copy serves both
+    shared = input_grad and exact and all(s == 1 for s in g.stride)
     shift = _direct.flat_offset(src.padded, tuple(lo for lo, _ in dpads)) if shared else 0
     parts = _kernels.num_threads()
     # unless its layout is shared with the input gradient, the outer-product kernel
@@ -194,7 +209,7 @@ def _wide_backward(dy: np.ndarray, ctx: ConvCtx, input_grad: bool) -> tuple[np.n
     if not input_grad:
         return None, dw
     if shared:
-        return _direct.input_grad_shared(dyw, w4, g.kernel, g.dilation, shift, n), dw
+        return _direct.input_grad_shared(dyw, w4, g.kernel, g.dilation, shift, n, ctx.x_shape[2:]), dw
     if any(s > 1 for s in g.stride):  # phase by phase, straight into the input's shape
         if ctx.mode == "constant":
             lo, shape = tuple(p for p, _ in g.pads), ctx.x_shape

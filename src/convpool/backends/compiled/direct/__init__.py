@@ -19,7 +19,11 @@ images, and the convolution is
 
 computed "wide": every ``i`` of the padded planes, positions that are not
 outputs (the last ``k-1`` columns of a row, the rows past the output, the
-room between images) are computed and never stored.  The micro-kernel keeps a
+room between images) are computed and never stored.  With stride 1 and zero
+padding, neighbouring rows and images share their zeros (:func:`.layout.shared_plane`:
+a row pitch of ``W + max(lo, hi)``, one set of zero rows between two images), which
+halves those positions: 841 per 784 outputs of a 28x28 plane padded by 1, not 900.
+The micro-kernel keeps a
 block of sums in vector registers - output channels x positions, its shape chosen
 for the CPU (:mod:`.tile`: 4 x 64 in 16 zmm registers with AVX-512, 4 x 24 in 12 ymm
 with AVX2) - and streams the source once per (channel, tap) "entry" - no column
@@ -47,7 +51,7 @@ where NumPy's float32 matrix product reaches 247-253 GFLOP/s there; per-ISA figu
 from __future__ import annotations
 
 from .depthwise import depthwise, depthwise_planes, depthwise_planes_grad, depthwise_weight_grad
-from .layout import Wide, _entries, _store_plan, flat_offset, out_size, phase_plane, reach
+from .layout import Wide, _entries, _store_plan, flat_offset, out_size, phase_plane, reach, shared_plane
 from .relayout import from_phases, to_wide
 from .tile import BLOCK_OC, BLOCK_Q, DW_CHUNK, DW_OC, DW_TAPS, LANES, TILE, tile_info
 from .wide import (
@@ -92,6 +96,7 @@ __all__ = [
     "phase_plane",
     "pointwise",
     "reach",
+    "shared_plane",
     "tile_info",
     "to_wide",
     "weight_grad",

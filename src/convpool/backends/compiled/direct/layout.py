@@ -75,6 +75,26 @@ def reach(
     )
 
 
+def shared_plane(
+    size: tuple[int, ...], pads: geometry.Pairs, kernel: tuple[int, ...], dilation: tuple[int, ...]
+) -> tuple[int, ...]:
+    """The plane a stride-1 convolution's :class:`Wide` layout lays each image in when
+    neighbours share their zero padding: ``size + max(lo, hi)`` per dimension instead of
+    ``size + lo + hi`` (and at least the output's size).
+
+    Each image sits at offset ``lo`` of its plane, zeros after it.  A window that runs
+    off a row (column) then reads the zeros between two rows - the right padding of one
+    row is the left padding of the next - and one set of zero rows (planes) lies between
+    two images, so ``max(lo, hi)`` zeros serve both sides.  Output ``c`` of a row reads
+    columns ``c + k*d - lo`` of the data, in ``[-lo, size + hi)``: a column below 0 lands
+    in the previous row's trailing zeros, one at or past ``size`` in this row's, whichever
+    dimension runs off.  A 28x28 plane padded by 1 becomes 29x29 (841 positions per 784
+    outputs) instead of 30x30 (900); a 1-D row of 40 padded by 2, 42 instead of 44."""
+    return tuple(
+        s + max(lo, hi, lo + hi - d * (k - 1)) for s, (lo, hi), k, d in zip(size, pads, kernel, dilation, strict=True)
+    )
+
+
 def _as3(v: tuple[int, ...], fill: int) -> np.ndarray:
     return np.array((fill,) * (3 - len(v)) + tuple(v), dtype=np.int64)
 
@@ -93,6 +113,9 @@ class Wide:
 
     ``margin``: zeros before the first row, so that entries may reach back (one layout
     of the output gradient serves both gradients, see :func:`_direct_backward`).
+    ``plane``: the plane each image is laid out in, at offset ``lo`` (stride 1, zero
+    padding): :func:`shared_plane` lets neighbouring rows and images share their zeros;
+    default the padded plane ``size + lo + hi``.  ``full`` stays the padded size.
     ``scratch``: a layout that does not outlive the call goes into the reused workspace
     (fresh memory's page faults cost as much as the copy itself)."""
 
@@ -108,15 +131,19 @@ class Wide:
         stride: tuple[int, ...] | None = None,
         margin: int = 0,
         scratch: bool = False,
+        plane: tuple[int, ...] | None = None,
     ) -> None:
         if mode != "constant" and any(lo or hi for lo, hi in pads):
             a, pads = pad(a, pads, mode), tuple((0, 0) for _ in pads)
+            plane = None
         self.stride = stride = tuple(stride) if stride else (1,) * (a.ndim - 2)
+        assert plane is None or all(s == 1 for s in stride)
+        n_rows = rows if row_of is not None else None
         try:  # the callers' pads are tuples of int pairs (a Geometry's): a key as they are
-            plan = _layout_plan(a.shape, pads, int(reach), stride, rows if row_of is not None else None)
+            plan = _layout_plan(a.shape, pads, int(reach), stride, n_rows, plane)
         except TypeError:  # unhashable: lists
             pads = tuple((int(lo), int(hi)) for lo, hi in pads)
-            plan = _layout_plan(a.shape, pads, int(reach), stride, rows if row_of is not None else None)
+            plan = _layout_plan(a.shape, pads, int(reach), stride, n_rows, plane)
         self.phases, self.full, self.padded, self.plane, self.q_len, self.length = plan[:6]
         assert row_of is None or self.phases == 1
         size = plan[6] * self.length
@@ -140,7 +167,12 @@ class Wide:
 
 @functools.lru_cache(maxsize=128)
 def _layout_plan(
-    shape: tuple[int, ...], pads: geometry.Pairs, reach: int, stride: tuple[int, ...], rows: int | None
+    shape: tuple[int, ...],
+    pads: geometry.Pairs,
+    reach: int,
+    stride: tuple[int, ...],
+    rows: int | None,
+    shared: tuple[int, ...] | None = None,
 ) -> tuple[Any, ...]:
     """What a :class:`Wide` layout of an input of ``shape`` (padded already for a border
     mode) works out from the geometry alone, once per geometry: phases, full and phase
@@ -150,7 +182,8 @@ def _layout_plan(
     nd = len(shape) - 2
     phases = geometry.prod(stride)
     full = tuple(s + lo + hi for s, (lo, hi) in zip(shape[2:], pads, strict=True))
-    padded = phase_plane(full, stride)  # the plane the kernels see
+    padded = shared or phase_plane(full, stride)  # the plane the kernels see
+    assert shared is None or all(p >= s + lo for p, s, (lo, _) in zip(shared, shape[2:], pads, strict=True))
     plane = geometry.prod(padded)
     q_len = n * plane
     # blocks of BLOCK_Q read up to BLOCK_Q - 1 past q_len, plus the largest tap offset;

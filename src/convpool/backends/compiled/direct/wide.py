@@ -324,16 +324,25 @@ def weight_grad(
 
 
 def input_grad_shared(
-    dyw: Wide, w: np.ndarray, kernel: tuple[int, ...], dilation: tuple[int, ...], shift: int, n: int
+    dyw: Wide,
+    w: np.ndarray,
+    kernel: tuple[int, ...],
+    dilation: tuple[int, ...],
+    shift: int,
+    n: int,
+    size: tuple[int, ...],
 ) -> np.ndarray:
-    """Input gradient of a stride-1 'same'-size convolution read from the weight
+    """Input gradient (spatial ``size``) of a stride-1 convolution read from the weight
     gradient's layout of dy: the input gradient is the convolution of dy padded by
-    (reach - lo) with the flipped, transposed weights; that padded plane is the layout's
-    plane (when lo + hi == reach), entered ``shift`` positions earlier.  w: (groups, co,
-    cg, *kernel) forward weights; returns (N, groups*cg, *in)."""
+    (reach - lo, reach - hi) with the flipped, transposed weights.  dy lies at offset 0
+    of the layout's planes with at least max(reach - lo, reach - hi) zeros after each row
+    (plane) - the zeros a window running off a row reads, whichever side
+    (:func:`.layout.shared_plane`) - so the padded dy is the layout entered ``shift``
+    positions earlier (reach - lo rows and columns).  w: (groups, co, cg, *kernel)
+    forward weights; returns (N, groups*cg, *size)."""
     groups, co, cg = w.shape[:3]
     wf = np.flip(w.reshape(groups, co, cg, -1), axis=-1).transpose(0, 2, 1, 3)  # (groups, cg, co, T)
     offs = _entries(dyw.padded, kernel, dilation, (1,) * len(kernel), co, dyw.length) - shift
-    out = out_size(dyw.padded, kernel, dilation, (1,) * len(kernel))
-    assert shift <= dyw.margin
+    out = tuple(size)
+    assert shift <= dyw.margin and all(s <= p for s, p in zip(out, dyw.padded, strict=True))
     return _run(dyw, np.ascontiguousarray(wf).reshape(groups, cg, -1), offs, out, n)
