@@ -52,7 +52,6 @@ if AVAILABLE:  # the kernels, by family; each runs its jobs on the kernel thread
         select_where,
     )
     from .tiled_kernels import (  # noqa: F401
-        route_2x2,
         route_tiled,
         select_2x2,
         select_tiled,
@@ -61,6 +60,7 @@ if AVAILABLE:  # the kernels, by family; each runs its jobs on the kernel thread
         sum_separable,
         sum_separable_backward,
     )
+    from .tiled_pairs import route_2x2  # noqa: F401
 
 
 try:  # the direct SIMD convolution needs numba's LLVM intrinsics (llvmlite)

@@ -171,42 +171,6 @@ def spread_2x2(dy: np.ndarray, g: np.ndarray) -> None:
 
 
 @njit(**KERNEL)
-def _route_2x2(j0, j1, pos, dy, g):
-    """One input row at a time (two per output row), the winner compared in pos's own
-    type: the compiler vectorises the row as interleaved stores on AVX2 too (measured,
-    Xeon, one thread, 64x64x56x56: 7.5 ms, AVX-512 and AVX2 alike; both rows of an
-    output row in one loop: 10-13 ms AVX-512, 29-45 ms AVX2)."""
-    o0, o1, o2 = dy.shape[1], dy.shape[2], dy.shape[3]
-    n1, n2 = g.shape[2], g.shape[3]
-    zero = g.dtype.type(0.0)
-    for p in range(j0, j1):
-        for d in range(o0):
-            for b in range(o1):
-                dyr, pr = dy[p, d, b], pos[p, d, b]
-                for h in range(2):
-                    r = g[p, d, 2 * b + h]
-                    e0, e1 = pr.dtype.type(2 * h), pr.dtype.type(2 * h + 1)
-                    for c in range(o2):
-                        w, v = pr[c], dyr[c]
-                        r[2 * c] = v if w == e0 else zero
-                        r[2 * c + 1] = v if w == e1 else zero
-                    if n2 > 2 * o2:  # an odd last column: no window reads it
-                        r[n2 - 1] = zero
-            if n1 > 2 * o1:  # an odd last row
-                for m in range(n2):
-                    g[p, d, n1 - 1, m] = zero
-        for d in range(o0, g.shape[1]):  # depth no window reads
-            for h in range(n1):
-                for m in range(n2):
-                    g[p, d, h, m] = zero
-
-
-def route_2x2(pos: np.ndarray, dy: np.ndarray, g: np.ndarray) -> None:
-    """Backward of :func:`select_2x2`: every element of g (any contents) written once."""
-    parallel_for(_route_2x2, g.shape[0], pos, dy, g, work=g.size)
-
-
-@njit(**KERNEL)
 def _route_tiled(j0, j1, pos, off, k0, k1, k2, n1, n2, dy, g):
     o0, o1, o2 = dy.shape[1], dy.shape[2], dy.shape[3]
     zero = g.dtype.type(0.0)

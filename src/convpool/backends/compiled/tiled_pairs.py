@@ -113,23 +113,45 @@ def select_pair_windows(x: np.ndarray, k0: int, k1: int, sign: float, y: np.ndar
 
 
 @njit(**KERNEL)
-def _route_pairs(j0, j1, pos, dy, g):
+def _route_pairs(j0, j1, pos, dy, g, k1):
+    """Groups ``j0 .. j1``: output row b of a group takes input rows ``b*k1 .. b*k1 +
+    k1 - 1``, window position ``2h`` / ``2h + 1`` in row h.  pos, dy: (R, o1, o2);
+    g: (R, n1, n2), rows past ``o1*k1`` and columns past ``2*o2`` zeroed."""
     zero = g.dtype.type(0.0)
-    n2 = g.shape[1]
+    o1, o2 = dy.shape[1], dy.shape[2]
+    n1, n2 = g.shape[1], g.shape[2]
     for r in range(j0, j1):
-        pr, dr, gr = pos[r], dy[r], g[r]
-        e0, e1 = pr.dtype.type(0), pr.dtype.type(1)  # compared in pos's type: vectorised on AVX2 too
-        o2 = dr.shape[0]
-        for c in range(o2):
-            w, v = pr[c], dr[c]
-            gr[2 * c] = v if w == e0 else zero
-            gr[2 * c + 1] = v if w == e1 else zero
-        for m in range(2 * o2, n2):  # an odd last element: no window reads it
-            gr[m] = zero
+        for b in range(o1):
+            pr, dr = pos[r, b], dy[r, b]
+            for h in range(k1):
+                gr = g[r, b * k1 + h]
+                # compared in pos's type: vectorised on AVX2 too
+                e0, e1 = pr.dtype.type(2 * h), pr.dtype.type(2 * h + 1)
+                for c in range(o2):
+                    w, v = pr[c], dr[c]
+                    gr[2 * c] = v if w == e0 else zero
+                    gr[2 * c + 1] = v if w == e1 else zero
+                for m in range(2 * o2, n2):  # an odd last column: no window reads it
+                    gr[m] = zero
+        for h in range(o1 * k1, n1):  # an odd last row
+            for m in range(n2):
+                g[r, h, m] = zero
 
 
 def route_pairs(pos: np.ndarray, dy: np.ndarray, g: np.ndarray) -> None:
     """Backward of :func:`select_pairs`: every element of g (any contents) written once,
     the pair's gradient at its winner and zero elsewhere."""
     g2 = rows(g)
-    parallel_for(_route_pairs, g2.shape[0], rows(pos), rows(dy), g2, work=g.size)
+    parallel_for(_route_pairs, g2.shape[0], rows(pos)[:, None], rows(dy)[:, None], g2[:, None], 1, work=g.size)
+
+
+def route_2x2(pos: np.ndarray, dy: np.ndarray, g: np.ndarray) -> None:
+    """Backward of :func:`.tiled_kernels.select_2x2` (positions 0-3 in a 2x2 window) on the
+    same kernel as :func:`route_pairs`, each input row its own loop - interleaved stores
+    that vectorise on AVX2 too.  pos, dy: (P, D, o1, o2); g: (P, D, H, W), any contents,
+    every element written.  One kernel for both saves a compile of ~0.7 s CPU in a first
+    2x2 max pool call (it had one of its own)."""
+    p, d = g.shape[:2]
+    g3 = g.reshape(p * d, g.shape[2], g.shape[3])
+    pos3, dy3 = pos.reshape(p * d, *pos.shape[2:]), dy.reshape(p * d, *dy.shape[2:])
+    parallel_for(_route_pairs, p * d, pos3, dy3, g3, 2, work=g.size)
