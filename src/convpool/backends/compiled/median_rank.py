@@ -72,14 +72,11 @@ def _median_rank(j0, j1, x, t0, t1, t2, y, idx, vals, ok, rank, count, half, cho
                 vi, oki = vals[i], ok[i]
                 for c in range(block):
                     rank[c] = 0
-                for j in range(i):  # before i in scan order: smaller or equal
+                for j in range(kk):  # smaller, or equal and before i in scan order
                     vj, okj = vals[j], ok[j]
-                    for c in range(block):  # the hot loops: compare, mask, add over the block
-                        rank[c] += okj[c] & np.int32(vj[c] <= vi[c])
-                for j in range(i + 1, kk):  # after i: smaller
-                    vj, okj = vals[j], ok[j]
-                    for c in range(block):
-                        rank[c] += okj[c] & np.int32(vj[c] < vi[c])
+                    before = j < i
+                    for c in range(block):  # the hot loop: compare, mask, add over the block
+                        rank[c] += okj[c] & np.int32((vj[c] < vi[c]) | (before & (vj[c] == vi[c])))
                 for c in range(block):
                     chosen[c] = i if (oki[c] != 0) & (rank[c] == half[c]) else chosen[c]
             for c in range(w):  # the value, and its flat index from the tables
