@@ -133,3 +133,36 @@ def test_the_weight_gradients_layout_of_dy_serves_the_input_gradient(monkeypatch
     monkeypatch.setattr(_direct, "input_grad_shared", lambda *a: used.append(1) or real(*a))
     F.conv_backward(np.ones_like(y), ctx)
     assert used == [1]
+
+
+@pytest.mark.parametrize(
+    ("shape", "pads"),
+    [
+        ((19, 3, 40), ((2, 2),)),
+        ((1, 2, 7), ((0, 3),)),
+        ((33, 5, 4, 6), ((1, 1), (2, 0))),
+        ((9, 2, 2, 2, 3), ((1,) * 2,) * 3),
+    ],
+)
+def test_short_planes_copied_in_blocks_of_images_equal_the_channel_by_channel_copy(shape, pads) -> None:  # type: ignore[no-untyped-def]
+    """Planes of up to IMAGE_MAJOR_PLANE floats are copied a block of images at a time;
+    the layout is the same, rows no channel maps to included."""
+    from convpool.backends.compiled.direct import relayout
+
+    rng = np.random.default_rng(4)
+    a = rng.standard_normal(shape).astype(np.float32)
+    rows = 2 * shape[1] + 1
+    row_of = np.arange(shape[1], dtype=np.int64) * 2 + 1
+    layouts = []
+    for limit in (relayout.IMAGE_MAJOR_PLANE, 0):
+        saved = relayout.IMAGE_MAJOR_PLANE
+        relayout.IMAGE_MAJOR_PLANE = limit
+        try:
+            plain = _direct.Wide(a, pads, "constant", reach=5)
+            mapped = _direct.Wide(a, pads, "constant", reach=5, row_of=row_of, rows=rows)
+            layouts.append((plain.buf.copy(), mapped.buf.copy()))
+        finally:
+            relayout.IMAGE_MAJOR_PLANE = saved
+    assert int(np.prod(shape[2:])) <= relayout.IMAGE_MAJOR_PLANE
+    for blocked, by_channel in zip(*layouts):
+        np.testing.assert_array_equal(blocked, by_channel)
