@@ -98,6 +98,22 @@ def test_route_on_several_threads(kernel, case, red, mode, seed):  # type: ignor
         check_backward(x, red, case, mode, pool_tables)
 
 
+@pytest.mark.parametrize("impl", [pool_tables, pool_separable])
+@pytest.mark.parametrize(
+    "case",
+    [
+        (2, (5, 6), (3, 3), (2, 2), ((1, 1), (1, 1)), (1, 1), False),
+        (1, (9,), (3,), (2,), ((1, 1),), (1,), False),
+        (2, (6, 40), (3, 3), (1, 2), ((1, 1), (1, 1)), (1, 1), False),
+    ],
+)
+def test_zero_padding_that_wins_takes_no_gradient(kernel, impl, case):  # type: ignore[no-untyped-def]
+    """padding_mode="zeros" with every input negative: the padding's 0 wins each border
+    window, and its gradient goes nowhere (not to a neighbouring element)."""
+    x = -1.0 - np.random.default_rng(0).random((2, 3, *case[1])).astype(np.float32)
+    check_backward(x, "max", case, "zeros", impl)
+
+
 TORCH_CASES = [  # (input shape, kernel, stride, padding, dilation, ceil_mode)
     ((3, 4, 150), 3, 2, 1, 1, False),
     ((2, 3, 97), 4, 3, 2, 1, True),

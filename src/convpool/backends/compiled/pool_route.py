@@ -39,14 +39,6 @@ GATHER_MIN_ROW = 16  # shorter output rows: too short to vectorise
 
 
 @njit(**KERNEL)
-def _border(c, e, rowb, em, t2, dyr, gp):
-    """Column c's gradient (its winner at e) through the last dimension's table."""
-    col = t2[c, em[e]]
-    if rowb[e] >= 0 and col >= 0:
-        gp[rowb[e] + col] += dyr[c]
-
-
-@njit(**KERNEL)
 def _scatter(j0, j1, pos, rowbs, tabs, t2, geo, em, dy, g):
     """Planes ``j0 .. j1``: one addition per output.  g: (P, D*H*W) flat planes;
     for output row (a, b) and window position e: ``rowbs[a*o1 + b, e]`` its row's
@@ -62,14 +54,15 @@ def _scatter(j0, j1, pos, rowbs, tabs, t2, geo, em, dy, g):
         for a in range(o0):
             for b in range(o1):
                 dyr, pr, rowb, tab = dy[p, a, b], pos[p, a, b], rowbs[a * o1 + b], tabs[a * o1 + b]
-                for c in range(c0):
-                    _border(c, pr[c], rowb, em, t2, dyr, gp)
-                for c in range(c0, c1):
-                    off = tab[pr[c]] + c * s2
+                for c in range(o2):
+                    e = pr[c]
+                    if c0 <= c < c1:  # an interior column: its tap's offset from the table
+                        off = tab[e] + c * s2
+                    else:  # a border column: through the last dimension's table
+                        col = t2[c, em[e]]
+                        off = rowb[e] + col if rowb[e] >= 0 and col >= 0 else -1
                     if off >= 0:
                         gp[off] += dyr[c]
-                for c in range(c1, o2):
-                    _border(c, pr[c], rowb, em, t2, dyr, gp)
 
 
 @njit(**KERNEL)
