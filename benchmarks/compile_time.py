@@ -4,6 +4,7 @@
     python benchmarks/compile_time.py --demo     # also: `convpool demo` from a cold cache
     python benchmarks/compile_time.py --isa native,avx2   # also held to AVX2 (numba for haswell)
     python benchmarks/compile_time.py --json out.json
+    python benchmarks/compile_time.py --repeat 5   # five fresh processes per case (default 3)
 
 Runs the same small script twice in fresh processes that share an empty numba cache
 directory (``NUMBA_CACHE_DIR``): the first run compiles every kernel it touches, the
@@ -20,6 +21,12 @@ argument types, and the time spent in it, both inclusive and "self" (less the ke
 it compiled on the way, e.g. an ``@njit`` helper it calls).  The listener goes into
 each Python process through a ``sitecustomize`` module on ``PYTHONPATH``, so ``--demo``
 also counts the compilations in the ablation's worker processes.
+
+Each case also runs alone - a fresh process, an empty cache - ``--repeat`` times,
+interleaved with the other cases, and the median is shown: on a shared machine one
+run of a case moves by 30-50%.  An "alone" figure includes numba's own set-up on its
+first compilation in a process (registries, and SciPy's linear algebra where SciPy is
+installed); the tool measures that set-up on its own and prints it below the table.
 
 Targets (issue 11; cold, alone, CPU time): conv2d forward+backward <= 3 s, each pooling
 op <= 2 s, the demo's compiling <= 30 s; a figure above its target is flagged ``*``.
@@ -209,8 +216,10 @@ def _flag(value: float, limit: float | None) -> str:
     return "*" if limit is not None and value > limit else " "
 
 
-def _print_probes(report: dict, runs: list[list[dict]], cold: dict) -> None:
-    print("first call of each op (seconds): alone = in a fresh process with an empty cache; in sequence =")
+def _print_probes(report: dict, runs: list[list[dict]], cold: dict, repeat: int) -> None:
+    print(
+        f"first call of each op (seconds): alone = in a fresh process with an empty cache (median of {repeat}); in sequence ="
+    )
     print("all in one process, in this order (later ones reuse kernels compiled before); cached = the")
     print("sequence again with the cache filled; * = above the target (alone, cold, CPU)\n")
     print(f"{'':30s} {'alone, cold':>16s} {'in sequence, cold':>19s} {'cached':>15s} {'target':>7s}")
@@ -229,21 +238,52 @@ def _print_probes(report: dict, runs: list[list[dict]], cold: dict) -> None:
         print(f"{kernel:64s} {n:4d} {wall:7.2f} {cpu:7.2f}")
 
 
-def measure(tmp: str, base_env: dict[str, str], demo: bool) -> dict:
-    """Every probe, cold and cached, in sequence and alone; with ``demo`` the demo too."""
+def _median_trial(trials: list[dict]) -> dict:
+    """The trial of median CPU time (its wall time and compilations with it), and the
+    spread of CPU times over all trials."""
+    ranked = sorted(trials, key=lambda t: t["cpu"])
+    return {**ranked[(len(ranked) - 1) // 2], "cpu_all": [t["cpu"] for t in trials]}
+
+
+def numba_setup(env: dict[str, str]) -> dict:
+    """numba's one-time set-up in a fresh process: its first compilation (of a trivial
+    function) less its second; whether SciPy is installed (numba imports scipy.linalg
+    then, to find a BLAS for np.dot)."""
+    code = (
+        "import json, time, numpy as np, numba, importlib.util\n"
+        "f = numba.njit(lambda a: a[0] + 1.0)\n"
+        "g = numba.njit(lambda a: a[0] + 2.0)\n"
+        "c0 = time.process_time(); f(np.ones(1)); c1 = time.process_time(); g(np.ones(1)); c2 = time.process_time()\n"
+        "print(json.dumps({'first': c1 - c0, 'second': c2 - c1, 'scipy': importlib.util.find_spec('scipy') is not None}))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def measure(tmp: str, base_env: dict[str, str], demo: bool, repeat: int = 3) -> dict:
+    """Every probe, cold and cached, in sequence and alone (``repeat`` times: the median);
+    with ``demo`` the demo too."""
     report: dict = {}
     env = {**base_env, "NUMBA_CACHE_DIR": os.path.join(tmp, "cache")}
     log = os.path.join(tmp, "log.jsonl")
     runs = [_run([sys.executable, "-c", PROBE], env, log) for _ in range(2)]
     cold, cached = _split(runs[0]), _split(runs[1])
-    alone = {}
-    for i, name in enumerate(n for n in cold if n != "import"):  # each in a fresh process and cache
-        one = {**env, "NUMBA_CACHE_DIR": os.path.join(tmp, f"cache-{i}"), "CONVPOOL_PROBE_ONLY": name}
-        alone[name] = _split(_run([sys.executable, "-c", PROBE], one, log))[name]
+    trials: dict[str, list[dict]] = collections.defaultdict(list)
+    for r in range(repeat):  # each case in a fresh process and cache, the cases interleaved
+        for i, name in enumerate(n for n in cold if n != "import"):
+            one = {**env, "NUMBA_CACHE_DIR": os.path.join(tmp, f"cache-{r}-{i}"), "CONVPOOL_PROBE_ONLY": name}
+            trials[name].append(_split(_run([sys.executable, "-c", PROBE], one, log))[name])
+    alone = {name: _median_trial(runs_of) for name, runs_of in trials.items()}
     report["cases"] = {name: {"alone": alone.get(name), "cold": cold[name], "cached": cached[name]} for name in cold}
     report["cached"] = cached
     report["kernels"] = _kernel_table(runs[0])
-    _print_probes(report, runs, cold)
+    setup = report["numba_setup"] = numba_setup({**env, "NUMBA_CACHE_DIR": os.path.join(tmp, "cache-setup")})
+    _print_probes(report, runs, cold, repeat)
+    print(
+        f"\nnumba's own set-up, paid by the first compilation in a process (in each 'alone' figure): "
+        f"{setup['first'] - setup['second']:.2f} s CPU (first trivial compile {setup['first']:.2f} s, second "
+        f"{setup['second']:.2f} s); SciPy {'installed: numba imports scipy.linalg then' if setup['scipy'] else 'not installed'}"
+    )
     del report["cached"]
     if demo:
         d = report["demo"] = _demo({**env, "NUMBA_CACHE_DIR": os.path.join(tmp, "cache-demo")}, log)
@@ -274,7 +314,10 @@ def main() -> None:
     parser.add_argument("--demo", action="store_true", help="also time `convpool demo` from a cold cache (minutes)")
     parser.add_argument("--isa", default="native", help="comma list of native, avx2, avx512 (as convpool bench --isa)")
     parser.add_argument("--json", help="write every figure to this file")
+    parser.add_argument("--repeat", type=int, default=3, help="fresh processes per 'alone' case (the median is shown)")
     args = parser.parse_args()
+    if args.repeat < 1:
+        parser.error(f"--repeat must be at least 1, not {args.repeat}")
     try:
         settings = bench_isa.parse_isa(args.isa, bench_isa.cpu_flags(), bench_isa.cpu_name())
     except ValueError as exc:
@@ -292,7 +335,7 @@ def main() -> None:
             with open(os.path.join(tmp, "sitecustomize.py"), "w") as f:
                 f.write(LISTENER)
             path = os.pathsep.join([tmp] + [p for p in [os.environ.get("PYTHONPATH")] if p])
-            reports[name] = measure(tmp, {**env, "PYTHONPATH": path}, args.demo)
+            reports[name] = measure(tmp, {**env, "PYTHONPATH": path}, args.demo, args.repeat)
             reports[name]["cpu"] = bench_isa.cpu_name()
     if args.json:
         with open(args.json, "w") as f:
