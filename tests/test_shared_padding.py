@@ -71,9 +71,12 @@ def shared_case(draw):  # type: ignore[no-untyped-def]
     return n, kernel, dil, pads, size, groups, cin, cout
 
 
-def _geometry(size, kernel, dil, pads):  # type: ignore[no-untyped-def]
-    out = tuple(s + lo + hi - d * (k - 1) for s, k, d, (lo, hi) in zip(size, kernel, dil, pads))
-    return Geometry(size, kernel, (1,) * len(size), dil, pads, out, (0,) * len(size))
+def _geometry(size, kernel, dil, pads, stride=None):  # type: ignore[no-untyped-def]
+    stride = stride or (1,) * len(size)
+    out = tuple(
+        (s + lo + hi - d * (k - 1) - 1) // t + 1 for s, k, d, (lo, hi), t in zip(size, kernel, dil, pads, stride)
+    )
+    return Geometry(size, kernel, stride, dil, pads, out, (0,) * len(size))
 
 
 def _run(x, w, g, groups, dy, share):  # type: ignore[no-untyped-def]
@@ -81,7 +84,9 @@ def _run(x, w, g, groups, dy, share):  # type: ignore[no-untyped-def]
     conv_direct.SHARE_PADDING = share
     try:
         y, ctx = conv_direct.wide_forward(x, w, g, groups, "constant", False)
-        assert ctx.wide.padded == (_direct.shared_plane(g.in_size, g.pads, g.kernel, g.dilation) if share else g.padded)
+        if all(s == 1 for s in g.stride):
+            plane = _direct.shared_plane(g.in_size, g.pads, g.kernel, g.dilation) if share else g.padded
+            assert ctx.wide.padded == plane
         dx, dw = conv_direct.wide_backward(dy, ctx)
     finally:
         conv_direct.SHARE_PADDING = saved
@@ -166,3 +171,31 @@ def test_short_planes_copied_in_blocks_of_images_equal_the_channel_by_channel_co
     assert int(np.prod(shape[2:])) <= relayout.IMAGE_MAJOR_PLANE
     for blocked, by_channel in zip(*layouts):
         np.testing.assert_array_equal(blocked, by_channel)
+
+
+@settings(max_examples=100, deadline=None)
+@given(shared_case(), st.data(), st.integers(0, 2**16))
+def test_strided_input_gradient_on_the_shared_layout_of_dy(case, data, seed):  # type: ignore[no-untyped-def]
+    """A strided conv's input gradient reads dy laid out with shared zeros
+    (:func:`.direct.input_grad_strided`): bit-equal to the padded layout's, and PyTorch's."""
+    n, kernel, dil, pads, size, groups, cin, cout = case
+    stride = tuple(data.draw(st.sampled_from([1, 2, 3])) for _ in kernel)
+    if all(t == 1 for t in stride):
+        stride = (2,) + stride[1:]
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, cin, *size)).astype(np.float32)
+    w = rng.standard_normal((cout, cin // groups, *kernel)).astype(np.float32)
+    g = _geometry(size, kernel, dil, pads, stride)
+    if not conv_direct.wide_fits(n, g):
+        return
+    dy = rng.standard_normal((n, cout, *g.out)).astype(np.float32)
+    _, dx, _ = _run(x, w, g, groups, dy, True)
+    _, dx0, _ = _run(x, w, g, groups, dy, False)
+    np.testing.assert_array_equal(dx, dx0)
+    xt = torch.tensor(x, dtype=torch.float64, requires_grad=True)
+    flat = [v for pair in reversed(pads) for v in pair]
+    conv = (TF.conv1d, TF.conv2d, TF.conv3d)[len(size) - 1]
+    yt = conv(TF.pad(xt, flat), torch.tensor(w, dtype=torch.float64), None, stride, 0, dil, groups)
+    yt.backward(torch.tensor(dy, dtype=torch.float64))
+    tol_x = 2e-6 * cout * int(np.prod(kernel))
+    np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=tol_x, atol=tol_x)

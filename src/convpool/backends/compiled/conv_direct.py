@@ -82,8 +82,9 @@ def wide_fits(n: int, g: Geometry) -> bool:
 
 
 # Whether a stride-1 forward lays its input in :func:`.direct.layout.shared_plane` (rows
-# and images sharing their zero padding) rather than in the padded plane: fewer positions
-# computed and never stored.  A switch for measuring one against the other.
+# and images sharing their zero padding) rather than in the padded plane, and so does a
+# strided conv's input gradient with dy: fewer positions computed and never stored.  A
+# switch for measuring one against the other.
 SHARE_PADDING = True
 
 
@@ -215,7 +216,9 @@ def _wide_backward(dy: np.ndarray, ctx: ConvCtx, input_grad: bool) -> tuple[np.n
             lo, shape = tuple(p for p, _ in g.pads), ctx.x_shape
         else:
             lo, shape = (0,) * g.nd, (n, c) + g.padded
-        dx = _direct.input_grad_strided(dy, w4, g.kernel, g.dilation, g.stride, g.padded, lo, shape)
+        dx = _direct.input_grad_strided(
+            dy, w4, g.kernel, g.dilation, g.stride, g.padded, lo, shape, share=SHARE_PADDING
+        )
         folded = ctx.mode != "constant"
     else:
         reach_dx = _direct.reach(dpadded, g.kernel, g.dilation)

@@ -13,7 +13,18 @@ from .. import runtime as _kernels
 from ..simd import grad_tile, row_tile, vectors
 from ..threads import KERNEL, parallel_for
 from . import outer
-from .layout import Wide, _as3, _entries, _plane_strides, _ro, _store_plan, _tap_phases, out_size, phase_plane
+from .layout import (
+    Wide,
+    _as3,
+    _entries,
+    _plane_strides,
+    _ro,
+    _store_plan,
+    _tap_phases,
+    out_size,
+    phase_plane,
+    shared_plane,
+)
 from .pack import pack_weights
 from .relayout import from_phases
 from .tile import BLOCK_OC, BLOCK_Q, DW_CHUNK, DW_OC, DW_TAPS, LANES, TILE
@@ -221,6 +232,8 @@ def input_grad_strided(
     full: tuple[int, ...],
     lo: tuple[int, ...],
     shape: tuple[int, ...],
+    *,
+    share: bool = True,
 ) -> np.ndarray:
     """Input gradient of a strided convolution (weights w (groups, co, cg, *kernel)), as
     the ``shape`` block at ``lo`` of the padded input ``full``.
@@ -228,16 +241,22 @@ def input_grad_strided(
     Phase by phase: padded element ``s*m + r`` receives ``w[o, c, t] * dy[o, m - a_t]``
     from the taps t of phase r (shift a_t), so each phase of the gradient is a
     stride-1 convolution of the output gradient with that phase's taps, flipped - one
-    kernel call per phase, then one pass interleaves the phases."""
+    kernel call per phase, then one pass interleaves the phases.  dy padded by (amax,
+    q - out) is laid out with its rows and images sharing those zeros when ``share``
+    (:func:`.layout.shared_plane`: 29x29 instead of 30x30 for a 28x28 dy of a 3x3
+    stride-2 conv of 56x56 padded by 1)."""
     groups, co, cg = w.shape[:3]
     n = dy.shape[0]
     q = phase_plane(full, stride)
     amax = tuple((k - 1) * d // s for k, d, s in zip(kernel, dilation, stride, strict=True))
-    pads = tuple((a, qq - o) for a, qq, o in zip(amax, q, dy.shape[2:], strict=True))  # plane q + amax
-    dplane = tuple(qq + a for qq, a in zip(q, amax, strict=True))
+    pads = tuple((a, qq - o) for a, qq, o in zip(amax, q, dy.shape[2:], strict=True))
+    if share:  # a stride-1 window of amax + 1 taps, read through zeros either side
+        dplane = shared_plane(dy.shape[2:], pads, tuple(a + 1 for a in amax), (1,) * len(q))
+    else:  # the padded plane q + amax
+        dplane = tuple(qq + a for qq, a in zip(q, amax, strict=True))
     phase, shift = _tap_phases(dplane, kernel, dilation, stride)  # shift: a_t as an offset in dplane
     corner = sum(a * step for a, step in zip(amax, _plane_strides(dplane), strict=True))  # the largest
-    dsrc = Wide(dy, pads, "constant", corner, scratch=True)
+    dsrc = Wide(dy, pads, "constant", corner, scratch=True, plane=dplane if share else None)
     wt = w.reshape(groups, co, cg, -1).transpose(0, 2, 1, 3)  # (groups, cg, co, T)
     ys = np.empty((geometry.prod(stride), n, groups * cg) + q, dtype=np.float32)
     for ph in range(ys.shape[0]):
