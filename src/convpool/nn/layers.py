@@ -19,6 +19,7 @@ from ..functional.activation import linear_backward, linear_forward, linear_para
 from ._layers import _BatchNorm as _BatchNorm
 from ._layers import _Elementwise
 from .module import Module, Parameter
+from .pool import MaxPool1d, MaxPool2d, MaxPool3d
 
 
 class Linear(Module):
@@ -348,20 +349,50 @@ class Sequential(Module):
         return self
 
     def forward(self, x: Any) -> Any:
-        for layer in self._modules.values():
-            x = layer(x)
+        """The layers in order, except that a ReLU followed by a max pool runs as the pool
+        and then the ReLU on its output, a quarter of the size for 2x2 windows:
+        ``max(relu(x)) == relu(max(x))`` value for value (NaN too), and the gradients are
+        equal (where a window's maximum is not positive the ReLU zeroes the whole window,
+        and no gradient passes either way).  The backward pass runs the order that ran."""
+        layers, order = list(self._modules.values()), []
+        i = 0
+        while i < len(layers):
+            pair = i + 1 < len(layers) and _pool_first(layers[i], layers[i + 1], x)
+            for layer in (layers[i + 1], layers[i]) if pair else (layers[i],):
+                x = layer(x)
+                order.append(layer)
+            i += 2 if pair else 1
+        self._saved = order
         return x
 
+    def _ran(self) -> list[Module]:
+        """The layers in the order the last forward pass (on this thread) ran them."""
+        order = self._saved
+        return list(self._modules.values()) if order is None else order
+
     def backward(self, grad_output: Any) -> Any:
-        for layer in reversed(self._modules.values()):
+        for layer in reversed(self._ran()):
             grad_output = layer.backward(grad_output)
         return grad_output
 
     def backward_params(self, grad_output: Any) -> None:
         """As :meth:`backward`, without the gradient of the input: the first layer
         only accumulates its parameters' gradients."""
-        layers = list(self._modules.values())
+        layers = self._ran()
         for layer in reversed(layers[1:]):
             grad_output = layer.backward(grad_output)
         if layers:
             layers[0].backward_params(grad_output)
+
+
+def _pool_first(layer: Module, after: Module, x: Any) -> bool:
+    """Whether a ReLU and the max pool after it may swap (:meth:`Sequential.forward`): a
+    plain max pool (identity padding, no indices) on a float array, which both check alike."""
+    return (
+        type(layer) is ReLU
+        and type(after) in (MaxPool1d, MaxPool2d, MaxPool3d)
+        and not after.return_indices  # type: ignore[attr-defined]
+        and after.padding_mode is None  # type: ignore[attr-defined]
+        and isinstance(x, np.ndarray)
+        and x.dtype in (np.float32, np.float64)
+    )
