@@ -93,8 +93,9 @@ def test_direct_conv_matches_torch(case, seed):  # type: ignore[no-untyped-def]
         pass
     elif depthwise and any(s > 1 for s in inner.state.geom.stride):  # the compiled loop's
         assert inner.name == "depthwise-loop"
-    else:  # the SIMD kernels: depthwise on the plane stencil, the rest on the wide layout
-        assert inner.name == ("direct-stencil" if depthwise else "direct-wide"), "the direct path was not taken"
+    else:  # the SIMD kernels: depthwise (or one image of one channel, stride 1) on the plane stencil, the rest wide
+        one = n == groups == cin == 1 and all(s == 1 for s in inner.state.geom.stride)
+        assert inner.name == ("direct-stencil" if depthwise or one else "direct-wide"), "the direct path was not taken"
     xt, wt, bt, yt = torch_conv(x, w, b, stride, pads, dil, groups, mode)
     terms = (cin // groups) * int(np.prod(kernel))
     tol = 2e-6 * terms
