@@ -1,6 +1,7 @@
 """Implementation "tiles-2x2" of the pool table: the usual 2x2 pool with stride 2 (2-d,
-or 3-d with a depth-1 window) on kernels of its own - max, min and sum (average) read
-each input element once; the backward writes every input element once."""
+or 3-d with a depth-1 window) - max, min and sum (average) on kernels of their own that
+read each input element once; the backward writes every input element once (max/min on
+:func:`.tiled_pairs.route_2x2`, the kernel ``max_pool1d(2)``'s backward runs too)."""
 
 from __future__ import annotations
 

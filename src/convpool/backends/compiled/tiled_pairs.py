@@ -2,8 +2,9 @@
 (numba): pairs alone (``max_pool1d(2)``, or kernel ``(1, 2)`` / ``(1, 1, 2)``), each
 input row reduced on its own - so the rows are the kernels' jobs and the rows of any
 dimensionality one loop - and windows ``(k0, k1, 2)`` (``max_pool3d(2)``), the pairs of
-each of a window's rows merged into a running winner.  Import only when numba is
-available.
+each of a window's rows merged into a running winner.  The pairs' backward also serves
+the 2x2 pool's (:func:`route_2x2`: two input rows per output row).  Import only when
+numba is available.
 
 Why kernels of their own: the general tiled kernel (:mod:`.tiled_kernels`) keeps a
 running winner per output and updates it window element by window element; the
