@@ -95,11 +95,12 @@ def test_optimizer_errors():
         optim.SGD([nn.Parameter(np.zeros(1))], lr=0.1, nesterov=True)
 
 
+@pytest.mark.parametrize("shape", [(150, 120), (3,)])  # split over threads, and on the calling thread
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize(("ours_cls", "theirs_cls", "kw"), CASES)
-def test_fused_steps_equal_numpy_bit_for_bit_and_torch(ours_cls, theirs_cls, kw, dtype, monkeypatch):  # type: ignore[no-untyped-def]
-    """A parameter large enough for the compiled step (one pass per parameter) gets exactly
-    the NumPy step's values, and PyTorch's to float rounding, over five steps."""
+def test_fused_steps_equal_numpy_bit_for_bit_and_torch(ours_cls, theirs_cls, kw, dtype, shape, monkeypatch):  # type: ignore[no-untyped-def]
+    """The compiled step (one pass per parameter) gets exactly the NumPy step's values,
+    and PyTorch's to float rounding, over five steps."""
     from convpool import config
     from convpool.backends.compiled import kernels
 
@@ -109,13 +110,13 @@ def test_fused_steps_equal_numpy_bit_for_bit_and_torch(ours_cls, theirs_cls, kw,
             real = getattr(kernels, name)
             monkeypatch.setattr(kernels, name, lambda *a, real=real: calls.append(1) or real(*a))
     rng = np.random.default_rng(1)
-    w0 = rng.standard_normal((150, 120)).astype(dtype)
+    w0 = rng.standard_normal(shape).astype(dtype)
     grads = [rng.standard_normal(w0.shape).astype(dtype) for _ in range(5)]
     results = []
-    for parallel_min in (0, 1 << 60):  # compiled (when the backend has it), then NumPy
+    for fused_step_min in (0, 1 << 60):  # compiled (when the backend has it), then NumPy
         p = nn.Parameter(w0.copy())
         opt = ours_cls([p], **kw)
-        with config.tuning(parallel_min=parallel_min):
+        with config.tuning(fused_step_min=fused_step_min):
             for g in grads:
                 opt.zero_grad()
                 p.accumulate(g)

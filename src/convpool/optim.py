@@ -15,14 +15,21 @@ import numpy as np
 
 from .backends.compiled import kernels as _kernels
 from .nn.module import Parameter
+from .settings import TUNING
 
 
 def _fused(p: Parameter, *state: np.ndarray) -> bool:
     """Whether a step runs as one compiled pass (:mod:`convpool.backends.compiled.optim_kernels`,
-    the same arithmetic bit for bit): kernels on, a large float32/float64 parameter, its
-    state arrays C-ordered in its dtype (they are updated in place through flat views)."""
-    return _kernels.worth_parallel(p.data) and all(
-        a.flags.c_contiguous and a.dtype == p.data.dtype for a in (p.data, *state)
+    the same arithmetic bit for bit): kernels on, a float32/float64 parameter of at least
+    ``settings.TUNING.fused_step_min`` elements, its state arrays C-ordered in its dtype
+    (they are updated in place through flat views).  Small parameters too: the pass runs
+    on the calling thread, where NumPy's dozen operations cost 30-40 us a parameter."""
+    d = p.data
+    return (
+        d.dtype in (np.float32, np.float64)
+        and d.size >= TUNING.fused_step_min
+        and _kernels.enabled()
+        and all(a.flags.c_contiguous and a.dtype == d.dtype for a in (d, *state))
     )
 
 

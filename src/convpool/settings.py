@@ -20,6 +20,9 @@ class Tuning:
     # elements (or multiply-adds) below which a kernel runs on the calling thread in one
     # call: handing a chunk to a worker costs ~25-35 us here
     thread_min_work: int = 1 << 15
+    # elements from which an optimiser's step on a parameter runs as one compiled pass (the
+    # same values as NumPy's dozen whole-array operations, which cost 30-40 us per parameter)
+    fused_step_min: int = 0
     # threads the compiled kernels split work over; None: numba's setting
     threads: int | None = None
     # trim a zero-padded conv when the padded plane exceeds conv_trim_ratio x the trimmed one
