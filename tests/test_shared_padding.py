@@ -79,12 +79,12 @@ def _geometry(size, kernel, dil, pads, stride=None):  # type: ignore[no-untyped-
     return Geometry(size, kernel, stride, dil, pads, out, (0,) * len(size))
 
 
-def _run(x, w, g, groups, dy, share):  # type: ignore[no-untyped-def]
+def _run(x, w, g, groups, dy, share, mode="constant"):  # type: ignore[no-untyped-def]
     saved = conv_direct.SHARE_PADDING
     conv_direct.SHARE_PADDING = share
     try:
-        y, ctx = conv_direct.wide_forward(x, w, g, groups, "constant", False)
-        if all(s == 1 for s in g.stride):
+        y, ctx = conv_direct.wide_forward(x, w, g, groups, mode, False)
+        if all(s == 1 for s in g.stride) and mode == "constant":
             plane = _direct.shared_plane(g.in_size, g.pads, g.kernel, g.dilation) if share else g.padded
             assert ctx.wide.padded == plane
         dx, dw = conv_direct.wide_backward(dy, ctx)
@@ -199,3 +199,31 @@ def test_strided_input_gradient_on_the_shared_layout_of_dy(case, data, seed):  #
     yt.backward(torch.tensor(dy, dtype=torch.float64))
     tol_x = 2e-6 * cout * int(np.prod(kernel))
     np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=tol_x, atol=tol_x)
+
+
+@settings(max_examples=60, deadline=None)
+@given(shared_case(), st.sampled_from(["reflect", "circular"]), st.integers(0, 2**16))
+def test_border_modes_input_gradient_on_the_shared_layout_of_dy(case, mode, seed):  # type: ignore[no-untyped-def]
+    """A border mode's input gradient (dy padded by the reach on both sides, then folded
+    back) reads dy laid out with shared zeros: bit-equal to the padded layout's, and
+    PyTorch's."""
+    n, kernel, dil, pads, size, groups, cin, cout = case
+    pads = tuple((min(lo, s - 1), min(hi, s - 1)) for (lo, hi), s in zip(pads, size))
+    if any(s + lo + hi < d * (k - 1) + 1 for s, (lo, hi), k, d in zip(size, pads, kernel, dil)):
+        return  # no output once the pads are clamped to the input
+    g = _geometry(size, kernel, dil, pads)
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, cin, *size)).astype(np.float32)
+    w = rng.standard_normal((cout, cin // groups, *kernel)).astype(np.float32)
+    dy = rng.standard_normal((n, cout, *g.out)).astype(np.float32)
+    y, dx, _ = _run(x, w, g, groups, dy, True, mode)
+    _, dx0, _ = _run(x, w, g, groups, dy, False, mode)
+    np.testing.assert_array_equal(dx, dx0)
+    xt = torch.tensor(x, dtype=torch.float64, requires_grad=True)
+    flat = [v for pair in reversed(pads) for v in pair]
+    conv = (TF.conv1d, TF.conv2d, TF.conv3d)[len(size) - 1]
+    yt = conv(TF.pad(xt, flat, mode=mode), torch.tensor(w, dtype=torch.float64), None, 1, 0, dil, groups)
+    yt.backward(torch.tensor(dy, dtype=torch.float64))
+    tol = 2e-6 * max(cin, cout) * int(np.prod(kernel))
+    np.testing.assert_allclose(y, yt.detach().numpy(), rtol=tol, atol=tol)
+    np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=tol, atol=tol)

@@ -221,8 +221,11 @@ def _wide_backward(dy: np.ndarray, ctx: ConvCtx, input_grad: bool) -> tuple[np.n
         )
         folded = ctx.mode != "constant"
     else:
-        reach_dx = _direct.reach(dpadded, g.kernel, g.dilation)
-        dsrc = _direct.Wide(dy, dpads, "constant", reach_dx, scratch=True)
+        # not exact (padding past the reach, or a border mode): dy padded by dpads, rows
+        # and images sharing those zeros
+        plane = _direct.shared_plane(g.out, dpads, g.kernel, g.dilation) if SHARE_PADDING else None
+        reach_dx = _direct.reach(plane or dpadded, g.kernel, g.dilation)
+        dsrc = _direct.Wide(dy, dpads, "constant", reach_dx, scratch=True, plane=plane)
         wf = np.flip(w4, axis=-1).transpose(0, 2, 1, 3)  # (groups, cg, co, taps), taps reversed
         dx = _direct.convolve(dsrc, np.ascontiguousarray(wf), g.kernel, g.dilation, n)
         folded = not exact
