@@ -19,6 +19,7 @@ import numpy as np
 
 from .. import geometry
 from ..backends.compiled import kernels as _kernels
+from ..backends.compiled import threads as _threads
 from ..settings import TUNING
 
 
@@ -104,12 +105,25 @@ def linear_param_backward(grad_output: Any, ctx: LinearCtx) -> tuple[np.ndarray,
 
 
 def linear_backward(grad_output: Any, ctx: LinearCtx) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """``(grad_input, grad_weight, grad_bias)``."""
+    """``(grad_input, grad_weight, grad_bias)``.  The two products are independent: with
+    the kernels on and enough work, one runs on a kernel thread beside the other (each on
+    one BLAS thread, the same products as one after the other)."""
     g = _grad_output(grad_output, ctx)
-    dw, db = _param_grads(g, ctx)
+    out_features, in_features = ctx.weight.shape
+    g2, x2 = g.reshape(-1, out_features), ctx.x.reshape(-1, in_features)
+    w = ctx.weight.astype(g.dtype, copy=False)
+    dw_dx: list[np.ndarray] = [g2, g2]
+
+    def products(j0: int, j1: int) -> None:  # job 0: the weight gradient; job 1: the input gradient
+        for j in range(j0, j1):
+            dw_dx[j] = g2.T @ x2 if j == 0 else g @ w
+
     with _kernels.one_blas_thread():
-        dx = g @ ctx.weight.astype(g.dtype, copy=False)
-    return dx, dw, db
+        if _kernels.enabled():
+            _threads.parallel_for(products, 2, work=g2.size * in_features)
+        else:
+            products(0, 2)
+    return dw_dx[1], dw_dx[0], (g2.sum(axis=0) if ctx.has_bias else None)
 
 
 def linear(input: Any, weight: Any, bias: Any = None) -> np.ndarray:
