@@ -7,6 +7,7 @@ the column layout and the split of the batch over the kernel threads.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from typing import Any
 
@@ -57,19 +58,30 @@ def _chunks(n: int, per_item: int) -> list[slice]:
     return [slice(i, min(i + step, n)) for i in range(0, n, step)]
 
 
-def _over_batch(fn: Callable[..., None], n: int, per_item: int, backward: bool = False) -> None:
+def _over_batch(
+    fn: Callable[..., None], n: int, per_item: int, backward: bool = False, min_split: int = 8 << 20
+) -> None:
     """Run ``fn(batch_slice, *kernels)`` over chunks of the batch.
 
     With several cores and threadpoolctl available, the kernel threads
     (:func:`convpool.backends.compiled.threads.parallel_for`) take chunks of the batch, each
     im2col (serial, GIL released) then a single-threaded matrix product, so the
     compiled loops and the BLAS threads never fight over the cores.  Otherwise
-    the chunks run in turn with the parallel kernels and the multi-threaded BLAS.
+    the chunks run in turn with the parallel kernels, and BLAS on one thread unless the
+    whole is large: ``fn``'s products are per image, and a small product on several BLAS
+    threads waits for OpenBLAS's workers to be scheduled, which on a busy machine takes
+    up to a time slice per product (measured: a 1x1 conv's weight gradient, 64 products of
+    32x196x128, took 2 s instead of 3-4 ms with PyTorch's threads spinning in the same
+    process and another process busy).
+
+    ``min_split``: the work (bytes of columns) from which the kernel threads take chunks:
+    below ~8 MB handing im2col work to threads costs more than it saves; a caller whose
+    ``fn`` is products alone passes less.
     """
     threads = _kernels.num_threads()
     limiter = _kernels.blas_limiter()
     chunks = _chunks(n, per_item)
-    big = n * per_item >= 8 * 2**20  # below ~8 MB of columns, handing work to threads costs more than it saves
+    big = n * per_item >= min_split
     if threads > 1 and limiter is not None and n >= threads and big:
         step = chunks[0].stop - chunks[0].start  # bounded workspace per thread
         serial = (_kernels.im2col_serial, _kernels.col2im_serial)[: 2 if backward else 1]
@@ -82,8 +94,9 @@ def _over_batch(fn: Callable[..., None], n: int, per_item: int, backward: bool =
             _threads.parallel_for(run, n)
         return
     parallel = (_kernels.im2col, _kernels.col2im)[: 2 if backward else 1]
-    for sl in chunks:
-        fn(sl, *parallel)
+    with contextlib.nullcontext() if n * per_item >= 8 << 20 else _kernels.one_blas_thread():
+        for sl in chunks:
+            fn(sl, *parallel)
 
 
 def float_problem(p: ConvProblem) -> str | None:
@@ -149,7 +162,8 @@ def backward(dy: np.ndarray, ctx: ConvCtx, input_grad: bool = True) -> tuple[np.
     wt = ctx.w.transpose(0, 2, 1)
     gxp = np.zeros(xp.shape, dtype=xp.dtype)
     out3, co = _k3(g.out, 1), c_out // groups
-    x5, gx5, partial = _as5(xp, nd), _as5(gxp, nd), []
+    x5, gx5 = _as5(xp, nd), _as5(gxp, nd)
+    partial: dict[int, np.ndarray] = {}  # by chunk: summed in batch order, whichever thread ran it
 
     def backward_chunk(sl: slice, im2col: Any, col2im: Any) -> None:
         m = sl.stop - sl.start
@@ -159,16 +173,16 @@ def backward(dy: np.ndarray, ctx: ConvCtx, input_grad: bool = True) -> tuple[np.
         if _batch_in_columns(p):
             c3 = cols.reshape(groups, cg * k, m * p)
             dyt = np.ascontiguousarray(dyg[sl].transpose(1, 2, 0, 3)).reshape(groups, co, m * p)
-            partial.append(np.matmul(dyt, c3.transpose(0, 2, 1)))
+            partial[sl.start] = np.matmul(dyt, c3.transpose(0, 2, 1))
             np.matmul(wt, dyt, out=c3)  # the columns' gradient, in the same workspace
         else:
             cols4 = cols.reshape(m, groups, cg * k, p)
-            partial.append(np.matmul(dyg[sl], cols4.transpose(0, 1, 3, 2)).sum(axis=0))
+            partial[sl.start] = np.matmul(dyg[sl], cols4.transpose(0, 1, 3, 2)).sum(axis=0)
             np.matmul(wt, dyg[sl], out=cols4)
         col2im(cols, *geo, out3, groups, *layout, gx5[sl])
 
     _over_batch(backward_chunk, n, cg * k * p * groups * xp.itemsize, backward=True)
-    dw = np.sum(partial, axis=0).reshape(ctx.w_shape).astype(ctx.w_dtype, copy=False)
+    dw = np.sum([partial[k] for k in sorted(partial)], axis=0).reshape(ctx.w_shape).astype(ctx.w_dtype, copy=False)
     return unpad(gxp, ctx), dw
 
 

@@ -56,10 +56,15 @@ def backward(dy: np.ndarray, ctx: ConvCtx, input_grad: bool = True) -> tuple[np.
     groups, c_out = ctx.groups, ctx.w_shape[0]
     cg, p = c // groups, geometry.prod(ctx.geom.out)
     dyg = np.ascontiguousarray(dy).reshape(n, groups, c_out // groups, p)
-    xt, parts = xp.reshape(n, groups, cg, p).transpose(0, 1, 3, 2), []
-    # per core, one BLAS thread each: idle OpenBLAS workers would slow the kernel after
-    _over_batch(lambda sl, *_: parts.append(np.matmul(dyg[sl], xt[sl]).sum(axis=0)), n, cg * p * xp.itemsize)
-    dw = np.sum(parts, axis=0).reshape(ctx.w_shape).astype(ctx.w_dtype, copy=False)
+    xt = xp.reshape(n, groups, cg, p).transpose(0, 1, 3, 2)
+    parts: dict[int, np.ndarray] = {}  # by chunk: summed in batch order, whichever thread ran it
+
+    def products(sl: slice, *_: object) -> None:
+        parts[sl.start] = np.matmul(dyg[sl], xt[sl]).sum(axis=0)
+
+    # per core, one BLAS thread each, from a small batch on (products only: no im2col)
+    _over_batch(products, n, cg * p * xp.itemsize, min_split=1 << 18)
+    dw = np.sum([parts[k] for k in sorted(parts)], axis=0).reshape(ctx.w_shape).astype(ctx.w_dtype, copy=False)
     if not input_grad:
         return None, dw
     wt = np.ascontiguousarray(ctx.w.transpose(0, 2, 1))  # (groups, cg, co)
