@@ -130,6 +130,8 @@ def stencil_backward(dy: np.ndarray, ctx: ConvCtx, input_grad: bool) -> tuple[np
 def _stencil_backward(dy: np.ndarray, ctx: ConvCtx, input_grad: bool) -> tuple[np.ndarray | None, np.ndarray]:
     g, xb = ctx.geom, ctx.xp
     assert xb is not None
+    if input_grad and not np.isfinite(ctx.w).all():
+        return exact_grads(dy, ctx)
     c, co = ctx.x_shape[1], ctx.w_shape[0] // ctx.groups
     dw = _direct.depthwise_weight_grad(xb, dy, g.pads, ctx.mode, g.kernel, g.dilation, co)
     dw = finite_or_exact(dw, dy, ctx).astype(ctx.w_dtype, copy=False)
@@ -140,6 +142,16 @@ def _stencil_backward(dy: np.ndarray, ctx: ConvCtx, input_grad: bool) -> tuple[n
     wf = np.ascontiguousarray(wf).reshape((c, co) + g.kernel)
     dx = _direct.depthwise(dy, wf, dpads, "constant", g.kernel, g.dilation, ratio=1)
     return (dx if exact else pad_backward(dx, g.pads, ctx.mode)), dw
+
+
+def exact_grads(dy: np.ndarray, ctx: ConvCtx) -> tuple[np.ndarray, np.ndarray]:
+    """Both gradients on the NumPy path, for weights holding inf or NaN: the input
+    gradient is a convolution of ``dy`` padded with zeros, and 0 * inf = NaN where an inf
+    weight meets that padding (PyTorch's and the NumPy path's sums have no such term)."""
+    assert ctx.xp is not None
+    _, ref = reference_forward(ctx.xp, ctx.w.reshape(ctx.w_shape), ctx.geom, ctx.groups, ctx.mode, False)
+    dx, dw = reference_backward(dy, ref)[:2]
+    return dx, dw.astype(ctx.w_dtype, copy=False)
 
 
 def finite_or_exact(dw: np.ndarray, dy: np.ndarray, ctx: ConvCtx) -> np.ndarray:
@@ -187,6 +199,8 @@ def wide_backward(dy: np.ndarray, ctx: ConvCtx, input_grad: bool = True) -> tupl
 
 
 def _wide_backward(dy: np.ndarray, ctx: ConvCtx, input_grad: bool) -> tuple[np.ndarray | None, np.ndarray]:
+    if input_grad and not np.isfinite(ctx.w).all():  # a check of the small weights
+        return exact_grads(dy, ctx)
     g, groups, src = ctx.geom, ctx.groups, ctx.wide
     n, c = ctx.x_shape[:2]
     co = ctx.w_shape[0] // groups
