@@ -137,7 +137,8 @@ class Wide:
             a, pads = pad(a, pads, mode), tuple((0, 0) for _ in pads)
             plane = None
         self.stride = stride = tuple(stride) if stride else (1,) * (a.ndim - 2)
-        assert plane is None or all(s == 1 for s in stride)
+        if plane is not None and any(s != 1 for s in stride):  # checks, not asserts: the kernels have no bounds checks
+            raise ValueError(f"a shared plane needs stride 1, got stride {stride}")
         n_rows = rows if row_of is not None else None
         try:  # the callers' pads are tuples of int pairs (a Geometry's): a key as they are
             plan = _layout_plan(a.shape, pads, int(reach), stride, n_rows, plane)
@@ -183,7 +184,8 @@ def _layout_plan(
     phases = geometry.prod(stride)
     full = tuple(s + lo + hi for s, (lo, hi) in zip(shape[2:], pads, strict=True))
     padded = shared or phase_plane(full, stride)  # the plane the kernels see
-    assert shared is None or all(p >= s + lo for p, s, (lo, _) in zip(shared, shape[2:], pads, strict=True))
+    if shared is not None and any(p < s + lo for p, s, (lo, _) in zip(shared, shape[2:], pads, strict=True)):
+        raise ValueError(f"plane {shared} too small for size {shape[2:]} with leading padding {pads}")
     plane = geometry.prod(padded)
     q_len = n * plane
     # blocks of BLOCK_Q read up to BLOCK_Q - 1 past q_len, plus the largest tap offset;

@@ -363,5 +363,6 @@ def input_grad_shared(
     wf = np.flip(w.reshape(groups, co, cg, -1), axis=-1).transpose(0, 2, 1, 3)  # (groups, cg, co, T)
     offs = _entries(dyw.padded, kernel, dilation, (1,) * len(kernel), co, dyw.length) - shift
     out = tuple(size)
-    assert shift <= dyw.margin and all(s <= p for s, p in zip(out, dyw.padded, strict=True))
+    if shift > dyw.margin or any(s > p for s, p in zip(out, dyw.padded, strict=True)):  # no bounds checks below
+        raise ValueError(f"shift {shift} past the margin {dyw.margin}, or output {out} past the plane {dyw.padded}")
     return _run(dyw, np.ascontiguousarray(wf).reshape(groups, cg, -1), offs, out, n)
