@@ -47,26 +47,32 @@ def _pad_plane(a, src, d0, d1, d2, l0, l1, l2, q0, q1, q2, buf, dst, length):
         buf[i] = 0.0
 
 
+@njit(inline="always")
+def _copy_plane(a, src, d0, d1, d2, lo, q0, q1, q2, buf, base):
+    """buf[base : base + q0*q1*q2] = the plane of ``a`` at ``src`` (d0 x d1 x d2) with
+    ``lo`` zeros before it along each dimension and zeros after (rows through
+    :func:`_copy_row`); inlined into each kernel that copies planes."""
+    for z in range(q0):
+        u = z - lo[0]
+        for h in range(q1):
+            v = h - lo[1]
+            row = base + (z * q1 + h) * q2
+            if 0 <= u < d0 and 0 <= v < d1:
+                _copy_row(a, src + (u * d1 + v) * d2, d2, lo[2], q2, buf, row)
+            else:
+                buf[row : row + q2] = 0.0
+
+
 @njit(**KERNEL)
 def _to_wide(j0, j1, a, shape, lo, q, rows, length, buf):
     """Jobs (a channel of an image) ``j0 .. j1`` of :func:`to_wide` with stride 1."""
     n_img, n_ch, d0, d1, d2 = shape[0], shape[1], shape[2], shape[3], shape[4]
     q0, q1, q2 = q[0], q[1], q[2]
-    l2 = lo[2]
     n = j0 % n_img  # then counted, not divided: short rows (1-D inputs) made the two
     c = j0 // n_img  # divisions per job a third of the copy's time
     for _ in range(j0, j1):
         base = rows[c] * length + n * q0 * q1 * q2
-        src = (n * n_ch + c) * d0 * d1 * d2
-        for z in range(q0):
-            u = z - lo[0]
-            for h in range(q1):
-                v = h - lo[1]
-                row = base + (z * q1 + h) * q2
-                if 0 <= u < d0 and 0 <= v < d1:
-                    _copy_row(a, src + (u * d1 + v) * d2, d2, l2, q2, buf, row)
-                else:
-                    buf[row : row + q2] = 0.0
+        _copy_plane(a, (n * n_ch + c) * d0 * d1 * d2, d0, d1, d2, lo, q0, q1, q2, buf, base)
         n += 1
         if n == n_img:  # the row is complete: zeros past its last image, to the row's end
             buf[base + q0 * q1 * q2 : (rows[c] + 1) * length] = 0.0
@@ -84,7 +90,6 @@ def _to_wide_blocks(j0, j1, a, shape, lo, q, rows, length, buf, block):
     the block are still written as one run."""
     n_img, n_ch, d0, d1, d2 = shape[0], shape[1], shape[2], shape[3], shape[4]
     q0, q1, q2 = q[0], q[1], q[2]
-    l2 = lo[2]
     plane = q0 * q1 * q2
     for j in range(j0, j1):
         n_lo = j * block
@@ -92,16 +97,7 @@ def _to_wide_blocks(j0, j1, a, shape, lo, q, rows, length, buf, block):
         for c in range(n_ch):
             for n in range(n_lo, n_hi):
                 base = rows[c] * length + n * plane
-                src = (n * n_ch + c) * d0 * d1 * d2
-                for z in range(q0):
-                    u = z - lo[0]
-                    for h in range(q1):
-                        v = h - lo[1]
-                        row = base + (z * q1 + h) * q2
-                        if 0 <= u < d0 and 0 <= v < d1:
-                            _copy_row(a, src + (u * d1 + v) * d2, d2, l2, q2, buf, row)
-                        else:
-                            buf[row : row + q2] = 0.0
+                _copy_plane(a, (n * n_ch + c) * d0 * d1 * d2, d0, d1, d2, lo, q0, q1, q2, buf, base)
             if n_hi == n_img:  # the row is complete: zeros past its last image, to the row's end
                 buf[rows[c] * length + n_img * plane : (rows[c] + 1) * length] = 0.0
 
