@@ -58,8 +58,13 @@ def _chunks(n: int, per_item: int) -> list[slice]:
     return [slice(i, min(i + step, n)) for i in range(0, n, step)]
 
 
+# Columns of at least this many bytes: im2col chunks go to the kernel threads, and a
+# product is large enough for BLAS's own threads.
+LARGE_COLUMNS = 8 << 20
+
+
 def _over_batch(
-    fn: Callable[..., None], n: int, per_item: int, backward: bool = False, min_split: int = 8 << 20
+    fn: Callable[..., None], n: int, per_item: int, backward: bool = False, min_split: int = LARGE_COLUMNS
 ) -> None:
     """Run ``fn(batch_slice, *kernels)`` over chunks of the batch.
 
@@ -94,7 +99,7 @@ def _over_batch(
             _threads.parallel_for(run, n)
         return
     parallel = (_kernels.im2col, _kernels.col2im)[: 2 if backward else 1]
-    with contextlib.nullcontext() if n * per_item >= 8 << 20 else _kernels.one_blas_thread():
+    with contextlib.nullcontext() if n * per_item >= LARGE_COLUMNS else _kernels.one_blas_thread():
         for sl in chunks:
             fn(sl, *parallel)
 
