@@ -22,6 +22,9 @@ from ..backends.compiled import kernels as _kernels
 from ..backends.compiled import threads as _threads
 from ..settings import TUNING
 
+if _kernels.AVAILABLE:
+    from ..backends.compiled import linear_kernels as _linear
+
 
 def relu_forward(input: Any) -> tuple[np.ndarray, np.ndarray]:
     """``max(x, 0)``; the ctx is the output.  Compiled where the pass is split over
@@ -77,6 +80,9 @@ def linear_forward(input: Any, weight: Any, bias: Any = None) -> tuple[np.ndarra
     parameters are used in the input's dtype."""
     x = geometry.check_array(input)
     weight, bias = _check_weight(x, weight, bias)
+    y = _few_rows(x, weight, bias)
+    if y is not None:
+        return y, LinearCtx(x, weight, bias is not None)
     with _kernels.one_blas_thread():
         y = x @ weight.astype(x.dtype, copy=False).T
     if bias is not None:
@@ -85,6 +91,21 @@ def linear_forward(input: Any, weight: Any, bias: Any = None) -> tuple[np.ndarra
         else:
             y = y + bias.astype(x.dtype, copy=False)
     return y, LinearCtx(x, weight, bias is not None)
+
+
+def _few_rows(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None) -> np.ndarray | None:
+    """``x @ weight.T + bias`` on the compiled kernel for a few rows of float input (a
+    batch-1 forward: :mod:`convpool.backends.compiled.linear_kernels`), else None."""
+    if not (x.dtype in (np.float32, np.float64) and x.size and _kernels.enabled()):
+        return None
+    k = x.shape[-1]
+    rows = x.size // k
+    if rows > _linear.GEMV_MAX_ROWS:
+        return None
+    w = np.ascontiguousarray(weight, dtype=x.dtype)
+    b = None if bias is None else np.ascontiguousarray(bias, dtype=x.dtype)
+    y = _linear.gemv(np.ascontiguousarray(x).reshape(rows, k), w, b)
+    return y.reshape(x.shape[:-1] + (w.shape[0],))
 
 
 def _grad_output(grad_output: Any, ctx: LinearCtx) -> np.ndarray:

@@ -11,6 +11,7 @@ from ..numpy.pool import PoolState
 from ..tables import PoolProblem
 from . import kernels as _kernels
 from .pool_layout import (
+    LazyTables,
     Selected,
     as3,
     compiled_problem,
@@ -21,7 +22,6 @@ from .pool_layout import (
     positions,
     sign,
     state,
-    tables,
 )
 
 
@@ -42,7 +42,7 @@ def forward(p: PoolProblem) -> tuple[np.ndarray, PoolState]:
         return state(p, y, None)
     pos = positions(p, y)
     _kernels.select_2x2(x4, sign(p), y, pos)
-    return state(p, y, Selected(pos, tables(p.g, p.mode), x4.shape[1:]))
+    return state(p, y, Selected(pos, LazyTables(p.g, p.mode), x4.shape[1:]))
 
 
 def backward(dy: np.ndarray, st: PoolState) -> np.ndarray:

@@ -4,6 +4,7 @@ positions."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -152,13 +153,30 @@ def k3(v: tuple[int, ...]) -> tuple[int, ...]:
     return (1,) * (3 - len(v)) + tuple(v)
 
 
+class LazyTables:
+    """:func:`tables` of a geometry, built on first use: the 2x2 pool's backward needs only
+    the winners' positions, so its forward (a batch-1 forward's pools: 5-10 us of a
+    call on 14x14 planes) builds no tables that only ``return_indices`` reads."""
+
+    __slots__ = ("_g", "_mode", "_tables")
+
+    def __init__(self, g: Geometry, mode: str | None) -> None:
+        self._g, self._mode = g, mode
+        self._tables: list[np.ndarray] | None = None
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        if self._tables is None:
+            self._tables = tables(self._g, self._mode)
+        return iter(self._tables)
+
+
 @dataclass
 class Selected:
     """What the compiled max/min pool keeps: each winner's position in its window
     (scan order over the kernel) and the index tables that map it to the input."""
 
     pos: np.ndarray  # (P, o0, o1, o2) int8 (int32 for windows over 127 elements)
-    tables: list[np.ndarray]
+    tables: list[np.ndarray] | LazyTables
     in3: tuple[int, ...]  # the input's 3 spatial dims as the kernels see them
 
     def flat_indices(self) -> np.ndarray:
