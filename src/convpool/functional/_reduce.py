@@ -19,9 +19,10 @@ import numpy as np
 
 from .. import geometry
 from ..backends.tables import POOL, PoolProblem
+from ..settings import TUNING
 from ..windows import check_border_padding
 from . import _pool_trim
-from ._common import Geometry, batched, check_grad, check_spatial, make_geometry
+from ._common import Geometry, _plain, batched, check_grad, check_spatial, make_geometry
 from .reductions import Max, Median, Min, Reduction, Sum, _SelectOne, get_reduction
 
 _BUILTIN = {Max: "max", Min: "min", Median: "median", Sum: "sum"}
@@ -69,12 +70,7 @@ def reduce_window_forward(
     mode = None if padding_mode is None else geometry.check_padding_mode(padding_mode)
     if mode == "constant" and type(red) is Sum:  # zeros add nothing to a sum: identity padding
         mode = None
-    g = make_geometry(xb.shape[2:], nd, kernel_size, stride, padding, dilation, ceil_mode, pool=True)
-    if mode is None and red.pad_value != 0 and g.padded != g.in_size:  # unpadded windows lie on the input
-        check_windows_touch_input(g.counts(include_pad=False), g)
-    elif mode is not None:
-        _check_border_pool(g, mode)
-    trim = _pool_trim.plan(g, mode)
+    g, trim = _windows(xb.shape[2:], red, nd, kernel_size, stride, padding, dilation, ceil_mode, mode)
     if trim is not None:  # the sub-problem: its input holds the border already, identity padding around
         xb, g_work, mode = trim.gather(xb), trim.geom, None
     else:
@@ -84,6 +80,64 @@ def reduce_window_forward(
     y, state = impl.forward(problem)
     ctx = PoolCtx(g, g_work, trim, red, impl, state, mode, unbatched, in_shape, dtype, y.shape)
     return (y[0] if unbatched else y), ctx
+
+
+# the windows of a call site: (input size, nd, ceil_mode, mode, trim thresholds, ids of the
+# reduction and the window arguments) -> (those objects, the geometry, the trim plan)
+_WINDOWS: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+_WINDOWS_MAX = 256
+
+
+def _windows(
+    in_size: tuple[int, ...],
+    red: Reduction,
+    nd: int,
+    kernel_size: Any,
+    stride: Any,
+    padding: Any,
+    dilation: Any,
+    ceil_mode: Any,
+    mode: str | None,
+) -> tuple[Geometry, _pool_trim.PoolTrim | None]:
+    """The checked geometry of a pool and its trim plan (:mod:`._pool_trim`), remembered
+    for the very argument objects of a call (a layer passes the same kernel, stride,
+    padding and dilation tuples on every call; the entry holds them, so their ids stay
+    their own, and a value merely equal - ``True`` for ``1`` - is another object and
+    checked afresh; only plain arguments - ints, strs, None in tuples, which never change
+    - and the built-in reductions are remembered).  The checks and the plan depend on
+    these, the input size and the trim thresholds only; errors are never remembered.
+    Saves 8-10 us of a small pool's call (make_geometry's argument checks, the window
+    and border checks, the plan)."""
+    key = (
+        in_size,
+        nd,
+        ceil_mode is True,
+        mode,
+        TUNING.pool_trim_ratio,
+        TUNING.pool_trim_slack,
+        id(red),
+        id(kernel_size),
+        id(stride),
+        id(padding),
+        id(dilation),
+    )
+    hit = _WINDOWS.get(key)
+    if hit is not None:
+        held, g, trim = hit
+        if held[0] is red and held[1] is kernel_size and held[2] is stride and held[3] is padding:
+            if held[4] is dilation and held[5] is ceil_mode:
+                return g, trim
+    g = make_geometry(in_size, nd, kernel_size, stride, padding, dilation, ceil_mode, pool=True)
+    if mode is None and red.pad_value != 0 and g.padded != g.in_size:  # unpadded windows lie on the input
+        check_windows_touch_input(g.counts(include_pad=False), g)
+    elif mode is not None:
+        _check_border_pool(g, mode)
+    trim = _pool_trim.plan(g, mode)
+    if type(ceil_mode) is bool and type(red) in _BUILTIN and all(map(_plain, (kernel_size, stride, padding, dilation))):
+        if len(_WINDOWS) >= _WINDOWS_MAX:
+            _WINDOWS.clear()
+        _WINDOWS[key] = ((red, kernel_size, stride, padding, dilation, ceil_mode), g, trim)
+    return g, trim
 
 
 def pool_problem(xb: np.ndarray, red: Reduction, g: Geometry, mode: str | None) -> PoolProblem:

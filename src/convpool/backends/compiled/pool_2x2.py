@@ -10,19 +10,7 @@ import numpy as np
 from ..numpy.pool import PoolState
 from ..tables import PoolProblem
 from . import kernels as _kernels
-from .pool_layout import (
-    LazyTables,
-    Selected,
-    as3,
-    compiled_problem,
-    finish,
-    gradient,
-    is_2x2,
-    new_output,
-    positions,
-    sign,
-    state,
-)
+from .pool_layout import LazyTables, Selected, compiled_problem, finish, gradient, is_2x2
 
 
 def why_not(p: PoolProblem) -> str | None:
@@ -36,13 +24,22 @@ def why_not(p: PoolProblem) -> str | None:
 
 
 def forward(p: PoolProblem) -> tuple[np.ndarray, PoolState]:
-    x4, y = as3(p.x, p.g.nd, p.g.in_size), new_output(p)
+    # as3, new_output, positions and state of .pool_layout written out: a batch-1 pool's
+    # call is mostly such steps (14x14 planes)
+    g, x = p.g, p.x
+    n, c = x.shape[:2]
+    lead = (n * c,) + (1,) * (3 - g.nd)
+    x4 = np.ascontiguousarray(x).reshape(lead + g.in_size)
+    y = np.empty(lead + g.out, dtype=x.dtype)
+    aux = None
     if p.builtin == "sum":
         _kernels.sum_2x2(x4, y)
-        return state(p, y, None)
-    pos = positions(p, y)
-    _kernels.select_2x2(x4, sign(p), y, pos)
-    return state(p, y, Selected(pos, LazyTables(p.g, p.mode), x4.shape[1:]))
+    else:
+        pos = np.empty(y.shape, dtype=np.int8)  # 4 elements a window
+        _kernels.select_2x2(x4, 1.0 if p.builtin == "max" else -1.0, y, pos)
+        aux = Selected(pos, LazyTables(g, p.mode), x4.shape[1:])
+    y_shape = (n, c) + g.out
+    return y.reshape(y_shape), PoolState(g, p.mode, p.reduction, x.shape, y_shape, aux)
 
 
 def backward(dy: np.ndarray, st: PoolState) -> np.ndarray:
