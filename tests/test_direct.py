@@ -254,3 +254,14 @@ def test_depthwise_stencil_matches_torch(case, channels, mult, seed):  # type: i
     tol_w = 2e-6 * n * int(np.prod(y.shape[2:]))
     np.testing.assert_allclose(dw, wt.grad.numpy(), rtol=tol_w, atol=tol_w)
     np.testing.assert_allclose(db, bt.grad.numpy(), rtol=tol_w, atol=tol_w)
+
+
+def test_wide_kernel_refuses_a_bias_of_the_wrong_length() -> None:
+    """The kernel reads the bias without bounds checks: its length is checked first."""
+    from convpool.backends.compiled.direct import wide
+
+    assert wide._bias_rows(None, 3).tolist() == [0.0] * (3 + _direct.BLOCK_OC)
+    rows = wide._bias_rows(np.arange(3, dtype=np.float32), 3)
+    assert rows[:3].tolist() == [0.0, 1.0, 2.0] and not rows[3:].any()
+    with pytest.raises(ValueError, match=r"bias: expected shape \(3,\), got \(4,\)"):
+        wide._bias_rows(np.zeros(4, np.float32), 3)

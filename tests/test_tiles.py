@@ -195,10 +195,13 @@ def check(rng, xs, ws, stride=1, pad=0, dilation=1, groups=1):
     stride, pad, dilation = ((v,) * nd if isinstance(v, int) else v for v in (stride, pad, dilation))
     x = rng.standard_normal(xs).astype(np.float32)
     w = rng.standard_normal(ws).astype(np.float32)
-    y, ctx = conv_forward(x, w, None, stride, pad, dilation, groups, nd=nd)
+    b = rng.standard_normal(ws[0]).astype(np.float32) if rng.random() < 0.75 else None  # the kernels' sums start from it
+    y, ctx = conv_forward(x, w, b, stride, pad, dilation, groups, nd=nd)
     dy = rng.standard_normal(y.shape).astype(np.float32)
     dx, dw, _ = conv_backward(dy, ctx)
     ry, rdx, rdw = reference(x, w, dy, stride, pad, dilation, groups)
+    if b is not None:
+        ry = ry + b.reshape((-1,) + (1,) * nd)
     terms = ws[1] * int(np.prod(ws[2:]))
     for name, got, want, tol in (
         ("y", y, ry, 3e-6 * terms),

@@ -63,6 +63,9 @@ class ConvProblem:
     g: Geometry
     groups: int
     mode: str
+    # the bias (C_out,), in the input's dtype, or None: an implementation whose module sets
+    # FUSES_BIAS = True returns its output with the bias added; for the others the caller adds it
+    bias: np.ndarray | None = None
     memo: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)  # rows share findings
 
     @property

@@ -168,8 +168,15 @@ def finite_or_exact(dw: np.ndarray, dy: np.ndarray, ctx: ConvCtx) -> np.ndarray:
 
 
 def wide_forward(
-    xb: np.ndarray, weight: np.ndarray, g: Geometry, groups: int, mode: str, unbatched: bool
+    xb: np.ndarray,
+    weight: np.ndarray,
+    g: Geometry,
+    groups: int,
+    mode: str,
+    unbatched: bool,
+    bias: np.ndarray | None = None,
 ) -> tuple[np.ndarray, ConvCtx]:
+    """The forward on the wide layout; ``bias`` (C_out,) or None, added by the kernel."""
     n, c = xb.shape[:2]
     c_out = weight.shape[0]
     w = weight.astype(np.float32, copy=False).reshape(groups, c_out // groups, -1)
@@ -178,7 +185,8 @@ def wide_forward(
     reach = _direct.reach(plane or _direct.phase_plane(g.padded, g.stride), g.kernel, g.dilation, g.stride)
     with on_one_thread(_macs(n, c_out, c // groups, g)):
         src = _direct.Wide(xb, g.pads, mode, reach, stride=g.stride, plane=plane)
-        y = _direct.convolve(src, w.reshape(groups, c_out // groups, c // groups, -1), g.kernel, g.dilation, n)
+        w4 = w.reshape(groups, c_out // groups, c // groups, -1)
+        y = _direct.convolve(src, w4, g.kernel, g.dilation, n, bias)
     assert y.shape[2:] == g.out
     ctx = ConvCtx(
         g, groups, mode, None, w, xb.shape, weight.shape, weight.dtype, False, unbatched, y.shape, xp=xb, wide=src

@@ -28,15 +28,22 @@ def _simd(x: np.ndarray) -> bool:
     return _kernels.DIRECT and x.dtype == np.float32
 
 
-def _product(x3: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """``w (groups, co, cg) @ x3 (N, C, P)`` per image -> (N, groups * co, P)."""
+FUSES_BIAS = True  # forward returns W x + p.bias
+
+
+def _product(x3: np.ndarray, w: np.ndarray, bias: np.ndarray | None = None) -> np.ndarray:
+    """``w (groups, co, cg) @ x3 (N, C, P)`` per image, plus ``bias`` (groups * co,) if
+    given -> (N, groups * co, P)."""
     n, c, p = x3.shape
     if _simd(x3):
         from . import direct as _direct  # numba's SIMD module: only loaded with the compiled backend
 
-        return _direct.pointwise(x3, w)
+        return _direct.pointwise(x3, w, bias)  # the kernel's sums start from the bias
     groups = w.shape[0]
-    return np.matmul(w, x3.reshape(n, groups, c // groups, p)).reshape(n, -1, p)
+    y = np.matmul(w, x3.reshape(n, groups, c // groups, p)).reshape(n, -1, p)
+    if bias is not None:
+        _kernels.plane_add(y.reshape(-1, p), bias)  # y[:, o] += bias[o], one pass
+    return y
 
 
 def forward(p: ConvProblem) -> tuple[np.ndarray, ConvCtx]:
@@ -45,7 +52,7 @@ def forward(p: ConvProblem) -> tuple[np.ndarray, ConvCtx]:
     c_out = weight.shape[0]
     xp, _ = padded_input(p)  # a border mode with a 1x1 window: padded, then read in place
     w = weight.astype(xp.dtype, copy=False).reshape(groups, c_out // groups, c // groups)
-    y = _product(xp.reshape(n, c, -1), w).reshape((n, c_out) + g.out)
+    y = _product(xp.reshape(n, c, -1), w, p.bias).reshape((n, c_out) + g.out)
     return y, new_state(p, w, y.shape, xp=xp, lo=(0,) * g.nd)
 
 

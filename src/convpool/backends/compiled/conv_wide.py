@@ -44,8 +44,11 @@ def reason(p: ConvProblem) -> str:
     return "declined by conv_direct.kind on this CPU"
 
 
+FUSES_BIAS = True  # the kernel's sums start from p.bias
+
+
 def forward(p: ConvProblem) -> tuple[np.ndarray, ConvCtx]:
-    return conv_direct.wide_forward(p.x, p.weight, p.g, p.groups, p.mode, False)
+    return conv_direct.wide_forward(p.x, p.weight, p.g, p.groups, p.mode, False, p.bias)
 
 
 def backward(dy: np.ndarray, ctx: ConvCtx, input_grad: bool = True) -> tuple[np.ndarray | None, np.ndarray]:

@@ -245,6 +245,7 @@ def row_tile(rows: int, lanes: int, vecs: int) -> SimpleNamespace:
     ``ty``, a tuple, row major), for the convolution's micro-kernel:
 
     * ``zero()`` - all sums 0;
+    * ``fill(b, k)`` - row r's sums all ``b[k + r]`` (a bias; b a flat float32 array);
     * ``fma(acc, w, k, x, i)`` - row r += w[k + r] * x[i : i + lanes * vecs] (``vecs``
       vector loads of x, ``rows`` broadcasts of w, ``rows * vecs`` multiply-adds);
       w and x flat float32 arrays;
@@ -262,6 +263,18 @@ def row_tile(rows: int, lanes: int, vecs: int) -> SimpleNamespace:
             return context.make_tuple(builder, ty, [ir.Constant(vec, [0.0] * lanes)] * (rows * vecs))
 
         return ty(), codegen
+
+    @intrinsic
+    def fill(typingctx, b, k):
+        def codegen(context, builder, sig, args):
+            barr, base = args
+            rows_ = [
+                _splat(builder, _element(context, builder, b, barr, builder.add(base, base.type(r))), vec)
+                for r in range(rows)
+            ]
+            return context.make_tuple(builder, ty, [v for v in rows_ for _ in range(vecs)])
+
+        return ty(b, k), codegen
 
     @intrinsic
     def fma(typingctx, acc, w, k, x, i):
@@ -297,7 +310,7 @@ def row_tile(rows: int, lanes: int, vecs: int) -> SimpleNamespace:
 
         return F32xN(lanes)(ty, r, v), codegen
 
-    return SimpleNamespace(ty=ty, zero=zero, fma=fma, part=part)
+    return SimpleNamespace(ty=ty, zero=zero, fill=fill, fma=fma, part=part)
 
 
 @functools.cache

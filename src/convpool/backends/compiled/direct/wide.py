@@ -33,7 +33,7 @@ from .tile import BLOCK_OC, BLOCK_Q, DW_CHUNK, DW_OC, DW_TAPS, LANES, TILE
 _V = vectors(LANES)
 _vstore_lanes, _vpart = _V.store_lanes, _V.part
 _T = row_tile(BLOCK_OC, LANES, TILE.block_vecs)
-_tzero, _tfma, _tpart = _T.zero, _T.fma, _T.part
+_tfill, _tfma, _tpart = _T.fill, _T.fma, _T.part
 _G = grad_tile(DW_OC, DW_TAPS, LANES)
 _gload, _gstore, _gfma = _G.load, _G.store, _G.fma
 _VECS = TILE.block_vecs
@@ -62,9 +62,10 @@ def _tile_kernels(block_oc: int, vecs: int, lanes: int, dw_oc: int, dw_taps: int
     block_q = vecs * lanes
 
     @njit(**KERNEL, fastmath=True)
-    def conv(j0, j1, src, gstride, wp, ents, groups, co, q_len, plan, ptr, plane, y, n_img, img_src, img_y):
+    def conv(j0, j1, src, gstride, wp, ents, groups, co, q_len, plan, ptr, plane, y, n_img, img_src, img_y, bias):
         """Jobs ``j0 .. j1`` of :func:`conv_wide`: one block of block_oc output channels x
-        block_q positions each, the sums in the register tile (:mod:`.tile`)."""
+        block_q positions each, the sums in the register tile (:mod:`.tile`), which starts
+        from the block's biases."""
         nb = (co + block_oc - 1) // block_oc
         n_ent = ents.shape[0]
         nq = (q_len + block_q - 1) // block_q
@@ -75,7 +76,7 @@ def _tile_kernels(block_oc: int, vecs: int, lanes: int, dw_oc: int, dw_taps: int
             gn = gq // nq
             gi = gn % groups
             img = gn // groups
-            acc = _tzero()
+            acc = _tfill(bias, gi * co + b * block_oc)
             xrow = img * img_src + gi * gstride + qb * block_q
             wrow = (gi * nb + b) * n_ent * block_oc
             for e in range(n_ent):
@@ -135,8 +136,10 @@ def conv_wide(
     n_img: int,
     img_src: int,
     img_y: int,
+    bias: np.ndarray | None = None,
 ) -> None:
-    """y[n, g*co + o, *out] = sum_e w[g, o, e] * src[g*gstride + ents[e] + i]  (flat src).
+    """y[n, g*co + o, *out] = bias[g*co + o] + sum_e w[g, o, e] * src[g*gstride + ents[e] + i]
+    (flat src; no bias: 0).
 
     An entry ``e`` is one (input channel, kernel tap) pair: its source row and the tap's
     offset in the row, ``row * length + off`` (:func:`_entries`).  wp: flat (groups,
@@ -147,8 +150,20 @@ def conv_wide(
     nb = -(-co // BLOCK_OC)
     jobs = n_img * groups * nb * -(-q_len // BLOCK_Q)
     assert ptr.shape[0] > -(-q_len // BLOCK_Q) * _VECS, "the store plan does not cover every block"
-    args = (src, gstride, wp, _ro(ents), groups, co, q_len, _ro(plan), _ro(ptr), plane, y, n_img, img_src, img_y)
+    rows = _bias_rows(bias, groups * co)
+    args = (src, gstride, wp, _ro(ents), groups, co, q_len, _ro(plan), _ro(ptr), plane, y, n_img, img_src, img_y, rows)
     parallel_for(_conv_wide, jobs, *args, work=jobs * ents.shape[0] * BLOCK_OC * BLOCK_Q)
+
+
+def _bias_rows(bias: np.ndarray | None, c_out: int) -> np.ndarray:
+    """The biases as the kernel reads them: float32, zeros past ``c_out`` (a block of
+    BLOCK_OC rows may start at the last channel) or everywhere without a bias."""
+    rows = np.zeros(c_out + BLOCK_OC, dtype=np.float32)
+    if bias is not None:
+        if bias.shape != (c_out,):  # a check, not an assert: the kernel has no bounds checks
+            raise ValueError(f"bias: expected shape ({c_out},), got {bias.shape}")
+        rows[:c_out] = bias
+    return rows
 
 
 def weight_grad_wide(
@@ -178,22 +193,26 @@ def weight_grad_wide(
     parallel_for(_weight_grad_wide, parts, *args, work=work)
 
 
-def _run(src: Wide, w: np.ndarray, ents: np.ndarray, out: tuple[int, ...], n: int) -> np.ndarray:
+def _run(
+    src: Wide, w: np.ndarray, ents: np.ndarray, out: tuple[int, ...], n: int, bias: np.ndarray | None = None
+) -> np.ndarray:
     """conv_wide over a Wide batch: w (groups, co, E) for the entries ``ents`` (relative
-    to a group's first row; may reach back by up to the layout's margin)."""
+    to a group's first row; may reach back by up to the layout's margin), plus ``bias``
+    (groups * co,) if given."""
     groups, co = w.shape[:2]
     plane = geometry.prod(out)
     y = np.empty((n, groups * co) + out, dtype=np.float32)
     plan, ptr = _store_plan(src.padded, out, n, groups * co * plane)
     gstride = (src.buf.shape[0] // groups) * src.length
     ents = ents + src.margin if src.margin else ents
-    conv_wide(src.base, gstride, pack_weights(w), ents, groups, co, src.q_len, plan, ptr, plane, y.ravel(), 1, 0, 0)
+    wp = pack_weights(w)
+    conv_wide(src.base, gstride, wp, ents, groups, co, src.q_len, plan, ptr, plane, y.ravel(), 1, 0, 0, bias)
     return y
 
 
-def pointwise(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+def pointwise(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None = None) -> np.ndarray:
     """A 1x1 convolution read where the input lies, no layout copy: x (N, groups*cg, P)
-    float32, C-contiguous; w (groups, co, cg); returns (N, groups*co, P).
+    float32, C-contiguous; w (groups, co, cg); bias (groups*co,) or None; returns (N, groups*co, P).
 
     Each image is one run of positions per channel.  A block of 64 positions may read up
     to 63 past its image's channel - into the next channel or image, never stored - so
@@ -206,21 +225,30 @@ def pointwise(x: np.ndarray, w: np.ndarray) -> np.ndarray:
     wp = pack_weights(w)
     ents = np.arange(cg, dtype=np.int64) * p
     if n > 1:
-        conv_wide(x.ravel(), cg * p, wp, ents, groups, co, p, plan, ptr, p, y.ravel(), n - 1, c * p, groups * co * p)
+        conv_wide(
+            x.ravel(), cg * p, wp, ents, groups, co, p, plan, ptr, p, y.ravel(), n - 1, c * p, groups * co * p, bias
+        )
     last = _kernels.workspace((c * p + BLOCK_Q,), np.float32)
     last[: c * p] = x[n - 1].ravel()
     last[c * p :] = 0
-    conv_wide(last, cg * p, wp, ents, groups, co, p, plan, ptr, p, y[n - 1].ravel(), 1, 0, 0)
+    conv_wide(last, cg * p, wp, ents, groups, co, p, plan, ptr, p, y[n - 1].ravel(), 1, 0, 0, bias)
     return y
 
 
-def convolve(src: Wide, w: np.ndarray, kernel: tuple[int, ...], dilation: tuple[int, ...], n: int) -> np.ndarray:
+def convolve(
+    src: Wide,
+    w: np.ndarray,
+    kernel: tuple[int, ...],
+    dilation: tuple[int, ...],
+    n: int,
+    bias: np.ndarray | None = None,
+) -> np.ndarray:
     """Convolution (stride: the layout's) of a :class:`Wide` batch with weights (groups,
-    co, cg, *kernel); returns (N, groups*co, *out) float32."""
+    co, cg, *kernel), plus ``bias`` (groups*co,) if given; returns (N, groups*co, *out) float32."""
     groups, co, cg = w.shape[:3]
     out = out_size(src.full, kernel, dilation, src.stride)
     ents = _entries(src.padded, kernel, dilation, src.stride, cg, src.length)
-    return _run(src, w.reshape(groups, co, -1).astype(np.float32, copy=False), ents, out, n)
+    return _run(src, w.reshape(groups, co, -1).astype(np.float32, copy=False), ents, out, n, bias)
 
 
 def input_grad_strided(
