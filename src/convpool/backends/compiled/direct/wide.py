@@ -47,7 +47,9 @@ _VECS = TILE.block_vecs
 @njit(inline="always")
 def _store(y, oc_base, v, plan, ptr, vi):
     """Store the lanes of wide vector ``vi`` that are outputs: one masked store per
-    run of consecutive outputs (``plan`` rows: first lane, end lane, y index of lane 0)."""
+    run of consecutive outputs (``plan`` rows: first lane, end lane, y index of lane 0).
+    (The depthwise stencil's store; the convolution's, which stores several rows of
+    one vector, reads each run once for all of them.)"""
     for s in range(ptr[vi], ptr[vi + 1]):
         _vstore_lanes(y, oc_base + plan[s, 2], v, plan[s, 0], plan[s, 1])
 
@@ -83,9 +85,14 @@ def _tile_kernels(block_oc: int, vecs: int, lanes: int, dw_oc: int, dw_taps: int
                 acc = _tfma(acc, wp, wrow + e * block_oc, src, xrow + ents[e])
             o = b * block_oc
             yb = img * img_y + (gi * co + o) * plane
-            for r in range(min(block_oc, co - o)):  # short loops the compiler unrolls
-                for vi in range(vecs):
-                    _store(y, yb + r * plane, _tpart(acc, r, vi), plan, ptr, qb * vecs + vi)
+            rows = min(block_oc, co - o)
+            for vi in range(vecs):  # each run of outputs: its lanes and place read once for every row
+                v = qb * vecs + vi
+                for s in range(ptr[v], ptr[v + 1]):
+                    lo, hi, at = plan[s, 0], plan[s, 1], yb + plan[s, 2]
+                    for r in range(block_oc):  # a constant trip count: unrolled, each part one register
+                        if r < rows:
+                            _vstore_lanes(y, at + r * plane, _tpart(acc, r, vi), lo, hi)
 
     @njit(**KERNEL, fastmath=True)
     def weight_grad(j0, j1, src, gstride, dyw, ld, ents3, groups, nb, q_len, parts, acc, sums):
