@@ -39,12 +39,16 @@ def _stencil_kernel(vecs: int, lanes: int) -> Any:
         c_out, n_in, taps = w.shape[0], w.shape[1], offs.shape[0]
         nq = (q0 * q1 * q2 + block - 1) // block
         length = buf.shape[0] // n_in
+        held = -1  # the first input plane the buffer holds: jobs of one input plane pad it once
         for job in range(j0, j1):
             n = job // c_out
             o = job % c_out
-            for j in range(n_in):
-                at = ((n * n_ch + (o // ratio) * n_in + j) * d0 * d1 * d2, j * length)
-                _pad_plane(x, at[0], d0, d1, d2, lo[0], lo[1], lo[2], q0, q1, q2, buf, at[1], length)
+            first = n * n_ch + (o // ratio) * n_in
+            if first != held:
+                for j in range(n_in):
+                    at = ((first + j) * d0 * d1 * d2, j * length)
+                    _pad_plane(x, at[0], d0, d1, d2, lo[0], lo[1], lo[2], q0, q1, q2, buf, at[1], length)
+                held = first
             yb = (n * c_out + o) * out_plane
             for qb in range(nq):
                 a = _szero()
@@ -81,16 +85,40 @@ def depthwise_planes(
     and ratio = the channel multiplier; the input gradient J = multiplier, ratio = 1.
     One output channel x STENCIL_Q positions per register block.  x: flat (N, C, *in) of the
     5-entry ``shape``; y: flat (N, C_out, *out)."""
-    c_out, n_in, taps = w.shape
-    plane = int(q[0] * q[1] * q[2])
-    nq = -(-plane // STENCIL_Q)
+    nq, length = _blocks(int(q[0] * q[1] * q[2]), int(offs[-1]))
     assert ptr.shape[0] > nq * _SV, "the store plan does not cover every block"
-    length = -(-(nq * STENCIL_Q + int(offs[-1])) // 16) * 16  # the blocks' reach, in whole vectors
-    jobs = int(shape[0]) * c_out
+    _run_planes(x, int(shape[0]), shape, lo, q, w, offs, ratio, _ro(plan), _ro(ptr), out_plane, y, nq, length)
+
+
+def _blocks(plane: int, reach: int) -> tuple[int, int]:
+    """The stencil's blocks over a padded plane, and the buffer length they read (whole vectors)."""
+    nq = -(-plane // STENCIL_Q)
+    return nq, -(-(nq * STENCIL_Q + reach) // 16) * 16
+
+
+def _run_planes(
+    x: np.ndarray,
+    n: int,
+    shape: np.ndarray,
+    lo: np.ndarray,
+    q: np.ndarray,
+    w: np.ndarray,
+    offs: np.ndarray,
+    ratio: int,
+    plan: np.ndarray,
+    ptr: np.ndarray,
+    out_plane: int,
+    y: np.ndarray,
+    nq: int,
+    length: int,
+) -> None:
+    """:func:`depthwise_planes` with its blocks worked out and the plan read-only."""
+    c_out, n_in, taps = w.shape
+    jobs = n * c_out
 
     def run(j0: int, j1: int) -> None:  # each thread its own plane buffer
         buf = np.empty(n_in * length, dtype=np.float32)
-        _depthwise_planes(j0, j1, x, shape, lo, q, w, offs, ratio, _ro(plan), _ro(ptr), out_plane, y, buf)
+        _depthwise_planes(j0, j1, x, shape, lo, q, w, offs, ratio, plan, ptr, out_plane, y, buf)
 
     parallel_for(run, jobs, work=jobs * nq * STENCIL_Q * n_in * taps)
 
@@ -195,15 +223,30 @@ def depthwise(
     """Stride-1 depthwise convolution of a (N, C, *in) with w (C_out, J, *kernel): output
     channel o reads input channels (o // ratio) * J + j (see :func:`depthwise_planes`);
     returns (N, C_out, *out) float32."""
-    a, shape, lo, offs, full, q3 = _dw_geometry(a, pads, mode, kernel, dilation)
-    n, c_out = a.shape[0], w.shape[0]
-    out = out_size(full, kernel, dilation, (1,) * len(kernel))
-    plane = geometry.prod(out)
-    y = np.empty((n, c_out) + out, dtype=np.float32)
-    plan, ptr = _store_plan(full, out, 1, 0)
+    if mode != "constant" and any(lo or hi for lo, hi in pads):
+        a, pads = pad(a, pads, mode), tuple((0, 0) for _ in pads)
+    a = np.ascontiguousarray(a, dtype=np.float32)
+    shape, lo, offs, q3, out, plan, ptr, nq, length = _stencil_plan(a.shape, tuple(pads), kernel, dilation)
+    c_out = w.shape[0]
+    y = np.empty((a.shape[0], c_out) + out, dtype=np.float32)
     wt = np.ascontiguousarray(w.reshape(c_out, w.shape[1], -1), dtype=np.float32)
-    depthwise_planes(a.ravel(), shape, lo, q3, wt, offs, ratio, plan, ptr, plane, y.ravel())
+    plane = geometry.prod(out)
+    _run_planes(a.ravel(), a.shape[0], shape, lo, q3, wt, offs, ratio, plan, ptr, plane, y.ravel(), nq, length)
     return y
+
+
+@functools.lru_cache(maxsize=64)
+def _stencil_plan(
+    a_shape: tuple[int, ...], pads: geometry.Pairs, kernel: tuple[int, ...], dilation: tuple[int, ...]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, tuple[int, ...], np.ndarray, np.ndarray, int, int]:
+    """What :func:`depthwise` hands the kernels that depends on shapes only, cached: the
+    plane geometry, the output size, the store plan (read-only) and the blocks."""
+    shape, lo, offs, full, q3 = _plane_geometry(a_shape, pads, kernel, dilation)
+    out = out_size(full, kernel, dilation, (1,) * len(kernel))
+    plan, ptr = _store_plan(full, out, 1, 0)
+    nq, length = _blocks(geometry.prod(full), int(offs[-1]))
+    assert ptr.shape[0] > nq * _SV, "the store plan does not cover every block"
+    return shape, lo, offs, q3, out, _ro(plan), _ro(ptr), nq, length
 
 
 def depthwise_weight_grad(
