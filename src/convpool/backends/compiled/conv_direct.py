@@ -44,15 +44,28 @@ WIDE_ISAS = frozenset({"avx512", "avx2"})
 SERIAL_MACS = 192
 
 
+_ONE_THREAD, _ANY_THREADS = _threads.on_calling_thread(), contextlib.nullcontext()  # stateless, reentrant
+
+
 def on_one_thread(macs: int) -> _threads.on_calling_thread | contextlib.nullcontext[None]:
     """The context a convolution of ``macs`` multiply-adds runs in (:data:`SERIAL_MACS`)."""
-    small = macs < SERIAL_MACS * TUNING.thread_min_work
-    return _threads.on_calling_thread() if small else contextlib.nullcontext()
+    return _ONE_THREAD if macs < SERIAL_MACS * TUNING.thread_min_work else _ANY_THREADS
+
+
+_TAP_POSITIONS: dict[int, tuple[Geometry, int]] = {}  # id(g) -> (g, taps x plane positions)
 
 
 def _macs(n: int, c_out: int, cg: int, g: Geometry) -> int:
-    """Multiply-adds of the SIMD kernels: every position of the (phase) planes, every tap."""
-    return n * c_out * cg * geometry.prod(g.kernel) * geometry.prod(_direct.phase_plane(g.padded, g.stride))
+    """Multiply-adds of the SIMD kernels: every position of the (phase) planes, every tap.
+    The per-geometry factor is remembered by the Geometry object (a layer's calls get the
+    same cached one; the entry holds it, so its id stays its own; 256 entries)."""
+    hit = _TAP_POSITIONS.get(id(g))
+    if hit is None or hit[0] is not g:
+        hit = (g, geometry.prod(g.kernel) * geometry.prod(_direct.phase_plane(g.padded, g.stride)))
+        if len(_TAP_POSITIONS) >= 256:
+            _TAP_POSITIONS.clear()
+        _TAP_POSITIONS[id(g)] = hit
+    return n * c_out * cg * hit[1]
 
 
 def kind(xb: np.ndarray, g: Geometry, cg: int, groups: int) -> str | None:
