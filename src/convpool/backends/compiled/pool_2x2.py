@@ -12,6 +12,9 @@ from ..tables import PoolProblem
 from . import kernels as _kernels
 from .pool_layout import LazyTables, Selected, compiled_problem, finish, gradient, is_2x2
 
+if _kernels.DIRECT:  # explicit vectors (numba's llvmlite): the float32 forward's rows
+    from . import pool_simd as _pool_simd
+
 
 def why_not(p: PoolProblem) -> str | None:
     if (reason := compiled_problem(p)) is not None:
@@ -56,9 +59,7 @@ def vector_rows() -> bool:
 
 
 def _vector_rows(x4: np.ndarray, sign: float, y: np.ndarray, pos: np.ndarray) -> None:
-    from . import pool_simd
-
-    pool_simd.select_2x2(x4, sign, y, pos)
+    _pool_simd.select_2x2(x4, sign, y, pos)
 
 
 def backward(dy: np.ndarray, st: PoolState) -> np.ndarray:
