@@ -355,13 +355,18 @@ class Sequential(Module):
         equal (where a window's maximum is not positive the ReLU zeroes the whole window,
         and no gradient passes either way).  The backward pass runs the order that ran."""
         layers, order = list(self._modules.values()), []
-        i = 0
-        while i < len(layers):
-            pair = i + 1 < len(layers) and _pool_first(layers[i], layers[i + 1], x)
-            for layer in (layers[i + 1], layers[i]) if pair else (layers[i],):
+        n, i = len(layers), 0
+        while i < n:
+            layer = layers[i]
+            if type(layer) is ReLU and i + 1 < n and _pool_first(layer, layers[i + 1], x):
+                after = layers[i + 1]
+                x = layer(after(x))
+                order += (after, layer)
+                i += 2
+            else:
                 x = layer(x)
                 order.append(layer)
-            i += 2 if pair else 1
+                i += 1
         self._saved = order
         return x
 
