@@ -354,19 +354,16 @@ class Sequential(Module):
         ``max(relu(x)) == relu(max(x))`` value for value (NaN too), and the gradients are
         equal (where a window's maximum is not positive the ReLU zeroes the whole window,
         and no gradient passes either way).  The backward pass runs the order that ran."""
-        layers, order = list(self._modules.values()), []
-        n, i = len(layers), 0
-        while i < n:
+        layers, i = list(self._modules.values()), 0
+        order: list[Module] = []
+        while i < len(layers):
             layer = layers[i]
-            if type(layer) is ReLU and i + 1 < n and _pool_first(layer, layers[i + 1], x):
-                after = layers[i + 1]
-                x = layer(after(x))
-                order += (after, layer)
-                i += 2
-            else:
-                x = layer(x)
-                order.append(layer)
-                i += 1
+            pair = type(layer) is ReLU and i + 1 < len(layers) and _pool_first(layer, layers[i + 1], x)
+            ran = (layers[i + 1], layer) if pair else (layer,)
+            for one in ran:
+                x = one(x)
+            order += ran
+            i += len(ran)
         self._saved = order
         return x
 
