@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from convpool.backends.compiled import kernels as _kernels
+from convpool.config import tuning
 from convpool.functional.activation import linear_forward
 from convpool.nn.layers import Linear
 
@@ -104,7 +105,11 @@ def test_large_product_splits_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
     x, w, b = rng.random((2, 300), dtype=np.float32), rng.random((45, 300), dtype=np.float32), rng.random(45)
     one = linear_forward(x, w, b.astype(np.float32))[0]
     monkeypatch.setattr(linear_kernels, "SERIAL_MACS", 0)
-    np.testing.assert_array_equal(linear_forward(x, w, b.astype(np.float32))[0], one)
+    split, run = [], linear_kernels.parallel_for
+    monkeypatch.setattr(linear_kernels, "parallel_for", lambda *a, **k: split.append(1) or run(*a, **k))
+    with tuning(threads=3):  # the tests run on one thread: split over three regardless
+        np.testing.assert_array_equal(linear_forward(x, w, b.astype(np.float32))[0], one)
+    assert split, "the product was not split"
 
 
 def test_backward_unchanged_on_one_row() -> None:
@@ -118,3 +123,16 @@ def test_backward_unchanged_on_one_row() -> None:
     assert fc.weight.grad is not None and fc.bias is not None and fc.bias.grad is not None
     np.testing.assert_allclose(fc.weight.grad, gy.T @ x, rtol=1e-6)
     np.testing.assert_allclose(fc.bias.grad, gy[0], rtol=1e-6)
+
+
+@needs_kernels
+def test_no_output_features_and_signed_zeros_as_blas() -> None:
+    """An empty weight gives an empty product (as BLAS and PyTorch), and a sum of -0.0
+    products is +0.0 (BLAS sums from +0), with and without a bias."""
+    x = np.ones((1, 3), np.float32)
+    assert linear_forward(x, np.zeros((0, 3), np.float32))[0].shape == (1, 0)
+    neg = np.full((1, 5), -0.0, np.float32)
+    for bias in (None, np.full(6, -0.0, np.float32)):
+        y = linear_forward(neg, np.ones((6, 5), np.float32), bias)[0]
+        want = _torch(neg, np.ones((6, 5), np.float32), bias)
+        assert np.array_equal(np.signbit(y), np.signbit(want)) and not np.signbit(y).any()

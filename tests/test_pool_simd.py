@@ -18,6 +18,13 @@ from convpool.nn.pool import MaxPool2d, MaxPool3d
 
 pytestmark = pytest.mark.skipif(not (_kernels.enabled() and _kernels.DIRECT), reason="no explicit vectors here")
 
+
+def _vector_rows() -> bool:
+    from convpool.backends.compiled import pool_2x2
+
+    return bool(pool_2x2.vector_rows())
+
+
 SPECIAL = np.array([0.0, -0.0, 1.0, 2.0, 2.0, -1.0, np.nan, np.inf, -np.inf], dtype=np.float32)
 
 
@@ -65,6 +72,7 @@ def test_threads_chunks_do_not_spill(threads: int) -> None:
         np.testing.assert_array_equal(y, y0)
 
 
+@pytest.mark.skipif(not _vector_rows(), reason="this tile keeps the scalar 2x2 kernel")
 def test_layers_match_torch_and_take_the_vectors(monkeypatch: pytest.MonkeyPatch) -> None:
     from convpool.backends.compiled import pool_simd
 
@@ -97,3 +105,20 @@ def test_backward_from_the_vector_positions() -> None:
     torch.nn.functional.max_pool2d(xt, 2).backward(torch.tensor(gy))
     assert xt.grad is not None
     np.testing.assert_array_equal(pool.backward(gy), xt.grad.numpy())
+
+
+def test_the_vector_kernel_refuses_arrays_it_cannot_write() -> None:
+    """The kernel writes through flat views without bounds checks: dtype, shape and
+    layout are checked first."""
+    from convpool.backends.compiled import pool_simd
+
+    x = np.zeros((1, 2, 4, 4), np.float32)
+    y, pos = np.empty((1, 2, 2, 2), np.float32), np.empty((1, 2, 2, 2), np.int8)
+    with pytest.raises(ValueError, match="int8 pos"):
+        pool_simd.select_2x2(x, 1.0, y, pos.astype(np.int32))
+    with pytest.raises(ValueError, match="must be"):
+        pool_simd.select_2x2(x, 1.0, y[:, :, :1], pos[:, :, :1])
+    with pytest.raises(ValueError, match="C-contiguous"):
+        pool_simd.select_2x2(np.zeros((1, 2, 4, 8), np.float32)[..., ::2], 1.0, y, pos)
+    pool_simd.select_2x2(x, 1.0, y, pos)  # the checks pass what the forward hands it
+    assert not y.any()

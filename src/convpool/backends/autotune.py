@@ -50,6 +50,8 @@ def _conv_key(p: Any) -> tuple[Any, ...]:
 
 def _conv_run(impl: Any, p: Any, dy: list[np.ndarray]) -> None:
     y, state = impl.forward(p)
+    if p.bias is not None and not getattr(impl, "FUSES_BIAS", False):  # timed like its caller's separate pass
+        y += p.bias.reshape((-1,) + (1,) * (y.ndim - 2))
     if not dy:
         dy.append(np.ones_like(y))
     impl.backward(dy[0], state, True)

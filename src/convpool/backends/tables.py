@@ -6,6 +6,7 @@ An implementation is a module (one file) with::
     declines(problem) -> str | None       # optional: it could, but was measured slower here
     forward(problem) -> (y, state)        # y: (N, C_out, *out)
     backward(dy, state, ...) -> ...       # the family's gradients, from the state
+    FUSES_BIAS = True                     # optional, conv: forward adds problem.bias itself
 
 (conv: ``backward(dy, state, input_grad) -> (dx, dw)``; pool: ``backward(dy, state)`` and
 ``flat_indices(state)``; max-plus: ``backward(dy, state, input_grad) -> (dx, dw, db)``;
@@ -53,8 +54,9 @@ CHOICES_MAX = 256  # choices a table keeps (per problem key); past it the table 
 @dataclass(eq=False, slots=True)
 class ConvProblem:
     """A convolution as the implementations see it: the batched input ``(N, C, *in)``,
-    the weight ``(C_out, C_in/groups, *kernel)``, the windows, the groups and the
-    padding mode (``'constant'`` for zeros, else a border mode).  Not frozen: a frozen
+    the weight ``(C_out, C_in/groups, *kernel)``, the windows, the groups, the
+    padding mode (``'constant'`` for zeros, else a border mode) and the bias (or None;
+    not part of :func:`conv_key`: no row's choice depends on it).  Not frozen: a frozen
     dataclass sets each field through ``object.__setattr__``, 5x the time of plain
     assignments (about 2 us a call, in every convolution); the rows only read it."""
 

@@ -96,8 +96,8 @@ def linear_forward(input: Any, weight: Any, bias: Any = None) -> tuple[np.ndarra
 def _few_rows(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None) -> np.ndarray | None:
     """``x @ weight.T + bias`` on the compiled kernel for a few rows of float input (a
     batch-1 forward: :mod:`convpool.backends.compiled.linear_kernels`), else None."""
-    if not (x.dtype in (np.float32, np.float64) and x.size and _kernels.enabled()):
-        return None
+    if not (x.dtype in (np.float32, np.float64) and x.size and weight.shape[0] and _kernels.enabled()):
+        return None  # (no output features: BLAS's empty product)
     k = x.shape[-1]
     rows = x.size // k
     if rows > _linear.GEMV_MAX_ROWS:

@@ -47,8 +47,8 @@ def _gemv(j0, j1, x, w, b, bias, y):
                 a2 += v * w2[k]
                 a3 += v * w3[k]
             for r, a in enumerate((a0, a1, a2, a3)):
-                if j + r < hi:
-                    y[i, j + r] = a + b[j + r] if bias else a
+                if j + r < hi:  # + 0.0: a sum of -0.0 products is +0.0, as BLAS's sums from +0 give
+                    y[i, j + r] = (a + 0.0) + b[j + r] if bias else a + 0.0
 
 
 def gemv(x: np.ndarray, w: np.ndarray, b: np.ndarray | None) -> np.ndarray:

@@ -133,5 +133,12 @@ def select_2x2(x: np.ndarray, sign: float, y: np.ndarray, pos: np.ndarray) -> No
     ``y``, ``pos`` (P, D, H // 2, W // 2) int8 contiguous."""
     p, d, h, w = x.shape
     o1, o2 = y.shape[2], y.shape[3]
+    # checks, not asserts: the kernel has no bounds checks and writes through flat views
+    if x.dtype != np.float32 or y.dtype != np.float32 or pos.dtype != np.int8:
+        raise ValueError(f"select_2x2: expected float32 x, y and int8 pos, got {x.dtype}, {y.dtype}, {pos.dtype}")
+    if y.shape != (p, d, h // 2, w // 2) or pos.shape != y.shape:
+        raise ValueError(f"select_2x2: y and pos must be {(p, d, h // 2, w // 2)}, got {y.shape} and {pos.shape}")
+    if not (x.flags.c_contiguous and y.flags.c_contiguous and pos.flags.c_contiguous):
+        raise ValueError("select_2x2: x, y and pos must be C-contiguous")
     kernel = _rows_max if sign > 0 else _rows_min
     parallel_for(kernel, p * d, x.reshape(-1), h, w, o1, o2, y.reshape(-1), pos.reshape(-1), work=x.size)

@@ -266,6 +266,9 @@ def row_tile(rows: int, lanes: int, vecs: int) -> SimpleNamespace:
 
     @intrinsic
     def fill(typingctx, b, k):
+        if not (isinstance(b, types.Array) and b.dtype == types.float32 and b.ndim == 1):
+            return None
+
         def codegen(context, builder, sig, args):
             barr, base = args
             rows_ = [
