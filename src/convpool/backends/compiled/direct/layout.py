@@ -68,7 +68,18 @@ def _entries(
 def reach(
     plane: tuple[int, ...], kernel: tuple[int, ...], dilation: tuple[int, ...], stride: tuple[int, ...] | None = None
 ) -> int:
-    """The largest tap offset in a (phase) plane: how far past a position its window reads."""
+    """The largest tap offset in a (phase) plane: how far past a position its window reads.
+    Remembered per arguments (a batch-1 conv's set-up: 4-7 us a call on its own)."""
+    try:
+        return _reach(plane, kernel, dilation, stride)
+    except TypeError:  # unhashable (lists): computed afresh
+        return _reach.__wrapped__(plane, kernel, dilation, stride)
+
+
+@functools.lru_cache(maxsize=256)
+def _reach(
+    plane: tuple[int, ...], kernel: tuple[int, ...], dilation: tuple[int, ...], stride: tuple[int, ...] | None
+) -> int:
     stride = stride or (1,) * len(kernel)
     return sum(
         (k - 1) * d // s * step for k, d, s, step in zip(kernel, dilation, stride, _plane_strides(plane), strict=True)
@@ -76,6 +87,17 @@ def reach(
 
 
 def shared_plane(
+    size: tuple[int, ...], pads: geometry.Pairs, kernel: tuple[int, ...], dilation: tuple[int, ...]
+) -> tuple[int, ...]:
+    """:func:`_shared_plane`, remembered per arguments (as :func:`reach`)."""
+    try:
+        return _shared_plane(size, pads, kernel, dilation)
+    except TypeError:  # unhashable (lists): computed afresh
+        return _shared_plane.__wrapped__(size, pads, kernel, dilation)
+
+
+@functools.lru_cache(maxsize=256)
+def _shared_plane(
     size: tuple[int, ...], pads: geometry.Pairs, kernel: tuple[int, ...], dilation: tuple[int, ...]
 ) -> tuple[int, ...]:
     """The plane a stride-1 convolution's :class:`Wide` layout lays each image in when
