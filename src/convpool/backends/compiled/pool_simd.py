@@ -102,8 +102,29 @@ def _select_row(sign: float, spill: bool) -> Any:
     return select_row
 
 
+# The intrinsics as module globals, not closure cells: numba's disk cache keys a closure on
+# its cells pickled, and an intrinsic pickles differently in every process - each process
+# compiled the kernel again (0.3-0.4 s of CPU apiece; the demo's three processes each did).
+_max_row, _max_row_spill = _select_row(1.0, False), _select_row(1.0, True)
+_min_row, _min_row_spill = _select_row(-1.0, False), _select_row(-1.0, True)
+
+
+@njit(inline="always")
+def _select(sign, spill, x, top, w, n, y, yi, pos):
+    """One step of :func:`_select_row`'s four intrinsics (sign and spill: constants of the caller)."""
+    if sign > 0:
+        if spill:
+            _max_row_spill(x, top, w, n, y, yi, pos)
+        else:
+            _max_row(x, top, w, n, y, yi, pos)
+    elif spill:
+        _min_row_spill(x, top, w, n, y, yi, pos)
+    else:
+        _min_row(x, top, w, n, y, yi, pos)
+
+
 def _kernel(sign: float) -> Any:
-    select_row, select_row_spill = _select_row(sign, False), _select_row(sign, True)
+    """The kernel for max (``sign`` 1.0) or min (-1.0); it closes over ``sign`` only."""
 
     @njit(**KERNEL)
     def _select_2x2_rows(j0, j1, x, h, w, o1, o2, y, pos):
@@ -118,9 +139,9 @@ def _kernel(sign: float) -> Any:
                 yi = (p * o1 + b) * o2
                 for c in range(0, o2, LANES):
                     if yi + c + LANES <= end and top + 2 * c + w + 2 * LANES <= size:
-                        select_row_spill(x, top + 2 * c, w, min(LANES, o2 - c), y, yi + c, pos)
+                        _select(sign, True, x, top + 2 * c, w, min(LANES, o2 - c), y, yi + c, pos)
                     else:
-                        select_row(x, top + 2 * c, w, min(LANES, o2 - c), y, yi + c, pos)
+                        _select(sign, False, x, top + 2 * c, w, min(LANES, o2 - c), y, yi + c, pos)
 
     return _select_2x2_rows
 
