@@ -90,9 +90,12 @@ def _subset(train: Any, n: int | None, seed: int | None) -> Any:
 
 
 def _warm_up(key: str, x: np.ndarray, num_classes: int, batch_size: int) -> float:
-    """One training step and one evaluation batch on a throwaway model, so that numba's
-    compilation (or loading from its cache) is not counted in the training time; once
-    per variant and process (0.0 when already warm)."""
+    """One training step (the optimiser's update included) and one evaluation batch on a
+    throwaway model, so that numba's compilation (or loading from its cache) is not
+    counted in the training time; once per variant and process (0.0 when already warm).
+    Run in the parent before the workers start, it leaves every kernel in the cache."""
+    from .. import train
+
     if key in _WARM:
         return 0.0
     _WARM.add(key)
@@ -100,6 +103,7 @@ def _warm_up(key: str, x: np.ndarray, num_classes: int, batch_size: int) -> floa
     model = V.build(key, x.shape[1], num_classes, x.shape[2])
     out = model(x[:batch_size])
     model.backward_params(np.ones_like(out) / len(out))
+    train.make_optimizer("adamw", model.parameters(), 1e-3, 1e-2).step()
     model.eval()
     model(x[:512])
     return time.perf_counter() - t
