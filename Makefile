@@ -57,7 +57,8 @@ test: check
 		$(PY) -m pytest -q -n 2 -p no:cacheprovider $(ORACLE_TESTS) tests/test_direct.py tests/test_maxplus.py tests/test_pool_separable.py \
 		tests/test_pool_route.py tests/test_tiled_sum.py tests/test_wgrad_outer.py tests/test_median_rank.py \
 		tests/test_rowsum.py tests/test_plane_add.py tests/test_tiled_select.py tests/test_select_where.py tests/test_pack.py \
-		tests/test_layout_reuse.py tests/test_shared_padding.py tests/test_batch_products.py tests/test_sequential_swap.py
+		tests/test_layout_reuse.py tests/test_shared_padding.py tests/test_batch_products.py tests/test_sequential_swap.py \
+		tests/test_linear_few_rows.py tests/test_pool_simd.py tests/test_pool_windows_cache.py
 
 # differential fuzzing against PyTorch, both backends, for FUZZ_SECONDS (default 600)
 fuzz: $(STAMP)
