@@ -246,9 +246,10 @@ def row_tile(rows: int, lanes: int, vecs: int) -> SimpleNamespace:
 
     * ``zero()`` - all sums 0;
     * ``fill(b, k)`` - row r's sums all ``b[k + r]`` (a bias; b a flat float32 array);
-    * ``fma(acc, w, k, x, i)`` - row r += w[k + r] * x[i : i + lanes * vecs] (``vecs``
-      vector loads of x, ``rows`` broadcasts of w, ``rows * vecs`` multiply-adds);
-      w and x flat float32 arrays;
+    * ``fma(acc, w, k, stride, x, i)`` - row r += w[k + r * stride] * x[i : i + lanes * vecs]
+      (``vecs`` vector loads of x, ``rows`` broadcasts of w - each row's weight from its
+      own weight row, ``stride`` apart - and ``rows * vecs`` multiply-adds); w and x flat
+      float32 arrays;
     * ``part(acc, r, v)`` - vector v of row r (r, v loop counters the compiler unrolls).
 
     Built once per shape.  Every value is one ``lanes`` vector, so LLVM keeps the tile in
@@ -280,23 +281,24 @@ def row_tile(rows: int, lanes: int, vecs: int) -> SimpleNamespace:
         return ty(b, k), codegen
 
     @intrinsic
-    def fma(typingctx, acc, w, k, x, i):
+    def fma(typingctx, acc, w, k, stride, x, i):
         if acc != ty:
             return None
 
         def codegen(context, builder, sig, args):
-            tile, warr, base, xarr, at = args
+            tile, warr, base, step, xarr, at = args
             xs = [
                 builder.load(_address(context, builder, x, xarr, builder.add(at, at.type(v * lanes)), vec), align=4)
                 for v in range(vecs)
             ]
             out: list[Any] = []
             for r in range(rows):
-                wr = _splat(builder, _element(context, builder, w, warr, builder.add(base, base.type(r))), vec)
+                row = builder.add(base, builder.mul(step, step.type(r))) if r else base
+                wr = _splat(builder, _element(context, builder, w, warr, row), vec)
                 out.extend(_fma(builder, wr, xs[v], builder.extract_value(tile, r * vecs + v)) for v in range(vecs))
             return context.make_tuple(builder, ty, out)
 
-        return ty(ty, w, k, x, i), codegen
+        return ty(ty, w, k, stride, x, i), codegen
 
     @intrinsic
     def part(typingctx, acc, r, v):

@@ -1,58 +1,34 @@
-"""The convolution kernel's packed weights: blocks of BLOCK_OC output channels, each
-entry's weights for the block side by side (:func:`pack_weights`).
+"""The convolution kernel's weights: read where they lie, one row of entries per output
+channel (:func:`weight_rows`).
 
-The packing is one compiled pass on every call, not a cache: a weight array can change
-in place (an optimiser's step, a user's ``w[...] = ...``) without anything a cache could
-key on, and checking that it did not would read the weights as the pass does.  NumPy's
-zero-fill, copy and transposing copy (a 4-float inner run) took 26-34 us for LeNet's
-second layer (64 x 32 x 3 x 3, Intel Xeon under KVM); the pass takes a few."""
+The kernel's register tile takes BLOCK_OC output channels at a time and broadcasts each
+row's weight of an entry from its own row (:func:`.simd.row_tile`'s ``fma``: four
+streams of weights, each read in order).  It used to read them packed - each entry's
+BLOCK_OC weights side by side, made by a compiled pass on every call - which was no
+faster (the kernel alone, packed / as they lie, paired medians in one process, Intel Xeon
+"rocketlake", one thread: 0.99-1.03 natively and under numba for Haswell on 32->64 3x3
+28x28, 64->128 3x3, batch-1 32->64 14x14, 1->6 5x5 and 3->32 3x3 convolutions;
+/tmp/s6/wstride.py), cost 7-27 us a call at batch 1 and 0.25-0.44 s of CPU to compile
+in a process's first convolution."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
-from numba import njit
 
-from ..threads import KERNEL
 from .layout import _ro
 from .tile import BLOCK_OC
 
 
-def _pack_kernel(block: int) -> Any:
-    """The packing pass for blocks of ``block`` output channels.  A factory, so that the
-    block is a constant the compiler unrolls (and numba's disk cache keys on it)."""
-
-    @njit(**KERNEL)
-    def pack(w, out):
-        """out[g, b, e, r] = w[g, b * block + r, e], zero past co."""
-        groups, co, n_ent = w.shape
-        nb = out.shape[1]
-        for gi in range(groups):
-            for b in range(nb):
-                o0 = b * block
-                dst = out[gi, b]
-                if o0 + block <= co:  # a whole block: ``block`` rows read side by side
-                    src = w[gi, o0 : o0 + block]
-                    for e in range(n_ent):
-                        for r in range(block):
-                            dst[e, r] = src[r, e]
-                else:
-                    for e in range(n_ent):
-                        for r in range(block):
-                            dst[e, r] = w[gi, o0 + r, e] if o0 + r < co else 0.0
-
-    return pack
-
-
-_pack = _pack_kernel(BLOCK_OC)
-
-
-def pack_weights(w: np.ndarray) -> np.ndarray:
-    """(groups, co, E) weights -> flat (groups, ceil(co/BLOCK_OC), E, BLOCK_OC) float32,
-    zero past co: the order in which :func:`.wide.conv_wide` reads them."""
+def weight_rows(w: np.ndarray) -> np.ndarray:
+    """(groups, co, E) weights -> flat read-only (groups, ceil(co/BLOCK_OC) * BLOCK_OC, E)
+    float32: the rows as they are when they already fill whole blocks (no copy for C-order
+    float32), else a copy with zero rows past ``co`` (a block may start at the last
+    channel; its extra rows are computed and never stored)."""
     groups, co, n_ent = w.shape
-    nb = -(-co // BLOCK_OC)
-    packed = np.empty((groups, nb, n_ent, BLOCK_OC), dtype=np.float32)
-    _pack(_ro(np.ascontiguousarray(w, dtype=np.float32)), packed)
-    return packed.ravel()
+    padded = -(-co // BLOCK_OC) * BLOCK_OC
+    if padded == co:
+        rows = np.ascontiguousarray(w, dtype=np.float32)
+    else:
+        rows = np.zeros((groups, padded, n_ent), dtype=np.float32)
+        rows[:, :co] = w
+    return _ro(rows.reshape(-1))

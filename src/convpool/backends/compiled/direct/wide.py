@@ -25,7 +25,7 @@ from .layout import (
     phase_plane,
     shared_plane,
 )
-from .pack import pack_weights
+from .pack import weight_rows
 from .relayout import from_phases
 from .tile import BLOCK_OC, BLOCK_Q, DW_CHUNK, DW_OC, DW_TAPS, LANES, TILE
 
@@ -80,9 +80,9 @@ def _tile_kernels(block_oc: int, vecs: int, lanes: int, dw_oc: int, dw_taps: int
             img = gn // groups
             acc = _tfill(bias, gi * co + b * block_oc)
             xrow = img * img_src + gi * gstride + qb * block_q
-            wrow = (gi * nb + b) * n_ent * block_oc
+            wrow = (gi * nb + b) * block_oc * n_ent  # the block's first weight row
             for e in range(n_ent):
-                acc = _tfma(acc, wp, wrow + e * block_oc, src, xrow + ents[e])
+                acc = _tfma(acc, wp, wrow + e, n_ent, src, xrow + ents[e])
             o = b * block_oc
             yb = img * img_y + (gi * co + o) * plane
             rows = min(block_oc, co - o)
@@ -150,7 +150,8 @@ def conv_wide(
 
     An entry ``e`` is one (input channel, kernel tap) pair: its source row and the tap's
     offset in the row, ``row * length + off`` (:func:`_entries`).  wp: flat (groups,
-    ceil(co/4), E, 4) packed weights (zero past co); y: flat (N, groups*co, plane).
+    ceil(co/4) * 4, E) weight rows (zero past co: :func:`.pack.weight_rows`); y: flat
+    (N, groups*co, plane).
     ``q_len`` positions, through the store plan; or, with ``n_img`` > 1, ``q_len``
     positions for each of n_img images, image n's source at ``n * img_src`` and its
     output at ``n * img_y`` (a 1x1 conv reads the input where it lies)."""
@@ -212,7 +213,7 @@ def _run(
     plan, ptr = _store_plan(src.padded, out, n, groups * co * plane)
     gstride = (src.buf.shape[0] // groups) * src.length
     ents = ents + src.margin if src.margin else ents
-    wp = pack_weights(w)
+    wp = weight_rows(w)
     conv_wide(src.base, gstride, wp, ents, groups, co, src.q_len, plan, ptr, plane, y.ravel(), 1, 0, 0, bias)
     return y
 
@@ -229,7 +230,7 @@ def pointwise(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None = None) -> n
     groups, co, cg = w.shape
     y = np.empty((n, groups * co, p), dtype=np.float32)
     plan, ptr = _store_plan((p,), (p,), 1, 0)
-    wp = pack_weights(w)
+    wp = weight_rows(w)
     ents = np.arange(cg, dtype=np.int64) * p
     if n > 1:
         conv_wide(
