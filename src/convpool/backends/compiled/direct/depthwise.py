@@ -16,13 +16,20 @@ from ..threads import KERNEL, parallel_for
 from .layout import _as3, _entries, _ro, _store_plan, out_size
 from .relayout import _pad_plane
 from .tile import LANES, STENCIL_Q
-from .wide import _store
 
 _S = vectors(STENCIL_Q)  # a block of the stencil: STENCIL_Q positions, one channel
 _szero, _sload, _sbroadcast = _S.zero, _S.load, _S.broadcast
-_vpart = vectors(LANES).part
+_vpart, _vstore_lanes = vectors(LANES).part, vectors(LANES).store_lanes
 _SV = STENCIL_Q // LANES  # vectors per block
 _TAPS = 3  # kernel taps per pass of the weight gradient (three 16-lane sums)
+
+
+@njit(inline="always")
+def _store(y, oc_base, v, plan, ptr, vi):
+    """Store the lanes of wide vector ``vi`` that are outputs: one masked store per
+    run of consecutive outputs (``plan`` rows: first lane, end lane, y index of lane 0)."""
+    for s in range(ptr[vi], ptr[vi + 1]):
+        _vstore_lanes(y, oc_base + plan[s, 2], v, plan[s, 0], plan[s, 1])
 
 
 def _stencil_kernel(vecs: int, lanes: int) -> Any:

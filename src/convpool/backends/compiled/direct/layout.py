@@ -4,7 +4,8 @@ results go) for the direct convolution; the copies themselves are in :mod:`.rela
 from __future__ import annotations
 
 import functools
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
 
 import numpy as np
 
@@ -65,39 +66,38 @@ def _entries(
     return ents
 
 
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _remembered(fn: _F) -> _F:
+    """``fn`` remembered per arguments (an lru_cache of 256) when they are hashable - a
+    Geometry's tuples - and computed afresh when they are not (lists): a batch-1 conv's
+    set-up called :func:`reach` and :func:`shared_plane` at 4-7 us a call."""
+    cached = functools.lru_cache(maxsize=256)(fn)
+
+    @functools.wraps(fn)
+    def call(*args: Any) -> Any:
+        try:
+            return cached(*args)
+        except TypeError:  # unhashable
+            return fn(*args)
+
+    return cast(_F, call)
+
+
+@_remembered
 def reach(
     plane: tuple[int, ...], kernel: tuple[int, ...], dilation: tuple[int, ...], stride: tuple[int, ...] | None = None
 ) -> int:
-    """The largest tap offset in a (phase) plane: how far past a position its window reads.
-    Remembered per arguments (a batch-1 conv's set-up: 4-7 us a call on its own)."""
-    try:
-        return _reach(plane, kernel, dilation, stride)
-    except TypeError:  # unhashable (lists): computed afresh
-        return _reach.__wrapped__(plane, kernel, dilation, stride)
-
-
-@functools.lru_cache(maxsize=256)
-def _reach(
-    plane: tuple[int, ...], kernel: tuple[int, ...], dilation: tuple[int, ...], stride: tuple[int, ...] | None
-) -> int:
+    """The largest tap offset in a (phase) plane: how far past a position its window reads."""
     stride = stride or (1,) * len(kernel)
     return sum(
         (k - 1) * d // s * step for k, d, s, step in zip(kernel, dilation, stride, _plane_strides(plane), strict=True)
     )
 
 
+@_remembered
 def shared_plane(
-    size: tuple[int, ...], pads: geometry.Pairs, kernel: tuple[int, ...], dilation: tuple[int, ...]
-) -> tuple[int, ...]:
-    """:func:`_shared_plane`, remembered per arguments (as :func:`reach`)."""
-    try:
-        return _shared_plane(size, pads, kernel, dilation)
-    except TypeError:  # unhashable (lists): computed afresh
-        return _shared_plane.__wrapped__(size, pads, kernel, dilation)
-
-
-@functools.lru_cache(maxsize=256)
-def _shared_plane(
     size: tuple[int, ...], pads: geometry.Pairs, kernel: tuple[int, ...], dilation: tuple[int, ...]
 ) -> tuple[int, ...]:
     """The plane a stride-1 convolution's :class:`Wide` layout lays each image in when

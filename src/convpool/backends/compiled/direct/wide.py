@@ -44,16 +44,6 @@ _VECS = TILE.block_vecs
 # kernel threads (:func:`convpool.backends.compiled.threads.parallel_for`).
 
 
-@njit(inline="always")
-def _store(y, oc_base, v, plan, ptr, vi):
-    """Store the lanes of wide vector ``vi`` that are outputs: one masked store per
-    run of consecutive outputs (``plan`` rows: first lane, end lane, y index of lane 0).
-    (The depthwise stencil's store; the convolution's, which stores several rows of
-    one vector, reads each run once for all of them.)"""
-    for s in range(ptr[vi], ptr[vi + 1]):
-        _vstore_lanes(y, oc_base + plan[s, 2], v, plan[s, 0], plan[s, 1])
-
-
 def _tile_kernels(block_oc: int, vecs: int, lanes: int, dw_oc: int, dw_taps: int) -> tuple[Any, Any]:
     """The two micro-kernels for one register tile (:mod:`.tile`): ``block_oc`` output
     channels x ``vecs`` vectors of ``lanes`` positions for the convolution, ``dw_oc``
