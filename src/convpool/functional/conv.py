@@ -62,21 +62,21 @@ def conv_forward(
     trim = _trim_plan(g) if mode == "constant" else None
     y: np.ndarray
     ctx: ConvCtx | TrimmedCtx
-    fused = False
+    b = None if bias is None else bias.astype(xb.dtype, copy=False)
+    fused = False  # whether the implementation added the bias itself
     if trim is not None:
         y, ctx = _trimmed_forward(xb, weight, g, trim, groups, unbatched)
     elif xb.size == 0 or weight.size == 0:  # nothing to compute: an empty batch or no channels
         y = np.zeros((xb.shape[0], weight.shape[0]) + g.out, dtype=xb.dtype)
         ctx = TrimmedCtx(None, Trim(empty=True), xb.shape, xb.dtype, weight.shape, weight.dtype, unbatched, y.shape)
     else:
-        b = None if bias is None else bias.astype(xb.dtype, copy=False)
         problem = ConvProblem(xb, weight, g, groups, mode, b)
         impl = CONV.choose(problem)
         y, state = impl.forward(problem)
         ctx = ConvCtx(impl, state, xb.dtype, weight.dtype, unbatched, y.shape)
         fused = getattr(impl, "FUSES_BIAS", False)  # its kernel started its sums from the bias
-    if bias is not None and not fused:
-        _add_bias(y, bias.astype(xb.dtype, copy=False))
+    if b is not None and not fused:
+        _add_bias(y, b)
     ctx.has_bias = bias is not None
     return (y[0] if unbatched else y), ctx
 
