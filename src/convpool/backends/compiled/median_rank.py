@@ -19,12 +19,12 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .threads import KERNEL, parallel_for
+from .threads import KERNEL_O2, parallel_for
 
 BLOCK = 64  # outputs per block: the (K, BLOCK) scratch of a 5x5 window is 6.4 KiB of float32
 
 
-@njit(**KERNEL)
+@njit(**KERNEL_O2)
 def _median_rank(j0, j1, x, t0, t1, t2, y, idx, vals, ok, rank, count, half, chosen, first_nan):
     n1, n2 = x.shape[2], x.shape[3]
     block = vals.shape[1]  # BLOCK, read at run time: a constant trip count unrolled every loop (compile 2x)

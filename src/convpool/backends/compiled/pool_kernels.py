@@ -21,7 +21,7 @@ import numpy as np
 from numba import njit
 
 from .pool_route import route  # noqa: F401  (re-exported by .kernels)
-from .threads import KERNEL, parallel_for
+from .threads import KERNEL_O2, parallel_for
 
 
 def _work(y: np.ndarray, *tables: np.ndarray) -> int:
@@ -33,7 +33,7 @@ def _select_for(sign: float):
     """The kernel for max (sign 1) or min (sign -1): each compiled on its first use, the
     sign a constant of the code (a kernel taking it as an argument keeps both loops)."""
 
-    @njit(**KERNEL)
+    @njit(**KERNEL_O2)
     def _select(j0, j1, x, t0, t1, t2, y):
         """Planes ``j0 .. j1`` of :func:`select_max` (sign 1) / :func:`select_min` (sign -1)."""
         o0, k0 = t0.shape
@@ -84,7 +84,7 @@ def select_min(x: np.ndarray, t0: np.ndarray, t1: np.ndarray, t2: np.ndarray, y:
     parallel_for(_select_min, x.shape[0], x, t0, t1, t2, y, work=_work(y, t0, t1, t2))
 
 
-@njit(**KERNEL)
+@njit(**KERNEL_O2)
 def _find_selected(j0, j1, x, t0, t1, t2, y, pos):
     o0, k0 = t0.shape
     o1, k1 = t1.shape
@@ -137,7 +137,7 @@ def find_selected(
 def _select_where_for(sign: float):
     """The one-pass kernel for max (sign 1) or min (sign -1), compiled on its first use."""
 
-    @njit(**KERNEL)
+    @njit(**KERNEL_O2)
     def _select_where(j0, j1, x, t0, t1, t2, y, pos):
         o0, k0 = t0.shape
         o1, k1 = t1.shape
@@ -192,7 +192,7 @@ def select_where(
     parallel_for(kernel, x.shape[0], x, t0, t1, t2, y, pos, work=_work(y, t0, t1, t2))
 
 
-@njit(**KERNEL)
+@njit(**KERNEL_O2)
 def _median_forward(j0, j1, x, t0, t1, t2, y, idx, vals, where):
     n1, n2 = x.shape[2], x.shape[3]
     o0, k0 = t0.shape
@@ -258,7 +258,7 @@ def median_forward(
     parallel_for(run, x.shape[0], work=_work(y, t0, t1, t2) * 4)
 
 
-@njit(**KERNEL)
+@njit(**KERNEL_O2)
 def _select_backward(j0, j1, dy, idx, g):
     for p in range(j0, j1):
         g[p, :] = 0.0

@@ -32,13 +32,13 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .threads import KERNEL, parallel_for
+from .threads import KERNEL_O2, parallel_for
 
 GATHER_MAX_TAPS = 8  # larger windows: a pass per window position costs more than the scatter (3x3: measured)
 GATHER_MIN_ROW = 16  # shorter output rows: too short to vectorise
 
 
-@njit(**KERNEL)
+@njit(**KERNEL_O2)
 def _scatter(j0, j1, pos, rowbs, tabs, t2, geo, em, dy, g):
     """Planes ``j0 .. j1``: one addition per output.  g: (P, D*H*W) flat planes;
     for output row (a, b) and window position e: ``rowbs[a*o1 + b, e]`` its row's
@@ -65,7 +65,7 @@ def _scatter(j0, j1, pos, rowbs, tabs, t2, geo, em, dy, g):
                         gp[off] += dyr[c]
 
 
-@njit(**KERNEL)
+@njit(**KERNEL_O2)
 def _interleave(src, out, s2, wq, lead):
     """A row's s2 phases (``src[ph*wq + lead + q]`` = column ``q*s2 + ph``) into the row."""
     width = out.shape[0]
@@ -85,7 +85,7 @@ def _interleave(src, out, s2, wq, lead):
                 out[q * s2 + ph] = src[ph * wq + lead + q]
 
 
-@njit(**KERNEL)
+@njit(**KERNEL_O2)
 def _gather(j0, j1, pos, tabs, geo, dy, g, acc):
     """Planes ``j0 .. j1``: a vector pass per window position over the output row.
     acc: the plane's rows as s2 phases of wq elements, ``lead`` before column 0, so

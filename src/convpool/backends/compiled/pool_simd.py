@@ -25,7 +25,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from .simd import _F32, _I32, _address, _lane_mask, _masked_load
-from .threads import KERNEL, parallel_for
+from .threads import KERNEL_O2, parallel_for
 
 LANES = 16  # windows per step (LLVM splits the vectors for narrower registers)
 _I8 = ir.IntType(8)
@@ -126,7 +126,7 @@ def _select(sign, spill, x, top, w, n, y, yi, pos):
 def _kernel(sign: float) -> Any:
     """The kernel for max (``sign`` 1.0) or min (-1.0); it closes over ``sign`` only."""
 
-    @njit(**KERNEL)
+    @njit(**KERNEL_O2)
     def _select_2x2_rows(j0, j1, x, h, w, o1, o2, y, pos):
         """Planes ``j0 .. j1`` (flat x of (P, h, w) planes, y and pos of (P, o1, o2)).
         Rows in order: a step's outputs may spill into windows after its own, which this

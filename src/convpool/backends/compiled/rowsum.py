@@ -16,7 +16,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from .simd import F32xN, _address, vectors
-from .threads import KERNEL, parallel_for
+from .threads import KERNEL_O2, parallel_for
 
 CHUNK = 1024  # elements summed in float32 before a float64 add
 AHEAD = 64  # rows ahead to prefetch (64 x 49 floats: 12.5 KiB)
@@ -91,7 +91,7 @@ def _row(x, base, plane):
         acc = _vzero()
 
 
-@njit(**KERNEL)
+@njit(**KERNEL_O2)
 def _row_means(j0, j1, x, plane, y, div):
     r = j0
     while r + 1 < j1:  # two rows at a time: independent sums, overlapping loads

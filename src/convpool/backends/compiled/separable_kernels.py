@@ -43,10 +43,10 @@ import numpy as np
 from numba import njit
 
 from .pool_layout import interior
-from .threads import KERNEL, parallel_for
+from .threads import KERNEL_O2, parallel_for
 
 
-@njit(**KERNEL)
+@njit(**KERNEL_O2)
 def _merge(vals, wins, base, best, where, sg):
     """One step of a pass: ``best[c]``, ``where[c]`` take ``vals[c]`` and position
     ``base + wins[c]`` where it beats them (max: sg 1, min: sg -1; ``sg*v > sg*b`` is
@@ -58,7 +58,7 @@ def _merge(vals, wins, base, best, where, sg):
         where[c] = base + wins[c] if take else where[c]
 
 
-@njit(**KERNEL)
+@njit(**KERNEL_O2)
 def _row(xrow, t2, geo, zf2, zeros_i, best, where, ph, sg):
     """Pass 1 on one input row: ``best[c]``, ``where[c]`` = max over column c's taps."""
     c0, c1, s2, d2, lo2 = geo
@@ -98,7 +98,7 @@ def _row(xrow, t2, geo, zf2, zeros_i, best, where, ph, sg):
             where[c] = m if take else where[c]
 
 
-@njit(**KERNEL)
+@njit(**KERNEL_O2)
 def _plane(xp, t1, t2, geo, zf2, zf3, zeros_v, zeros_i, r1, w1, ph, stamp, key, out, outw, sg):
     """Pass 2 on one (H, W) slice: ``out[b, c]``, ``outw[b, c]`` (position in the
     2-d window) = max over output row b's rows of pass 1; a zero row (-1) is 0 at its
@@ -122,7 +122,7 @@ def _plane(xp, t1, t2, geo, zf2, zf3, zeros_v, zeros_i, r1, w1, ph, stamp, key, 
                 _merge(vals, wins, j * k2, out[b], outw[b], sg)
 
 
-@njit(**KERNEL)
+@njit(**KERNEL_O2)
 def _select(
     j0, j1, x, t0, t1, t2, geo, zf2, zf3, if0, y, pos, zeros_v, zeros_i, r1, w1, ph, stamp1, r2, w2, stamp2, wp, up
 ):

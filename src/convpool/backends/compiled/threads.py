@@ -39,11 +39,43 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from numba.core import config
+from numba.core.compiler import Compiler
+
 from ...settings import TUNING
 
 CHUNKS_PER_THREAD = 4  # chunks a call is cut into, per thread: a late or slow thread costs at most a chunk
 
 KERNEL = {"nogil": True, "cache": True, "_nrt": False}  # numba options of every job-range kernel
+
+
+class _Level2Compiler(Compiler):
+    """numba's compiler with LLVM's optimisation level at most 2 while it compiles a kernel
+    (numba's default, ``NUMBA_OPT``, is 3; a lower or ``max`` setting is left as it is).
+
+    numba reads the level from ``numba.core.config.OPT`` when it builds LLVM's pass
+    pipelines, which it does inside the compilation; the compilation runs under numba's
+    global compiler lock, so setting the level for its duration affects no other one."""
+
+    def _compile_core(self) -> Any:
+        saved = config.OPT
+        if int(saved) > 2 and not getattr(saved, "is_opt_max", False):
+            config.OPT = type(saved)(2)
+        try:
+            return super()._compile_core()
+        finally:
+            config.OPT = saved
+
+
+# The pooling kernels' options: compiled at -O2.  -O3 adds passes (non-trivial loop
+# unswitching above all) that duplicate loops the vectoriser then works through again:
+# LLVM's share of the one-pass max pool's compile 0.54-0.61 s at -O3, 0.24-0.29 s at -O2,
+# and in `benchmarks/compile_time.py` (alone, cold, CPU s, Xeon rocketlake) 2x2 max pool
+# 1.60 -> 1.16, max_pool3d 1.88 -> 1.27, 3x3 s2 max 1.55 -> 1.39.  Their speed is the
+# same (`convpool bench` at either level, twice, in alternation: pooling convpool-time
+# ratio -O2/-O3 0.89 and 0.97).  The convolution kernels keep -O3: at -O2 the depthwise
+# stencil ran 1.1-1.6x and the 1x1 kernel 1.1-1.4x slower.
+KERNEL_O2 = {**KERNEL, "pipeline_class": _Level2Compiler}
 
 
 def num_threads() -> int:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .threads import KERNEL, parallel_for
+from .threads import KERNEL_O2, parallel_for
 
 # Tiled windows (stride == kernel, no padding, dilation 1: every input element is in at
 # most one window - the usual 2x2 pool): no index tables; the forward pass records the
@@ -34,7 +34,7 @@ def _select_tiled_for(sign: float):
     """The kernel for max (sign 1) or min (sign -1): each compiled on its first use, the
     sign a constant of the code (a kernel taking it as an argument keeps both loops)."""
 
-    @njit(**KERNEL)
+    @njit(**KERNEL_O2)
     def _select_tiled(j0, j1, x, off, k0, k1, k2, n1, n2, y, pos):
         o0, o1, o2 = y.shape[1], y.shape[2], y.shape[3]
         for p in range(j0, j1):
@@ -79,7 +79,7 @@ def select_tiled(x: np.ndarray, k0: int, k1: int, k2: int, sign: float, y: np.nd
 def _select_2x2_for(sign: float):
     """The kernel for max (sign 1) or min (sign -1), compiled on its first use."""
 
-    @njit(**KERNEL)
+    @njit(**KERNEL_O2)
     def _select_2x2(j0, j1, x, y, pos):
         o0, o1, o2 = y.shape[1], y.shape[2], y.shape[3]
         for p in range(j0, j1):
@@ -124,7 +124,7 @@ def select_2x2(x: np.ndarray, sign: float, y: np.ndarray, pos: np.ndarray) -> No
     parallel_for(_select_2x2_max if sign > 0 else _select_2x2_min, x.shape[0], x, y, pos, work=x.size)
 
 
-@njit(**KERNEL, fastmath=True)
+@njit(**KERNEL_O2, fastmath=True)
 def _sum_2x2(j0, j1, x, y):
     for p in range(j0, j1):
         for d in range(y.shape[1]):
@@ -140,7 +140,7 @@ def sum_2x2(x: np.ndarray, y: np.ndarray) -> None:
     parallel_for(_sum_2x2, x.shape[0], x, y, work=x.size)
 
 
-@njit(**KERNEL)
+@njit(**KERNEL_O2)
 def _spread_2x2(j0, j1, dy, g):
     o0, o1, o2 = dy.shape[1], dy.shape[2], dy.shape[3]
     n1, n2 = g.shape[2], g.shape[3]
@@ -170,7 +170,7 @@ def spread_2x2(dy: np.ndarray, g: np.ndarray) -> None:
     parallel_for(_spread_2x2, g.shape[0], dy, g, work=g.size)
 
 
-@njit(**KERNEL)
+@njit(**KERNEL_O2)
 def _route_tiled(j0, j1, pos, off, k0, k1, k2, n1, n2, dy, g):
     o0, o1, o2 = dy.shape[1], dy.shape[2], dy.shape[3]
     zero = g.dtype.type(0.0)
@@ -207,7 +207,7 @@ def route_tiled(pos: np.ndarray, k0: int, k1: int, k2: int, dy: np.ndarray, g: n
 # constant stride.
 
 
-@njit(**KERNEL, fastmath=True)
+@njit(**KERNEL_O2, fastmath=True)
 def _sum_separable(j0, j1, x, t0, t1, wmap, k2, s2, d2, y, row, sw):
     n0, n1 = x.shape[1], x.shape[2]
     o0, o1, o2 = y.shape[1], y.shape[2], y.shape[3]
@@ -260,7 +260,7 @@ def sum_separable(
     parallel_for(run, x.shape[0], work=x.size * k2 + y.size * t0.shape[1] * t1.shape[1])
 
 
-@njit(**KERNEL, fastmath=True)
+@njit(**KERNEL_O2, fastmath=True)
 def _sum_separable_backward(j0, j1, dy, t0, t1, wmap, k2, s2, d2, g, row, sw):
     n0, n1, n2 = g.shape[1], g.shape[2], g.shape[3]
     o0, o1, o2 = dy.shape[1], dy.shape[2], dy.shape[3]

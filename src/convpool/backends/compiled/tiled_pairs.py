@@ -25,14 +25,14 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .threads import KERNEL, parallel_for
+from .threads import KERNEL_O2, parallel_for
 
 
 def _select_pairs_for(sign: float):
     """The kernel for max (sign 1) or min (sign -1), compiled on its first use (the
     sign a constant of the code)."""
 
-    @njit(**KERNEL)
+    @njit(**KERNEL_O2)
     def _select_pairs(j0, j1, x, y, pos):
         w0, w1 = pos.dtype.type(0), pos.dtype.type(1)
         for r in range(j0, j1):
@@ -67,7 +67,7 @@ def select_pairs(x: np.ndarray, sign: float, y: np.ndarray, pos: np.ndarray) -> 
 def _select_pair_windows_for(sign: float):
     """The kernel for max (sign 1) or min (sign -1), compiled on its first use."""
 
-    @njit(**KERNEL)
+    @njit(**KERNEL_O2)
     def _select_pair_windows(j0, j1, x, k0, k1, y, pos, wf):
         o0, o1, o2 = y.shape[1], y.shape[2], y.shape[3]
         start = y.dtype.type(-np.inf * sign)
@@ -113,7 +113,7 @@ def select_pair_windows(x: np.ndarray, k0: int, k1: int, sign: float, y: np.ndar
     parallel_for(run, x.shape[0], work=x.size)
 
 
-@njit(**KERNEL)
+@njit(**KERNEL_O2)
 def _route_pairs(j0, j1, pos, dy, g, k1):
     """Groups ``j0 .. j1``: output row b of a group takes input rows ``b*k1 .. b*k1 +
     k1 - 1``, window position ``2h`` / ``2h + 1`` in row h.  pos, dy: (R, o1, o2);

@@ -12,10 +12,10 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .threads import KERNEL, parallel_for
+from .threads import KERNEL_O2, parallel_for
 
 
-@njit(**KERNEL)
+@njit(**KERNEL_O2)
 def _sum_tiled(j0, j1, x, k0, k1, k2, y):
     o0, o1, o2 = y.shape[1], y.shape[2], y.shape[3]
     zero = y.dtype.type(0.0)
@@ -44,7 +44,7 @@ def sum_tiled(x: np.ndarray, k0: int, k1: int, k2: int, y: np.ndarray) -> None:
     parallel_for(_sum_tiled, x.shape[0], x, k0, k1, k2, y, work=x.size)
 
 
-@njit(**KERNEL)
+@njit(**KERNEL_O2)
 def _spread_tiled(j0, j1, dy, k0, k1, k2, g):
     o0, o1, o2 = dy.shape[1], dy.shape[2], dy.shape[3]
     n1, n2 = g.shape[2], g.shape[3]
