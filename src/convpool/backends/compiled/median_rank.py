@@ -39,7 +39,7 @@ def _median_rank(j0, j1, x, t0, t1, t2, y, idx, vals, ok, rank, count, half, cho
         p = job // (o1 * o0)
         yr, ir = y[p, a, b], idx[p, a, b]
         for c0 in range(0, o2, block):
-            w = min(block, o2 - c0)
+            w = o2 - c0 if o2 - c0 < block else block  # not min()/max(): no helpers to compile
             for c in range(block):
                 count[c] = 0
                 first_nan[c] = kk
@@ -53,12 +53,12 @@ def _median_rank(j0, j1, x, t0, t1, t2, y, idx, vals, ok, rank, count, half, cho
                     sj = t1[b, j]
                     row_skip = (si == -2) | (sj == -2)  # identity padding: not an element
                     row_in = (si >= 0) & (sj >= 0)  # else zero padding: a 0
-                    xr = x[p, max(si, 0), max(sj, 0)]
+                    xr = x[p, si if si > 0 else 0, sj if sj > 0 else 0]
                     for m in range(k2):
                         ve, oke = vals[e], ok[e]
                         for c in range(block):
-                            sm = t2[min(c0 + c, o2 - 1), m]
-                            v = xr[max(sm, 0)]
+                            sm = t2[c0 + c if c0 + c < o2 else o2 - 1, m]
+                            v = xr[sm if sm > 0 else 0]
                             real = row_in & (sm >= 0)
                             okv = (c < w) & ~row_skip & (sm != -2)
                             ve[c] = v if real else zero

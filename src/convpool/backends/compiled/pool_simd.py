@@ -138,10 +138,11 @@ def _kernel(sign: float) -> Any:
                 top = (p * h + 2 * b) * w
                 yi = (p * o1 + b) * o2
                 for c in range(0, o2, LANES):
+                    m = o2 - c if o2 - c < LANES else LANES  # not min(): no helper to compile
                     if yi + c + LANES <= end and top + 2 * c + w + 2 * LANES <= size:
-                        _select(sign, True, x, top + 2 * c, w, min(LANES, o2 - c), y, yi + c, pos)
+                        _select(sign, True, x, top + 2 * c, w, m, y, yi + c, pos)
                     else:
-                        _select(sign, False, x, top + 2 * c, w, min(LANES, o2 - c), y, yi + c, pos)
+                        _select(sign, False, x, top + 2 * c, w, m, y, yi + c, pos)
 
     return _select_2x2_rows
 

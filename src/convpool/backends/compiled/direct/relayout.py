@@ -93,7 +93,7 @@ def _to_wide_blocks(j0, j1, a, shape, lo, q, rows, length, buf, block):
     plane = q0 * q1 * q2
     for j in range(j0, j1):
         n_lo = j * block
-        n_hi = min(n_img, n_lo + block)
+        n_hi = n_lo + block if n_lo + block < n_img else n_img  # not min(): no helper to compile
         for c in range(n_ch):
             for n in range(n_lo, n_hi):
                 base = rows[c] * length + n * plane
@@ -144,7 +144,7 @@ def _to_wide_phases(j0, j1, a, shape, lo, q, st, rows, length, buf):
                         buf[row + w] = 0.0
                     if s2 == 2:  # every other element: vectors, shuffled
                         for w in range(w_lo, w_hi, 16):
-                            m = min(16, w_hi - w)
+                            m = w_hi - w if w_hi - w < 16 else 16
                             vstore_lanes(buf, row + w, vload_even(a, start + 2 * w + off, m), 0, m)
                     else:
                         for w in range(w_lo, w_hi):

@@ -75,7 +75,7 @@ def _tile_kernels(block_oc: int, vecs: int, lanes: int, dw_oc: int, dw_taps: int
                 acc = _tfma(acc, wp, wrow + e, n_ent, src, xrow + ents[e])
             o = b * block_oc
             yb = img * img_y + (gi * co + o) * plane
-            rows = min(block_oc, co - o)
+            rows = co - o if co - o < block_oc else block_oc  # not min(): no helper to compile
             for vi in range(vecs):  # each run of outputs: its lanes and place read once for every row
                 v = qb * vecs + vi
                 for s in range(ptr[v], ptr[v + 1]):
@@ -91,9 +91,9 @@ def _tile_kernels(block_oc: int, vecs: int, lanes: int, dw_oc: int, dw_taps: int
         span = ((q_len + parts - 1) // parts + lanes - 1) // lanes * lanes
         for p in range(j0, j1):
             q_lo = p * span
-            q_hi = min(q_len, q_lo + span)
+            q_hi = q_lo + span if q_lo + span < q_len else q_len
             for c0 in range(q_lo, q_hi, DW_CHUNK):
-                c1 = min(q_hi, c0 + DW_CHUNK)
+                c1 = c0 + DW_CHUNK if c0 + DW_CHUNK < q_hi else q_hi
                 for job in range(groups * nb * ntb):
                     tb = job % ntb
                     rest = job // ntb
