@@ -3,7 +3,7 @@
 :data:`convpool.backends.compiled.threads.KERNEL_O2` compiles through a numba compiler
 that lowers ``numba.core.config.OPT`` to 2 for the length of one compilation (numba reads
 the level there when it builds LLVM's pass pipelines).  Every kernel of the pooling
-modules uses it, the convolution kernels do not, and the level comes back afterwards -
+modules and the layout copies uses it, the convolution kernels do not, and the level comes back afterwards -
 also when a compilation fails - so a user's own numba functions compile as they would
 without convpool."""
 
@@ -21,7 +21,8 @@ from numba.core.registry import CPUDispatcher
 
 from convpool.backends.compiled import threads
 
-POOL_MODULES = [
+O2_MODULES = [  # the pooling kernels and the convolution's layout copies
+    "direct.relayout",
     "median_rank",
     "pool_kernels",
     "pool_route",
@@ -81,8 +82,8 @@ def test_a_users_lower_or_max_level_is_kept(levels: list[int], monkeypatch: pyte
     assert config.OPT is setting
 
 
-@pytest.mark.parametrize("name", POOL_MODULES)
-def test_every_pooling_kernel_compiles_at_level_2(name: str) -> None:
+@pytest.mark.parametrize("name", O2_MODULES)
+def test_every_pooling_and_layout_kernel_compiles_at_level_2(name: str) -> None:
     module = importlib.import_module(f"convpool.backends.compiled.{name}")
     decorators = [line.strip() for line in inspect.getsource(module).splitlines() if line.strip().startswith("@njit(")]
     kernels = [d for d in decorators if 'inline="always"' not in d]  # helpers compile into their callers

@@ -67,14 +67,16 @@ class _Level2Compiler(Compiler):
             config.OPT = saved
 
 
-# The pooling kernels' options: compiled at -O2.  -O3 adds passes (non-trivial loop
+# The options of the pooling kernels and the convolution's layout copies: compiled at -O2.  -O3 adds passes (non-trivial loop
 # unswitching above all) that duplicate loops the vectoriser then works through again:
 # LLVM's share of the one-pass max pool's compile 0.54-0.61 s at -O3, 0.24-0.29 s at -O2,
 # and in `benchmarks/compile_time.py` (alone, cold, CPU s, Xeon rocketlake) 2x2 max pool
 # 1.60 -> 1.16, max_pool3d 1.88 -> 1.27, 3x3 s2 max 1.55 -> 1.39.  Their speed is the
 # same (`convpool bench` at either level, twice, in alternation: pooling convpool-time
-# ratio -O2/-O3 0.89 and 0.97).  The convolution kernels keep -O3: at -O2 the depthwise
-# stencil ran 1.1-1.6x and the 1x1 kernel 1.1-1.4x slower.
+# ratio -O2/-O3 0.89 and 0.97); the layout copies (direct/relayout.py) alone, paired in one
+# process: 0.89-1.05 natively, 0.99-1.06 for Haswell, and a conv's first call 0.1-0.15 s
+# shorter.  The convolution kernels keep -O3: at -O2 the depthwise stencil ran 1.1-1.6x
+# and the 1x1 kernel 1.1-1.4x slower.
 KERNEL_O2 = {**KERNEL, "pipeline_class": _Level2Compiler}
 
 

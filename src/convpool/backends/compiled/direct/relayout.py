@@ -9,7 +9,7 @@ from numba import njit
 
 from ..im2col import _span
 from ..simd import vload, vload_even, vload_lanes, vstore, vstore_lanes
-from ..threads import KERNEL, parallel_for
+from ..threads import KERNEL_O2, parallel_for
 
 
 @njit(inline="always")
@@ -28,7 +28,7 @@ def _copy_row(a, start, d2, l2, q2, buf, row):
         buf[row + w] = 0.0
 
 
-@njit(**KERNEL)
+@njit(**KERNEL_O2)
 def _pad_plane(a, src, d0, d1, d2, l0, l1, l2, q0, q1, q2, buf, dst, length):
     """buf[dst : dst + length] = the plane of ``a`` at ``src`` (d0 x d1 x d2), zero-padded
     to q0 x q1 x q2 with (l0, l1, l2) zeros before, then zeros to ``length``.  A function
@@ -63,7 +63,7 @@ def _copy_plane(a, src, d0, d1, d2, lo, q0, q1, q2, buf, base):
                 buf[row : row + q2] = 0.0
 
 
-@njit(**KERNEL)
+@njit(**KERNEL_O2)
 def _to_wide(j0, j1, a, shape, lo, q, rows, length, buf):
     """Jobs (a channel of an image) ``j0 .. j1`` of :func:`to_wide` with stride 1."""
     n_img, n_ch, d0, d1, d2 = shape[0], shape[1], shape[2], shape[3], shape[4]
@@ -80,7 +80,7 @@ def _to_wide(j0, j1, a, shape, lo, q, rows, length, buf):
             c += 1
 
 
-@njit(**KERNEL)
+@njit(**KERNEL_O2)
 def _to_wide_blocks(j0, j1, a, shape, lo, q, rows, length, buf, block):
     """Blocks of ``block`` images ``j0 .. j1`` of :func:`to_wide` with stride 1, channel
     by channel within a block: for short planes, whose channel-major copy over the whole
@@ -113,7 +113,7 @@ IMAGE_MAJOR_PLANE = 128
 BLOCK_BYTES = 64 << 10
 
 
-@njit(**KERNEL)
+@njit(**KERNEL_O2)
 def _to_wide_phases(j0, j1, a, shape, lo, q, st, rows, length, buf):
     """Jobs (a stride phase of a channel of an image) ``j0 .. j1`` of :func:`to_wide`."""
     n_img, n_ch, d0, d1, d2 = shape[0], shape[1], shape[2], shape[3], shape[4]
@@ -201,7 +201,7 @@ def to_wide(
         parallel_for(_to_wide_phases, jobs * phases, a, shape, lo, q, st, rows, length, buf, work=work * phases)
 
 
-@njit(**KERNEL)
+@njit(**KERNEL_O2)
 def _from_phases(j0, j1, ys, sph, sp, q, st, lo, first, at, count, bias, nb, dx):
     """Planes ``j0 .. j1`` of :func:`from_phases` (dx flat, planes of D x H x W)."""
     s0, s1, s2 = st[0], st[1], st[2]
