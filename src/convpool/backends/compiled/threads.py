@@ -46,7 +46,7 @@ from ...settings import TUNING
 
 CHUNKS_PER_THREAD = 4  # chunks a call is cut into, per thread: a late or slow thread costs at most a chunk
 
-KERNEL = {"nogil": True, "cache": True, "_nrt": False}  # numba options of every job-range kernel
+KERNEL = {"nogil": True, "cache": True, "_nrt": False, "no_cfunc_wrapper": True}  # numba options of every job-range kernel
 
 
 class _Level2Compiler(Compiler):
