@@ -15,9 +15,11 @@ CPU seconds to compile one kernel with and without it: the 2x2 max pool's backwa
 3.9 and 0.9, the SIMD convolution 5.8 and 2.8), for the same speed on loops of
 independent jobs.
 
-Kernels are compiled with :data:`KERNEL` options: ``nogil``, cached on disk, and without
-numba's reference counting (``_nrt=False``: a kernel allocates nothing - its scratch
-arrays come from the caller).  With reference counting, every array variable that an
+Kernels are compiled with :data:`KERNEL` options (:data:`KERNEL_O2`: the same at LLVM -O2,
+for the pooling kernels and layout copies; see there): ``nogil``, cached on disk, no cfunc
+wrapper (nothing calls a kernel through a C pointer), and without numba's reference
+counting (``_nrt=False``: a kernel allocates nothing - its scratch arrays come from the
+caller).  With reference counting, every array variable that an
 inlined helper copies gets an atomic increment and decrement per call, in the inner
 loop: the wide layout copy ran 3x slower than without (0.57 vs 0.17 ms).
 
@@ -46,7 +48,8 @@ from ...settings import TUNING
 
 CHUNKS_PER_THREAD = 4  # chunks a call is cut into, per thread: a late or slow thread costs at most a chunk
 
-KERNEL = {"nogil": True, "cache": True, "_nrt": False, "no_cfunc_wrapper": True}  # numba options of every job-range kernel
+# numba options of every job-range kernel
+KERNEL = {"nogil": True, "cache": True, "_nrt": False, "no_cfunc_wrapper": True}
 
 
 class _Level2Compiler(Compiler):
@@ -67,16 +70,16 @@ class _Level2Compiler(Compiler):
             config.OPT = saved
 
 
-# The options of the pooling kernels and the convolution's layout copies: compiled at -O2.  -O3 adds passes (non-trivial loop
-# unswitching above all) that duplicate loops the vectoriser then works through again:
-# LLVM's share of the one-pass max pool's compile 0.54-0.61 s at -O3, 0.24-0.29 s at -O2,
-# and in `benchmarks/compile_time.py` (alone, cold, CPU s, Xeon rocketlake) 2x2 max pool
-# 1.60 -> 1.16, max_pool3d 1.88 -> 1.27, 3x3 s2 max 1.55 -> 1.39.  Their speed is the
-# same (`convpool bench` at either level, twice, in alternation: pooling convpool-time
-# ratio -O2/-O3 0.89 and 0.97); the layout copies (direct/relayout.py) alone, paired in one
-# process: 0.89-1.05 natively, 0.99-1.06 for Haswell, and a conv's first call 0.1-0.15 s
-# shorter.  The convolution kernels keep -O3: at -O2 the depthwise stencil ran 1.1-1.6x
-# and the 1x1 kernel 1.1-1.4x slower.
+# The options of the pooling kernels and the convolution's layout copies: compiled at -O2.
+# -O3 adds passes (non-trivial loop unswitching above all) that duplicate loops the
+# vectoriser then works through again: LLVM's share of the one-pass max pool's compile
+# 0.54-0.61 s at -O3, 0.24-0.29 s at -O2, and in `benchmarks/compile_time.py` (alone, cold,
+# CPU s, Xeon rocketlake) 2x2 max pool 1.60 -> 1.16, max_pool3d 1.88 -> 1.27, 3x3 s2 max
+# 1.55 -> 1.39.  Their speed is the same: each pooling op of the bench paired in one process
+# with its kernels at -O2 and at -O3, time -O2/-O3 0.91-1.08 natively and 0.89-1.04 for
+# Haswell; the layout copies 0.89-1.05 and 0.99-1.06, and a conv's first call 0.1-0.15 s
+# shorter.  The convolution kernels keep -O3: at -O2 the depthwise stencil ran 1.1-1.6x and
+# the 1x1 kernel 1.1-1.4x slower (`convpool bench`).
 KERNEL_O2 = {**KERNEL, "pipeline_class": _Level2Compiler}
 
 
