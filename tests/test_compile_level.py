@@ -3,9 +3,9 @@
 :data:`convpool.backends.compiled.threads.KERNEL_O2` compiles through a numba compiler
 that lowers ``numba.core.config.OPT`` to 2 for the length of one compilation (numba reads
 the level there when it builds LLVM's pass pipelines).  Every kernel of the pooling
-modules and the layout copies uses it, the convolution kernels do not, and the level comes back afterwards -
-also when a compilation fails - so a user's own numba functions compile as they would
-without convpool."""
+modules and the layout copies uses it, the convolution kernels do not, and the level
+comes back afterwards - also when a compilation fails - so a user's own numba functions
+compile as they would without convpool."""
 
 from __future__ import annotations
 
