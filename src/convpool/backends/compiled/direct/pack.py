@@ -7,9 +7,9 @@ streams of weights, each read in order).  It used to read them packed - each ent
 BLOCK_OC weights side by side, made by a compiled pass on every call - which was no
 faster (the kernel alone, packed / as they lie, paired medians in one process, Intel Xeon
 "rocketlake", one thread: 0.99-1.03 natively and under numba for Haswell on 32->64 3x3
-28x28, 64->128 3x3, batch-1 32->64 14x14, 1->6 5x5 and 3->32 3x3 convolutions;
-/tmp/s6/wstride.py), cost 7-27 us a call at batch 1 and 0.25-0.44 s of CPU to compile
-in a process's first convolution."""
+28x28, 64->128 3x3, batch-1 32->64 14x14, 1->6 5x5 and 3->32 3x3 convolutions), cost
+7-27 us a call at batch 1 and 0.25-0.44 s of CPU to compile in a process's first
+convolution."""
 
 from __future__ import annotations
 
