@@ -1,6 +1,6 @@
 """The median pool's rank kernel (backends/compiled/median_rank.py) against the insertion
 sort it replaced (pool_kernels.median_forward): the same values and flat indices, on
-ties, NaN, zero / identity padding (table entries -1 / -2), strides, dilation, 1-3 dims."""
+ties, infinities, signed zeros, NaN, zero / identity padding (table entries -1 / -2), strides, dilation, 1-3 dims."""
 
 from __future__ import annotations
 
@@ -21,13 +21,13 @@ from convpool.backends.compiled.pool_kernels import median_forward as sort_media
 @given(
     seed=st.integers(0, 2**32 - 1),
     nd=st.integers(1, 3),
-    mode=st.sampled_from([None, "zeros", "replicate", "reflect"]),
-    ties=st.booleans(),
+    mode=st.sampled_from([None, "zeros", "replicate", "reflect", "circular"]),
+    values=st.sampled_from(["normal", "ties", "specials"]),
     nan=st.booleans(),
     dtype=st.sampled_from([np.float32, np.float64]),
 )
 def test_rank_kernel_equals_insertion_sort(
-    seed: int, nd: int, mode: str | None, ties: bool, nan: bool, dtype: type
+    seed: int, nd: int, mode: str | None, values: str, nan: bool, dtype: type
 ) -> None:
     rng = np.random.default_rng(seed)
     tables = [np.zeros((1, 1), dtype=np.int64)] * (3 - nd)
@@ -47,7 +47,12 @@ def test_rank_kernel_equals_insertion_sort(
         tables[2] = kernels.index_table(n, 3, 1, 1, 1, 1, n, "zeros" if mode == "zeros" else mode)
         shape[2] = n
     p = int(rng.integers(1, 4))
-    x = rng.integers(-3, 4, (p, *shape)).astype(dtype) if ties else rng.standard_normal((p, *shape)).astype(dtype)
+    if values == "ties":
+        x = rng.integers(-3, 4, (p, *shape)).astype(dtype)
+    elif values == "specials":  # infinities (a skipped entry must not tie with +inf), signed zeros
+        x = rng.choice(np.array([-np.inf, -1.0, -0.0, 0.0, 1.0, np.inf], dtype=dtype), (p, *shape))
+    else:
+        x = rng.standard_normal((p, *shape)).astype(dtype)
     if nan:
         x.reshape(-1)[rng.integers(0, x.size, 2)] = np.nan
     out_shape = (p,) + tuple(t.shape[0] for t in tables)
