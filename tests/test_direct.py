@@ -164,6 +164,27 @@ def test_wide_phase_layout_splits_a_strided_plane():  # type: ignore[no-untyped-
                 np.testing.assert_array_equal(phase, full[c, r0::2, r1::2])
 
 
+def test_from_phases_interleaves_the_phases_and_refuses_a_strided_target():  # type: ignore[no-untyped-def]
+    from convpool.backends.compiled.direct.relayout import from_phases
+
+    rng = np.random.default_rng(0)
+    # stride 2 on an even row: the pair path, phase 0 first (offset 0) or phase 1 (offset 1);
+    # an odd row or stride 3: the general one
+    for s2, n2, lo2 in ((2, 8, 0), (2, 8, 1), (2, 7, 1), (3, 7, 1)):
+        st3, lo3 = np.array([1, 2, s2], np.int64), np.array([0, 1, lo2], np.int64)
+        dx = np.empty((3, 1, 6, n2), np.float32)
+        q = (1, (6 + 1 - 1) // 2 + 1, (n2 + lo2 - 1) // s2 + 1)
+        ys = rng.standard_normal(2 * s2 * 3 * q[1] * q[2]).astype(np.float32)
+        from_phases(ys, q, st3, lo3, dx)
+        phases = ys.reshape(2, s2, 3, q[1], q[2])
+        for u in range(6):
+            for w in range(n2):
+                uu, ww = u + 1, w + lo2
+                np.testing.assert_array_equal(dx[:, 0, u, w], phases[uu % 2, ww % s2, :, uu // 2, ww // s2])
+    with pytest.raises(ValueError, match="C-contiguous"):
+        from_phases(ys, q, st3, lo3, np.empty((3, 1, 6, 14), np.float32)[..., ::2])
+
+
 def test_wide_layout_pads_and_separates_images():  # type: ignore[no-untyped-def]
     a = np.arange(2 * 3 * 2 * 3, dtype=np.float32).reshape(2, 3, 2, 3) + 1
     wide = _direct.Wide(a, ((1, 0), (0, 2)), "constant", reach=7)
