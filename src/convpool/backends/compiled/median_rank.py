@@ -118,9 +118,8 @@ def median_forward(
     tables = (t0, t1, t2)
     kk = t0.shape[1] * t1.shape[1] * t2.shape[1]
     rows = x.shape[0] * t0.shape[0] * t1.shape[0]
-    counts = np.concatenate([(t != -2).sum(axis=1) for t in tables]).astype(
-        np.int32
-    )  # elements per window, per dimension
+    # each window's elements along each dimension: o0 + o1 + o2 counts, multiplied in the kernel
+    counts = np.concatenate([(t != -2).sum(axis=1) for t in tables]).astype(np.int32)
     src, (s0, s1, s2) = _with_slots(x, tables)
     n0, n1, n2 = x.shape[1:]
 
