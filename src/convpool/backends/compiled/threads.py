@@ -18,11 +18,12 @@ independent jobs.
 Kernels are compiled with :data:`KERNEL` options (:data:`KERNEL_O2`: the same at LLVM -O2,
 for the pooling kernels and layout copies; see there): ``nogil``, cached on disk, no cfunc
 wrapper (nothing calls a kernel through a C pointer), without numba's rewrites after type
-inference (they fuse whole-array expressions, which no kernel has; see :class:`_KernelCompiler`),
-and without numba's reference counting (``_nrt=False``: a kernel allocates nothing - its scratch arrays come from the
-caller).  With reference counting, every array variable that an
-inlined helper copies gets an atomic increment and decrement per call, in the inner
-loop: the wide layout copy ran 3x slower than without (0.57 vs 0.17 ms).
+inference (they fuse whole-array expressions, which no kernel has; see
+:class:`_KernelCompiler`), and without numba's reference counting (``_nrt=False``: a kernel
+allocates nothing - its scratch arrays come from the caller).  With reference counting,
+every array variable that an inlined helper copies gets an atomic increment and decrement
+per call, in the inner loop: the wide layout copy ran 3x slower than without (0.57 vs
+0.17 ms).
 
 A hand-over to a worker costs some tens of microseconds (a queue and a lock; measured
 on 2 busy cores: 25-33 us a call, numba's OpenMP prange 16-21 us), so work below
