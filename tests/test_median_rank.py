@@ -1,6 +1,7 @@
 """The median pool's rank kernel (backends/compiled/median_rank.py) against the insertion
 sort it replaced (pool_kernels.median_forward): the same values and flat indices, on
-ties, infinities, signed zeros, NaN, zero / identity padding (table entries -1 / -2), strides, dilation, 1-3 dims."""
+ties, infinities, signed zeros, zero / identity padding (table entries -1 / -2), strides,
+dilation, 1-3 dims; and an input with NaN, which median_forward hands to the sort."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from convpool.backends.compiled.pool_kernels import median_forward as sort_media
     nd=st.integers(1, 3),
     mode=st.sampled_from([None, "zeros", "replicate", "reflect", "circular"]),
     values=st.sampled_from(["normal", "ties", "specials"]),
-    nan=st.booleans(),
+    nan=st.sampled_from([False, False, False, True]),  # with NaN: the sort runs (module docstring)
     dtype=st.sampled_from([np.float32, np.float64]),
 )
 def test_rank_kernel_equals_insertion_sort(
@@ -78,3 +79,40 @@ def test_rank_kernel_first_nan_and_lower_median() -> None:
     y2, i2 = np.empty((1, 1, 1, 1), np.float32), np.empty((1, 1, 1, 1), np.int64)
     rank_median(x2, lead, lead, t2, y2, i2)
     assert y2[0, 0, 0, 0] == 2.0 and i2[0, 0, 0, 0] == 0  # lower median of 1 2 2 2: the first 2
+
+
+def test_nan_free_input_runs_the_rank_kernel_and_nan_the_sort(monkeypatch: pytest.MonkeyPatch) -> None:
+    from convpool.backends.compiled import median_rank
+
+    sorted_calls: list[int] = []
+
+    def counting_sort(*args: np.ndarray) -> None:
+        sorted_calls.append(1)
+        sort_median(*args)
+
+    monkeypatch.setattr(median_rank, "sort_forward", counting_sort)
+    x = np.random.default_rng(3).standard_normal((2, 1, 5, 7)).astype(np.float32)
+    x[0, 0, 1, 1] = np.inf
+    x[1, 0, 2, 2] = -np.inf  # both infinities, no NaN: still the ranks
+    lead = np.zeros((1, 1), dtype=np.int64)
+    t1, t2 = kernels.index_table(5, 3, 1, 1, 1, 1, 5, "zeros"), kernels.index_table(7, 3, 1, 1, 1, 1, 7, "zeros")
+    y, i = np.empty((2, 1, 5, 7), np.float32), np.empty((2, 1, 5, 7), np.int64)
+    y_ref, i_ref = np.empty_like(y), np.empty_like(i)
+    sort_median(x, lead, t1, t2, y_ref, i_ref)
+    median_rank.median_forward(x, lead, t1, t2, y, i)
+    assert sorted_calls == []
+    np.testing.assert_array_equal(y, y_ref)
+    np.testing.assert_array_equal(i, i_ref)
+    x[1, 0, 4, 6] = np.nan
+    median_rank.median_forward(x, lead, t1, t2, y, i)
+    assert sorted_calls == [1]
+    assert np.isnan(y[1, 0, 4, 6]) and i[1, 0, 4, 6] == 4 * 7 + 6
+
+
+def test_median_forward_refuses_strided_outputs() -> None:
+    x = np.zeros((1, 1, 1, 4), np.float32)
+    lead = np.zeros((1, 1), dtype=np.int64)
+    t = kernels.index_table(4, 2, 1, 1, 0, 0, 3, None)
+    y = np.empty((1, 1, 1, 6), np.float32)[..., ::2]
+    with pytest.raises(ValueError, match="C-contiguous"):
+        rank_median(x, lead, lead, t, y, np.empty((1, 1, 1, 3), np.int64))
