@@ -141,7 +141,7 @@ def median_forward(
 
     def run(j0: int, j1: int) -> None:  # each thread its own scratch
         vals = np.empty(kk * BLOCK, dtype=x.dtype)
-        rank, chosen = np.empty((2, BLOCK), dtype=np.int32)
+        rank, chosen = np.zeros((2, BLOCK), dtype=np.int32)  # chosen: an element number before any is set
         _median_rank(
             j0, j1, flat, rows, cols, half, irow, icol, k0 * k1, k2, o0 * o1, o2, m0 * m1 * m2,
             y_flat, idx_flat, vals, rank, chosen,
