@@ -117,10 +117,11 @@ def median_forward(
     (module docstring); an input with NaN goes to the sort."""
     if not (y.flags.c_contiguous and idx.flags.c_contiguous):
         raise ValueError("median_forward: y and idx must be C-contiguous (the kernel writes them flat)")
-    if np.isnan(x).any():
+    if x.size and np.isnan(x.min()):  # min() propagates NaN, and builds no mask the size of x
         sort_forward(x, t0, t1, t2, y, idx)
         return
-    tables = (t0, t1, t2)
+    # int64 whatever the caller's tables: PADDING must not wrap around in an int32 sum
+    t0, t1, t2 = tables = tuple(np.asarray(t, dtype=np.int64) for t in (t0, t1, t2))
     (o0, k0), (o1, k1), (o2, k2) = t0.shape, t1.shape, t2.shape
     n0, n1, n2 = x.shape[1:]
     # each output's rank to choose: (elements in its window - 1) // 2, the same for every plane

@@ -3,10 +3,11 @@ position, the median; the max/min gradient routing lives in :mod:`.pool_route`
 (``route``, re-exported here).  Import only when numba is available
 (:mod:`convpool.backends.compiled.kernels` re-exports the ones the backends call).
 
-``select_max`` / ``select_min`` with ``find_selected`` (two passes) and ``median_forward``
-(an insertion sort per window) are no longer called by the backends: they stay as the
-straightforward compiled references that the tests hold :func:`select_where` and
-:func:`.median_rank.median_forward` to, result for result.
+``select_max`` / ``select_min`` with ``find_selected`` (two passes) are no longer called by
+the backends: they stay as the straightforward compiled references that the tests hold
+:func:`select_where` to, result for result.  ``median_forward`` (an insertion sort per
+window) is the reference for :func:`.median_rank.median_forward`, and runs in its place on
+an input holding NaN (a window's first NaN is its result, which the ranks cannot see).
 
 Every kernel sees 3 spatial dimensions and (P, D, H, W) planes; windows are read
 through one index table per dimension (:func:`convpool.backends.compiled.kernels.index_table`).  Each
